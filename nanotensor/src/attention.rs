@@ -1,0 +1,494 @@
+//! Attention: the specification, strided head layouts, and the memory arithmetic of each path.
+//!
+//! Scaled dot-product attention for one query head `h` reading KV head `g = h / (H / H_kv)`:
+//!
+//! ```text
+//! S = scale · Q_h · K_gᵀ            (n_q × n_kv scores)
+//! S[i, j] = -inf  where causal and j > i + (n_kv - n_q)
+//! P = softmax(S) along j            (rows that see no key give zeros)
+//! O_h = P · V_g                     (n_q × d_v)
+//! ```
+//!
+//! With a causal mask the queries are aligned to the *end* of the keys: query `i` sits at absolute
+//! position `n_kv - n_q + i`. That is the usual convention for decoding against a KV cache
+//! (`n_q = 1` sees every cached key) and reduces to the square lower-triangular mask when
+//! `n_q == n_kv`.
+//!
+//! Two algorithms compute it. The *materialised* path (`AttentionAlgo::Naive`) builds `S` for
+//! every head — `H·n_q·n_kv` elements: 40 GB per head at n = 100,000 in f32. The *flash* path
+//! (`AttentionAlgo::Flash`) streams K/V in blocks with an online softmax and needs O(n·d).
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+
+/// Which attention algorithm to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AttentionAlgo {
+    /// Let the backend choose: flash when the materialised scores would exceed the threshold.
+    #[default]
+    Auto,
+    /// Materialise the full score matrix, softmax it, multiply by V.
+    Naive,
+    /// Tiled attention with an online softmax; no score matrix.
+    Flash,
+}
+
+impl AttentionAlgo {
+    /// Lower-case name used by the CLI and JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionAlgo::Auto => "auto",
+            AttentionAlgo::Naive => "naive",
+            AttentionAlgo::Flash => "flash",
+        }
+    }
+
+    /// Parses `naive`, `flash` or `auto`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(AttentionAlgo::Auto),
+            "naive" => Ok(AttentionAlgo::Naive),
+            "flash" => Ok(AttentionAlgo::Flash),
+            other => Err(Error::invalid_arg(
+                "attention",
+                format!("unknown algorithm `{other}` (expected naive, flash or auto)"),
+            )),
+        }
+    }
+}
+
+/// Options of one attention call; the head counts and lengths come from the operands.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionSpec {
+    /// Apply the causal mask (end-aligned, see the module docs).
+    pub causal: bool,
+    /// Multiplier of `Q·Kᵀ`; `None` means `1/√d_k`.
+    pub scale: Option<f64>,
+    /// Algorithm to run.
+    pub algo: AttentionAlgo,
+    /// Scratch memory the call may use in bytes; `None` means [`crate::memory::default_budget`].
+    pub max_memory: Option<u64>,
+    /// For [`AttentionAlgo::Auto`]: materialise the scores only when they take at most this many
+    /// bytes. `None` means [`AttentionSpec::DEFAULT_AUTO_THRESHOLD`].
+    pub auto_threshold: Option<u64>,
+}
+
+impl Default for AttentionSpec {
+    fn default() -> Self {
+        AttentionSpec {
+            causal: false,
+            scale: None,
+            algo: AttentionAlgo::Auto,
+            max_memory: None,
+            auto_threshold: None,
+        }
+    }
+}
+
+impl AttentionSpec {
+    /// Score matrices up to this size (16 MiB, comfortably inside L3 + DRAM streaming) are still
+    /// cheap to materialise; beyond it `Auto` picks flash.
+    pub const DEFAULT_AUTO_THRESHOLD: u64 = 16 << 20;
+
+    /// A causal spec with default scale and algorithm.
+    pub fn causal() -> Self {
+        AttentionSpec {
+            causal: true,
+            ..Self::default()
+        }
+    }
+
+    /// The scale to use for head dimension `d`.
+    pub fn scale_for(&self, head_dim: usize) -> f64 {
+        self.scale
+            .unwrap_or_else(|| 1.0 / (head_dim.max(1) as f64).sqrt())
+    }
+
+    /// The memory budget in force.
+    pub fn budget(&self) -> u64 {
+        self.max_memory
+            .unwrap_or_else(crate::memory::default_budget)
+    }
+}
+
+/// Where the rows of each head live in a flat buffer.
+///
+/// Element `x` of row `i` of head `h` is at `h·head_stride + i·row_stride + x`. Contiguous
+/// `[H, N, d]` has `head_stride = N·d, row_stride = d`; token-major `[N, H, d]` (what a linear
+/// projection produces, and how a KV cache appends) has `head_stride = d, row_stride = H·d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadsLayout {
+    /// Number of heads.
+    pub heads: usize,
+    /// Rows (sequence positions) per head.
+    pub rows: usize,
+    /// Elements per row (the head dimension).
+    pub dim: usize,
+    /// Distance in elements between the first rows of consecutive heads.
+    pub head_stride: usize,
+    /// Distance in elements between consecutive rows of one head.
+    pub row_stride: usize,
+}
+
+impl HeadsLayout {
+    /// Contiguous `[heads, rows, dim]`.
+    pub fn contiguous(heads: usize, rows: usize, dim: usize) -> Self {
+        HeadsLayout {
+            heads,
+            rows,
+            dim,
+            head_stride: rows * dim,
+            row_stride: dim,
+        }
+    }
+
+    /// Token-major `[rows, heads, dim]`.
+    pub fn token_major(heads: usize, rows: usize, dim: usize) -> Self {
+        HeadsLayout {
+            heads,
+            rows,
+            dim,
+            head_stride: dim,
+            row_stride: heads * dim,
+        }
+    }
+
+    /// Flat offset of row `i` of head `h`.
+    #[inline]
+    pub fn offset(&self, h: usize, i: usize) -> usize {
+        h * self.head_stride + i * self.row_stride
+    }
+
+    /// Smallest buffer length that holds every row, or `None` on overflow. Zero when empty.
+    pub fn required_len(&self) -> Option<usize> {
+        if self.heads == 0 || self.rows == 0 || self.dim == 0 {
+            return Some(0);
+        }
+        let last_h = (self.heads - 1).checked_mul(self.head_stride)?;
+        let last_i = (self.rows - 1).checked_mul(self.row_stride)?;
+        last_h.checked_add(last_i)?.checked_add(self.dim)
+    }
+
+    fn shape(&self) -> [usize; 3] {
+        [self.heads, self.rows, self.dim]
+    }
+}
+
+/// The sizes of one attention call, validated from its operands' layouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionDims {
+    /// Query heads `H`.
+    pub n_heads: usize,
+    /// Key/value heads `H_kv` (divides `H`).
+    pub n_kv_heads: usize,
+    /// Query rows.
+    pub n_q: usize,
+    /// Key/value rows.
+    pub n_kv: usize,
+    /// Head dimension of Q and K.
+    pub head_dim: usize,
+    /// Head dimension of V and the output.
+    pub v_dim: usize,
+}
+
+impl AttentionDims {
+    /// Checks that the four layouts describe one attention call and that each buffer is long
+    /// enough for its layout.
+    pub fn validate(
+        q: (&HeadsLayout, usize),
+        k: (&HeadsLayout, usize),
+        v: (&HeadsLayout, usize),
+        out: (&HeadsLayout, usize),
+    ) -> Result<Self> {
+        const OP: &str = "attention";
+        let (ql, kl, vl, ol) = (q.0, k.0, v.0, out.0);
+        for (l, len, name) in [
+            (ql, q.1, "Q"),
+            (kl, k.1, "K"),
+            (vl, v.1, "V"),
+            (ol, out.1, "output"),
+        ] {
+            if l.heads == 0 || l.rows == 0 || l.dim == 0 {
+                return Err(Error::invalid_shape(
+                    OP,
+                    &l.shape(),
+                    format!("{name} is empty"),
+                ));
+            }
+            match l.required_len() {
+                Some(need) if need <= len => {}
+                _ => {
+                    return Err(Error::invalid_shape(
+                        OP,
+                        &l.shape(),
+                        format!("{name} buffer of {len} elements is too short for its layout"),
+                    ))
+                }
+            }
+        }
+        if kl.heads != vl.heads || kl.rows != vl.rows {
+            return Err(Error::mismatch(
+                OP,
+                &kl.shape(),
+                &vl.shape(),
+                "K and V need the same heads and rows",
+            ));
+        }
+        if ql.dim != kl.dim {
+            return Err(Error::mismatch(
+                OP,
+                &ql.shape(),
+                &kl.shape(),
+                "Q and K need the same head dimension",
+            ));
+        }
+        if ql.heads % kl.heads != 0 {
+            return Err(Error::mismatch(
+                OP,
+                &ql.shape(),
+                &kl.shape(),
+                format!(
+                    "{} query heads are not a multiple of {} KV heads",
+                    ql.heads, kl.heads
+                ),
+            ));
+        }
+        if ol.heads != ql.heads || ol.rows != ql.rows || ol.dim != vl.dim {
+            return Err(Error::mismatch(
+                OP,
+                &ql.shape(),
+                &ol.shape(),
+                "output must be [heads of Q, rows of Q, dim of V]",
+            ));
+        }
+        Ok(AttentionDims {
+            n_heads: ql.heads,
+            n_kv_heads: kl.heads,
+            n_q: ql.rows,
+            n_kv: kl.rows,
+            head_dim: ql.dim,
+            v_dim: vl.dim,
+        })
+    }
+
+    /// Query heads per KV head.
+    pub fn group(&self) -> usize {
+        self.n_heads / self.n_kv_heads
+    }
+
+    /// The KV head that query head `h` reads.
+    #[inline]
+    pub fn kv_head(&self, h: usize) -> usize {
+        h / self.group()
+    }
+
+    /// Number of keys query row `i` may see: all of them, or under the causal mask the first
+    /// `n_kv - n_q + i + 1` (clamped to `0..=n_kv`).
+    #[inline]
+    pub fn visible_keys(&self, i: usize, causal: bool) -> usize {
+        if causal {
+            (self.n_kv + i + 1).saturating_sub(self.n_q).min(self.n_kv)
+        } else {
+            self.n_kv
+        }
+    }
+
+    /// Floating-point operations: `2·H·n_q·n_kv·(d + d_v)` (Q·Kᵀ and P·V), halved when causal.
+    /// For `d = d_v` this is the familiar `4·H·N²·d`.
+    pub fn flops(&self, causal: bool) -> f64 {
+        let full = 2.0
+            * self.n_heads as f64
+            * self.n_q as f64
+            * self.n_kv as f64
+            * (self.head_dim + self.v_dim) as f64;
+        if causal {
+            full / 2.0
+        } else {
+            full
+        }
+    }
+
+    /// Bytes of the materialised score matrices: `H·n_q·n_kv` elements of `elem_size` bytes.
+    pub fn materialized_scores_bytes(&self, elem_size: usize) -> u64 {
+        (self.n_heads as u64)
+            .saturating_mul(self.n_q as u64)
+            .saturating_mul(self.n_kv as u64)
+            .saturating_mul(elem_size as u64)
+    }
+
+    /// A description of the score matrices for error messages.
+    pub fn scores_detail(&self, elem: &str) -> String {
+        format!(
+            " for the {} × {} × {} {elem} score matrix ({} per head)",
+            self.n_heads,
+            self.n_q,
+            self.n_kv,
+            crate::error::human_bytes(
+                self.materialized_scores_bytes(elem_size_of(elem)) / self.n_heads.max(1) as u64
+            )
+        )
+    }
+}
+
+fn elem_size_of(name: &str) -> usize {
+    match name {
+        "f64" => 8,
+        "bf16" | "f16" => 2,
+        _ => 4,
+    }
+}
+
+/// What an attention call will do: the algorithm chosen and the scratch memory it needs beyond
+/// its operands and output. Computable before anything is allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionPlan {
+    /// The algorithm that runs (never `Auto`).
+    pub algo: AttentionAlgo,
+    /// Extra bytes the call allocates.
+    pub scratch_bytes: u64,
+}
+
+/// Borrowed read-only heads: a buffer plus its layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Heads<'a, T> {
+    /// The flat buffer.
+    pub data: &'a [T],
+    /// Where each head's rows are.
+    pub layout: HeadsLayout,
+}
+
+/// Borrowed writable heads (the output of attention).
+#[derive(Debug)]
+pub struct HeadsMut<'a, T> {
+    /// The flat buffer.
+    pub data: &'a mut [T],
+    /// Where each head's rows are.
+    pub layout: HeadsLayout,
+}
+
+impl<'a, T: Element> Heads<'a, T> {
+    /// Row `i` of head `h`. Assumes a validated layout.
+    #[inline]
+    pub fn row(&self, h: usize, i: usize) -> &'a [T] {
+        let o = self.layout.offset(h, i);
+        &self.data[o..o + self.layout.dim]
+    }
+}
+
+impl<T: Element> HeadsMut<'_, T> {
+    /// Row `i` of head `h`, mutably. Assumes a validated layout.
+    #[inline]
+    pub fn row_mut(&mut self, h: usize, i: usize) -> &mut [T] {
+        let o = self.layout.offset(h, i);
+        let d = self.layout.dim;
+        &mut self.data[o..o + d]
+    }
+}
+
+/// Validates the operands of an attention call. Every backend calls this first.
+pub fn check_operands<T: Element>(
+    q: &Heads<'_, T>,
+    k: &Heads<'_, T>,
+    v: &Heads<'_, T>,
+    out: &HeadsMut<'_, T>,
+) -> Result<AttentionDims> {
+    AttentionDims::validate(
+        (&q.layout, q.data.len()),
+        (&k.layout, k.data.len()),
+        (&v.layout, v.data.len()),
+        (&out.layout, out.data.len()),
+    )
+}
+
+/// Fails with [`Error::NonFinite`] if any element a layout covers is NaN or infinite.
+pub fn check_heads_finite<T: Element>(op: &'static str, x: &Heads<'_, T>) -> Result<()> {
+    for h in 0..x.layout.heads {
+        for i in 0..x.layout.rows {
+            let row = x.row(h, i);
+            if let Some(p) = row.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    op,
+                    index: x.layout.offset(h, i) + p,
+                    value: row[p].as_f64(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Interprets attention operand shapes `[H, N, d]` or `[B, H, N, d]` as `(batch, layout)`.
+pub fn layout_of_shape(op: &'static str, shape: &[usize]) -> Result<(usize, HeadsLayout)> {
+    match *shape {
+        [h, n, d] => Ok((1, HeadsLayout::contiguous(h, n, d))),
+        [b, h, n, d] => Ok((b, HeadsLayout::contiguous(h, n, d))),
+        _ => Err(Error::invalid_shape(
+            op,
+            shape,
+            "attention operands are [heads, seq, dim] or [batch, heads, seq, dim]",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hundred_thousand_tokens_need_forty_gigabytes_per_head() {
+        let d = AttentionDims {
+            n_heads: 1,
+            n_kv_heads: 1,
+            n_q: 100_000,
+            n_kv: 100_000,
+            head_dim: 64,
+            v_dim: 64,
+        };
+        assert_eq!(d.materialized_scores_bytes(4), 40_000_000_000);
+        assert!(d.scores_detail("f32").contains("40.0 GB per head"));
+        assert_eq!(d.flops(false), 4.0 * 1e10 * 64.0);
+        assert_eq!(d.flops(true), 2.0 * 1e10 * 64.0);
+    }
+
+    #[test]
+    fn causal_visibility_is_end_aligned() {
+        let d = AttentionDims {
+            n_heads: 1,
+            n_kv_heads: 1,
+            n_q: 2,
+            n_kv: 5,
+            head_dim: 1,
+            v_dim: 1,
+        };
+        assert_eq!(d.visible_keys(0, true), 4);
+        assert_eq!(d.visible_keys(1, true), 5);
+        assert_eq!(d.visible_keys(0, false), 5);
+        let over = AttentionDims {
+            n_q: 7,
+            n_kv: 5,
+            ..d
+        };
+        assert_eq!(over.visible_keys(0, true), 0);
+        assert_eq!(over.visible_keys(6, true), 5);
+    }
+
+    #[test]
+    fn validation_rejects_bad_groups_and_short_buffers() {
+        let q = HeadsLayout::contiguous(6, 4, 8);
+        let k = HeadsLayout::contiguous(4, 4, 8);
+        let o = HeadsLayout::contiguous(6, 4, 8);
+        let e = AttentionDims::validate((&q, 192), (&k, 128), (&k, 128), (&o, 192)).unwrap_err();
+        assert!(e.to_string().contains("not a multiple"), "{e}");
+        let k = HeadsLayout::contiguous(2, 4, 8);
+        assert!(AttentionDims::validate((&q, 192), (&k, 64), (&k, 63), (&o, 192)).is_err());
+        let d = AttentionDims::validate((&q, 192), (&k, 64), (&k, 64), (&o, 192)).unwrap();
+        assert_eq!((d.group(), d.kv_head(5)), (3, 1));
+    }
+
+    #[test]
+    fn token_major_layout_offsets() {
+        let l = HeadsLayout::token_major(3, 5, 4);
+        assert_eq!(l.offset(1, 2), 2 * 12 + 4);
+        assert_eq!(l.required_len(), Some(60));
+    }
+}

@@ -1,0 +1,303 @@
+//! The `Backend` trait: what every backend must compute. Backends differ only in *how*.
+//!
+//! # Dispatch
+//! Methods are generic over the element type, so the trait is used through static dispatch:
+//! the CLI matches `--backend` once and calls a generic `run::<B: Backend>()`, and the model is
+//! `Llama<B>`. That keeps every kernel call monomorphic (no virtual call per matmul) and lets a
+//! backend specialise `f32` at zero cost. ARCHITECTURE.md explains the trade-off.
+//!
+//! # Errors
+//! Every method validates its operands (shapes, emptiness, finiteness, memory budget) before it
+//! computes, and returns [`Error`](crate::Error) naming the op and the shapes. Kernels behind the
+//! checks assume valid input.
+
+use crate::attention::{
+    check_operands, layout_of_shape, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
+};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// A weight matrix prepared once by a backend (packed, quantized) and applied many times.
+pub trait PreparedWeight: Send + Sync {
+    /// `[out_features, in_features]`: the shape of the `W` it was prepared from.
+    fn shape(&self) -> [usize; 2];
+    /// Bytes the prepared weight occupies in memory (data plus scales).
+    fn size_bytes(&self) -> usize;
+}
+
+/// The operations a NanoTensor backend provides.
+///
+/// Every method is a contract on the maths, the shapes and the errors; the conformance harness
+/// (`nanotensor-backends/tests/conformance.rs`) checks each backend against a float64 reference.
+pub trait Backend: Send + Sync {
+    /// A weight in this backend's preferred form: plain rows (naive), packed panels (blocked),
+    /// `i8` codes and a scale (int8).
+    type Weight<T: Element>: PreparedWeight;
+
+    /// The backend's name as used by `--backend` (`"naive"`, `"blocked"`, `"int8"`).
+    fn name(&self) -> &'static str;
+
+    /// Worker threads this backend uses (1 for single-threaded backends).
+    fn threads(&self) -> usize {
+        1
+    }
+
+    /// Matrix product `C = A·B`.
+    ///
+    /// # Arguments
+    /// * `a` — `[.., m, k]`
+    /// * `b` — `[k, n]` (shared by every batch) or `[.., k, n]` with the same leading dims as `a`
+    ///
+    /// # Returns
+    /// `C` with shape `[.., m, n]`, `C[i, j] = Σ_p A[i, p]·B[p, j]`.
+    ///
+    /// # Errors
+    /// Rank < 2, a zero dimension, `k` mismatch, differing batch dims ([`Error::ShapeMismatch`] /
+    /// [`Error::InvalidShape`]); NaN or infinity in either operand ([`Error::NonFinite`]).
+    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>>;
+
+    /// Numerically stable softmax along the last axis: `y_j = exp(x_j − max x) / Σ exp(x_i − max x)`.
+    ///
+    /// `-inf` entries are allowed (they are masks) and get probability 0; a row that is entirely
+    /// `-inf` has no mass and yields zeros.
+    ///
+    /// # Errors
+    /// Rank 0 or a zero dimension ([`Error::InvalidShape`]); NaN or `+inf` ([`Error::NonFinite`]).
+    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>>;
+
+    /// Which algorithm an attention call with these sizes and this spec runs, and how much scratch
+    /// memory it needs — computed before anything is allocated.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the backend lacks the requested algorithm;
+    /// [`Error::MemoryBudget`] if the scratch exceeds [`AttentionSpec::budget`].
+    fn attention_plan<T: Element>(
+        &self,
+        dims: &AttentionDims,
+        spec: &AttentionSpec,
+    ) -> Result<AttentionPlan>;
+
+    /// Scaled dot-product attention `softmax(scale·Q·Kᵀ + mask)·V` into `out`, with grouped KV
+    /// heads and an optional end-aligned causal mask (see [`crate::attention`]).
+    ///
+    /// # Arguments
+    /// * `q` — `H` heads of `n_q` rows of `d`
+    /// * `k` — `H_kv` heads of `n_kv` rows of `d`; `H_kv` divides `H`, query head `h` reads KV
+    ///   head `h / (H / H_kv)`
+    /// * `v` — `H_kv` heads of `n_kv` rows of `d_v`
+    /// * `out` — `H` heads of `n_q` rows of `d_v`; fully overwritten
+    ///
+    /// Layouts are strided ([`crate::attention::HeadsLayout`]), so a KV cache or a projection's
+    /// token-major output is read in place.
+    ///
+    /// # Returns
+    /// The [`AttentionPlan`] that ran.
+    ///
+    /// # Errors
+    /// Inconsistent or empty layouts, short buffers, non-finite Q/K/V, plus those of
+    /// [`Backend::attention_plan`].
+    fn attention_into<T: Element>(
+        &self,
+        q: Heads<'_, T>,
+        k: Heads<'_, T>,
+        v: Heads<'_, T>,
+        out: HeadsMut<'_, T>,
+        spec: &AttentionSpec,
+    ) -> Result<AttentionPlan>;
+
+    /// Tensor form of [`Backend::attention_into`]: `q` `[H, n_q, d]`, `k` `[H_kv, n_kv, d]`,
+    /// `v` `[H_kv, n_kv, d_v]` (each optionally with a leading batch dim); returns
+    /// `[H, n_q, d_v]` (or `[B, H, n_q, d_v]`).
+    fn attention<T: Element>(
+        &self,
+        q: &Tensor<T>,
+        k: &Tensor<T>,
+        v: &Tensor<T>,
+        spec: &AttentionSpec,
+    ) -> Result<Tensor<T>> {
+        const OP: &str = "attention";
+        let (bq, ql) = layout_of_shape(OP, q.shape())?;
+        let (bk, kl) = layout_of_shape(OP, k.shape())?;
+        let (bv, vl) = layout_of_shape(OP, v.shape())?;
+        if q.rank() != k.rank() || k.rank() != v.rank() || bq != bk || bk != bv {
+            return Err(Error::mismatch(
+                OP,
+                q.shape(),
+                k.shape(),
+                "Q, K and V need the same rank and batch size",
+            ));
+        }
+        let ol = crate::attention::HeadsLayout::contiguous(ql.heads, ql.rows, vl.dim);
+        let mut out_shape = q.shape().to_vec();
+        *out_shape.last_mut().expect("rank >= 3") = vl.dim;
+        // Validate before allocating the output.
+        let (per_q, per_k, per_v) = (
+            q.numel() / bq.max(1),
+            k.numel() / bk.max(1),
+            v.numel() / bv.max(1),
+        );
+        let per_o = ol.required_len().unwrap_or(usize::MAX);
+        AttentionDims::validate((&ql, per_q), (&kl, per_k), (&vl, per_v), (&ol, per_o))?;
+        let mut out = Tensor::zeros(&out_shape)?;
+        for b in 0..bq {
+            let os = &mut out.as_mut_slice()[b * per_o..(b + 1) * per_o];
+            self.attention_into(
+                Heads {
+                    data: &q.as_slice()[b * per_q..(b + 1) * per_q],
+                    layout: ql,
+                },
+                Heads {
+                    data: &k.as_slice()[b * per_k..(b + 1) * per_k],
+                    layout: kl,
+                },
+                Heads {
+                    data: &v.as_slice()[b * per_v..(b + 1) * per_v],
+                    layout: vl,
+                },
+                HeadsMut {
+                    data: os,
+                    layout: ol,
+                },
+                spec,
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Prepares a weight `W` of shape `[out_features, in_features]` once (at model load) for
+    /// repeated [`Backend::linear`] calls. The weight is checked for finiteness here, once.
+    ///
+    /// # Errors
+    /// Not 2-D, empty, or non-finite.
+    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>>;
+
+    /// A linear layer `y = x·Wᵀ` with a prepared weight.
+    ///
+    /// # Arguments
+    /// * `x` — `[.., in_features]`
+    /// * `w` — prepared from `W: [out_features, in_features]`
+    ///
+    /// # Returns
+    /// `y` with shape `[.., out_features]`.
+    ///
+    /// # Errors
+    /// `x` empty, of rank 0, or its last dim not `in_features`; non-finite `x`.
+    fn linear<T: Element>(&self, x: &Tensor<T>, w: &Self::Weight<T>) -> Result<Tensor<T>> {
+        let (rows, out_shape) = linear_shapes(x.shape(), w.shape())?;
+        let mut out = Tensor::zeros(&out_shape)?;
+        self.linear_into(x.as_slice(), rows, w, out.as_mut_slice())?;
+        Ok(out)
+    }
+
+    /// Allocation-free form of [`Backend::linear`] for the decode loop: `x` holds `rows` rows of
+    /// `in_features`, `out` receives `rows` rows of `out_features`.
+    ///
+    /// # Errors
+    /// Buffer lengths that do not match `rows` and the weight's shape; non-finite `x`.
+    fn linear_into<T: Element>(
+        &self,
+        x: &[T],
+        rows: usize,
+        w: &Self::Weight<T>,
+        out: &mut [T],
+    ) -> Result<()>;
+}
+
+/// Shape checks shared by every `linear`: returns the number of rows of `x` and the output shape.
+pub fn linear_shapes(x: &[usize], w: [usize; 2]) -> Result<(usize, Vec<usize>)> {
+    const OP: &str = "linear";
+    let (&last, lead) = x
+        .split_last()
+        .ok_or_else(|| Error::invalid_shape(OP, x, "input needs at least 1 dimension"))?;
+    crate::shape::check_non_empty(OP, x)?;
+    if last != w[1] {
+        return Err(Error::mismatch(
+            OP,
+            x,
+            &w,
+            format!("input features {last} differ from the weight's {}", w[1]),
+        ));
+    }
+    let rows = crate::shape::numel(OP, lead)?;
+    let mut out = lead.to_vec();
+    out.push(w[0]);
+    crate::shape::numel(OP, &out)?;
+    Ok((rows, out))
+}
+
+/// Buffer-length checks of `linear_into`, plus finiteness of `x`.
+pub fn check_linear_into<T: Element>(x: &[T], rows: usize, w: [usize; 2], out: &[T]) -> Result<()> {
+    const OP: &str = "linear";
+    if rows == 0 || x.len() != rows.saturating_mul(w[1]) || out.len() != rows.saturating_mul(w[0]) {
+        return Err(Error::mismatch(
+            OP,
+            &[x.len(), out.len()],
+            &w,
+            format!("{rows} rows need x of rows·in and out of rows·out elements"),
+        ));
+    }
+    if let Some(p) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            op: OP,
+            index: p,
+            value: x[p].as_f64(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks shared by every `prepare`: 2-D, non-empty, finite.
+pub fn check_weight<T: Element>(w: &Tensor<T>) -> Result<[usize; 2]> {
+    const OP: &str = "prepare";
+    crate::shape::check_rank(OP, w.shape(), 2)?;
+    crate::shape::check_non_empty(OP, w.shape())?;
+    w.check_finite(OP)?;
+    Ok([w.shape()[0], w.shape()[1]])
+}
+
+/// Checks shared by every `matmul`: shapes plus finiteness. Returns the dims and output shape.
+pub fn check_matmul<T: Element>(
+    a: &Tensor<T>,
+    b: &Tensor<T>,
+) -> Result<(crate::shape::MatmulDims, Vec<usize>)> {
+    let dims = crate::shape::matmul_dims(a.shape(), b.shape())?;
+    a.check_finite("matmul")?;
+    b.check_finite("matmul")?;
+    Ok(dims)
+}
+
+/// Checks shared by every `softmax`: rank ≥ 1, non-empty, no NaN and no `+inf`.
+pub fn check_softmax<T: Element>(x: &Tensor<T>) -> Result<()> {
+    const OP: &str = "softmax";
+    if x.rank() == 0 {
+        return Err(Error::invalid_shape(OP, x.shape(), "a scalar has no axis"));
+    }
+    crate::shape::check_non_empty(OP, x.shape())?;
+    if let Some(p) = x
+        .as_slice()
+        .iter()
+        .position(|v| v.is_nan() || (v.is_infinite() && v.is_sign_positive()))
+    {
+        return Err(Error::NonFinite {
+            op: OP,
+            index: p,
+            value: x.as_slice()[p].as_f64(),
+        });
+    }
+    Ok(())
+}
+
+/// Validation every `attention_into` performs: consistent layouts and finite operands.
+pub fn check_attention<T: Element>(
+    q: &Heads<'_, T>,
+    k: &Heads<'_, T>,
+    v: &Heads<'_, T>,
+    out: &HeadsMut<'_, T>,
+) -> Result<AttentionDims> {
+    let dims = check_operands(q, k, v, out)?;
+    crate::attention::check_heads_finite("attention", q)?;
+    crate::attention::check_heads_finite("attention", k)?;
+    crate::attention::check_heads_finite("attention", v)?;
+    Ok(dims)
+}

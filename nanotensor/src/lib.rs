@@ -1,0 +1,40 @@
+//! # NanoTensor
+//!
+//! A transformer inference engine built from its own kernels. This core crate holds the pieces
+//! every backend and the model share:
+//!
+//! - [`Tensor`]: owned, row-major, 64-byte-aligned storage, generic over [`Element`]
+//!   (`f32`, `f64`, `bf16`, `f16`);
+//! - [`Backend`]: the contract (matmul, softmax, attention, prepare/linear) that the backends in
+//!   `nanotensor-backends` implement;
+//! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
+//! - [`reference`]: float64 references and the NMSE metric the conformance tests use;
+//! - [`Error`]: one error type; every public operation returns [`Result`].
+//!
+//! ```
+//! use nanotensor::{Tensor, reference};
+//!
+//! let a = Tensor::<f32>::from_slice(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let b = Tensor::<f32>::randn(&[2, 3], 1.0, 42)?;
+//! let c = reference::matmul_f64(&a, &b)?;
+//! assert_eq!(c.len(), 6);
+//! # Ok::<(), nanotensor::Error>(())
+//! ```
+
+pub mod attention;
+pub mod backend;
+pub mod element;
+pub mod error;
+pub mod memory;
+pub mod reference;
+pub mod rng;
+pub mod shape;
+pub mod tensor;
+
+pub use attention::{
+    AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
+};
+pub use backend::{Backend, PreparedWeight};
+pub use element::{DType, Element};
+pub use error::{Error, Result};
+pub use tensor::Tensor;
