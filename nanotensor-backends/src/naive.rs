@@ -1,1 +1,1 @@
-
+//! The naive backend.
