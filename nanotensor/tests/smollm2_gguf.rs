@@ -133,6 +133,8 @@ fn tensor_types_and_row_major_shapes() {
 }
 
 /// (tensor, row, first four values) as printed by gguf-py's `dequantize` on this file.
+/// The literals are the exact decimal expansions of those f32 values, hence the allow.
+#[allow(clippy::excessive_precision)]
 const GGUF_PY_VALUES: [(&str, usize, [f32; 4]); 8] = [
     (
         "token_embd.weight",
