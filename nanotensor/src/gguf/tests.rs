@@ -579,3 +579,9 @@ fn no_single_byte_corruption_panics() {
     // Corrupting tensor data or padding leaves the file valid, so many variants still parse.
     assert!(parsed > 100, "only {parsed} variants parsed");
 }
+
+#[test]
+fn an_open_file_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GgufFile>();
+}
