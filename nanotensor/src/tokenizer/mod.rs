@@ -279,8 +279,11 @@ impl Tokenizer {
     }
 
     /// Encodes `text` into token ids. No BOS is added; special tokens written in the text are
-    /// recognised. A byte that has no token in the vocabulary (and is not merged into a larger
-    /// token) is dropped, as llama.cpp does.
+    /// recognised.
+    ///
+    /// A byte whose one-byte token is missing from the vocabulary (SmolLM2 lacks 21 of the 256,
+    /// e.g. 0x04 and 0xF5..=0xFF) cannot take part in any merge — every merge's parts must be
+    /// tokens — and is dropped, as llama.cpp drops it; text containing one does not round-trip.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
         let mut symbols = Vec::new();
@@ -301,10 +304,10 @@ impl Tokenizer {
 
     /// Splits `text` at whole occurrences of special tokens, longest special first.
     fn split_specials<'a>(&self, text: &'a str) -> Vec<Fragment<'a>> {
-        let mut fragments = vec![Fragment::Text(text)];
         if text.is_empty() {
             return Vec::new();
         }
+        let mut fragments = vec![Fragment::Text(text)];
         for &id in &self.specials {
             let special = self.tokens[id as usize].as_str();
             if !text.contains(special) {
