@@ -257,3 +257,13 @@ fn bytes_without_a_token_are_dropped() {
     assert_eq!(tok.encode("a\u{4}b"), [a, b]);
     assert_eq!(tok.decode(&tok.encode("a\u{4}b")).unwrap(), "ab");
 }
+
+#[test]
+fn debug_output_is_a_summary() {
+    let text = format!("{:?}", toy());
+    assert!(
+        text.starts_with("Tokenizer { vocab_size: 273, merges: 13"),
+        "{text}"
+    );
+    assert!(text.len() < 200, "{text}");
+}
