@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
 pub mod attention;
+pub mod info;
 pub mod matmul;
+pub mod tokenize;
