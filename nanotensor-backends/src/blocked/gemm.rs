@@ -36,8 +36,9 @@ pub struct Blocking {
 impl Blocking {
     /// Balanced blocks for a `k`-deep, `n`-wide B and kernel `K`.
     pub fn new<K: GemmKernel>(k: usize, n: usize) -> Self {
+        let kcmax = std::env::var("NT_KC").ok().and_then(|v| v.parse().ok()).unwrap_or(K::KC);
         Blocking {
-            kc: balanced_block(k, K::KC, K::KGROUP),
+            kc: balanced_block(k, kcmax, K::KGROUP),
             nc: balanced_block(n, K::NC, K::NR),
         }
     }
@@ -203,7 +204,8 @@ pub fn gemm<K, SA, SB>(
     // Rows of C per thread (a multiple of MR), and the mc that splits them evenly.
     let threads = pool.map_or(1, Pool::threads);
     let rows_per_task = m.div_ceil(threads).div_ceil(mr) * mr;
-    let mc = balanced_block(rows_per_task, K::MC, mr);
+    let mcmax = std::env::var("NT_MC").ok().and_then(|v| v.parse().ok()).unwrap_or(K::MC);
+    let mc = balanced_block(rows_per_task, mcmax, mr);
 
     let mut b_buf = match b {
         BSource::Strided(_) => AlignedBuf::new(packed_len(nc.min(n), kc.min(k), nr, g)),

@@ -214,6 +214,7 @@ pub fn detect() -> F32Kernel {
 
 /// Runs `$body` with `$k` bound to the concrete kernel inside an [`F32Kernel`], so generic code
 /// is monomorphised once per instruction set and dispatched with one `match`.
+#[macro_export]
 macro_rules! with_f32_kernel {
     ($kernel:expr, $k:ident => $body:expr) => {
         match $kernel {
@@ -227,7 +228,7 @@ macro_rules! with_f32_kernel {
         }
     };
 }
-pub(crate) use with_f32_kernel;
+pub use crate::with_f32_kernel;
 
 #[cfg(test)]
 pub(crate) mod tests {
