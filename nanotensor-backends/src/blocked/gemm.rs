@@ -23,6 +23,9 @@ use super::kernel::GemmKernel;
 use super::pack::{packed_len, with_workspace, AlignedBuf, MatRef, Slot};
 use crate::threads::Pool;
 
+/// Rows per thread from which each thread packs its own copy of B~ (see [`gemm`]).
+const OWN_B_ROWS: usize = 192;
+
 /// The depth and column block sizes of one product; they depend only on `k`, `n` and the
 /// kernel, so B packed ahead of time agrees with the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +207,34 @@ pub fn gemm<K, SA, SB>(
     let threads = pool.map_or(1, Pool::threads);
     let rows_per_task = m.div_ceil(threads).div_ceil(mr) * mr;
     let mc = balanced_block(rows_per_task, K::MC, mr);
+
+    // With enough rows per thread (or B already packed), each thread runs the whole loop nest
+    // on its own rows of C, packing its own B~ when B is strided: one fork-join per product
+    // instead of two per depth block, which matters when the cores are shared. Duplicating the
+    // B packing costs O(k·n) per thread against O(rows·k·n) of FMAs, so it only pays for tall
+    // row blocks; short ones share one packed B~ (below).
+    if threads > 1 && m > rows_per_task {
+        if let (Some(p), true) = (
+            pool,
+            matches!(b, BSource::Packed(_)) || rows_per_task >= OWN_B_ROWS,
+        ) {
+            p.for_each_chunk_mut(c, rows_per_task * ldc, |t, c_rows| {
+                let row0 = t * rows_per_task;
+                let rows = rows_per_task.min(m - row0);
+                gemm(
+                    kernel,
+                    None,
+                    a.block(row0, 0, rows, k),
+                    conv_a,
+                    b,
+                    conv_b,
+                    c_rows,
+                    ldc,
+                );
+            });
+            return;
+        }
+    }
 
     let b_len = match b {
         BSource::Strided(_) => packed_len(nc.min(n), kc.min(k), nr, g),

@@ -32,6 +32,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (20, 1100, 45),
     (301, 1030, 33),
     (3, 20, 4200),
+    (400, 30, 50), // ≥ 192 rows per thread on 2 threads: each thread packs its own B~
 ];
 
 fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Option<&Pool>) {
