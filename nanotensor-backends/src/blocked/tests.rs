@@ -389,7 +389,7 @@ impl GemmKernel for GroupedI8 {
 
     fn microkernel(&self, kc: usize, a: &[u8], b: &[i8], c: &mut [i32], ldc: usize, acc: bool) {
         let (mr, nr, g) = (Self::MR, Self::NR, Self::KGROUP);
-        assert!(kc % g == 0 && a.len() >= kc * mr && b.len() >= kc * nr);
+        assert!(kc.is_multiple_of(g) && a.len() >= kc * mr && b.len() >= kc * nr);
         for i in 0..mr {
             for j in 0..nr {
                 let mut s = 0i32;
