@@ -433,3 +433,13 @@ conformance!(
     Tolerance::FLOAT,
     algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
 );
+
+// Until the flash path is wired in, the blocked backend offers the materialised algorithm
+// (`Naive`, and `Auto`, which falls back to it). Two threads, so the threaded paths are checked.
+#[cfg(feature = "blocked")]
+conformance!(
+    blocked,
+    nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
+    Tolerance::FLOAT,
+    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+);
