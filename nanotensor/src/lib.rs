@@ -9,6 +9,7 @@
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`]: float64 references and the NMSE metric the conformance tests use;
+//! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -26,6 +27,7 @@ pub mod backend;
 pub mod element;
 pub mod error;
 pub mod memory;
+pub mod quant;
 pub mod reference;
 pub mod rng;
 pub mod shape;
@@ -37,4 +39,5 @@ pub use attention::{
 pub use backend::{Backend, PreparedWeight};
 pub use element::{DType, Element};
 pub use error::{Error, Result};
+pub use quant::{Granularity, QTensor, QuantReport};
 pub use tensor::Tensor;
