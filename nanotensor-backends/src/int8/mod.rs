@@ -1,0 +1,3 @@
+//! The int8 backend.
+pub mod kernel;
+pub mod pack;
