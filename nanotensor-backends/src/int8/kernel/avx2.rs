@@ -17,8 +17,8 @@ const NR: usize = 16;
 /// See [`super`].
 ///
 /// # Safety
-/// The CPU must support avx2, and the buffers must have the lengths [`super::Kernel::tile`]
-/// asserts.
+/// The CPU must support avx2, the inputs must have the lengths [`super::Kernel::tile`] asserts,
+/// and `out.c` must satisfy its tile contract.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn tile(
     rows: usize,
@@ -86,7 +86,8 @@ unsafe fn tile_r<const R: usize>(kc4: usize, a: &[i8], _corr: &[i32], b: &[u8], 
             // SAFETY: v has NR = 16 floats; h·8 + 8 ≤ 16.
             unsafe { _mm256_storeu_ps(v.as_mut_ptr().add(h * 8), x) };
         }
-        let row = &mut out.c[i * out.ldc..i * out.ldc + out.cols];
+        // SAFETY: row i of the tile holds `cols` elements the caller lets us own for this call.
+        let row = unsafe { std::slice::from_raw_parts_mut(out.c.add(i * out.ldc), out.cols) };
         if out.accumulate {
             row.iter_mut().zip(&v).for_each(|(c, x)| *c += x);
         } else {

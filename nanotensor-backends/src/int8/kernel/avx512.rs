@@ -16,8 +16,8 @@ const NR: usize = 32;
 /// registers.
 ///
 /// # Safety
-/// The CPU must support avx512f, avx512bw and avx512vnni, and the buffers must have the lengths
-/// [`super::Kernel::tile`] asserts.
+/// The CPU must support avx512f, avx512bw and avx512vnni, the inputs must have the lengths
+/// [`super::Kernel::tile`] asserts, and `out.c` must satisfy its tile contract.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub(super) unsafe fn tile(
     rows: usize,
@@ -79,16 +79,16 @@ unsafe fn tile_r<const R: usize>(kc4: usize, a: &[i8], corr: &[i32], b: &[u8], o
             _mm512_loadu_ps(out.cs.as_ptr().add(16)),
         ]
     };
-    let cp = out.c.as_mut_ptr();
+    let cp = out.c;
     for (i, acc_i) in acc.iter().enumerate() {
         let correction = _mm512_set1_epi32(corr[i]);
         let row_scale = _mm512_set1_ps(out.rs[i]);
         for h in 0..2 {
             let exact = _mm512_sub_epi32(acc_i[h], correction);
             let mut v = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(row_scale, cs[h]));
-            // SAFETY: row i < R starts at i·ldc; lanes h·16 + l < cols are inside c (asserted
-            // c.len() ≥ (R−1)·ldc + cols) and the masks disable every other lane, which masked
-            // loads/stores never touch.
+            // SAFETY: row i < R of the tile starts at i·ldc; lanes h·16 + l < cols are tile
+            // elements the caller lets us own, and the masks disable every other lane (masked
+            // loads and stores never touch disabled lanes).
             unsafe {
                 let p = cp.add(i * out.ldc + h * 16);
                 if out.accumulate {

@@ -77,10 +77,13 @@ pub struct Kernel {
 }
 
 /// One output tile and how to write it.
+///
+/// `C` is a raw pointer because concurrent tasks write disjoint tiles of one matrix: a `&mut`
+/// slice per tile would overlap the other tasks' columns between its rows.
 #[derive(Debug)]
 pub struct TileOut<'a> {
-    /// `C` starting at the tile's first element; row `i` starts at `i·ldc`.
-    pub c: &'a mut [f32],
+    /// `C` at the tile's first element; element `(i, j)` is at `c + i·ldc + j`.
+    pub c: *mut f32,
     /// Row stride of `C` in elements.
     pub ldc: usize,
     /// Valid columns (`1..=NR`).
@@ -160,21 +163,33 @@ impl Kernel {
     /// Runs the microkernel on `rows` rows (see the module docs for the maths).
     ///
     /// # Panics
-    /// If a buffer is shorter than the geometry requires (the driver sizes them; this is a bug
-    /// check that also makes the unsafe calls below sound).
-    #[allow(clippy::too_many_arguments)]
+    /// If an input slice is shorter than the geometry requires (the driver sizes them; this is a
+    /// bug check that also makes the ISA calls below sound).
+    ///
+    /// # Safety
+    /// `out.c` must be valid for reads and writes of the elements `i·ldc + j` for `i < rows`,
+    /// `j < out.cols`, and no other thread may access those elements during the call.
     #[inline]
-    pub fn tile(self, rows: usize, kc4: usize, a: &[i8], corr: &[i32], b: &[u8], out: TileOut<'_>) {
+    pub unsafe fn tile(
+        self,
+        rows: usize,
+        kc4: usize,
+        a: &[i8],
+        corr: &[i32],
+        b: &[u8],
+        out: TileOut<'_>,
+    ) {
         let (mr, nr) = (self.mr(), self.nr());
         assert!((1..=mr).contains(&rows) && (1..=nr).contains(&out.cols));
         assert!(a.len() >= kc4 * mr * 4 && b.len() >= kc4 * nr * 4);
         assert!(corr.len() >= rows && out.rs.len() >= rows && out.cs.len() >= nr);
-        assert!(out.c.len() >= (rows - 1) * out.ldc + out.cols);
         match self.kind {
-            KernelKind::Portable => portable::tile(rows, kc4, a, corr, b, out),
+            // SAFETY: the caller guarantees the tile of `out.c` (forwarded contract).
+            KernelKind::Portable => unsafe { portable::tile(rows, kc4, a, corr, b, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernel` of this kind exists only if `new` saw avx512f/bw/vnni on this
-            // CPU; the asserts above give every buffer the length the kernel reads and writes.
+            // CPU; the asserts above give every input the length the kernel reads, and the
+            // caller guarantees the tile of `out.c`.
             KernelKind::Avx512Vnni => unsafe { avx512::tile(rows, kc4, a, corr, b, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, with avx2 detected.

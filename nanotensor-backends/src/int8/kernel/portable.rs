@@ -8,8 +8,18 @@ use super::TileOut;
 const MR: usize = 4;
 const NR: usize = 16;
 
-/// See [`super`] for the maths; buffers are checked by [`super::Kernel::tile`].
-pub(super) fn tile(rows: usize, kc4: usize, a: &[i8], _corr: &[i32], b: &[u8], out: TileOut<'_>) {
+/// See [`super`] for the maths; inputs are checked by [`super::Kernel::tile`].
+///
+/// # Safety
+/// `out.c` must be valid for the tile, unshared (the contract of [`super::Kernel::tile`]).
+pub(super) unsafe fn tile(
+    rows: usize,
+    kc4: usize,
+    a: &[i8],
+    _corr: &[i32],
+    b: &[u8],
+    out: TileOut<'_>,
+) {
     let mut acc = [[0i32; NR]; MR];
     for g in 0..kc4 {
         let ag = &a[g * MR * 4..(g + 1) * MR * 4];
@@ -28,7 +38,8 @@ pub(super) fn tile(rows: usize, kc4: usize, a: &[i8], _corr: &[i32], b: &[u8], o
         }
     }
     for (i, acc_i) in acc.iter().enumerate().take(rows) {
-        let crow = &mut out.c[i * out.ldc..i * out.ldc + out.cols];
+        // SAFETY: row i of the tile holds `cols` elements the caller lets us own for this call.
+        let crow = unsafe { std::slice::from_raw_parts_mut(out.c.add(i * out.ldc), out.cols) };
         for (j, c) in crow.iter_mut().enumerate() {
             let v = acc_i[j] as f32 * (out.rs[i] * out.cs[j]);
             *c = if out.accumulate { *c + v } else { v };

@@ -39,21 +39,24 @@ fn run(kernel: Kernel, a: &[i8], bt: &PackedB, m: usize, k: usize, kc: usize) ->
                 let rows = mr.min(m - ip * mr);
                 let cols = nr.min(n - p * nr);
                 let off = ip * mr * n + p * nr;
-                kernel.tile(
-                    rows,
-                    kc4,
-                    pa.block(ip, k0, kc4),
-                    pa.corr(ip, blk),
-                    bt.block(p, k0, kc4),
-                    TileOut {
-                        c: &mut c[off..],
-                        ldc: n,
-                        cols,
-                        rs: &ones,
-                        cs: &ones,
-                        accumulate: blk > 0,
-                    },
-                );
+                // SAFETY: the tile (rows × cols at `off`, stride n) lies inside `c`.
+                unsafe {
+                    kernel.tile(
+                        rows,
+                        kc4,
+                        pa.block(ip, k0, kc4),
+                        pa.corr(ip, blk),
+                        bt.block(p, k0, kc4),
+                        TileOut {
+                            c: c[off..].as_mut_ptr(),
+                            ldc: n,
+                            cols,
+                            rs: &ones,
+                            cs: &ones,
+                            accumulate: blk > 0,
+                        },
+                    )
+                };
             }
         }
     }
@@ -145,21 +148,24 @@ fn scales_and_accumulate_follow_the_epilogue_formula() {
         for p in 0..bt.panels() {
             for ip in 0..m.div_ceil(mr) {
                 let off = ip * mr * n + p * nr;
-                kernel.tile(
-                    mr.min(m - ip * mr),
-                    10,
-                    pa.block(ip, 0, 10),
-                    pa.corr(ip, 0),
-                    bt.block(p, 0, 10),
-                    TileOut {
-                        c: &mut c[off..],
-                        ldc: n,
-                        cols: nr.min(n - p * nr),
-                        rs: &rs[ip * mr..],
-                        cs: &cs[p * nr..],
-                        accumulate: true,
-                    },
-                );
+                // SAFETY: the tile (rows × cols at `off`, stride n) lies inside `c`.
+                unsafe {
+                    kernel.tile(
+                        mr.min(m - ip * mr),
+                        10,
+                        pa.block(ip, 0, 10),
+                        pa.corr(ip, 0),
+                        bt.block(p, 0, 10),
+                        TileOut {
+                            c: c[off..].as_mut_ptr(),
+                            ldc: n,
+                            cols: nr.min(n - p * nr),
+                            rs: &rs[ip * mr..],
+                            cs: &cs[p * nr..],
+                            accumulate: true,
+                        },
+                    )
+                };
             }
         }
         for i in 0..m {

@@ -1,0 +1,205 @@
+//! Per-call (dynamic) quantization of f32 operands, vectorised.
+//!
+//! The maths is [`nanotensor::quant`]'s, expression for expression (`scale = max|x|/127`,
+//! `q = clamp(round_ties_even(x·(1/scale)), ±127)`), so the codes are bit-identical to
+//! [`nanotensor::QTensor`]'s. Each loop is written once as plain Rust and compiled twice: for the
+//! baseline target and, through a `#[target_feature]` wrapper, for AVX-512 (where LLVM turns
+//! `round_ties_even` into `vrndscaleps` and the loops into 16-lane code). [`Level`] picks the
+//! copy at run time.
+
+use nanotensor::quant::{inverse_scale, quantize_value, scale_for_max_abs};
+use nanotensor::Granularity;
+
+/// Which compiled copy of the loops to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    avx512: bool,
+}
+
+impl Level {
+    /// The best copy this CPU supports.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Level {
+                avx512: is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Level { avx512: false }
+    }
+
+    /// The baseline copy (any target).
+    pub fn portable() -> Self {
+        Level { avx512: false }
+    }
+}
+
+/// Defines `pub fn $name(level, args..)` that runs `$body` compiled for AVX-512 when `level`
+/// allows it, else for the baseline target.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        pub fn $name(level: Level, $($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+            fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+            #[cfg(target_arch = "x86_64")]
+            if level.avx512 {
+                // SAFETY: `Level { avx512: true }` is only built by `detect` after checking the
+                // CPU for every feature `wide` is compiled with.
+                return unsafe { wide($($arg),*) };
+            }
+            let _ = level;
+            body($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// `max |x|` of a finite slice (0 for an empty one).
+    fn max_abs(x: &[f32]) -> f32 {
+        let mut lanes = [0.0f32; 16];
+        let mut chunks = x.chunks_exact(16);
+        for c in &mut chunks {
+            for (m, v) in lanes.iter_mut().zip(c) {
+                let a = v.abs();
+                *m = if a > *m { a } else { *m };
+            }
+        }
+        let tail = chunks.remainder().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        lanes.iter().fold(tail, |m, &v| m.max(v))
+    }
+}
+
+multiversion! {
+    /// `dst[i] = clamp(round(src[i]·inv), ±127)`.
+    fn quantize_slice(src: &[f32], inv: f32, dst: &mut [i8]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = quantize_value(x, inv);
+        }
+    }
+}
+
+multiversion! {
+    /// Column-wise `acc[j] = max(acc[j], |row[j]|)`.
+    fn max_abs_into(row: &[f32], acc: &mut [f32]) {
+        for (m, v) in acc.iter_mut().zip(row) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+        }
+    }
+}
+
+multiversion! {
+    /// `dst[j] = clamp(round(src[j]·inv[j]), ±127)` (per-column reciprocals).
+    fn quantize_slice_cols(src: &[f32], inv: &[f32], dst: &mut [i8]) {
+        for ((d, &x), &r) in dst.iter_mut().zip(src).zip(inv) {
+            *d = quantize_value(x, r);
+        }
+    }
+}
+
+/// Quantizes `rows` rows of `k` values (finite) into `codes`, returning one scale per row
+/// (equal for every row under [`Granularity::PerTensor`]).
+pub fn quantize_rows(
+    level: Level,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    granularity: Granularity,
+    codes: &mut Vec<i8>,
+) -> Vec<f32> {
+    codes.clear();
+    codes.resize(rows * k, 0);
+    let scales: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &x[..rows * k])); rows],
+        Granularity::PerRow => x
+            .chunks(k)
+            .take(rows)
+            .map(|r| scale_for_max_abs(max_abs(level, r)))
+            .collect(),
+    };
+    for ((src, dst), &s) in x.chunks(k).zip(codes.chunks_mut(k)).zip(&scales) {
+        quantize_slice(level, src, inverse_scale(s), dst);
+    }
+    scales
+}
+
+/// Quantizes `B: [k, n]` (finite) with one scale for the tensor or one per column (per output
+/// feature), into row-major codes. Returns the `n` column scales.
+pub fn quantize_cols(
+    level: Level,
+    b: &[f32],
+    k: usize,
+    n: usize,
+    granularity: Granularity,
+    codes: &mut Vec<i8>,
+) -> Vec<f32> {
+    codes.clear();
+    codes.resize(k * n, 0);
+    let scales: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &b[..k * n])); n],
+        Granularity::PerRow => {
+            let mut m = vec![0.0f32; n];
+            for row in b.chunks(n).take(k) {
+                max_abs_into(level, row, &mut m);
+            }
+            m.into_iter().map(scale_for_max_abs).collect()
+        }
+    };
+    let inv: Vec<f32> = scales.iter().map(|&s| inverse_scale(s)).collect();
+    for (src, dst) in b.chunks(n).zip(codes.chunks_mut(n)) {
+        quantize_slice_cols(level, src, &inv, dst);
+    }
+    scales
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanotensor::{QTensor, Tensor};
+
+    #[test]
+    fn codes_match_the_core_quantizer_bit_for_bit() {
+        let x = Tensor::<f32>::randn(&[7, 37], 2.0, 5).unwrap();
+        for level in [Level::portable(), Level::detect()] {
+            for g in [Granularity::PerTensor, Granularity::PerRow] {
+                let q = QTensor::quantize(&x, g).unwrap();
+                let mut codes = Vec::new();
+                let s = quantize_rows(level, x.as_slice(), 7, 37, g, &mut codes);
+                assert_eq!(codes, q.codes());
+                for (r, &sr) in s.iter().enumerate() {
+                    assert_eq!(sr, q.row_scale(r));
+                }
+                // Columns of B are the rows of Bᵀ.
+                let xt = x.t().unwrap();
+                let qt = QTensor::quantize(&xt, g).unwrap();
+                let sc = quantize_cols(level, x.as_slice(), 7, 37, g, &mut codes);
+                let back: Vec<i8> = (0..7 * 37)
+                    .map(|i| qt.codes()[(i % 37) * 7 + i / 37])
+                    .collect();
+                assert_eq!(codes, back);
+                for (j, &sj) in sc.iter().enumerate() {
+                    assert_eq!(sj, qt.row_scale(j));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_abs_handles_tails_and_signs() {
+        for level in [Level::portable(), Level::detect()] {
+            let mut v: Vec<f32> = (0..35).map(|i| i as f32 * 0.1).collect();
+            v[33] = -9.0;
+            assert_eq!(max_abs(level, &v), 9.0);
+            v[3] = -10.0;
+            assert_eq!(max_abs(level, &v), 10.0);
+            assert_eq!(max_abs(level, &[]), 0.0);
+        }
+    }
+}
