@@ -71,6 +71,7 @@ impl OutPtr {
 /// * `rs` — one scale per row of A (`m` values)
 /// * `b` — `k × n` packed panels
 /// * `cs` — column scales
+#[allow(clippy::too_many_arguments)] // the BLAS-style operand list reads best flat
 pub fn gemm(
     pool: &Pool,
     kernel: Kernel,
@@ -83,7 +84,7 @@ pub fn gemm(
 ) {
     let (mr, nr, n, k, kc) = (kernel.mr(), kernel.nr(), b.n, b.k, a.kc);
     assert!(a.mr == mr && b.nr == nr && a.kp == b.kp && rs.len() >= m && c.len() >= m * n);
-    assert!(kc % 4 == 0 && kc <= super::kernel::K_MAX);
+    assert!(kc.is_multiple_of(4) && kc <= super::kernel::K_MAX);
     assert!(cs.values.len() >= (b.panels() - 1) * nr * cs.stride + nr);
     let m_panels = m.div_ceil(mr);
     let n_panels = b.panels();

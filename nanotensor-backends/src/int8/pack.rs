@@ -40,7 +40,7 @@ impl PackedA {
     /// Packs `m` rows of `k` codes (row `i` at `codes[i·k..]`) for tiles of `mr` rows and `kc`
     /// blocks (`kc` a multiple of 4). Reuses the buffers.
     pub fn pack(&mut self, codes: &[i8], m: usize, k: usize, mr: usize, kc: usize) {
-        debug_assert!(kc % 4 == 0 && kc > 0 && codes.len() >= m * k);
+        debug_assert!(kc.is_multiple_of(4) && kc > 0 && codes.len() >= m * k);
         let kp = round_up(k, 4);
         let panels = m.div_ceil(mr);
         let kblocks = k.div_ceil(kc);

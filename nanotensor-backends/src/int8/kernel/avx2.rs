@@ -28,7 +28,7 @@ pub(super) unsafe fn tile(
     b: &[u8],
     out: TileOut<'_>,
 ) {
-    // SAFETY (all arms): the caller's contract is forwarded unchanged; `rows` selects `R`.
+    // SAFETY: the caller's contract is forwarded unchanged (every arm); `rows` selects `R`.
     unsafe {
         match rows {
             1 => tile_r::<1>(kc4, a, corr, b, out),
