@@ -249,13 +249,9 @@ impl Backend for Int8Backend {
         check_f32_range("matmul", &bf)?;
         let nr = self.kernel.nr();
         let pack_b = |bi: usize| {
-            let mut codes = Vec::new();
             let bs = &bf[bi * k * n..(bi + 1) * k * n];
-            let s = quantize::quantize_cols(self.level, bs, k, n, self.weights, &mut codes);
-            (
-                PackedB::from_cols(&codes, k, n, nr),
-                col_scales(&s, self.weights, nr),
-            )
+            let (packed, s) = quantize::quantize_pack_b(self.level, bs, k, n, nr, self.weights);
+            (packed, col_scales(&s, self.weights, nr))
         };
         let shared = if d.broadcast_b { Some(pack_b(0)) } else { None };
         for bi in 0..d.batch {

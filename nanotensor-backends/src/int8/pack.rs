@@ -53,9 +53,15 @@ impl PackedA {
             let (p, r) = (i / mr, i % mr);
             let row = &codes[i * k..(i + 1) * k];
             let panel = &mut self.data[p * mr * kp..(p + 1) * mr * kp];
-            for (g, quad) in row.chunks(4).enumerate() {
+            let mut quads = row.chunks_exact(4);
+            for (g, quad) in (&mut quads).enumerate() {
                 let dst = (g * mr + r) * 4;
-                panel[dst..dst + quad.len()].copy_from_slice(quad);
+                panel[dst..dst + 4].copy_from_slice(quad);
+            }
+            let tail = quads.remainder();
+            if !tail.is_empty() {
+                let dst = ((k / 4) * mr + r) * 4;
+                panel[dst..dst + tail.len()].copy_from_slice(tail);
             }
             for (b, block) in row.chunks(kc).enumerate() {
                 let sum: i32 = block.iter().map(|&x| x as i32).sum();

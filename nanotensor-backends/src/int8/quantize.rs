@@ -7,8 +7,22 @@
 //! `round_ties_even` into `vrndscaleps` and the loops into 16-lane code). [`Level`] picks the
 //! copy at run time.
 
-use nanotensor::quant::{inverse_scale, quantize_value, scale_for_max_abs};
+use super::pack::PackedB;
+use nanotensor::quant::{inverse_scale, scale_for_max_abs};
 use nanotensor::Granularity;
+
+/// `1.5·2²³`: adding it to `|y| ≤ 2²²` leaves `round_ties_even(y)` in the low mantissa bits.
+const MAGIC: f32 = 12_582_912.0;
+
+/// [`nanotensor::quant::quantize_value`] in a form every SIMD width vectorises: clamp first
+/// (the bounds are integers, so clamping before or after rounding agrees), then round to nearest
+/// even with the `1.5·2²³` trick instead of a rounding instruction, then read the integer out of
+/// the mantissa. Bit-identical to the core quantizer (tested).
+#[inline(always)]
+fn quantize_value(x: f32, inv: f32) -> i8 {
+    let y = (x * inv).clamp(-127.0, 127.0) + MAGIC;
+    (y.to_bits() as i32 - MAGIC.to_bits() as i32) as i8
+}
 
 /// Which compiled copy of the loops to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +118,69 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// One group of four `k` of a B panel: `out[c] = 4 offset-binary codes of column c`, the
+    /// code of row `t` in byte `t` (little-endian), `q = clamp(round(x·inv[c]), ±127) + 128`.
+    fn quantize_pack_group(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], inv: &[f32], out: &mut [u8]) {
+        let q = |x: f32, r: f32| ((quantize_value(x, r) as u8) ^ 0x80) as u32;
+        for (c, o) in out.chunks_exact_mut(4).enumerate().take(inv.len()) {
+            let r = inv[c];
+            let word = q(r0[c], r) | (q(r1[c], r) << 8) | (q(r2[c], r) << 16) | (q(r3[c], r) << 24);
+            o.copy_from_slice(&word.to_le_bytes());
+        }
+    }
+}
+
+/// Quantizes `B: [k, n]` (finite) straight into kernel panels of width `nr`, with one scale for
+/// the tensor or one per column. Returns the packed panels and the `n` column scales.
+pub fn quantize_pack_b(
+    level: Level,
+    b: &[f32],
+    k: usize,
+    n: usize,
+    nr: usize,
+    granularity: Granularity,
+) -> (PackedB, Vec<f32>) {
+    let scales: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &b[..k * n])); n],
+        Granularity::PerRow => {
+            let mut m = vec![0.0f32; n];
+            for row in b.chunks(n).take(k) {
+                max_abs_into(level, row, &mut m);
+            }
+            m.into_iter().map(scale_for_max_abs).collect()
+        }
+    };
+    let inv: Vec<f32> = scales.iter().map(|&s| inverse_scale(s)).collect();
+    let mut packed = PackedB::empty(n, k, nr);
+    let kp = packed.kp;
+    let zeros = vec![0.0f32; n];
+    let row = |kk: usize| {
+        if kk < k {
+            &b[kk * n..(kk + 1) * n]
+        } else {
+            &zeros[..]
+        }
+    };
+    for g in 0..kp / 4 {
+        let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
+        for p in 0..packed.panels() {
+            let (j0, w) = (p * nr, nr.min(n - p * nr));
+            let dst = p * nr * kp + g * nr * 4;
+            quantize_pack_group(
+                level,
+                &rows[0][j0..j0 + w],
+                &rows[1][j0..j0 + w],
+                &rows[2][j0..j0 + w],
+                &rows[3][j0..j0 + w],
+                &inv[j0..j0 + w],
+                &mut packed.data[dst..dst + w * 4],
+            );
+        }
+    }
+    (packed, scales)
+}
+
 /// Quantizes `rows` rows of `k` values (finite) into `codes`, returning one scale per row
 /// (equal for every row under [`Granularity::PerTensor`]).
 pub fn quantize_rows(
@@ -186,6 +263,23 @@ mod tests {
                 assert_eq!(codes, back);
                 for (j, &sj) in sc.iter().enumerate() {
                     assert_eq!(sj, qt.row_scale(j));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_quantize_pack_equals_quantize_then_pack() {
+        for (k, n) in [(7, 37), (8, 64), (1, 5)] {
+            let b = Tensor::<f32>::randn(&[k, n], 1.5, 9).unwrap();
+            for level in [Level::portable(), Level::detect()] {
+                for g in [Granularity::PerTensor, Granularity::PerRow] {
+                    let mut codes = Vec::new();
+                    let s = quantize_cols(level, b.as_slice(), k, n, g, &mut codes);
+                    let want = PackedB::from_cols(&codes, k, n, 16);
+                    let (got, s2) = quantize_pack_b(level, b.as_slice(), k, n, 16, g);
+                    assert_eq!(got.data, want.data);
+                    assert_eq!(s, s2);
                 }
             }
         }
