@@ -3,10 +3,28 @@
 //! ## Features
 //! - `naive` (default): [`naive::NaiveBackend`], the "scar" — textbook loops, one thread, the
 //!   correctness oracle and the baseline of every benchmark.
+//! - `blocked` (default): [`blocked::BlockedBackend`] — Goto/BLIS cache-blocked GEMM with packed
+//!   panels, runtime-selected SIMD microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128),
+//!   a skinny decode path for prepared weights, and a worker pool.
+//!
+//! - `int8`: [`int8::Int8Backend`] — symmetric int8 quantization (weights once at `prepare`,
+//!   activations per call) with VNNI / AVX2 / portable integer microkernels.
+//!
+//! [`select`] picks a backend by name at run time (`--backend`).
 
+#[cfg(feature = "blocked")]
+pub mod blocked;
 #[cfg(feature = "int8")]
 pub mod int8;
 #[cfg(feature = "naive")]
 pub mod naive;
+pub mod select;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod threads;
+
+pub use select::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+
+/// The README's Rust example runs as a doctest of this crate, so the first screen always works.
+#[cfg(all(doctest, feature = "naive"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
