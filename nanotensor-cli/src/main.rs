@@ -24,6 +24,9 @@ enum Command {
     Matmul(commands::matmul::Args),
     /// Time scaled dot-product attention on seeded random Q, K, V.
     Attention(commands::attention::Args),
+    /// Quantize a random or given tensor to int8 (per tensor and per row) and report the memory
+    /// saved and the error.
+    Quantize(commands::quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Matmul(args) => commands::matmul::run(args),
         Command::Attention(args) => commands::attention::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
