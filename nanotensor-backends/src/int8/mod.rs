@@ -30,7 +30,7 @@ pub mod quantize;
 use std::borrow::Cow;
 
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
-use nanotensor::backend::{check_attention, check_linear_into, check_matmul, check_softmax};
+use nanotensor::backend::{check_attention, check_linear_into, check_softmax};
 use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, QTensor, Result, Tensor};
 
 use crate::threads::Pool;
@@ -165,8 +165,10 @@ impl Int8Backend {
     /// Quantizes `m × k` activations (f32) and packs them; returns the row scales.
     fn quantize_a(&self, x: &[f32], m: usize, k: usize, packed: &mut PackedA) -> Vec<f32> {
         let mut codes = Vec::new();
-        let rs = quantize::quantize_rows(self.level, x, m, k, self.activations, &mut codes);
-        packed.pack(&codes, m, k, self.kernel.mr(), self.kc(m, k));
+        // Quantizing and packing are memory-bound passes: worth splitting only when large.
+        let pool = (m * k >= 1 << 16).then_some(&self.pool);
+        let rs = quantize::quantize_rows(self.level, pool, x, m, k, self.activations, &mut codes);
+        packed.pack_on(pool, &codes, m, k, self.kernel.mr(), self.kc(m, k));
         rs
     }
 
@@ -218,15 +220,25 @@ fn stride_of(g: Granularity) -> usize {
     }
 }
 
-/// Values outside the f32 range (possible for f64 input) cannot be given an f32 scale.
-fn check_f32_range(op: &'static str, x: &[f32]) -> Result<()> {
-    match x.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(p) => Err(Error::invalid_arg(
-            op,
-            format!("value at index {p} does not fit the f32 range of the int8 scales"),
-        )),
+/// Finiteness of an operand, checked on its f32 form with the vectorised scan: NaN/inf in the
+/// original is [`Error::NonFinite`]; a finite value that overflowed the f32 conversion (possible
+/// for f64 input) cannot be given an f32 scale and is [`Error::InvalidArgument`].
+fn check_operand<T: Element>(op: &'static str, level: Level, orig: &[T], x: &[f32]) -> Result<()> {
+    if quantize::all_finite(level, x) {
+        return Ok(());
     }
+    if let Some(p) = orig.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            op,
+            index: p,
+            value: orig[p].as_f64(),
+        });
+    }
+    let p = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    Err(Error::invalid_arg(
+        op,
+        format!("value at index {p} does not fit the f32 range of the int8 scales"),
+    ))
 }
 
 impl Backend for Int8Backend {
@@ -241,16 +253,19 @@ impl Backend for Int8Backend {
     }
 
     fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
-        let (d, out_shape) = check_matmul(a, b)?;
+        // The shape checks of `check_matmul`; its finiteness scan is done vectorised below.
+        let (d, out_shape) = nanotensor::shape::matmul_dims(a.shape(), b.shape())?;
         let (m, k, n) = (d.m, d.k, d.n);
-        let mut out = Tensor::<T>::zeros(&out_shape)?;
         let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
-        check_f32_range("matmul", &af)?;
-        check_f32_range("matmul", &bf)?;
+        check_operand("matmul", self.level, a.as_slice(), &af)?;
+        check_operand("matmul", self.level, b.as_slice(), &bf)?;
+        let mut out = Tensor::<T>::zeros(&out_shape)?;
         let nr = self.kernel.nr();
+        let pool = (k * n >= 1 << 16).then_some(&self.pool);
         let pack_b = |bi: usize| {
             let bs = &bf[bi * k * n..(bi + 1) * k * n];
-            let (packed, s) = quantize::quantize_pack_b(self.level, bs, k, n, nr, self.weights);
+            let (packed, s) =
+                quantize::quantize_pack_b(self.level, pool, bs, k, n, nr, self.weights);
             (packed, col_scales(&s, self.weights, nr))
         };
         let shared = if d.broadcast_b { Some(pack_b(0)) } else { None };
@@ -339,7 +354,7 @@ impl Backend for Int8Backend {
             ));
         }
         let xf = as_f32(x);
-        check_f32_range("linear", &xf)?;
+        check_operand("linear", self.level, x, &xf)?;
         let rep;
         let cs = match w.granularity {
             Granularity::PerTensor => {

@@ -13,6 +13,8 @@
 //! 128 (code 0). `corr` of A holds `128·Σ_k a[r][k]` per row and per `kc` block (see
 //! [`super::kernel`]).
 
+use crate::threads::Pool;
+
 /// `x` rounded up to a multiple of `to`.
 #[inline]
 pub fn round_up(x: usize, to: usize) -> usize {
@@ -40,6 +42,19 @@ impl PackedA {
     /// Packs `m` rows of `k` codes (row `i` at `codes[i·k..]`) for tiles of `mr` rows and `kc`
     /// blocks (`kc` a multiple of 4). Reuses the buffers.
     pub fn pack(&mut self, codes: &[i8], m: usize, k: usize, mr: usize, kc: usize) {
+        self.pack_on(None, codes, m, k, mr, kc);
+    }
+
+    /// [`PackedA::pack`] with the panels shared among the workers of `pool`.
+    pub fn pack_on(
+        &mut self,
+        pool: Option<&Pool>,
+        codes: &[i8],
+        m: usize,
+        k: usize,
+        mr: usize,
+        kc: usize,
+    ) {
         debug_assert!(kc.is_multiple_of(4) && kc > 0 && codes.len() >= m * k);
         let kp = round_up(k, 4);
         let panels = m.div_ceil(mr);
@@ -49,21 +64,36 @@ impl PackedA {
         self.corr.clear();
         self.corr.resize(panels * kblocks * mr, 0);
         (self.mr, self.kp, self.kc, self.kblocks) = (mr, kp, kc, kblocks);
+        let threads = pool.map_or(1, Pool::threads).min(panels);
+        let per_task = panels.div_ceil(threads);
+        let fill = |t: usize, chunk: &mut [i8]| {
+            for (pp, panel) in chunk.chunks_mut(mr * kp).enumerate() {
+                let p = t * per_task + pp;
+                for r in 0..mr.min(m - p * mr) {
+                    let i = p * mr + r;
+                    let row = &codes[i * k..(i + 1) * k];
+                    let mut quads = row.chunks_exact(4);
+                    for (g, quad) in (&mut quads).enumerate() {
+                        let dst = (g * mr + r) * 4;
+                        panel[dst..dst + 4].copy_from_slice(quad);
+                    }
+                    let tail = quads.remainder();
+                    if !tail.is_empty() {
+                        let dst = ((k / 4) * mr + r) * 4;
+                        panel[dst..dst + tail.len()].copy_from_slice(tail);
+                    }
+                }
+            }
+        };
+        match pool {
+            Some(pool) if threads > 1 => {
+                pool.for_each_chunk_mut(&mut self.data, per_task * mr * kp, fill)
+            }
+            _ => fill(0, &mut self.data),
+        }
         for i in 0..m {
             let (p, r) = (i / mr, i % mr);
-            let row = &codes[i * k..(i + 1) * k];
-            let panel = &mut self.data[p * mr * kp..(p + 1) * mr * kp];
-            let mut quads = row.chunks_exact(4);
-            for (g, quad) in (&mut quads).enumerate() {
-                let dst = (g * mr + r) * 4;
-                panel[dst..dst + 4].copy_from_slice(quad);
-            }
-            let tail = quads.remainder();
-            if !tail.is_empty() {
-                let dst = ((k / 4) * mr + r) * 4;
-                panel[dst..dst + tail.len()].copy_from_slice(tail);
-            }
-            for (b, block) in row.chunks(kc).enumerate() {
+            for (b, block) in codes[i * k..(i + 1) * k].chunks(kc).enumerate() {
                 let sum: i32 = block.iter().map(|&x| x as i32).sum();
                 // Wrapping on purpose: only the result modulo 2³² matters (see the kernel docs).
                 self.corr[(p * kblocks + b) * mr + r] = sum.wrapping_mul(128);

@@ -8,6 +8,7 @@
 //! copy at run time.
 
 use super::pack::PackedB;
+use crate::threads::Pool;
 use nanotensor::quant::{inverse_scale, scale_for_max_abs};
 use nanotensor::Granularity;
 
@@ -91,6 +92,21 @@ multiversion! {
 }
 
 multiversion! {
+    /// Whether every value is finite (no early exit, so it vectorises; callers look for the
+    /// offending index only when this says no).
+    fn all_finite(x: &[f32]) -> bool {
+        let mut ok = [true; 16];
+        let mut chunks = x.chunks_exact(16);
+        for c in &mut chunks {
+            for (o, v) in ok.iter_mut().zip(c) {
+                *o &= v.is_finite();
+            }
+        }
+        ok.iter().all(|&o| o) && chunks.remainder().iter().all(|v| v.is_finite())
+    }
+}
+
+multiversion! {
     /// `dst[i] = clamp(round(src[i]·inv), ±127)`.
     fn quantize_slice(src: &[f32], inv: f32, dst: &mut [i8]) {
         for (d, &x) in dst.iter_mut().zip(src) {
@@ -132,9 +148,11 @@ multiversion! {
 }
 
 /// Quantizes `B: [k, n]` (finite) straight into kernel panels of width `nr`, with one scale for
-/// the tensor or one per column. Returns the packed panels and the `n` column scales.
+/// the tensor or one per column, the panels shared among the workers of `pool`. Returns the
+/// packed panels and the `n` column scales.
 pub fn quantize_pack_b(
     level: Level,
+    pool: Option<&Pool>,
     b: &[f32],
     k: usize,
     n: usize,
@@ -153,7 +171,7 @@ pub fn quantize_pack_b(
     };
     let inv: Vec<f32> = scales.iter().map(|&s| inverse_scale(s)).collect();
     let mut packed = PackedB::empty(n, k, nr);
-    let kp = packed.kp;
+    let (kp, panels) = (packed.kp, packed.panels());
     let zeros = vec![0.0f32; n];
     let row = |kk: usize| {
         if kk < k {
@@ -162,21 +180,31 @@ pub fn quantize_pack_b(
             &zeros[..]
         }
     };
-    for g in 0..kp / 4 {
-        let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
-        for p in 0..packed.panels() {
+    let threads = pool.map_or(1, Pool::threads).min(panels);
+    let per_task = panels.div_ceil(threads);
+    let fill = |t: usize, chunk: &mut [u8]| {
+        for (pp, panel) in chunk.chunks_mut(nr * kp).enumerate() {
+            let p = t * per_task + pp;
             let (j0, w) = (p * nr, nr.min(n - p * nr));
-            let dst = p * nr * kp + g * nr * 4;
-            quantize_pack_group(
-                level,
-                &rows[0][j0..j0 + w],
-                &rows[1][j0..j0 + w],
-                &rows[2][j0..j0 + w],
-                &rows[3][j0..j0 + w],
-                &inv[j0..j0 + w],
-                &mut packed.data[dst..dst + w * 4],
-            );
+            for g in 0..kp / 4 {
+                let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
+                quantize_pack_group(
+                    level,
+                    &rows[0][j0..j0 + w],
+                    &rows[1][j0..j0 + w],
+                    &rows[2][j0..j0 + w],
+                    &rows[3][j0..j0 + w],
+                    &inv[j0..j0 + w],
+                    &mut panel[g * nr * 4..g * nr * 4 + w * 4],
+                );
+            }
         }
+    };
+    match pool {
+        Some(pool) if threads > 1 => {
+            pool.for_each_chunk_mut(&mut packed.data, per_task * nr * kp, fill)
+        }
+        _ => fill(0, &mut packed.data),
     }
     (packed, scales)
 }
@@ -185,6 +213,7 @@ pub fn quantize_pack_b(
 /// (equal for every row under [`Granularity::PerTensor`]).
 pub fn quantize_rows(
     level: Level,
+    pool: Option<&Pool>,
     x: &[f32],
     rows: usize,
     k: usize,
@@ -201,8 +230,18 @@ pub fn quantize_rows(
             .map(|r| scale_for_max_abs(max_abs(level, r)))
             .collect(),
     };
-    for ((src, dst), &s) in x.chunks(k).zip(codes.chunks_mut(k)).zip(&scales) {
-        quantize_slice(level, src, inverse_scale(s), dst);
+    let threads = pool.map_or(1, Pool::threads).min(rows);
+    let per_task = rows.div_ceil(threads);
+    let fill = |t: usize, chunk: &mut [i8]| {
+        let r0 = t * per_task;
+        for (r, dst) in chunk.chunks_mut(k).enumerate() {
+            let src = &x[(r0 + r) * k..(r0 + r + 1) * k];
+            quantize_slice(level, src, inverse_scale(scales[r0 + r]), dst);
+        }
+    };
+    match pool {
+        Some(pool) if threads > 1 => pool.for_each_chunk_mut(codes, per_task * k, fill),
+        _ => fill(0, codes),
     }
     scales
 }
@@ -248,7 +287,7 @@ mod tests {
             for g in [Granularity::PerTensor, Granularity::PerRow] {
                 let q = QTensor::quantize(&x, g).unwrap();
                 let mut codes = Vec::new();
-                let s = quantize_rows(level, x.as_slice(), 7, 37, g, &mut codes);
+                let s = quantize_rows(level, None, x.as_slice(), 7, 37, g, &mut codes);
                 assert_eq!(codes, q.codes());
                 for (r, &sr) in s.iter().enumerate() {
                     assert_eq!(sr, q.row_scale(r));
@@ -277,7 +316,8 @@ mod tests {
                     let mut codes = Vec::new();
                     let s = quantize_cols(level, b.as_slice(), k, n, g, &mut codes);
                     let want = PackedB::from_cols(&codes, k, n, 16);
-                    let (got, s2) = quantize_pack_b(level, b.as_slice(), k, n, 16, g);
+                    let pool = Pool::new(2).unwrap();
+                    let (got, s2) = quantize_pack_b(level, Some(&pool), b.as_slice(), k, n, 16, g);
                     assert_eq!(got.data, want.data);
                     assert_eq!(s, s2);
                 }
@@ -294,6 +334,12 @@ mod tests {
             v[3] = -10.0;
             assert_eq!(max_abs(level, &v), 10.0);
             assert_eq!(max_abs(level, &[]), 0.0);
+            assert!(all_finite(level, &v));
+            for (i, bad) in [(0, f32::NAN), (17, f32::INFINITY), (34, f32::NEG_INFINITY)] {
+                let mut w = v.clone();
+                w[i] = bad;
+                assert!(!all_finite(level, &w));
+            }
         }
     }
 }
