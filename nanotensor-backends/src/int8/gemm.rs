@@ -36,6 +36,23 @@ pub const KC: usize = 512;
 /// Rows of A per task block: `MC × KC` = 64 KiB of A stays in L2 across the B micro-panels.
 pub const MC: usize = 128;
 
+/// `(kc, mc)` in force: [`KC`] and [`MC`], or the experiment overrides `NT_INT8_KC` /
+/// `NT_INT8_MC` from the environment (read once per process; `kc` is rounded down to a
+/// multiple of 4, both are clamped to sane ranges).
+pub fn blocking() -> (usize, usize) {
+    static BLOCKING: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *BLOCKING.get_or_init(|| {
+        let var = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(default)
+        };
+        let kc = (var("NT_INT8_KC", KC) / 4 * 4).clamp(4, super::kernel::K_MAX);
+        (kc, var("NT_INT8_MC", MC).clamp(1, 1 << 16))
+    })
+}
+
 /// Products smaller than this many multiply-adds run on the calling thread: waking workers
 /// costs more than it saves (a 1×576·576×1536 decode step is 0.9 M and takes ~10 µs).
 pub const PARALLEL_MIN_MACS: usize = 1 << 22;
@@ -92,7 +109,7 @@ pub fn gemm(
     assert!(cs.values.len() >= (b.panels() - 1) * nr * cs.stride + nr);
     let m_panels = m.div_ceil(mr);
     let n_panels = b.panels();
-    let mc_panels = (MC / mr).max(1);
+    let mc_panels = (blocking().1 / mr).max(1);
     let row_blocks = m_panels.div_ceil(mc_panels);
     let threads = if m * n * k < PARALLEL_MIN_MACS {
         1

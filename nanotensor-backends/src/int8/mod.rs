@@ -31,7 +31,7 @@ use std::borrow::Cow;
 
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
 use nanotensor::backend::{check_attention, check_linear_into, check_softmax};
-use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, QTensor, Result, Tensor};
+use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
 use crate::threads::Pool;
 use gemm::ColScales;
@@ -157,27 +157,53 @@ impl Int8Backend {
         let want = if m <= self.kernel.mr() {
             pack::round_up(k, 4)
         } else {
-            gemm::KC
+            gemm::blocking().0
         };
         want.min(self.k_chunk)
     }
 
-    /// Quantizes `m × k` activations (f32) and packs them; returns the row scales.
-    fn quantize_a(&self, x: &[f32], m: usize, k: usize, packed: &mut PackedA) -> Vec<f32> {
-        let mut codes = Vec::new();
+    /// `C = A·B` for one f32 problem with B already quantized and packed: quantizes and packs
+    /// A (`m × k`) into the scratch buffers, then runs the driver.
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        a: &[f32],
+        m: usize,
+        b: &PackedB,
+        cs: ColScales<'_>,
+        c: &mut [f32],
+        codes: &mut Vec<i8>,
+        pa: &mut PackedA,
+    ) {
+        let k = b.k;
         // Quantizing and packing are memory-bound passes: worth splitting only when large.
         let pool = (m * k >= 1 << 16).then_some(&self.pool);
-        let rs = quantize::quantize_rows(self.level, pool, x, m, k, self.activations, &mut codes);
-        packed.pack_on(pool, &codes, m, k, self.kernel.mr(), self.kc(m, k));
-        rs
+        let rs = quantize::quantize_rows(self.level, pool, a, m, k, self.activations, codes);
+        pa.pack_on(pool, codes, m, k, self.kernel.mr(), self.kc(m, k));
+        gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
     }
+}
 
-    /// `C = A·B` for one f32 problem with B already quantized and packed.
-    fn product(&self, a: &[f32], m: usize, b: &PackedB, cs: ColScales<'_>, c: &mut [f32]) {
-        let mut pa = PackedA::default();
-        let rs = self.quantize_a(a, m, b.k, &mut pa);
-        gemm::gemm(&self.pool, self.kernel, &pa, &rs, b, cs, m, c);
-    }
+/// Buffers a call quantizes and packs into, kept per thread and reused, so that a call does not
+/// page-fault megabytes of fresh memory in (which, measured, cost as much as the 1024³ product
+/// itself). They grow to the largest operand seen on that thread.
+#[derive(Debug, Default)]
+struct Scratch {
+    codes: Vec<i8>,
+    a: PackedA,
+    b: PackedB,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (or a fresh one if it is already in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// The slice as f32: borrowed for f32, converted otherwise.
@@ -262,30 +288,39 @@ impl Backend for Int8Backend {
         let mut out = Tensor::<T>::zeros(&out_shape)?;
         let nr = self.kernel.nr();
         let pool = (k * n >= 1 << 16).then_some(&self.pool);
-        let pack_b = |bi: usize| {
-            let bs = &bf[bi * k * n..(bi + 1) * k * n];
-            let (packed, s) =
-                quantize::quantize_pack_b(self.level, pool, bs, k, n, nr, self.weights);
-            (packed, col_scales(&s, self.weights, nr))
-        };
-        let shared = if d.broadcast_b { Some(pack_b(0)) } else { None };
-        for bi in 0..d.batch {
-            let own;
-            let (pb, cs) = match &shared {
-                Some(x) => (&x.0, &x.1),
-                None => {
-                    own = pack_b(bi);
-                    (&own.0, &own.1)
+        let stride = stride_of(self.weights);
+        with_scratch(
+            |Scratch {
+                 codes,
+                 a: pa,
+                 b: pb,
+             }| {
+                let mut cs = Vec::new();
+                for bi in 0..d.batch {
+                    if bi == 0 || !d.broadcast_b {
+                        let bs = &bf[bi * k * n..(bi + 1) * k * n];
+                        let s = quantize::quantize_pack_b(
+                            self.level,
+                            pool,
+                            bs,
+                            k,
+                            n,
+                            nr,
+                            self.weights,
+                            pb,
+                        );
+                        cs = col_scales(&s, self.weights, nr);
+                    }
+                    let cs = ColScales {
+                        values: &cs,
+                        stride,
+                    };
+                    let ab = &af[bi * m * k..(bi + 1) * m * k];
+                    let ob = &mut out.as_mut_slice()[bi * m * n..(bi + 1) * m * n];
+                    with_f32_out(ob, |c| self.product(ab, m, pb, cs, c, codes, pa));
                 }
-            };
-            let cs = ColScales {
-                values: cs,
-                stride: stride_of(self.weights),
-            };
-            let ab = &af[bi * m * k..(bi + 1) * m * k];
-            let ob = &mut out.as_mut_slice()[bi * m * n..(bi + 1) * m * n];
-            with_f32_out(ob, |c| self.product(ab, m, pb, cs, c));
-        }
+            },
+        );
         Ok(out)
     }
 
@@ -318,12 +353,25 @@ impl Backend for Int8Backend {
 
     fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>> {
         let shape = nanotensor::backend::check_weight(&w)?;
-        let q = QTensor::quantize(&w, self.weights)?;
+        let [n, k] = shape;
+        let wf = as_f32(w.as_slice());
+        check_operand("prepare", self.level, w.as_slice(), &wf)?;
+        // The vectorised quantizer: codes bit-identical to `QTensor::quantize` (tested).
+        let mut codes = Vec::new();
+        let s = quantize::quantize_rows(
+            self.level,
+            Some(&self.pool),
+            &wf,
+            n,
+            k,
+            self.weights,
+            &mut codes,
+        );
         let nr = self.kernel.nr();
-        let packed = PackedB::from_rows(q.codes(), shape[0], shape[1], nr);
+        let packed = PackedB::from_rows(&codes, n, k, nr);
         let scales = match self.weights {
-            Granularity::PerTensor => q.scales().to_vec(),
-            Granularity::PerRow => col_scales(q.scales(), Granularity::PerRow, nr),
+            Granularity::PerTensor => vec![s[0]],
+            Granularity::PerRow => col_scales(&s, Granularity::PerRow, nr),
         };
         Ok(Int8Weight {
             packed,
@@ -369,7 +417,11 @@ impl Backend for Int8Backend {
                 stride: 1,
             },
         };
-        with_f32_out(out, |c| self.product(&xf, rows, &w.packed, cs, c));
+        with_scratch(|s| {
+            with_f32_out(out, |c| {
+                self.product(&xf, rows, &w.packed, cs, c, &mut s.codes, &mut s.a)
+            })
+        });
         Ok(())
     }
 }

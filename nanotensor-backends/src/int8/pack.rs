@@ -174,14 +174,17 @@ impl PackedB {
 
     /// All-padding storage for `n × k`.
     pub fn empty(n: usize, k: usize, nr: usize) -> Self {
+        let mut me = PackedB::default();
+        me.reset(n, k, nr);
+        me
+    }
+
+    /// Makes this all-padding storage for `n × k`, reusing the buffer.
+    pub fn reset(&mut self, n: usize, k: usize, nr: usize) {
         let kp = round_up(k, 4);
-        PackedB {
-            data: vec![0x80; n.div_ceil(nr) * nr * kp],
-            nr,
-            kp,
-            k,
-            n,
-        }
+        self.data.clear();
+        self.data.resize(n.div_ceil(nr) * nr * kp, 0x80);
+        (self.nr, self.kp, self.k, self.n) = (nr, kp, k, n);
     }
 
     /// Panel `p`, `k` range `k0 .. k0 + kc4·4`.

@@ -76,18 +76,11 @@ macro_rules! multiversion {
 }
 
 multiversion! {
-    /// `max |x|` of a finite slice (0 for an empty one).
+    /// `max |x|` of a finite slice (0 for an empty one). For finite floats the order of
+    /// `|x|` is the order of the bit patterns with the sign cleared, so this is an integer max
+    /// reduction, which vectorises at any width.
     fn max_abs(x: &[f32]) -> f32 {
-        let mut lanes = [0.0f32; 16];
-        let mut chunks = x.chunks_exact(16);
-        for c in &mut chunks {
-            for (m, v) in lanes.iter_mut().zip(c) {
-                let a = v.abs();
-                *m = if a > *m { a } else { *m };
-            }
-        }
-        let tail = chunks.remainder().iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        lanes.iter().fold(tail, |m, &v| m.max(v))
+        f32::from_bits(x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)))
     }
 }
 
@@ -95,14 +88,9 @@ multiversion! {
     /// Whether every value is finite (no early exit, so it vectorises; callers look for the
     /// offending index only when this says no).
     fn all_finite(x: &[f32]) -> bool {
-        let mut ok = [true; 16];
-        let mut chunks = x.chunks_exact(16);
-        for c in &mut chunks {
-            for (o, v) in ok.iter_mut().zip(c) {
-                *o &= v.is_finite();
-            }
-        }
-        ok.iter().all(|&o| o) && chunks.remainder().iter().all(|v| v.is_finite())
+        // A value is NaN or ±inf exactly when its exponent bits are all ones.
+        const EXP: u32 = 0x7f80_0000;
+        x.iter().fold(0u32, |m, v| m.max(v.to_bits() & EXP)) != EXP
     }
 }
 
@@ -147,9 +135,10 @@ multiversion! {
     }
 }
 
-/// Quantizes `B: [k, n]` (finite) straight into kernel panels of width `nr`, with one scale for
-/// the tensor or one per column, the panels shared among the workers of `pool`. Returns the
-/// packed panels and the `n` column scales.
+/// Quantizes `B: [k, n]` (finite) straight into kernel panels of width `nr` (into `packed`, whose
+/// buffer is reused), with one scale for the tensor or one per column, the panels shared among
+/// the workers of `pool`. Returns the `n` column scales.
+#[allow(clippy::too_many_arguments)]
 pub fn quantize_pack_b(
     level: Level,
     pool: Option<&Pool>,
@@ -158,7 +147,8 @@ pub fn quantize_pack_b(
     n: usize,
     nr: usize,
     granularity: Granularity,
-) -> (PackedB, Vec<f32>) {
+    packed: &mut PackedB,
+) -> Vec<f32> {
     let scales: Vec<f32> = match granularity {
         Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &b[..k * n])); n],
         Granularity::PerRow => {
@@ -170,7 +160,7 @@ pub fn quantize_pack_b(
         }
     };
     let inv: Vec<f32> = scales.iter().map(|&s| inverse_scale(s)).collect();
-    let mut packed = PackedB::empty(n, k, nr);
+    packed.reset(n, k, nr);
     let (kp, panels) = (packed.kp, packed.panels());
     let zeros = vec![0.0f32; n];
     let row = |kk: usize| {
@@ -206,7 +196,7 @@ pub fn quantize_pack_b(
         }
         _ => fill(0, &mut packed.data),
     }
-    (packed, scales)
+    scales
 }
 
 /// Quantizes `rows` rows of `k` values (finite) into `codes`, returning one scale per row
@@ -317,7 +307,9 @@ mod tests {
                     let s = quantize_cols(level, b.as_slice(), k, n, g, &mut codes);
                     let want = PackedB::from_cols(&codes, k, n, 16);
                     let pool = Pool::new(2).unwrap();
-                    let (got, s2) = quantize_pack_b(level, Some(&pool), b.as_slice(), k, n, 16, g);
+                    let mut got = PackedB::default();
+                    let s2 =
+                        quantize_pack_b(level, Some(&pool), b.as_slice(), k, n, 16, g, &mut got);
                     assert_eq!(got.data, want.data);
                     assert_eq!(s, s2);
                 }

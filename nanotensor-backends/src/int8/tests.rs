@@ -4,6 +4,7 @@
 
 use super::*;
 use nanotensor::reference::{attention_f64, compare, matmul_f64};
+use nanotensor::QTensor;
 use nanotensor::{AttentionAlgo, HeadsLayout};
 
 fn backends() -> Vec<Int8Backend> {
