@@ -10,7 +10,8 @@ use nanotensor::HeadsLayout;
 const TOL_F32: f64 = 1e-10;
 
 /// Shapes `(m, k, n)`: ones, primes, around powers of two, tall, skinny, matvec, and sizes
-/// that are not multiples of any MR/NR or of kc (192), with k spanning several depth blocks.
+/// that are not multiples of any MR/NR or of kc (512), with k spanning several depth blocks (kc),
+/// m several row blocks (mc = 144) and n several column blocks (nc = 4096).
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 1),
@@ -28,6 +29,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (3, 400, 2),
     (200, 1, 50),
     (40, 385, 70),
+    (20, 1100, 45),
+    (301, 1030, 33),
+    (3, 20, 4200),
 ];
 
 fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Option<&Pool>) {
