@@ -10,6 +10,8 @@
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
 //! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
+//! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
+//!   formats; [`model_path::find_model`] locates the model file;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -26,8 +28,10 @@ pub mod attention;
 pub mod backend;
 pub mod element;
 pub mod error;
+pub mod gguf;
 pub mod memory;
 pub mod quant;
+pub mod model_path;
 pub mod reference;
 pub mod rng;
 pub mod shape;
