@@ -72,7 +72,7 @@ pub fn run(args: Args) -> Result<()> {
                 path: path.display().to_string(),
                 source,
             })?;
-            if bytes.is_empty() || bytes.len() % 4 != 0 {
+            if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
                 return Err(Error::format(
                     OP,
                     format!(
@@ -87,7 +87,7 @@ pub fn run(args: Args) -> Result<()> {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             let cols = args.cols.map_or(values.len(), |c| c as usize);
-            if values.len() % cols != 0 {
+            if !values.len().is_multiple_of(cols) {
                 return Err(Error::invalid_arg(
                     OP,
                     format!("{} values do not split into rows of {cols}", values.len()),
