@@ -8,7 +8,7 @@
 //!
 //! # Errors
 //! Every method validates its operands (shapes, emptiness, finiteness, memory budget) before it
-//! computes, and returns [`Error`](crate::Error) naming the op and the shapes. Kernels behind the
+//! computes, and returns [`Error`](crate::Error::Format) (see [`crate::error`]) naming the op and the shapes. Kernels behind the
 //! checks assume valid input.
 
 use crate::attention::{

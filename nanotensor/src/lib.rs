@@ -8,7 +8,7 @@
 //! - [`Backend`]: the contract (matmul, softmax, attention, prepare/linear) that the backends in
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
-//! - [`reference`]: float64 references and the NMSE metric the conformance tests use;
+//! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```

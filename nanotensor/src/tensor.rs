@@ -367,7 +367,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(t.t().unwrap_err().to_string().contains("expected 2"), true);
+        assert!(t.t().unwrap_err().to_string().contains("expected 2"));
     }
 
     #[test]

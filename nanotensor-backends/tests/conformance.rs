@@ -1,0 +1,435 @@
+//! The conformance harness: every compiled-in backend through the same cases against a float64
+//! reference (in the spirit of llama.cpp's `test-backend-ops`).
+//!
+//! Each case builds seeded random operands, runs the backend, computes the same result in f64
+//! with `nanotensor::reference`, and requires NMSE = Σ(a−b)²/Σb² below the backend's tolerance
+//! for that element type, with no NaN/Inf mismatch. A backend joins by one `conformance!` line at
+//! the bottom of this file with its constructor and tolerances.
+
+use nanotensor::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
+use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor::{AttentionAlgo, AttentionSpec, Backend, Element, Error, Tensor};
+
+/// NMSE bounds of one backend, per element type and op.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    /// f32 matmul / linear.
+    pub matmul_f32: f64,
+    /// f32 softmax and attention.
+    pub float_f32: f64,
+    /// f64 (all ops).
+    pub f64: f64,
+    /// bf16 (all ops): inputs and output carry 8 significant bits, so ~(2⁻⁹)²/3 ≈ 1e-6 per
+    /// element of rounding noise; 1e-4 leaves room for accumulation order.
+    pub bf16: f64,
+}
+
+impl Tolerance {
+    /// Float backends: f32 results within 1e-10 of f64 (the bound), f64 within 1e-24.
+    pub const FLOAT: Tolerance = Tolerance {
+        matmul_f32: 1e-10,
+        float_f32: 1e-10,
+        f64: 1e-24,
+        bf16: 1e-4,
+    };
+}
+
+fn tol_for<T: Element>(t: &Tolerance, matmul: bool) -> f64 {
+    match T::DTYPE {
+        nanotensor::DType::F32 if matmul => t.matmul_f32,
+        nanotensor::DType::F32 => t.float_f32,
+        nanotensor::DType::F64 => t.f64,
+        _ => t.bf16,
+    }
+}
+
+/// Matmul shapes: 1s, primes, odd sizes around powers of two, tall/skinny, matvec.
+pub const MATMUL_SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 7, 1),
+    (2, 3, 5),
+    (7, 13, 11),
+    (17, 1, 19),
+    (31, 37, 41),
+    (63, 65, 127),
+    (65, 63, 129),
+    (127, 129, 65),
+    (128, 64, 96),
+    (257, 5, 3),
+    (3, 300, 2),
+    (1, 129, 300),
+    (4, 576, 67),
+    (300, 129, 1),
+    (8, 33, 517),
+];
+
+pub fn matmul_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
+    let bound = tol_for::<T>(tol, true);
+    for (i, &(m, k, n)) in MATMUL_SHAPES.iter().enumerate() {
+        let a = Tensor::<T>::randn(&[m, k], 1.0, 100 + i as u64).unwrap();
+        let w = Tensor::<T>::randn(&[k, n], 1.0, 200 + i as u64).unwrap();
+        let c = b.matmul(&a, &w).unwrap();
+        assert_eq!(c.shape(), &[m, n]);
+        let r = compare(c.as_slice(), &matmul_f64(&a, &w).unwrap());
+        assert!(
+            r.passes(bound),
+            "{} {} matmul {m}x{k}x{n}: {r:?} > {bound}",
+            b.name(),
+            T::DTYPE
+        );
+    }
+    // Batched: shared B, and per-batch B.
+    let a = Tensor::<T>::randn(&[3, 5, 7], 1.0, 1).unwrap();
+    let w = Tensor::<T>::randn(&[7, 9], 1.0, 2).unwrap();
+    let c = b.matmul(&a, &w).unwrap();
+    assert_eq!(c.shape(), &[3, 5, 9]);
+    assert!(compare(c.as_slice(), &matmul_f64(&a, &w).unwrap()).passes(bound));
+    let w = Tensor::<T>::randn(&[3, 7, 4], 1.0, 3).unwrap();
+    let c = b.matmul(&a, &w).unwrap();
+    assert_eq!(c.shape(), &[3, 5, 4]);
+    assert!(compare(c.as_slice(), &matmul_f64(&a, &w).unwrap()).passes(bound));
+}
+
+pub fn linear_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
+    let bound = tol_for::<T>(tol, true);
+    for (i, &(m, k, n)) in MATMUL_SHAPES.iter().enumerate() {
+        let x = Tensor::<T>::randn(&[m, k], 1.0, 300 + i as u64).unwrap();
+        let w = Tensor::<T>::randn(&[n, k], 1.0, 400 + i as u64).unwrap();
+        let reference = matmul_f64(&x, &w.t().unwrap()).unwrap();
+        let pw = b.prepare(w).unwrap();
+        assert_eq!(nanotensor::PreparedWeight::shape(&pw), [n, k]);
+        let y = b.linear(&x, &pw).unwrap();
+        assert_eq!(y.shape(), &[m, n]);
+        let r = compare(y.as_slice(), &reference);
+        assert!(r.passes(bound), "{} linear {m}x{k}x{n}: {r:?}", b.name());
+    }
+}
+
+fn softmax_inputs<T: Element>() -> Vec<Tensor<T>> {
+    let ninf = f64::NEG_INFINITY;
+    let from = |v: &[f64], s: &[usize]| Tensor::<T>::from_fn(s, |i| T::from_f64(v[i])).unwrap();
+    vec![
+        Tensor::randn(&[1], 1.0, 1).unwrap(),
+        Tensor::randn(&[3, 1], 1.0, 2).unwrap(),
+        Tensor::randn(&[7, 129], 3.0, 3).unwrap(),
+        Tensor::randn(&[2, 3, 65], 1.0, 4).unwrap(),
+        // Large magnitudes: exp(1e4) overflows without max subtraction.
+        from(&[1e4, -1e4, 9999.0, 0.0], &[1, 4]),
+        from(&[-3e4, -3e4 + 1.0, -3e4 + 2.0], &[1, 3]),
+        // All equal.
+        Tensor::full(&[2, 17], T::from_f64(5.5)).unwrap(),
+        // Masked entries and a fully masked row.
+        from(&[0.5, ninf, 1.5, ninf, ninf, ninf, ninf, ninf], &[2, 4]),
+    ]
+}
+
+pub fn softmax_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
+    let bound = tol_for::<T>(tol, false);
+    for (i, x) in softmax_inputs::<T>().iter().enumerate() {
+        let y = b.softmax(x).unwrap();
+        assert_eq!(y.shape(), x.shape());
+        let r = compare(y.as_slice(), &softmax_f64(x));
+        assert!(r.passes(bound), "{} softmax case {i}: {r:?}", b.name());
+    }
+}
+
+/// (heads, kv heads, n_q, n_kv, d, d_v, causal)
+pub const ATTENTION_CASES: &[(usize, usize, usize, usize, usize, usize, bool)] = &[
+    (1, 1, 1, 1, 1, 1, false),
+    (1, 1, 1, 1, 8, 8, true),
+    (2, 2, 7, 7, 16, 16, false),
+    (2, 2, 33, 33, 16, 16, true),
+    (4, 2, 65, 65, 32, 32, true),
+    (6, 1, 17, 17, 8, 8, false),
+    (3, 3, 1, 129, 64, 64, true),
+    (3, 1, 5, 70, 64, 64, true),
+    (2, 1, 9, 5, 8, 8, true),
+    (1, 1, 130, 127, 64, 32, false),
+    (9, 3, 40, 40, 64, 64, true),
+];
+
+fn run_attention<B: Backend, T: Element>(
+    b: &B,
+    q: &Tensor<T>,
+    k: &Tensor<T>,
+    v: &Tensor<T>,
+    spec: &AttentionSpec,
+) -> (Tensor<T>, Vec<f64>) {
+    let out = b.attention(q, k, v, spec).unwrap();
+    let (ql, kl, vl) = (layout(q.shape()), layout(k.shape()), layout(v.shape()));
+    let qh = Heads {
+        data: q.as_slice(),
+        layout: ql,
+    };
+    let kh = Heads {
+        data: k.as_slice(),
+        layout: kl,
+    };
+    let vh = Heads {
+        data: v.as_slice(),
+        layout: vl,
+    };
+    let dims = AttentionDims {
+        n_heads: ql.heads,
+        n_kv_heads: kl.heads,
+        n_q: ql.rows,
+        n_kv: kl.rows,
+        head_dim: ql.dim,
+        v_dim: vl.dim,
+    };
+    let reference = attention_f64(&qh, &kh, &vh, &dims, spec);
+    (out, reference)
+}
+
+fn layout(s: &[usize]) -> HeadsLayout {
+    HeadsLayout::contiguous(s[0], s[1], s[2])
+}
+
+/// Attention through every algorithm the backend offers (`algos`).
+pub fn attention_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance, algos: &[AttentionAlgo]) {
+    let bound = tol_for::<T>(tol, false);
+    for &algo in algos {
+        for (i, &(h, hkv, nq, nkv, d, dv, causal)) in ATTENTION_CASES.iter().enumerate() {
+            let seed = 1000 + 10 * i as u64;
+            let q = Tensor::<T>::randn(&[h, nq, d], 1.0, seed).unwrap();
+            let k = Tensor::<T>::randn(&[hkv, nkv, d], 1.0, seed + 1).unwrap();
+            let v = Tensor::<T>::randn(&[hkv, nkv, dv], 1.0, seed + 2).unwrap();
+            let spec = AttentionSpec {
+                causal,
+                algo,
+                ..AttentionSpec::default()
+            };
+            let (out, reference) = run_attention(b, &q, &k, &v, &spec);
+            assert_eq!(out.shape(), &[h, nq, dv]);
+            let r = compare(out.as_slice(), &reference);
+            assert!(
+                r.passes(bound),
+                "{} {algo:?} attention case {i} {:?}: {r:?}",
+                b.name(),
+                ATTENTION_CASES[i]
+            );
+        }
+        // Large logits (±1e4 after scaling) would overflow a naive exp.
+        let q = Tensor::<T>::randn(&[2, 9, 8], 1.0, 7).unwrap();
+        let k = Tensor::<T>::randn(&[2, 9, 8], 1.0, 8).unwrap();
+        let v = Tensor::<T>::randn(&[2, 9, 8], 1.0, 9).unwrap();
+        let spec = AttentionSpec {
+            scale: Some(3e3),
+            algo,
+            ..AttentionSpec::default()
+        };
+        let (out, reference) = run_attention(b, &q, &k, &v, &spec);
+        let r = compare(out.as_slice(), &reference);
+        assert!(r.passes(bound), "{} {algo:?} large logits: {r:?}", b.name());
+        // Causal with more queries than keys: the first rows see nothing and must be zero.
+        let q = Tensor::<T>::randn(&[1, 6, 4], 1.0, 10).unwrap();
+        let k = Tensor::<T>::randn(&[1, 3, 4], 1.0, 11).unwrap();
+        let v = Tensor::<T>::randn(&[1, 3, 4], 1.0, 12).unwrap();
+        let spec = AttentionSpec {
+            causal: true,
+            algo,
+            ..AttentionSpec::default()
+        };
+        let (out, reference) = run_attention(b, &q, &k, &v, &spec);
+        assert!(out.as_slice()[..12].iter().all(|x| *x == T::zero()));
+        assert!(compare(out.as_slice(), &reference).passes(bound));
+    }
+}
+
+/// Token-major (strided) operands read in place, as a KV cache is.
+pub fn strided_attention_case<B: Backend>(b: &B, tol: &Tolerance, algo: AttentionAlgo) {
+    let (h, hkv, nq, nkv, d) = (4, 2, 3, 20, 16);
+    let q = Tensor::<f32>::randn(&[nq, h, d], 1.0, 21).unwrap();
+    let k = Tensor::<f32>::randn(&[nkv, hkv, d], 1.0, 22).unwrap();
+    let v = Tensor::<f32>::randn(&[nkv, hkv, d], 1.0, 23).unwrap();
+    let (ql, kl) = (
+        HeadsLayout::token_major(h, nq, d),
+        HeadsLayout::token_major(hkv, nkv, d),
+    );
+    let ol = HeadsLayout::token_major(h, nq, d);
+    let mut out = vec![0.0f32; nq * h * d];
+    let spec = AttentionSpec {
+        causal: true,
+        algo,
+        ..AttentionSpec::default()
+    };
+    let qh = Heads {
+        data: q.as_slice(),
+        layout: ql,
+    };
+    let kh = Heads {
+        data: k.as_slice(),
+        layout: kl,
+    };
+    let vh = Heads {
+        data: v.as_slice(),
+        layout: kl,
+    };
+    b.attention_into(
+        qh,
+        kh,
+        vh,
+        HeadsMut {
+            data: &mut out,
+            layout: ol,
+        },
+        &spec,
+    )
+    .unwrap();
+    let dims = AttentionDims {
+        n_heads: h,
+        n_kv_heads: hkv,
+        n_q: nq,
+        n_kv: nkv,
+        head_dim: d,
+        v_dim: d,
+    };
+    let reference = attention_f64(&qh, &kh, &vh, &dims, &spec);
+    // Reference is [H, n_q, d]; the output is token-major [n_q, H, d].
+    let mut out_hmajor = vec![0.0f32; out.len()];
+    for hh in 0..h {
+        for i in 0..nq {
+            let src = ol.offset(hh, i);
+            out_hmajor[(hh * nq + i) * d..(hh * nq + i + 1) * d]
+                .copy_from_slice(&out[src..src + d]);
+        }
+    }
+    let r = compare(&out_hmajor, &reference);
+    assert!(
+        r.passes(tol.float_f32),
+        "{} strided attention: {r:?}",
+        b.name()
+    );
+}
+
+/// The error contract: every backend refuses bad input with a typed error.
+pub fn error_cases<B: Backend>(b: &B) {
+    let a = Tensor::<f32>::randn(&[3, 4], 1.0, 1).unwrap();
+    let bad_k = Tensor::<f32>::randn(&[5, 2], 1.0, 2).unwrap();
+    assert!(matches!(
+        b.matmul(&a, &bad_k),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let vecs = Tensor::<f32>::randn(&[4], 1.0, 2).unwrap();
+    assert!(b.matmul(&a, &vecs).is_err());
+    let empty = Tensor::<f32>::zeros(&[0, 4]).unwrap();
+    assert!(matches!(
+        b.matmul(&empty, &bad_k),
+        Err(Error::InvalidShape { .. })
+    ));
+    let nan = Tensor::<f32>::from_slice(&[1.0, f32::NAN, 0.0, 1.0], &[2, 2]).unwrap();
+    assert!(matches!(b.matmul(&nan, &nan), Err(Error::NonFinite { .. })));
+    assert!(matches!(b.softmax(&nan), Err(Error::NonFinite { .. })));
+    let inf = Tensor::<f32>::from_slice(&[1.0, f32::INFINITY], &[1, 2]).unwrap();
+    assert!(matches!(b.softmax(&inf), Err(Error::NonFinite { .. })));
+    assert!(b.softmax(&Tensor::<f32>::zeros(&[2, 0]).unwrap()).is_err());
+    // Attention: group mismatch, dim mismatch, NaN.
+    let q = Tensor::<f32>::randn(&[3, 4, 8], 1.0, 3).unwrap();
+    let k = Tensor::<f32>::randn(&[2, 4, 8], 1.0, 4).unwrap();
+    assert!(b.attention(&q, &k, &k, &AttentionSpec::default()).is_err());
+    let k = Tensor::<f32>::randn(&[3, 4, 7], 1.0, 4).unwrap();
+    assert!(b.attention(&q, &k, &k, &AttentionSpec::default()).is_err());
+    let mut qn = q.clone();
+    qn.as_mut_slice()[5] = f32::NAN;
+    assert!(matches!(
+        b.attention(&qn, &q, &q, &AttentionSpec::default()),
+        Err(Error::NonFinite { .. })
+    ));
+    // Memory budget: a tiny budget refuses the materialised path before running.
+    let spec = AttentionSpec {
+        algo: AttentionAlgo::Naive,
+        max_memory: Some(16),
+        ..AttentionSpec::default()
+    };
+    assert!(matches!(
+        b.attention(&q, &q, &q, &spec),
+        Err(Error::MemoryBudget { .. })
+    ));
+    // prepare / linear.
+    assert!(b
+        .prepare(Tensor::<f32>::randn(&[4], 1.0, 1).unwrap())
+        .is_err());
+    assert!(b.prepare(nan.clone()).is_err());
+    let w = b
+        .prepare(Tensor::<f32>::randn(&[5, 4], 1.0, 1).unwrap())
+        .unwrap();
+    assert!(b
+        .linear(&Tensor::<f32>::randn(&[2, 3], 1.0, 1).unwrap(), &w)
+        .is_err());
+    let mut xn = Tensor::<f32>::randn(&[2, 4], 1.0, 1).unwrap();
+    xn.as_mut_slice()[0] = f32::NAN;
+    assert!(matches!(b.linear(&xn, &w), Err(Error::NonFinite { .. })));
+}
+
+/// Generates the conformance tests of one backend.
+macro_rules! conformance {
+    ($name:ident, $backend:expr, $tol:expr, algos = $algos:expr) => {
+        mod $name {
+            use super::*;
+            use half::bf16;
+
+            #[test]
+            fn matmul_f32() {
+                matmul_cases::<_, f32>(&$backend, &$tol);
+            }
+            #[test]
+            fn matmul_f64() {
+                matmul_cases::<_, f64>(&$backend, &$tol);
+            }
+            #[test]
+            fn matmul_bf16() {
+                matmul_cases::<_, bf16>(&$backend, &$tol);
+            }
+            #[test]
+            fn linear_f32() {
+                linear_cases::<_, f32>(&$backend, &$tol);
+            }
+            #[test]
+            fn linear_f64() {
+                linear_cases::<_, f64>(&$backend, &$tol);
+            }
+            #[test]
+            fn softmax_f32() {
+                softmax_cases::<_, f32>(&$backend, &$tol);
+            }
+            #[test]
+            fn softmax_f64() {
+                softmax_cases::<_, f64>(&$backend, &$tol);
+            }
+            #[test]
+            fn softmax_bf16() {
+                softmax_cases::<_, bf16>(&$backend, &$tol);
+            }
+            #[test]
+            fn attention_f32() {
+                attention_cases::<_, f32>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_f64() {
+                attention_cases::<_, f64>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_bf16() {
+                attention_cases::<_, bf16>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_strided() {
+                for algo in $algos {
+                    strided_attention_case(&$backend, &$tol, algo);
+                }
+            }
+            #[test]
+            fn errors() {
+                error_cases(&$backend);
+            }
+        }
+    };
+}
+
+#[cfg(feature = "naive")]
+conformance!(
+    naive,
+    nanotensor_backends::naive::NaiveBackend::new(),
+    Tolerance::FLOAT,
+    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+);

@@ -1,0 +1,189 @@
+//! `nanotensor matmul`: time `C = A·B` on seeded random matrices.
+
+use nanotensor::memory::{check_budget, default_budget};
+use nanotensor::reference::{compare, matmul_f64};
+use nanotensor::{Backend, Element, Result, Tensor};
+use nanotensor_backends::{with_backend, BackendVisitor};
+use serde_json::json;
+
+use crate::output::{
+    backend_choice, backend_help, parse_bytes, print_json, print_table, time_median, DTypeArg,
+};
+
+/// Arguments of `nanotensor matmul`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "naive", help = backend_help())]
+    pub backend: String,
+    /// Rows of A and C.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub m: u64,
+    /// Columns of A, rows of B.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub k: u64,
+    /// Columns of B and C.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
+    /// Element type.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DTypeArg,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed repetitions after one warm-up run; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Compare with a float64 reference and report the NMSE.
+    #[arg(long)]
+    pub check: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seed of the random inputs (A uses seed, B seed + 1).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Treat B as a weight prepared once (`prepare`, then `linear` per repetition), as a model
+    /// layer does; the timing then excludes packing/quantizing B.
+    #[arg(long)]
+    pub prepared: bool,
+    /// Memory the inputs and output may take (e.g. 8G); default half the physical memory.
+    #[arg(long, value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
+}
+
+/// Runs `nanotensor matmul`.
+pub fn run(args: Args) -> Result<()> {
+    let (kind, opts) = backend_choice(&args.backend, args.threads)?;
+    let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
+    let elem = match args.dtype {
+        DTypeArg::F32 => 4u64,
+        DTypeArg::F64 => 8,
+    };
+    // A, B, C (and a prepared copy of B), plus the f64 reference when checking.
+    let elems = |a: u64, b: u64| a.saturating_mul(b);
+    let mut needed = elems(args.m, args.k)
+        .saturating_add(elems(args.k, args.n).saturating_mul(2))
+        .saturating_add(elems(args.m, args.n))
+        .saturating_mul(elem);
+    if args.check {
+        needed = needed.saturating_add(elems(args.m, args.n).saturating_mul(8));
+    }
+    check_budget(
+        "matmul",
+        needed,
+        args.max_memory.unwrap_or_else(default_budget),
+        &format!(" for {m}×{k} · {k}×{n} {} operands", args.dtype.name()),
+    )?;
+    let report = match args.dtype {
+        DTypeArg::F32 => with_backend(
+            kind,
+            opts,
+            Run::<f32> {
+                args: &args,
+                m,
+                k,
+                n,
+                _t: Default::default(),
+            },
+        )?,
+        DTypeArg::F64 => with_backend(
+            kind,
+            opts,
+            Run::<f64> {
+                args: &args,
+                m,
+                k,
+                n,
+                _t: Default::default(),
+            },
+        )?,
+    };
+    let gflops = 2.0 * m as f64 * n as f64 * k as f64 / report.seconds / 1e9;
+    if args.json {
+        let mut v = json!({
+            "op": "matmul",
+            "backend": report.backend,
+            "m": m, "k": k, "n": n,
+            "dtype": args.dtype.name(),
+            "threads": report.threads,
+            "repeat": args.repeat,
+            "prepared": args.prepared,
+            "seconds": report.seconds,
+            "gflops": gflops,
+        });
+        if let Some(nmse) = report.nmse {
+            v["nmse"] = json!(nmse);
+            v["max_abs_err"] = json!(report.max_abs);
+        }
+        print_json(&v);
+    } else {
+        let mut rows = vec![
+            vec!["field".into(), "value".into()],
+            vec!["op".into(), "matmul".into()],
+            vec!["backend".into(), report.backend.into()],
+            vec!["shape".into(), format!("{m}×{k} · {k}×{n}")],
+            vec!["dtype".into(), args.dtype.name().into()],
+            vec!["threads".into(), report.threads.to_string()],
+            vec!["prepared B".into(), args.prepared.to_string()],
+            vec![
+                "median time".into(),
+                format!("{:.6} s ({} runs)", report.seconds, args.repeat),
+            ],
+            vec!["throughput".into(), format!("{gflops:.2} GFLOP/s")],
+        ];
+        if let Some(nmse) = report.nmse {
+            rows.push(vec!["nmse vs f64".into(), format!("{nmse:.3e}")]);
+            rows.push(vec![
+                "max |error|".into(),
+                format!("{:.3e}", report.max_abs),
+            ]);
+        }
+        print_table(&rows);
+    }
+    Ok(())
+}
+
+struct Report {
+    backend: &'static str,
+    threads: usize,
+    seconds: f64,
+    nmse: Option<f64>,
+    max_abs: f64,
+}
+
+struct Run<'a, T> {
+    args: &'a Args,
+    m: usize,
+    k: usize,
+    n: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Element> BackendVisitor for Run<'_, T> {
+    type Output = Report;
+
+    fn visit<B: Backend>(self, backend: B) -> Result<Report> {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let a = Tensor::<T>::randn(&[m, k], 1.0, self.args.seed)?;
+        let b = Tensor::<T>::randn(&[k, n], 1.0, self.args.seed + 1)?;
+        let (seconds, c) = if self.args.prepared {
+            let w = backend.prepare(b.t()?)?;
+            time_median(self.args.repeat, || backend.linear(&a, &w))?
+        } else {
+            time_median(self.args.repeat, || backend.matmul(&a, &b))?
+        };
+        let (nmse, max_abs) = if self.args.check {
+            let r = compare(c.as_slice(), &matmul_f64(&a, &b)?);
+            (Some(r.nmse), r.max_abs)
+        } else {
+            (None, 0.0)
+        };
+        Ok(Report {
+            backend: backend.name(),
+            threads: backend.threads(),
+            seconds,
+            nmse,
+            max_abs,
+        })
+    }
+}

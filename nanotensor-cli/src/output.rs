@@ -1,0 +1,160 @@
+//! Shared command-line plumbing: backend flags, timing, and printing.
+
+use std::time::Instant;
+
+use nanotensor::{Error, Result};
+use nanotensor_backends::{BackendKind, BackendOptions};
+
+/// Help text for `--backend`, naming the backends compiled into this binary.
+pub fn backend_help() -> String {
+    format!(
+        "Backend to run: naive, blocked or int8 (compiled in: {})",
+        BackendKind::compiled_names()
+    )
+}
+
+/// Resolves `--backend` and `--threads` into a backend choice.
+pub fn backend_choice(name: &str, threads: Option<usize>) -> Result<(BackendKind, BackendOptions)> {
+    let kind = BackendKind::parse(name)?;
+    let mut opts = BackendOptions::default();
+    if let Some(t) = threads {
+        if t == 0 {
+            return Err(Error::invalid_arg(
+                "threads",
+                "--threads must be at least 1",
+            ));
+        }
+        opts.threads = t;
+    }
+    Ok((kind, opts))
+}
+
+/// Element type selected with `--dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DTypeArg {
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+}
+
+impl DTypeArg {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DTypeArg::F32 => "f32",
+            DTypeArg::F64 => "f64",
+        }
+    }
+}
+
+/// Runs `f` once to warm up, then `repeat` times; returns the median wall time in seconds and the
+/// last result.
+pub fn time_median<R>(repeat: usize, mut f: impl FnMut() -> Result<R>) -> Result<(f64, R)> {
+    if repeat == 0 {
+        return Err(Error::invalid_arg("repeat", "--repeat must be at least 1"));
+    }
+    let mut last = f()?;
+    let mut times = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let t0 = Instant::now();
+        last = f()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    Ok((median(&mut times), last))
+}
+
+/// Median of a non-empty slice (mean of the middle two for even lengths).
+pub fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
+
+/// Parses a byte count with an optional decimal or binary suffix: `123`, `8G`, `512MiB`, `64k`.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown byte unit `{other}` (use k, M, G, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Prints a table with a header row; columns padded to their widest cell.
+pub fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+        if i == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
+            println!("{}", "-".repeat(total));
+        }
+    }
+}
+
+/// Prints one JSON object on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_parse() {
+        assert_eq!(parse_bytes("123").unwrap(), 123);
+        assert_eq!(parse_bytes("8G").unwrap(), 8_000_000_000);
+        assert_eq!(parse_bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("1.5k").unwrap(), 1500);
+        assert!(parse_bytes("abc").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
