@@ -24,6 +24,8 @@ enum Command {
     Matmul(commands::matmul::Args),
     /// Time scaled dot-product attention on seeded random Q, K, V.
     Attention(commands::attention::Args),
+    /// Sweep attention over N = 128 … 100,000 with the naive and flash paths: table + SVG chart.
+    AttentionScaling(commands::attention_scaling::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Matmul(args) => commands::matmul::run(args),
         Command::Attention(args) => commands::attention::run(args),
+        Command::AttentionScaling(args) => commands::attention_scaling::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod attention;
+pub mod attention_scaling;
 pub mod matmul;
