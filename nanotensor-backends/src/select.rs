@@ -40,8 +40,9 @@ impl BackendKind {
     pub fn is_compiled(self) -> bool {
         match self {
             BackendKind::Naive => cfg!(feature = "naive"),
-            // Wired in `with_backend` as their modules land.
-            BackendKind::Blocked | BackendKind::Int8 => false,
+            BackendKind::Blocked => cfg!(feature = "blocked"),
+            // Wired in `with_backend` as its module lands.
+            BackendKind::Int8 => false,
         }
     }
 
@@ -130,6 +131,8 @@ pub fn with_backend<V: BackendVisitor>(
     match kind {
         #[cfg(feature = "naive")]
         BackendKind::Naive => visitor.visit(crate::naive::NaiveBackend::new()),
+        #[cfg(feature = "blocked")]
+        BackendKind::Blocked => visitor.visit(crate::blocked::BlockedBackend::new(opts.threads)?),
         #[allow(unreachable_patterns)]
         other => Err({
             drop(visitor);

@@ -433,3 +433,17 @@ conformance!(
     Tolerance::FLOAT,
     algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
 );
+
+// The blocked backend offers both algorithms: the materialised one (`Naive`), FlashAttention
+// (`Flash`), and `Auto` choosing between them. Two threads, so the threaded paths are checked.
+#[cfg(feature = "blocked")]
+conformance!(
+    blocked,
+    nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
+    Tolerance::FLOAT,
+    algos = [
+        AttentionAlgo::Naive,
+        AttentionAlgo::Flash,
+        AttentionAlgo::Auto
+    ]
+);
