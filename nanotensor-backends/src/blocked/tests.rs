@@ -4,8 +4,8 @@ use super::gemm::{gemm, BSource, PackedB};
 use super::kernel::{with_f32_kernel, F32Kernel, GemmKernel};
 use super::pack::MatRef;
 use super::*;
-use nanotensor::Error;
 use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor::Error;
 use nanotensor::HeadsLayout;
 
 const TOL_F32: f64 = 1e-10;
