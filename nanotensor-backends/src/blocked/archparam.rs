@@ -67,7 +67,7 @@ mod tests {
         for len in 1..600 {
             let b = balanced_block(len, 192, 12);
             assert!(
-                b % 12 == 0 && b <= 192 && b * len.div_ceil(192) >= len,
+                b.is_multiple_of(12) && b <= 192 && b * len.div_ceil(192) >= len,
                 "{len}"
             );
         }
