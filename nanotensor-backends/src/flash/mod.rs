@@ -4,14 +4,15 @@
 //! streamed in blocks of `BC` keys; a running max `m`, running sum `l` and an output accumulator
 //! `O` per query are updated with [`OnlineSoftmax`]'s step (rescaling by `exp(m_old − m_new)`),
 //! and `O / l` is written at the end (Dao et al., *FlashAttention*, 2022, Algorithm 1). Memory per
-//! worker is `O((d + BC + d_v)·BR)`, independent of the sequence length.
+//! worker is `O((d + d_v)·BR)`, independent of the sequence length.
 //!
-//! # Block sizes (Zen 4: 32 KiB L1d, 1 MiB L2 per core)
-//! `BR = 32` queries (two 16-lane AVX-512 registers) and `BC = 64` keys. At `d = d_v = 64` the
-//! per-worker working set is `Qᵀ` 8 KiB + score tile 8 KiB + `Oᵀ` 8 KiB = 24 KiB, which stays in
-//! L1d while one 64-key block of K and V (16 KiB each) streams through from L2. Each K/V element
-//! loaded feeds 32 queries (64 flops), so a core at ~100 GFLOP/s needs only ~6 GB/s of K/V traffic
-//! — within L3 and even DRAM bandwidth at N = 100,000.
+//! # Block sizes (Zen 4/5: 32–48 KiB L1d, 1 MiB L2 per core)
+//! `BR = 32` queries (two 16-lane AVX-512 registers) and `BC = 64` keys, and one work item runs
+//! `GROUP = 4` query blocks against each K/V block. At `d = d_v = 64` a query block's working set
+//! is `Qᵀ` 8 KiB + score tile 8 KiB + `Oᵀ` 8 KiB = 24 KiB, in L1d while the 64-key K and V blocks
+//! (16 KiB each) stream in; the group's 72 KiB of tiles stay in L2. Each K/V element brought from
+//! memory feeds 128 queries (256 flops), so at ~200 GFLOP/s per core the K/V stream needs
+//! ~3 GB/s — affordable even from DRAM at N = 100,000 (K + V = 51 MB per head, past L3).
 //!
 //! # Causal mask
 //! End-aligned (query `i` sees keys `j < n_kv − n_q + i + 1`). Key blocks past the last key any
@@ -81,7 +82,8 @@ fn workers(threads: usize, tasks: usize) -> usize {
 /// Exact scratch bytes [`flash_attention`] allocates for these sizes, element size (4 selects the
 /// f32 paths) and thread count — computable before running.
 ///
-/// - tiled f32: `workers · 4·BR·(d + BC + d_v)` (packed `Qᵀ`, score tile, `Oᵀ`);
+/// - tiled f32: `workers · 4·BR·(GROUP·(d + d_v) + BC)` (`GROUP` = 4 packed `Qᵀ` and `Oᵀ`
+///   tiles, one score tile);
 /// - decode f32: `4 · H·n_q·splits·(d_v + 2)` (partial `(m, l, acc)` per KV chunk);
 /// - generic: `workers · 8·(d + BC + d_v)` (one f64 query row, scores and accumulator).
 pub fn flash_scratch_bytes(dims: &AttentionDims, elem_size: usize, threads: usize) -> u64 {
@@ -89,7 +91,7 @@ pub fn flash_scratch_bytes(dims: &AttentionDims, elem_size: usize, threads: usiz
     match path(dims, elem_size) {
         Path::Tiled => {
             let w = workers(threads, tiled::tasks(dims)) as u64;
-            w * 4 * BR as u64 * (d + BC as u64 + dv)
+            w * 4 * tiled::worker_len(dims) as u64
         }
         Path::Decode => 4 * decode_scratch_len(dims, threads) as u64,
         Path::Generic => {

@@ -142,6 +142,8 @@ const SHAPES: &[Case] = &[
     case(2, 2, 3, 1000, 32, true), // decode, 3 rows, causal offsets
     case(1, 1, 33, 1, 5, false),   // one key, odd head dim
     case(2, 1, 129, 257, 64, false),
+    case(2, 1, 300, 300, 64, true), // several query groups, causal inside a group
+    case(1, 1, 200, 450, 32, true), // n_q < n_kv across group boundaries
 ];
 
 #[test]
@@ -294,12 +296,12 @@ fn scratch_is_linear_in_n_and_budget_is_enforced() {
         head_dim: 64,
         v_dim: 64,
     };
-    // Tiled f32: 2 workers · 4 B · 32 · (64 + 64 + 64), whatever N.
-    assert_eq!(flash_scratch_bytes(&dims(4096), 4, 2), 2 * 4 * 32 * 192);
-    assert_eq!(flash_scratch_bytes(&dims(100_000), 4, 2), 2 * 4 * 32 * 192);
+    // Tiled f32: 2 workers · 4 B · 32 · (4·(64 + 64) + 64), whatever N.
+    assert_eq!(flash_scratch_bytes(&dims(4096), 4, 2), 2 * 4 * 32 * 576);
+    assert_eq!(flash_scratch_bytes(&dims(100_000), 4, 2), 2 * 4 * 32 * 576);
     let c = case(2, 2, 40, 40, 16, false);
     let (_, plan) = run_case::<f32>(c, kernel::detect(), 2, 1.0, AttentionSpec::default(), 1);
-    assert_eq!(plan.scratch_bytes, 2 * 4 * 32 * (16 + 64 + 16));
+    assert_eq!(plan.scratch_bytes, 2 * 4 * 32 * (4 * (16 + 16) + 64));
 
     let l = HeadsLayout::contiguous(1, 40, 16);
     let x = vec![0.5f32; 640];
