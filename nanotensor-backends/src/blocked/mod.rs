@@ -42,7 +42,7 @@ impl BlockedBackend {
     /// A backend with `threads` workers and the best f32 kernel of this CPU.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
+    /// [`nanotensor::Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
     pub fn new(threads: usize) -> Result<Self> {
         Ok(BlockedBackend {
             pool: Pool::new(threads)?,
