@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod info;
+pub mod attention_scaling;
 pub mod matmul;
 pub mod tokenize;
 pub mod quantize;
