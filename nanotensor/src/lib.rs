@@ -9,6 +9,7 @@
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`]: float64 references and the NMSE metric the conformance tests use;
+//! - [`tokenizer`]: the byte-level BPE tokenizer of GPT-2-style vocabularies;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -30,6 +31,7 @@ pub mod reference;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
+pub mod tokenizer;
 
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
