@@ -11,6 +11,7 @@
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
 //! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
 //!   formats; [`model_path::find_model`] locates the model file;
+//! - [`tokenizer`]: the byte-level BPE tokenizer of GPT-2-style vocabularies;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -34,6 +35,7 @@ pub mod reference;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
+pub mod tokenizer;
 
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
