@@ -11,6 +11,8 @@
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
 //! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
 //!   formats; [`model_path::find_model`] locates the model file;
+//! - [`model`]: the LLaMA forward pass over any backend, KV cache, sampling, generation and
+//!   perplexity;
 //! - [`tokenizer`]: the byte-level BPE tokenizer of GPT-2-style vocabularies;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
@@ -30,6 +32,7 @@ pub mod element;
 pub mod error;
 pub mod gguf;
 pub mod memory;
+pub mod model;
 pub mod model_path;
 pub mod reference;
 pub mod rng;
