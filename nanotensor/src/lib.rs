@@ -9,6 +9,8 @@
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
+//! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
+//!   formats; [`model_path::find_model`] locates the model file;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -25,7 +27,9 @@ pub mod attention;
 pub mod backend;
 pub mod element;
 pub mod error;
+pub mod gguf;
 pub mod memory;
+pub mod model_path;
 pub mod reference;
 pub mod rng;
 pub mod shape;
