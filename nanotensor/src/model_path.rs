@@ -31,7 +31,8 @@ pub const FETCH_COMMAND: &str = "scripts/fetch-model.sh";
 /// [`Error::ModelNotFound`], listing the places looked at and naming [`FETCH_COMMAND`].
 pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap_or(manifest).to_path_buf();
     search(
         explicit,
         std::env::var_os(MODEL_ENV),
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn missing_model_names_the_fetch_command() {
         let t = TempDir::new("missing");
-        let e = search(None, None, None, &[t.0.clone()]).unwrap_err();
+        let e = search(None, None, None, std::slice::from_ref(&t.0)).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, Error::ModelNotFound { .. }));
         assert!(msg.contains("scripts/fetch-model.sh"), "{msg}");
@@ -138,9 +139,9 @@ mod tests {
         // An explicit path or $NANOTENSOR_MODEL that does not exist is an error, not skipped.
         std::fs::write(t.0.join("models").join(MODEL_FILE_NAME), b"x").unwrap();
         let ghost = t.0.join("ghost.gguf");
-        let e = search(Some(&ghost), None, None, &[t.0.clone()]).unwrap_err();
+        let e = search(Some(&ghost), None, None, std::slice::from_ref(&t.0)).unwrap_err();
         assert!(e.to_string().contains("ghost.gguf (--model)"), "{e}");
-        let e = search(None, Some(ghost.into_os_string()), None, &[t.0.clone()]).unwrap_err();
+        let e = search(None, Some(ghost.into_os_string()), None, std::slice::from_ref(&t.0)).unwrap_err();
         assert!(e.to_string().contains("$NANOTENSOR_MODEL"), "{e}");
     }
 }

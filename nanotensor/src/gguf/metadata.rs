@@ -122,7 +122,7 @@ impl GgufFile {
                     .integers()
                     .ok_or_else(|| self.mistyped(key, "array of integers fitting i32", v))?;
                 ints.into_iter()
-                    .map(|x| i32::try_from(x))
+                    .map(i32::try_from)
                     .collect::<std::result::Result<Vec<i32>, _>>()
                     .map_err(|_| Error::KeyType {
                         op: OP,
