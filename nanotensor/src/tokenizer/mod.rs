@@ -152,7 +152,10 @@ impl Tokenizer {
         let mut table = MergeTable::new();
         let lookup = |s: &str, line: usize| {
             ids.get(s).copied().ok_or_else(|| {
-                Error::format(OP, format!("merge {line} names `{s}`, not in the vocabulary"))
+                Error::format(
+                    OP,
+                    format!("merge {line} names `{s}`, not in the vocabulary"),
+                )
             })
         };
         let mut joined = String::new();
