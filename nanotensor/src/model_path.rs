@@ -31,7 +31,8 @@ pub const FETCH_COMMAND: &str = "scripts/fetch-model.sh";
 /// [`Error::ModelNotFound`], listing the places looked at and naming [`FETCH_COMMAND`].
 pub fn find_model(explicit: Option<&Path>) -> Result<PathBuf> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = manifest.parent().unwrap_or(manifest).to_path_buf();
     search(
         explicit,
         std::env::var_os(MODEL_ENV),
