@@ -9,7 +9,9 @@
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`]: float64 references and the NMSE metric the conformance tests use;
-//! - [`tokenizer`]: the byte-level BPE tokenizer of GPT-2-style vocabularies;
+//! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
+//!   formats; [`model_path::find_model`] locates the model file;
+//! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -26,7 +28,9 @@ pub mod attention;
 pub mod backend;
 pub mod element;
 pub mod error;
+pub mod gguf;
 pub mod memory;
+pub mod model_path;
 pub mod reference;
 pub mod rng;
 pub mod shape;
