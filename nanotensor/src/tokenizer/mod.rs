@@ -30,6 +30,7 @@
 
 pub mod bpe;
 pub mod bytes;
+mod gguf;
 pub mod pretokenize;
 mod stream;
 
@@ -38,6 +39,7 @@ use std::collections::HashMap;
 use crate::{Error, Result};
 use bpe::{MergeTable, NO_TOKEN};
 use bytes::ByteMap;
+pub use gguf::keys;
 pub use pretokenize::PreTokenizer;
 pub use stream::StreamDecoder;
 
