@@ -13,7 +13,7 @@
 //!   formats; [`model_path::find_model`] locates the model file;
 //! - [`model`]: the LLaMA forward pass over any backend, KV cache, sampling, generation and
 //!   perplexity;
-//! - [`tokenizer`]: the byte-level BPE tokenizer of GPT-2-style vocabularies;
+//! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```

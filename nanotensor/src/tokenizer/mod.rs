@@ -30,6 +30,7 @@
 
 pub mod bpe;
 pub mod bytes;
+mod gguf;
 pub mod pretokenize;
 mod stream;
 
@@ -38,6 +39,7 @@ use std::collections::HashMap;
 use crate::{Error, Result};
 use bpe::{MergeTable, NO_TOKEN};
 use bytes::ByteMap;
+pub use gguf::keys;
 pub use pretokenize::PreTokenizer;
 pub use stream::StreamDecoder;
 
@@ -152,7 +154,10 @@ impl Tokenizer {
         let mut table = MergeTable::new();
         let lookup = |s: &str, line: usize| {
             ids.get(s).copied().ok_or_else(|| {
-                Error::format(OP, format!("merge {line} names `{s}`, not in the vocabulary"))
+                Error::format(
+                    OP,
+                    format!("merge {line} names `{s}`, not in the vocabulary"),
+                )
             })
         };
         let mut joined = String::new();

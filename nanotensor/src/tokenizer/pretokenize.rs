@@ -239,7 +239,10 @@ mod tests {
     #[test]
     fn contractions_are_lowercase_only() {
         assert_eq!(smollm("How's it"), ["How", "'s", " it"]);
-        assert_eq!(smollm("we're we'll I'd"), ["we", "'re", " we", "'ll", " I", "'d"]);
+        assert_eq!(
+            smollm("we're we'll I'd"),
+            ["we", "'re", " we", "'ll", " I", "'d"]
+        );
         assert_eq!(smollm("I'M"), ["I", "'", "M"]);
         // A quote directly before `s` is read as the contraction, as in GPT-2.
         assert_eq!(smollm("'single'"), ["'s", "ingle", "'"]);

@@ -83,10 +83,7 @@ fn special_tokens_are_matched_whole() {
     assert_eq!(tok.encode("<a>bc"), [3, byte_id(b'c')]);
     assert_eq!(tok.encode("<a>c"), [2, byte_id(b'c')]);
     // An incomplete special is ordinary text.
-    assert_eq!(
-        tok.encode("<s"),
-        [byte_id(b'<'), byte_id(b's')]
-    );
+    assert_eq!(tok.encode("<s"), [byte_id(b'<'), byte_id(b's')]);
     // Text on both sides is pre-tokenized on its own: the space before "<s>" stays a space.
     assert_eq!(
         tok.encode("hello <s> world"),
@@ -124,7 +121,10 @@ fn whitespace_runs_give_their_last_space_to_the_next_word() {
     // "   world" → "  " + " world".
     assert_eq!(tok.encode("   world"), [sp2, world]);
     // Trailing run stays whole: "   " → "ĠĠ" + "Ġ".
-    assert_eq!(tok.encode("hello   "), [id(&tok, "hello"), sp2, byte_id(b' ')]);
+    assert_eq!(
+        tok.encode("hello   "),
+        [id(&tok, "hello"), sp2, byte_id(b' ')]
+    );
     // Newlines: "\n\n" before a word gives "\n" + "\n" (no space to glue), at the end "ĊĊ".
     assert_eq!(
         tok.encode("\n\nhello"),
@@ -136,7 +136,9 @@ fn whitespace_runs_give_their_last_space_to_the_next_word() {
 #[test]
 fn encode_decode_round_trips_random_text() {
     let tok = toy();
-    let pool: Vec<char> = "ab hello world 12 's\n\t\r ïé日本🙂—<s></s><a>b ".chars().collect();
+    let pool: Vec<char> = "ab hello world 12 's\n\t\r ïé日本🙂—<s></s><a>b "
+        .chars()
+        .collect();
     let mut rng = crate::rng::Rng::new(11);
     for _ in 0..200 {
         let len = (rng.next_u64() % 40) as usize;
