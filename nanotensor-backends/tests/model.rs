@@ -55,7 +55,9 @@ fn float_backends() -> Vec<BackendKind> {
 
 /// The fastest float backend compiled in.
 fn fastest() -> BackendKind {
-    *float_backends().last().expect("a float backend is compiled in")
+    *float_backends()
+        .last()
+        .expect("a float backend is compiled in")
 }
 
 /// Greedy tokens for this test: all 32 on fast backends; the naive backend (f64 textbook
@@ -137,8 +139,12 @@ fn greedy_ids_match_the_exact_reference() {
 #[test]
 fn first_step_logits_are_within_0_02_of_float64() {
     let Some(file) = model_file() else { return };
-    let logits = with_backend(fastest(), BackendOptions::default(), FirstLogits { file: &file })
-        .unwrap();
+    let logits = with_backend(
+        fastest(),
+        BackendOptions::default(),
+        FirstLogits { file: &file },
+    )
+    .unwrap();
     assert_eq!(logits.len(), 49152);
     for (id, want) in TOP5 {
         let got = f64::from(logits[id as usize]);
@@ -175,7 +181,10 @@ fn kv_cache_on_and_off_give_identical_ids() {
 
 /// The GPL-3 text as the perplexity fixture used it: one trailing newline stripped.
 fn gpl3_tokens(file: &GgufFile) -> Vec<u32> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../nanotensor/tests/data/GPL-3");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../nanotensor/tests/data/GPL-3"
+    );
     let text = std::fs::read_to_string(path).expect("GPL-3 test data");
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Tokenizer::from_gguf(file).unwrap().encode(text)
@@ -185,7 +194,11 @@ fn gpl3_tokens(file: &GgufFile) -> Vec<u32> {
 fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
     let Some(file) = model_file() else { return };
     let tokens = gpl3_tokens(&file);
-    assert!((7638..=7639).contains(&tokens.len()), "{} tokens", tokens.len());
+    assert!(
+        (7638..=7639).contains(&tokens.len()),
+        "{} tokens",
+        tokens.len()
+    );
     let kind = fastest();
     if kind == BackendKind::Naive {
         eprintln!("SKIPPED: perplexity needs the blocked backend (naive would take minutes)");
@@ -203,6 +216,11 @@ fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
     .unwrap();
     assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
     let rel = (r.ppl / PPL_F32_CTX128 - 1.0).abs();
-    eprintln!("{kind}: ppl {:.4} ({:.3}% from llama.cpp) in {:.1} s", r.ppl, 100.0 * rel, r.seconds);
+    eprintln!(
+        "{kind}: ppl {:.4} ({:.3}% from llama.cpp) in {:.1} s",
+        r.ppl,
+        100.0 * rel,
+        r.seconds
+    );
     assert!(rel < 0.005, "ppl {} vs {PPL_F32_CTX128}", r.ppl);
 }

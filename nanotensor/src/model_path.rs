@@ -141,7 +141,13 @@ mod tests {
         let ghost = t.0.join("ghost.gguf");
         let e = search(Some(&ghost), None, None, std::slice::from_ref(&t.0)).unwrap_err();
         assert!(e.to_string().contains("ghost.gguf (--model)"), "{e}");
-        let e = search(None, Some(ghost.into_os_string()), None, std::slice::from_ref(&t.0)).unwrap_err();
+        let e = search(
+            None,
+            Some(ghost.into_os_string()),
+            None,
+            std::slice::from_ref(&t.0),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("$NANOTENSOR_MODEL"), "{e}");
     }
 }

@@ -1,4 +1,8 @@
 //! One module per subcommand.
 
 pub mod attention;
+pub mod bench_model;
+pub mod generate;
 pub mod matmul;
+mod model_io;
+pub mod perplexity;

@@ -157,7 +157,17 @@ mod tests {
         assert_eq!(&v[..2], [3.0, 4.0]);
         assert_eq!(c.layer(1, 1), (&[5.0, 6.0][..], &[7.0, 8.0][..]));
         let e = c.check_room(1).unwrap_err();
-        assert!(matches!(e, Error::ContextOverflow { needed: 4, capacity: 3, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::ContextOverflow {
+                    needed: 4,
+                    capacity: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         c.clear();
         assert!(c.is_empty() && c.check_room(3).is_ok());
         assert!(KvCache::new(1, 0, 4).is_err());

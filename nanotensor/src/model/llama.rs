@@ -98,7 +98,10 @@ impl LlamaConfig {
             if v != cfg.vocab_size as i128 {
                 return Err(Error::format(
                     OP,
-                    format!("llama.vocab_size {v} differs from token_embd rows {}", cfg.vocab_size),
+                    format!(
+                        "llama.vocab_size {v} differs from token_embd rows {}",
+                        cfg.vocab_size
+                    ),
                 ));
             }
         }
@@ -122,7 +125,10 @@ impl LlamaConfig {
         if self.dim % self.n_heads != 0 || self.head_dim * self.n_heads != self.dim {
             return Err(Error::format(
                 OP,
-                format!("embedding {} is not heads {} × head_dim", self.dim, self.n_heads),
+                format!(
+                    "embedding {} is not heads {} × head_dim",
+                    self.dim, self.n_heads
+                ),
             ));
         }
         if self.head_dim % 2 != 0 || self.n_heads % self.n_kv_heads != 0 {
@@ -231,7 +237,10 @@ impl<B: Backend> Llama<B> {
             if info.shape != shape {
                 return Err(Error::format(
                     OP,
-                    format!("tensor `{name}` has shape {:?}, expected {shape:?}", info.shape),
+                    format!(
+                        "tensor `{name}` has shape {:?}, expected {shape:?}",
+                        info.shape
+                    ),
                 ));
             }
             Ok(())
@@ -310,9 +319,8 @@ impl<B: Backend> Llama<B> {
     /// Bytes the weights occupy: every prepared matrix ([`PreparedWeight::size_bytes`]), the
     /// norm gains (`f32`) and the token embedding as stored.
     pub fn weights_bytes(&self) -> usize {
-        let mut total = self.token_embd.len()
-            + self.output.size_bytes()
-            + 4 * self.output_norm.len();
+        let mut total =
+            self.token_embd.len() + self.output.size_bytes() + 4 * self.output_norm.len();
         for b in &self.blocks {
             total += 4 * (b.attn_norm.len() + b.ffn_norm.len());
             for w in [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down] {

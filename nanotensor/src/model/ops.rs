@@ -124,7 +124,9 @@ pub fn add_assign(x: &mut [f32], delta: &[f32]) {
 /// * `logits` — one row of raw scores `z`
 /// * `target` — index into `logits` (checked by the caller)
 pub fn nll(logits: &[f32], target: usize) -> f64 {
-    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &z| m.max(f64::from(z)));
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &z| m.max(f64::from(z)));
     let sum: f64 = logits.iter().map(|&z| (f64::from(z) - max).exp()).sum();
     sum.ln() + max - f64::from(logits[target])
 }
@@ -146,7 +148,10 @@ mod tests {
         rmsnorm(&x[..2], &[1.0, 2.0], 0.0, &mut y[..2]);
         rmsnorm(&x[2..], &[1.0, 2.0], 1.0, &mut y[2..]);
         let s = 1.0 / 12.5f64.sqrt();
-        assert!(close(y[0], 3.0 * s, 1e-6) && close(y[1], 8.0 * s, 1e-6), "{y:?}");
+        assert!(
+            close(y[0], 3.0 * s, 1e-6) && close(y[1], 8.0 * s, 1e-6),
+            "{y:?}"
+        );
         let s = 1.0 / 2f64.sqrt();
         assert!(close(y[2], s, 1e-6) && close(y[3], -2.0 * s, 1e-6), "{y:?}");
         // Two rows in one call equal two calls.

@@ -56,10 +56,7 @@ pub fn perplexity<B: Backend>(
     if chunks == 0 {
         return Err(Error::invalid_arg(
             OP,
-            format!(
-                "{} tokens do not fill one chunk of {n_ctx}",
-                tokens.len()
-            ),
+            format!("{} tokens do not fill one chunk of {n_ctx}", tokens.len()),
         ));
     }
     let vocab = model.config().vocab_size;

@@ -53,7 +53,10 @@ impl SamplerConfig {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return Err(Error::invalid_arg(
                 OP,
-                format!("temperature must be a finite number ≥ 0, got {}", self.temperature),
+                format!(
+                    "temperature must be a finite number ≥ 0, got {}",
+                    self.temperature
+                ),
             ));
         }
         if self.top_k == Some(0) {
@@ -126,7 +129,10 @@ impl Sampler {
         let c = &mut self.candidates;
         c.clear();
         c.extend(logits.iter().enumerate().map(|(i, &z)| {
-            (((f64::from(z) - f64::from(max)) * inv_t).exp() as f32, i as u32)
+            (
+                ((f64::from(z) - f64::from(max)) * inv_t).exp() as f32,
+                i as u32,
+            )
         }));
         // Most likely first; equal probabilities by id, so the order is deterministic.
         let by_prob = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
