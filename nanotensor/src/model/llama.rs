@@ -75,7 +75,7 @@ impl LlamaConfig {
                 Some(_) => file.get_usize("llama.attention.head_count_kv")?,
                 None => n_heads,
             },
-            head_dim: if n_heads == 0 { 0 } else { dim / n_heads },
+            head_dim: dim.checked_div(n_heads).unwrap_or(0),
             norm_eps: file.get_f32("llama.attention.layer_norm_rms_epsilon")?,
             rope_base,
             context_length: file.get_usize("llama.context_length")?,
