@@ -1,0 +1,204 @@
+//! Property tests: random shapes and values, every backend, against the float64 reference and
+//! against invariants that need no reference at all.
+
+use nanotensor::attention::{Heads, HeadsLayout, HeadsMut};
+use nanotensor::reference::{compare, matmul_f64, softmax_f64};
+use nanotensor::{AttentionAlgo, AttentionSpec, Backend, Tensor};
+use proptest::prelude::*;
+
+/// Shapes from 1 to 40 (primes and odd sizes included) plus the values to fill them.
+fn matmul_operands() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>, Vec<f32>)> {
+    (1usize..40, 1usize..40, 1usize..40).prop_flat_map(|(m, k, n)| {
+        (
+            Just(m),
+            Just(k),
+            Just(n),
+            prop::collection::vec(-100.0f32..100.0, m * k),
+            prop::collection::vec(-100.0f32..100.0, k * n),
+        )
+    })
+}
+
+fn rows() -> impl Strategy<Value = (usize, usize, Vec<f32>)> {
+    (1usize..6, 1usize..70).prop_flat_map(|(r, c)| {
+        (
+            Just(r),
+            Just(c),
+            prop::collection::vec(-50.0f32..50.0, r * c),
+        )
+    })
+}
+
+/// Causal attention operands: heads, group, n, d and a seed.
+fn attention_shape() -> impl Strategy<Value = (usize, usize, usize, usize, u64)> {
+    (1usize..4, 1usize..3, 2usize..40, 1usize..20, any::<u64>())
+}
+
+fn matmul_agrees<B: Backend>(
+    b: &B,
+    tol: f64,
+    (m, k, n, av, bv): (usize, usize, usize, Vec<f32>, Vec<f32>),
+) -> Result<(), TestCaseError> {
+    let a = Tensor::from_vec(av, &[m, k]).unwrap();
+    let w = Tensor::from_vec(bv, &[k, n]).unwrap();
+    let c = b.matmul(&a, &w).unwrap();
+    let r = compare(c.as_slice(), &matmul_f64(&a, &w).unwrap());
+    prop_assert!(r.passes(tol), "{m}x{k}x{n}: {r:?}");
+    Ok(())
+}
+
+fn softmax_invariants<B: Backend>(
+    b: &B,
+    tol: f64,
+    (r, c, xs): (usize, usize, Vec<f32>),
+    shift: f32,
+) -> Result<(), TestCaseError> {
+    let x = Tensor::from_vec(xs, &[r, c]).unwrap();
+    let y = b.softmax(&x).unwrap();
+    prop_assert!(compare(y.as_slice(), &softmax_f64(&x)).passes(tol));
+    for row in y.as_slice().chunks(c) {
+        let s: f64 = row.iter().map(|&v| v as f64).sum();
+        prop_assert!((s - 1.0).abs() < 1e-5, "row sums to {s}");
+        prop_assert!(row.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    }
+    // softmax(x + c) = softmax(x): the max subtraction makes it exact up to rounding of x + c.
+    let shifted = Tensor::from_fn(&[r, c], |i| x.as_slice()[i] + shift).unwrap();
+    let ys = b.softmax(&shifted).unwrap();
+    let r = compare(ys.as_slice(), &softmax_f64(&shifted));
+    prop_assert!(r.passes(tol));
+    let diff = compare(
+        ys.as_slice(),
+        &y.as_slice().iter().map(|&v| v as f64).collect::<Vec<_>>(),
+    );
+    prop_assert!(
+        diff.max_abs < 1e-4,
+        "shift changed the result by {}",
+        diff.max_abs
+    );
+    Ok(())
+}
+
+/// Perturbing keys/values after position p leaves causal outputs of queries before p
+/// bit-identical: the mask never reads the future.
+fn causal_never_reads_future<B: Backend>(
+    b: &B,
+    algo: AttentionAlgo,
+    (h, group, n, d, seed): (usize, usize, usize, usize, u64),
+) -> Result<(), TestCaseError> {
+    let hq = h * group;
+    let q = Tensor::<f32>::randn(&[hq, n, d], 1.0, seed).unwrap();
+    let k = Tensor::<f32>::randn(&[h, n, d], 1.0, seed ^ 1).unwrap();
+    let v = Tensor::<f32>::randn(&[h, n, d], 1.0, seed ^ 2).unwrap();
+    let spec = AttentionSpec {
+        causal: true,
+        algo,
+        ..AttentionSpec::default()
+    };
+    let base = b.attention(&q, &k, &v, &spec).unwrap();
+    let p = n / 2;
+    let (mut k2, mut v2) = (k.clone(), v.clone());
+    for g in 0..h {
+        for j in p..n {
+            for x in 0..d {
+                k2.as_mut_slice()[(g * n + j) * d + x] += 10.0;
+                v2.as_mut_slice()[(g * n + j) * d + x] *= -3.0;
+            }
+        }
+    }
+    let pert = b.attention(&q, &k2, &v2, &spec).unwrap();
+    for hh in 0..hq {
+        let rows = hh * n * d..(hh * n + p) * d;
+        prop_assert_eq!(&base.as_slice()[rows.clone()], &pert.as_slice()[rows]);
+    }
+    // And the decode form (one query, strided cache) equals the last row of the full call.
+    let last = n - 1;
+    let ql = HeadsLayout {
+        heads: hq,
+        rows: 1,
+        dim: d,
+        head_stride: n * d,
+        row_stride: d,
+    };
+    let kl = HeadsLayout::contiguous(h, n, d);
+    let mut out = vec![0.0f32; hq * d];
+    b.attention_into(
+        Heads {
+            data: &q.as_slice()[last * d..],
+            layout: ql,
+        },
+        Heads {
+            data: k.as_slice(),
+            layout: kl,
+        },
+        Heads {
+            data: v.as_slice(),
+            layout: kl,
+        },
+        HeadsMut {
+            data: &mut out,
+            layout: HeadsLayout::contiguous(hq, 1, d),
+        },
+        &spec,
+    )
+    .unwrap();
+    for hh in 0..hq {
+        let full = &base.as_slice()[(hh * n + last) * d..(hh * n + last + 1) * d];
+        let r = compare(
+            &out[hh * d..(hh + 1) * d],
+            &full.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        );
+        prop_assert!(r.nmse < 1e-10, "decode row differs: {r:?}");
+    }
+    Ok(())
+}
+
+fn zero_sized_is_an_error<B: Backend>(
+    b: &B,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<(), TestCaseError> {
+    let a = Tensor::<f32>::zeros(&[m, k]).unwrap();
+    let w = Tensor::<f32>::zeros(&[k, n]).unwrap();
+    let res = b.matmul(&a, &w);
+    prop_assert_eq!(res.is_err(), m == 0 || k == 0 || n == 0);
+    Ok(())
+}
+
+macro_rules! properties {
+    ($name:ident, $backend:expr, matmul_tol = $mt:expr, float_tol = $ft:expr, algos = $algos:expr) => {
+        mod $name {
+            use super::*;
+            proptest! {
+                #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+                #[test]
+                fn matmul_matches_f64(ops in matmul_operands()) {
+                    matmul_agrees(&$backend, $mt, ops)?;
+                }
+                #[test]
+                fn softmax_sums_to_one_and_ignores_shifts(x in rows(), shift in -30.0f32..30.0) {
+                    softmax_invariants(&$backend, $ft, x, shift)?;
+                }
+                #[test]
+                fn causal_attention_ignores_the_future(s in attention_shape()) {
+                    for algo in $algos {
+                        causal_never_reads_future(&$backend, algo, s)?;
+                    }
+                }
+                #[test]
+                fn empty_operands_are_refused(m in 0usize..3, k in 0usize..3, n in 0usize..3) {
+                    zero_sized_is_an_error(&$backend, m, k, n)?;
+                }
+            }
+        }
+    };
+}
+
+#[cfg(feature = "naive")]
+properties!(
+    naive,
+    nanotensor_backends::naive::NaiveBackend::new(),
+    matmul_tol = 1e-10,
+    float_tol = 1e-10,
+    algos = [AttentionAlgo::Naive]
+);
