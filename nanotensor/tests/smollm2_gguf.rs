@@ -5,7 +5,8 @@
 //! printed by the independent Python `gguf` package (`gguf.GGUFReader` + `gguf.dequantize`,
 //! gguf-py from llama.cpp) on the same file.
 //!
-//! Each test skips, saying so, when the model is not found (`scripts/fetch-model.sh` fetches it).
+//! Each test skips, saying so, when the model is not found (`scripts/fetch-model.sh` fetches it),
+//! unless `NANOTENSOR_REQUIRE_MODEL` is set (as `scripts/test`, hence CI, does): then it fails.
 
 use nanotensor::gguf::{GgmlType, GgufFile};
 use nanotensor::model_path::find_model;
@@ -14,8 +15,16 @@ use nanotensor::Error;
 fn model() -> Option<GgufFile> {
     match find_model(None) {
         Ok(path) => Some(GgufFile::open(&path).expect("the model file should parse")),
+        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
+            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
+        }
         Err(e) => {
-            eprintln!("SKIPPED: {e}");
+            // Written to the stderr handle, which libtest does not capture, and only once.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "smollm2_gguf: SKIPPING model tests: {e}");
+            });
             None
         }
     }
@@ -133,6 +142,8 @@ fn tensor_types_and_row_major_shapes() {
 }
 
 /// (tensor, row, first four values) as printed by gguf-py's `dequantize` on this file.
+/// The literals are the exact decimal expansions of those f32 values, hence the allow.
+#[allow(clippy::excessive_precision)]
 const GGUF_PY_VALUES: [(&str, usize, [f32; 4]); 8] = [
     (
         "token_embd.weight",

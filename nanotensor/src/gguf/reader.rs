@@ -292,7 +292,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
     }
 
     // ---- data section: starts at the next multiple of the alignment ----
-    let data_offset = c.pos.div_ceil(alignment) * alignment;
+    // (On overflow, which only a >2 GiB file on a 32-bit target could cause, every tensor is
+    // out of bounds.)
+    let data_offset = c
+        .pos
+        .checked_next_multiple_of(alignment)
+        .unwrap_or(usize::MAX);
     let data_len = bytes.len().saturating_sub(data_offset) as u64;
     let mut tensors = Vec::with_capacity(raw.len());
     for (mut info, rel) in raw {

@@ -79,7 +79,7 @@ impl GgufFile {
         let (hyperparameters, other_metadata) = self
             .metadata()
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
+            .map(|(k, v)| (k.clone(), abbreviate(v.to_string(), MAX_VALUE_CHARS)))
             .partition(|(k, _)| prefix.as_deref().is_some_and(|p| k.starts_with(p)));
         let tensors: Vec<TensorSummary> = self
             .tensors()
@@ -124,6 +124,19 @@ impl GgufFile {
             by_type,
         }
     }
+}
+
+/// Longest rendered metadata value kept whole in a summary (a chat template is longer).
+const MAX_VALUE_CHARS: usize = 100;
+
+/// Cuts `s` to `max` characters, noting how long it was.
+fn abbreviate(s: String, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s;
+    }
+    let head: String = s.chars().take(max).collect();
+    format!("{head}… ({n} chars)")
 }
 
 /// Writes `n` with thousands separators: 134515008 → `134,515,008`.
@@ -204,7 +217,13 @@ impl fmt::Display for ModelSummary {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{abbreviate, thousands};
+
+    #[test]
+    fn long_values_are_cut_on_char_boundaries() {
+        assert_eq!(abbreviate("abc".into(), 3), "abc");
+        assert_eq!(abbreviate("ééééé".into(), 2), "éé… (5 chars)");
+    }
 
     #[test]
     fn thousands_groups_digits() {
