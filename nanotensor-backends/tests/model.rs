@@ -7,8 +7,9 @@
 //! - `ppl.json`: llama.cpp's `llama-perplexity` on the GPL-3 text at `n_ctx = 128` with the F32
 //!   conversion of the same weights: 24.2318.
 //!
-//! Every test prints `SKIPPED` and returns when the model file is not found
-//! (`scripts/fetch-model.sh` fetches it; CI always has it).
+//! Every test says it is skipping and returns when the model file is not found
+//! (`scripts/fetch-model.sh` fetches it), unless `NANOTENSOR_REQUIRE_MODEL` is set (as
+//! `scripts/test`, hence CI, does): then it fails.
 
 use nanotensor::gguf::GgufFile;
 use nanotensor::model::{generate, perplexity, GenerateOptions, Llama, Logits, PerplexityReport};
@@ -38,8 +39,16 @@ const PPL_F32_CTX128: f64 = 24.2318;
 fn model_file() -> Option<GgufFile> {
     match find_model(None) {
         Ok(path) => Some(GgufFile::open(&path).expect("the model file should parse")),
+        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
+            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
+        }
         Err(e) => {
-            eprintln!("SKIPPED (no model): {e}");
+            // Written to the stderr handle, which libtest does not capture, and only once.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "model tests: SKIPPING (no model): {e}");
+            });
             None
         }
     }
