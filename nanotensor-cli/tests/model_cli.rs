@@ -71,7 +71,13 @@ fn bad_generate_inputs_exit_2_before_touching_the_model() {
 #[test]
 fn a_missing_model_file_names_the_fetch_command() {
     for cmd in [
-        &["generate", "--prompt", "Hi", "--model", "/nonexistent/m.gguf"][..],
+        &[
+            "generate",
+            "--prompt",
+            "Hi",
+            "--model",
+            "/nonexistent/m.gguf",
+        ][..],
         &["bench-model", "--model", "/nonexistent/m.gguf"][..],
     ] {
         assert_user_error(cmd, "fetch-model");
@@ -81,7 +87,10 @@ fn a_missing_model_file_names_the_fetch_command() {
         "--model",
         "/nonexistent/m.gguf",
         "--file",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../nanotensor/tests/data/GPL-3"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../nanotensor/tests/data/GPL-3"
+        ),
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fetch-model"));
@@ -103,7 +112,10 @@ fn context_overflow_is_a_user_error() {
         &[
             "perplexity",
             "--file",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../nanotensor/tests/data/GPL-3"),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../nanotensor/tests/data/GPL-3"
+            ),
             "--ctx",
             "10000",
         ],
@@ -154,7 +166,13 @@ fn generate_streams_text_and_stops_at_eos() {
     if !have_model() {
         return;
     }
-    let out = nanotensor(&["generate", "--prompt", "Once upon a time", "--max-tokens", "3"]);
+    let out = nanotensor(&[
+        "generate",
+        "--prompt",
+        "Once upon a time",
+        "--max-tokens",
+        "3",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.trim_end(), "Once upon a time, the city");

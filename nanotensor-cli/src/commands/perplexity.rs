@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nanotensor::model::{perplexity, Llama, PerplexityReport};
+use nanotensor::model::{perplexity, Llama, LlamaConfig, PerplexityReport};
 use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
@@ -48,6 +48,15 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let file = open_model(args.model.as_deref())?;
+    let context = LlamaConfig::from_gguf(&file.gguf)?.context_length;
+    if args.ctx > context {
+        return Err(Error::ContextOverflow {
+            op: "perplexity",
+            needed: args.ctx,
+            capacity: context,
+            detail: " (--ctx)".into(),
+        });
+    }
     let tokens = file.tokenizer.encode(text);
     if tokens.len() < args.ctx {
         return Err(Error::invalid_arg(
