@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgmlType, GgufFile};
 use crate::model::kv_cache::KvCache;
 use crate::model::ops::{add_assign, rmsnorm, swiglu, RopeTable};
+use crate::tensor::Tensor;
 
 const OP: &str = "llama";
 
@@ -230,6 +231,21 @@ impl<B: Backend> Llama<B> {
     /// Missing or misshapen tensors, unsupported element types, and the errors of
     /// [`LlamaConfig::from_gguf`] and [`Backend::prepare`].
     pub fn load(backend: B, file: &GgufFile) -> Result<Self> {
+        Self::load_with(backend, file, |_, w| Ok(w))
+    }
+
+    /// [`Llama::load`] with a hook: `transform(name, W)` sees every matrix (as dequantized
+    /// `f32`, `[out_features, in_features]`) before [`Backend::prepare`] and returns the matrix
+    /// to prepare — e.g. a quantize–dequantize round trip of chosen tensors, to measure which
+    /// ones a quantization scheme hurts. It must keep the shape.
+    ///
+    /// # Errors
+    /// Those of [`Llama::load`], the transform's, and a transform that changes a shape.
+    pub fn load_with(
+        backend: B,
+        file: &GgufFile,
+        transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
+    ) -> Result<Self> {
         let config = LlamaConfig::from_gguf(file)?;
         let c = &config;
         let check = |name: &str, shape: &[usize]| -> Result<()> {
@@ -247,7 +263,16 @@ impl<B: Backend> Llama<B> {
         };
         let matrix = |name: &str, rows: usize, cols: usize| -> Result<B::Weight<f32>> {
             check(name, &[rows, cols])?;
-            backend.prepare(file.dequantize(name)?)
+            let w = transform(name, file.dequantize(name)?)?;
+            if w.shape() != [rows, cols] {
+                return Err(Error::mismatch(
+                    OP,
+                    w.shape(),
+                    &[rows, cols],
+                    format!("the load transform changed the shape of `{name}`"),
+                ));
+            }
+            backend.prepare(w)
         };
         let vector = |name: &str, len: usize| -> Result<Vec<f32>> {
             check(name, &[len])?;
