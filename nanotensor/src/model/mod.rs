@@ -23,9 +23,11 @@ pub mod llama;
 pub mod ops;
 pub mod perplexity;
 pub mod sampler;
+pub mod state;
 
 pub use generate::{generate, GenerateOptions, GenerateStats, Generation};
 pub use kv_cache::KvCache;
-pub use llama::{Llama, LlamaConfig, Logits, State};
+pub use llama::{Llama, LlamaConfig, Logits};
 pub use perplexity::{perplexity, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
+pub use state::State;
