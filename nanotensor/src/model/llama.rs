@@ -495,3 +495,56 @@ impl<B: Backend> Llama<B> {
         Ok(logits)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smollm2() -> LlamaConfig {
+        // SmolLM2-135M (fixtures/smollm2/README.md).
+        LlamaConfig {
+            n_layers: 30,
+            dim: 576,
+            ffn_dim: 1536,
+            n_heads: 9,
+            n_kv_heads: 3,
+            head_dim: 64,
+            norm_eps: 1e-5,
+            rope_base: 100_000.0,
+            context_length: 8192,
+            vocab_size: 49152,
+        }
+    }
+
+    #[test]
+    fn smollm2_config_is_consistent() {
+        let c = smollm2();
+        c.validate().unwrap();
+        assert_eq!((c.q_dim(), c.kv_dim()), (576, 192));
+    }
+
+    #[test]
+    fn inconsistent_configs_are_format_errors() {
+        let bad = [
+            LlamaConfig {
+                n_kv_heads: 2,
+                ..smollm2()
+            },
+            LlamaConfig {
+                head_dim: 63,
+                ..smollm2()
+            },
+            LlamaConfig {
+                n_layers: 0,
+                ..smollm2()
+            },
+            LlamaConfig {
+                norm_eps: f32::NAN,
+                ..smollm2()
+            },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(Error::Format { .. })), "{c:?}");
+        }
+    }
+}
