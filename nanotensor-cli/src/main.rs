@@ -30,16 +30,43 @@ enum Command {
     Perplexity(commands::perplexity::Args),
     /// Prefill and decode speed of the model per backend, KV cache on and off.
     BenchModel(commands::bench_model::Args),
+    /// Describe a GGUF model: architecture, hyperparameters, tensors, tokenizer.
+    Info(commands::info::Args),
+    /// Turn text into token ids with the model's tokenizer.
+    Tokenize(commands::tokenize::Args),
 }
 
 fn main() -> ExitCode {
+    // A closed stdout (`nanotensor info | head`) ends the program quietly, as it does for other
+    // command-line tools; any other panic is a bug: one line, exit status 1.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        eprintln!("internal error: {info}");
+    }));
     let cli = Cli::parse();
+    match std::panic::catch_unwind(move || run(cli)) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Matmul(args) => commands::matmul::run(args),
         Command::Attention(args) => commands::attention::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::BenchModel(args) => commands::bench_model::run(args),
+        Command::Info(args) => commands::info::run(args),
+        Command::Tokenize(args) => commands::tokenize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

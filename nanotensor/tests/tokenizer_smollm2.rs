@@ -6,7 +6,8 @@
 //! - `tests/data/smollm2_hf_cases.json`: random strings tokenized by Hugging Face `tokenizers`
 //!   (`scripts/gen-tokenizer-cases.py`).
 //!
-//! Each test skips, saying so, when the model is not found (`scripts/fetch-model.sh` fetches it).
+//! Each test skips, saying so, when the model is not found (`scripts/fetch-model.sh` fetches it),
+//! unless `NANOTENSOR_REQUIRE_MODEL` is set (as `scripts/test`, hence CI, does): then it fails.
 
 use std::sync::OnceLock;
 
@@ -18,22 +19,29 @@ use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/smollm2");
 
-/// The tokenizer of the model, built once per test binary; `None` (after saying why) when the
-/// model file is absent.
+/// The tokenizer of the model, built once per test binary; `None` (after saying why, once) when
+/// the model file is absent and not required.
 fn tokenizer() -> Option<&'static Tokenizer> {
     static TOKENIZER: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    TOKENIZER
-        .get_or_init(|| match find_model(None) {
-            Ok(path) => {
-                let file = GgufFile::open(&path).expect("the model file should parse");
-                Some(Tokenizer::from_gguf(&file).expect("the model's tokenizer should load"))
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: {e}");
-                None
-            }
-        })
-        .as_ref()
+    let found = TOKENIZER.get_or_init(|| match find_model(None) {
+        Ok(path) => {
+            let file = GgufFile::open(&path).expect("the model file should parse");
+            Some(Tokenizer::from_gguf(&file).expect("the model's tokenizer should load"))
+        }
+        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
+            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
+        }
+        Err(e) => {
+            // Written to the stderr handle, which libtest does not capture.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "tokenizer_smollm2: SKIPPING model tests: {e}"
+            );
+            None
+        }
+    });
+    found.as_ref()
 }
 
 fn json(path: &str) -> Value {

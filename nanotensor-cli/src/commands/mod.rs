@@ -3,6 +3,8 @@
 pub mod attention;
 pub mod bench_model;
 pub mod generate;
+pub mod info;
 pub mod matmul;
 mod model_io;
 pub mod perplexity;
+pub mod tokenize;

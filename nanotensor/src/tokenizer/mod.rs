@@ -2,10 +2,10 @@
 //!
 //! Encoding `text` into token ids goes through three stages:
 //!
-//! 1. **Special tokens.** Control and user-defined tokens (`<|im_start|>`, …) are found as whole
-//!    strings in the text and become their ids directly; the text between them goes on.
-//!    As in llama.cpp, the longest special token is split out first, then the next longest in the
-//!    remaining text, and so on.
+//! 1. **Special tokens.** Control, user-defined and unknown-type tokens (`<|im_start|>`, …) are
+//!    found as whole strings in the text and become their ids directly; the text between them
+//!    goes on. As in llama.cpp, the longest special token is split out first, then the next
+//!    longest in the remaining text, and so on.
 //! 2. **Pre-tokenization** ([`PreTokenizer`]): each stretch of ordinary text is cut into pieces
 //!    (words with one leading space, single digits, punctuation runs, whitespace runs) that
 //!    merges never cross.
@@ -35,6 +35,7 @@ pub mod pretokenize;
 mod stream;
 
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::{Error, Result};
 use bpe::{MergeTable, NO_TOKEN};
@@ -59,8 +60,9 @@ pub mod token_type {
     pub const BYTE: i32 = 6;
 }
 
-/// A byte-level BPE tokenizer.
-#[derive(Clone, Debug)]
+/// A byte-level BPE tokenizer. Immutable once built, so one instance can be shared between
+/// threads.
+#[derive(Clone)]
 pub struct Tokenizer {
     /// Vocabulary strings as stored in the model (byte-mapped for normal tokens).
     tokens: Vec<String>,
@@ -78,6 +80,20 @@ pub struct Tokenizer {
     pre: PreTokenizer,
     bos: Option<u32>,
     eos: Option<u32>,
+}
+
+impl fmt::Debug for Tokenizer {
+    /// A summary: printing 49,152 vocabulary strings helps nobody.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.tokens.len())
+            .field("merges", &self.merges.len())
+            .field("specials", &self.specials.len())
+            .field("pre", &self.pre)
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stretch of input after special-token matching.
@@ -279,8 +295,11 @@ impl Tokenizer {
     }
 
     /// Encodes `text` into token ids. No BOS is added; special tokens written in the text are
-    /// recognised. A byte that has no token in the vocabulary (and is not merged into a larger
-    /// token) is dropped, as llama.cpp does.
+    /// recognised.
+    ///
+    /// A byte whose one-byte token is missing from the vocabulary (SmolLM2 lacks 21 of the 256,
+    /// e.g. 0x04 and 0xF5..=0xFF) cannot take part in any merge — every merge's parts must be
+    /// tokens — and is dropped, as llama.cpp drops it; text containing one does not round-trip.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
         let mut symbols = Vec::new();
@@ -301,10 +320,10 @@ impl Tokenizer {
 
     /// Splits `text` at whole occurrences of special tokens, longest special first.
     fn split_specials<'a>(&self, text: &'a str) -> Vec<Fragment<'a>> {
-        let mut fragments = vec![Fragment::Text(text)];
         if text.is_empty() {
             return Vec::new();
         }
+        let mut fragments = vec![Fragment::Text(text)];
         for &id in &self.specials {
             let special = self.tokens[id as usize].as_str();
             if !text.contains(special) {

@@ -267,6 +267,9 @@ mod tests {
         assert_eq!(smollm("a\n    if"), ["a", "\n   ", " if"]);
         assert_eq!(smollm("\r\nw"), ["\r", "\n", "w"]);
         assert_eq!(smollm("\tx"), ["\t", "x"]);
+        // Only U+0020 glues to the next word; other White_Space characters stand alone.
+        assert_eq!(smollm("a\u{A0}\u{A0}b"), ["a", "\u{A0}", "\u{A0}", "b"]);
+        assert_eq!(smollm("a \u{3000}b"), ["a", " ", "\u{3000}", "b"]);
         // A run followed by a digit ends at the segment boundary and keeps all its spaces.
         assert_eq!(smollm("x   1"), ["x", "   ", "1"]);
     }

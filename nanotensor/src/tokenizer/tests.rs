@@ -240,3 +240,30 @@ fn byte_tokens_in_sentencepiece_spelling_decode_to_their_byte() {
     // Not a valid byte spelling: kept literal.
     assert_eq!(tok.decode_bytes(&[1]).unwrap(), b"<0xZZ>");
 }
+
+#[test]
+fn bytes_without_a_token_are_dropped() {
+    // A vocabulary of the 256 bytes except 0x04, plus "ab".
+    let map = ByteMap::new();
+    let mut tokens: Vec<String> = (0..=255u8)
+        .filter(|&b| b != 0x04)
+        .map(|b| map.char_of(b).to_string())
+        .collect();
+    tokens.push("ab".into());
+    let tok = Tokenizer::new(tokens, &["a b"], Vec::new(), None, None).unwrap();
+    let (a, b) = (id(&tok, "a"), id(&tok, "b"));
+    assert_eq!(tok.encode("ab"), [255]);
+    // The missing byte (a piece of its own, class Other) is dropped; the rest is kept.
+    assert_eq!(tok.encode("a\u{4}b"), [a, b]);
+    assert_eq!(tok.decode(&tok.encode("a\u{4}b")).unwrap(), "ab");
+}
+
+#[test]
+fn debug_output_is_a_summary() {
+    let text = format!("{:?}", toy());
+    assert!(
+        text.starts_with("Tokenizer { vocab_size: 273, merges: 13"),
+        "{text}"
+    );
+    assert!(text.len() < 200, "{text}");
+}
