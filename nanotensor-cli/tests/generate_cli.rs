@@ -176,13 +176,13 @@ fn generate_streams_text_and_stops_at_eos() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.trim_end(), "Once upon a time, the city");
-    // A chat turn that the instruct model closes with <|im_end|> (id 2) well before 60 tokens.
+    // A chat turn that the instruct model answers "No." and closes with <|im_end|> (id 2).
     let v = json(&nanotensor(&[
         "generate",
         "--prompt",
-        "<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>user\nIs water wet? Answer yes or no.<|im_end|>\n<|im_start|>assistant\n",
         "--max-tokens",
-        "60",
+        "12",
         "--json",
     ]));
     assert_eq!(v["stopped_at_eos"], true, "{v}");
