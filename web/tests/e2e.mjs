@@ -227,6 +227,15 @@ async function main() {
         console.log(`     ${backend}: ${status}; ids ${ids.join(' ')}`);
         if (backend !== 'int8') {
           assert.deepEqual(ids, kase.f32_token_ids.slice(0, 8));
+          // Without the KV cache every step recomputes the whole prefix: same function, same ids.
+          await page.uncheck('#gen-kv');
+          await page.fill('#gen-max', '4');
+          await page.click('#gen-run');
+          await page.waitForSelector('#gen-status[data-state=done], #gen-status[data-state=error]', { timeout: 600000 });
+          const noKv = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
+          console.log(`     ${backend}, KV cache off: ${await page.textContent('#gen-status')}`);
+          assert.deepEqual(noKv, kase.f32_token_ids.slice(0, 4));
+          await page.check('#gen-kv');
         } else {
           // int8 activations move the logits slightly (fixture README): the first token at least.
           assert.equal(ids[0], kase.f32_token_ids[0]);
