@@ -28,6 +28,9 @@ enum Command {
     Info(commands::info::Args),
     /// Turn text into token ids with the model's tokenizer.
     Tokenize(commands::tokenize::Args),
+    /// Quantize a random or given tensor to int8 (per tensor and per row) and report the memory
+    /// saved and the error.
+    Quantize(commands::quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Attention(args) => commands::attention::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

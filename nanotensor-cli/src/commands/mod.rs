@@ -4,3 +4,4 @@ pub mod attention;
 pub mod info;
 pub mod matmul;
 pub mod tokenize;
+pub mod quantize;
