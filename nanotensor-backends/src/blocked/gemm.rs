@@ -20,8 +20,11 @@
 
 use super::archparam::balanced_block;
 use super::kernel::GemmKernel;
-use super::pack::{packed_len, AlignedBuf, MatRef};
+use super::pack::{packed_len, with_workspace, AlignedBuf, MatRef, Slot};
 use crate::threads::Pool;
+
+/// Rows per thread from which each thread packs its own copy of B~ (see [`gemm`]).
+const OWN_B_ROWS: usize = 192;
 
 /// The depth and column block sizes of one product; they depend only on `k`, `n` and the
 /// kernel, so B packed ahead of time agrees with the driver.
@@ -36,12 +39,8 @@ pub struct Blocking {
 impl Blocking {
     /// Balanced blocks for a `k`-deep, `n`-wide B and kernel `K`.
     pub fn new<K: GemmKernel>(k: usize, n: usize) -> Self {
-        let kcmax = std::env::var("NT_KC")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(K::KC);
         Blocking {
-            kc: balanced_block(k, kcmax, K::KGROUP),
+            kc: balanced_block(k, K::KC, K::KGROUP),
             nc: balanced_block(n, K::NC, K::NR),
         }
     }
@@ -207,65 +206,92 @@ pub fn gemm<K, SA, SB>(
     // Rows of C per thread (a multiple of MR), and the mc that splits them evenly.
     let threads = pool.map_or(1, Pool::threads);
     let rows_per_task = m.div_ceil(threads).div_ceil(mr) * mr;
-    let mcmax = std::env::var("NT_MC")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(K::MC);
-    let mc = balanced_block(rows_per_task, mcmax, mr);
+    let mc = balanced_block(rows_per_task, K::MC, mr);
 
-    let mut b_buf = match b {
-        BSource::Strided(_) => AlignedBuf::new(packed_len(nc.min(n), kc.min(k), nr, g)),
-        BSource::Packed(_) => AlignedBuf::new(0),
-    };
-
-    for (jb, jc) in (0..n).step_by(nc).enumerate() {
-        // LOOP 5: split n into nc-wide column blocks.
-        let ncl = nc.min(n - jc);
-        for (pb, pc) in (0..k).step_by(kc).enumerate() {
-            // LOOP 4: split k into kc-deep blocks; pack B~ (or take the pre-packed block).
-            let kcl = kc.min(k - pc);
-            let kcp = kcl.div_ceil(g) * g;
-            let b_tilde: &[K::B] = match b {
-                BSource::Packed(packed) => packed.block(jb, pb),
-                BSource::Strided(bm) => {
-                    let len = packed_len(ncl, kcl, nr, g);
-                    let out = &mut b_buf.as_mut_slice()[..len];
-                    pack_b_parallel(kernel, pool, bm.block(pc, jc, kcl, ncl), conv_b, out);
-                    &b_buf.as_slice()[..len]
-                }
-            };
-            let accumulate = pc > 0;
-            let run_rows = |task: usize, c_rows: &mut [K::C]| {
-                let row0 = task * rows_per_task;
+    // With enough rows per thread (or B already packed), each thread runs the whole loop nest
+    // on its own rows of C, packing its own B~ when B is strided: one fork-join per product
+    // instead of two per depth block, which matters when the cores are shared. Duplicating the
+    // B packing costs O(k·n) per thread against O(rows·k·n) of FMAs, so it only pays for tall
+    // row blocks; short ones share one packed B~ (below).
+    if threads > 1 && m > rows_per_task {
+        if let (Some(p), true) = (
+            pool,
+            matches!(b, BSource::Packed(_)) || rows_per_task >= OWN_B_ROWS,
+        ) {
+            p.for_each_chunk_mut(c, rows_per_task * ldc, |t, c_rows| {
+                let row0 = t * rows_per_task;
                 let rows = rows_per_task.min(m - row0);
-                let mut a_tilde = AlignedBuf::new(packed_len(mc.min(rows), kcl, mr, g));
-                let mut edge = vec![K::C::default(); mr * nr];
-                for ic in (0..rows).step_by(mc) {
-                    // LOOP 3: split this thread's rows into mc-tall blocks; pack A~.
-                    let mcl = mc.min(rows - ic);
-                    let a_len = packed_len(mcl, kcl, mr, g);
-                    let a_block = a.block(row0 + ic, pc, mcl, kcl);
-                    kernel.pack_a(a_block, conv_a, &mut a_tilde.as_mut_slice()[..a_len]);
-                    macro_kernel(
-                        kernel,
-                        kcp,
-                        &a_tilde.as_slice()[..a_len],
-                        mcl,
-                        b_tilde,
-                        ncl,
-                        &mut c_rows[ic * ldc + jc..],
-                        ldc,
-                        accumulate,
-                        &mut edge,
-                    );
-                }
-            };
-            match pool {
-                Some(p) => p.for_each_chunk_mut(c, rows_per_task * ldc, run_rows),
-                None => run_rows(0, c),
-            }
+                gemm(
+                    kernel,
+                    None,
+                    a.block(row0, 0, rows, k),
+                    conv_a,
+                    b,
+                    conv_b,
+                    c_rows,
+                    ldc,
+                );
+            });
+            return;
         }
     }
+
+    let b_len = match b {
+        BSource::Strided(_) => packed_len(nc.min(n), kc.min(k), nr, g),
+        BSource::Packed(_) => 0,
+    };
+    with_workspace::<K::B, _>(Slot::B, b_len, |b_buf| {
+        for (jb, jc) in (0..n).step_by(nc).enumerate() {
+            // LOOP 5: split n into nc-wide column blocks.
+            let ncl = nc.min(n - jc);
+            for (pb, pc) in (0..k).step_by(kc).enumerate() {
+                // LOOP 4: split k into kc-deep blocks; pack B~ (or take the pre-packed block).
+                let kcl = kc.min(k - pc);
+                let kcp = kcl.div_ceil(g) * g;
+                let b_tilde: &[K::B] = match b {
+                    BSource::Packed(packed) => packed.block(jb, pb),
+                    BSource::Strided(bm) => {
+                        let len = packed_len(ncl, kcl, nr, g);
+                        let out = &mut b_buf[..len];
+                        pack_b_parallel(kernel, pool, bm.block(pc, jc, kcl, ncl), conv_b, out);
+                        &b_buf[..len]
+                    }
+                };
+                let accumulate = pc > 0;
+                let run_rows = |task: usize, c_rows: &mut [K::C]| {
+                    let row0 = task * rows_per_task;
+                    let rows = rows_per_task.min(m - row0);
+                    let a_len = packed_len(mc.min(rows), kcl, mr, g);
+                    with_workspace::<K::A, _>(Slot::A, a_len, |a_tilde| {
+                        let mut edge = vec![K::C::default(); mr * nr];
+                        for ic in (0..rows).step_by(mc) {
+                            // LOOP 3: split this thread's rows into mc-tall blocks; pack A~.
+                            let mcl = mc.min(rows - ic);
+                            let a_len = packed_len(mcl, kcl, mr, g);
+                            let a_block = a.block(row0 + ic, pc, mcl, kcl);
+                            kernel.pack_a(a_block, conv_a, &mut a_tilde[..a_len]);
+                            macro_kernel(
+                                kernel,
+                                kcp,
+                                &a_tilde[..a_len],
+                                mcl,
+                                b_tilde,
+                                ncl,
+                                &mut c_rows[ic * ldc + jc..],
+                                ldc,
+                                accumulate,
+                                &mut edge,
+                            );
+                        }
+                    });
+                };
+                match pool {
+                    Some(p) => p.for_each_chunk_mut(c, rows_per_task * ldc, run_rows),
+                    None => run_rows(0, c),
+                }
+            }
+        }
+    });
 }
 
 /// LOOP 2 and LOOP 1 over one packed A block (`mcl` rows) and one packed B block (`ncl`

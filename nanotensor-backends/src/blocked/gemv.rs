@@ -12,7 +12,7 @@
 
 use super::gemm::PackedB;
 use super::kernel::SkinnyKernel;
-use super::pack::AlignedBuf;
+use super::pack::{with_workspace, Slot};
 use crate::threads::Pool;
 
 /// Largest `m` the skinny path takes; above it the GEMM driver is faster.
@@ -35,13 +35,40 @@ pub fn skinny<K: SkinnyKernel>(
         (1..=MAX_ROWS).contains(&m) && x.len() == m * k && y.len() == m * n,
         "skinny: shapes"
     );
-    let blocking = w.blocking();
-    let (kc, nc) = (blocking.kc, blocking.nc);
     let panels = n.div_ceil(nr);
     let threads = pool.map_or(1, Pool::threads);
     let panels_per_task = panels.div_ceil(threads);
     // Accumulators, panel-major: panel q holds rows i < m of NR columns at (q·m + i)·NR.
-    let mut acc = AlignedBuf::<f32>::new(panels * m * nr);
+    with_workspace::<f32, _>(Slot::B, panels * m * nr, |acc| {
+        acc.fill(0.0);
+        skinny_blocks(kernel, pool, x, m, w, acc, panels_per_task);
+        // Scatter the panel-major accumulators into row-major y.
+        for (q, tile) in acc.chunks_exact(m * nr).enumerate() {
+            let j0 = q * nr;
+            let cols = nr.min(n - j0);
+            for i in 0..m {
+                y[i * n + j0..i * n + j0 + cols].copy_from_slice(&tile[i * nr..i * nr + cols]);
+            }
+        }
+    });
+}
+
+/// Streams every packed block of `w` once, each task accumulating its own micro-panels into
+/// its chunk of `acc` (panel-major, `m × NR` per panel).
+fn skinny_blocks<K: SkinnyKernel>(
+    kernel: K,
+    pool: Option<&Pool>,
+    x: &[f32],
+    m: usize,
+    w: &PackedB<f32>,
+    acc: &mut [f32],
+    panels_per_task: usize,
+) {
+    let (k, n) = w.dims();
+    let nr = K::NR;
+    let (kc, nc) = (w.blocking().kc, w.blocking().nc);
+    let panels = n.div_ceil(nr);
+    let threads = pool.map_or(1, Pool::threads);
     let run = |task: usize, acc: &mut [f32]| {
         let (q0, q1) = (
             task * panels_per_task,
@@ -66,16 +93,8 @@ pub fn skinny<K: SkinnyKernel>(
     };
     match pool {
         Some(p) if threads > 1 && panels > 1 => {
-            p.for_each_chunk_mut(acc.as_mut_slice(), panels_per_task * m * nr, run)
+            p.for_each_chunk_mut(acc, panels_per_task * m * nr, run)
         }
-        _ => run(0, acc.as_mut_slice()),
-    }
-    // Scatter the panel-major accumulators into row-major y.
-    for (q, tile) in acc.as_slice().chunks_exact(m * nr).enumerate() {
-        let j0 = q * nr;
-        let cols = nr.min(n - j0);
-        for i in 0..m {
-            y[i * n + j0..i * n + j0 + cols].copy_from_slice(&tile[i * nr..i * nr + cols]);
-        }
+        _ => run(0, acc),
     }
 }

@@ -119,11 +119,14 @@ pub fn pack_panels<S: Copy, P: Copy + Default>(
         }
         if g == 1 {
             if src.cs == 1 {
-                // Each lane's depth run is contiguous in the source: read rows, write strided.
-                for i in 0..lanes {
-                    let row = &src.data[(i0 + i) * src.rs..][..depth];
-                    for (p, &v) in row.iter().enumerate() {
-                        panel[p * r + i] = conv(v);
+                // Each lane's depth run is contiguous in the source: walk the lanes' rows in
+                // step, writing one contiguous group of `r` per depth step.
+                let base = i0 * src.rs;
+                let need = (lanes - 1) * src.rs + depth;
+                let rows = &src.data[base..base + need];
+                for (p, group) in panel.chunks_exact_mut(r).take(depth).enumerate() {
+                    for (i, o) in group[..lanes].iter_mut().enumerate() {
+                        *o = conv(rows[i * src.rs + p]);
                     }
                 }
             } else if src.rs == 1 {
@@ -195,6 +198,51 @@ impl<T: Copy + Default> AlignedBuf<T> {
     }
 }
 
+/// One cache line; the unit of the per-thread workspaces (64-byte aligned by construction).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// The per-thread packing workspaces: which buffer a caller wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The packed B block (held by the thread that runs LOOP 4) or skinny accumulators.
+    B = 0,
+    /// The packed A block (held by each thread running LOOP 3).
+    A = 1,
+}
+
+thread_local! {
+    static WORKSPACE: [std::cell::RefCell<Vec<Line>>; 2] = const {
+        [std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())]
+    };
+}
+
+/// Runs `f` with a 64-byte-aligned scratch slice of `len` elements from this thread's `slot`
+/// workspace, which grows as needed and is kept for the next call — so repeated products do
+/// not pay for allocation and page faults. The contents are *not* cleared: callers overwrite
+/// them (packing writes every element). If the slot is already in use on this thread (a nested
+/// call), a fresh buffer is used instead.
+pub fn with_workspace<T: bytemuck::Pod, R>(
+    slot: Slot,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    let lines = (len * std::mem::size_of::<T>()).div_ceil(64);
+    WORKSPACE.with(|ws| match ws[slot as usize].try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < lines {
+                v.resize(lines, Line([0; 64]));
+            }
+            f(&mut bytemuck::cast_slice_mut::<Line, T>(&mut v[..lines])[..len])
+        }
+        Err(_) => {
+            let mut v = vec![Line([0; 64]); lines];
+            f(&mut bytemuck::cast_slice_mut::<Line, T>(&mut v)[..len])
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +290,19 @@ mod tests {
         let mut out = vec![0.0f32; packed_len(1, 2, 4, 1)];
         pack_panels(MatRef::new(&a, 1, 2, 2, 1), 4, 1, |x| x.to_f32(), &mut out);
         assert_eq!(out, [1.5, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn workspaces_are_aligned_reused_and_nest() {
+        let p1 = with_workspace::<f32, _>(Slot::A, 100, |s| {
+            s.fill(1.0);
+            // A nested request for the same slot gets its own buffer.
+            with_workspace::<f32, _>(Slot::A, 10, |t| assert!(t.iter().all(|&v| v == 0.0)));
+            s.as_ptr() as usize
+        });
+        assert_eq!(p1 % 64, 0);
+        let p2 = with_workspace::<f32, _>(Slot::A, 50, |s| s.as_ptr() as usize);
+        assert_eq!(p1, p2);
     }
 
     #[test]

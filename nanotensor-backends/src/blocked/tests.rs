@@ -11,7 +11,8 @@ use nanotensor::HeadsLayout;
 const TOL_F32: f64 = 1e-10;
 
 /// Shapes `(m, k, n)`: ones, primes, around powers of two, tall, skinny, matvec, and sizes
-/// that are not multiples of any MR/NR or of kc (192), with k spanning several depth blocks.
+/// that are not multiples of any MR/NR or of kc (512), with k spanning several depth blocks (kc),
+/// m several row blocks (mc = 144) and n several column blocks (nc = 4096).
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 1),
@@ -29,6 +30,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (3, 400, 2),
     (200, 1, 50),
     (40, 385, 70),
+    (20, 1100, 45),
+    (301, 1030, 33),
+    (3, 20, 4200),
+    (400, 30, 50), // ≥ 192 rows per thread on 2 threads: each thread packs its own B~
 ];
 
 fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Option<&Pool>) {
@@ -382,4 +387,90 @@ fn attention_budget_and_flash_dispatch() {
         be.attention_plan::<f32>(&small, &auto).unwrap().algo,
         AttentionAlgo::Naive
     );
+}
+
+/// A portable `u8 × i8 → i32` kernel with depth grouped by 4 — the shape of a VNNI kernel — to
+/// show that an integer kernel plugs into the same driver and packing (the int8 backend's use).
+#[derive(Clone, Copy, Debug)]
+struct GroupedI8;
+
+impl GemmKernel for GroupedI8 {
+    type A = u8;
+    type B = i8;
+    type C = i32;
+    const MR: usize = 4;
+    const NR: usize = 8;
+    const KGROUP: usize = 4;
+
+    fn name(&self) -> &'static str {
+        "test-u8i8-4x8-k4"
+    }
+
+    fn microkernel(&self, kc: usize, a: &[u8], b: &[i8], c: &mut [i32], ldc: usize, acc: bool) {
+        let (mr, nr, g) = (Self::MR, Self::NR, Self::KGROUP);
+        assert!(kc.is_multiple_of(g) && a.len() >= kc * mr && b.len() >= kc * nr);
+        for i in 0..mr {
+            for j in 0..nr {
+                let mut s = 0i32;
+                for p in 0..kc {
+                    let av = a[((p / g) * mr + i) * g + p % g] as i32;
+                    let bv = b[((p / g) * nr + j) * g + p % g] as i32;
+                    s += av * bv;
+                }
+                let o = &mut c[i * ldc + j];
+                *o = if acc { *o + s } else { s };
+            }
+        }
+    }
+}
+
+#[test]
+fn an_integer_kernel_with_grouped_depth_reuses_the_driver() {
+    let pool = Pool::new(2).unwrap();
+    let mut rng = nanotensor::rng::Rng::new(21);
+    for &(m, k, n) in &[(1, 1, 1), (5, 7, 9), (13, 530, 17), (33, 1030, 70)] {
+        let a: Vec<u8> = (0..m * k).map(|_| rng.uniform(0.0, 256.0) as u8).collect();
+        let b: Vec<i8> = (0..k * n)
+            .map(|_| rng.uniform(-128.0, 128.0) as i8)
+            .collect();
+        for p in [None, Some(&pool)] {
+            let mut c = vec![0i32; m * n];
+            let am = MatRef::new(&a, m, k, k, 1);
+            let bm = MatRef::new(&b, k, n, n, 1);
+            gemm(
+                GroupedI8,
+                p,
+                am,
+                |x| x,
+                BSource::Strided(bm),
+                |x| x,
+                &mut c,
+                n,
+            );
+            let packed = PackedB::new(GroupedI8, p, bm, |x| x);
+            let mut c2 = vec![0i32; m * n];
+            gemm(
+                GroupedI8,
+                p,
+                am,
+                |x| x,
+                BSource::Packed(&packed),
+                |x| x,
+                &mut c2,
+                n,
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    let want: i32 = (0..k)
+                        .map(|q| a[i * k + q] as i32 * b[q * n + j] as i32)
+                        .sum();
+                    assert_eq!(
+                        (c[i * n + j], c2[i * n + j]),
+                        (want, want),
+                        "{m}x{k}x{n} ({i},{j})"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@ use super::{GemmKernel, SkinnyKernel};
 
 const MR: usize = 12;
 const NR: usize = 32;
+const PREFETCH_A: bool = true;
 
 /// The AVX-512F f32 kernel. Only constructible when the CPU has AVX-512F.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,11 +95,21 @@ unsafe fn kernel_12x32(
     ldc: usize,
     accumulate: bool,
 ) {
+    // Start fetching the C tile now so its rows are in cache when the sums are written.
+    for i in 0..MR {
+        let row = c.wrapping_add(i * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+    }
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
         // SAFETY: the caller guarantees `kc` steps of 32 B values and 12 A values.
         let (b0, b1) = unsafe { (_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16))) };
+        if PREFETCH_A {
+            // A streams from L2: ask for the line 8 depth steps (384 bytes) ahead.
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(8 * MR) as *const i8);
+        }
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: `i < 12` values of this depth step of A are readable.
             let ai = _mm512_set1_ps(unsafe { *a.add(i) });
@@ -133,6 +144,8 @@ unsafe fn kernel_12x32(
 /// # Safety
 /// AVX-512F available; `x` readable for `(M−1)·ldx + kc`, `b` for `kc·32`, `acc` read/write
 /// for `M·32` floats.
+// The row index drives two accumulator arrays and the x offsets in lockstep.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f")]
 unsafe fn skinny<const M: usize>(
     kc: usize,

@@ -58,11 +58,11 @@ use std::sync::OnceLock;
 /// and must only be constructible when their instruction set is available.
 pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// Element of the packed A panels (e.g. `f32`, or `u8` for VNNI).
-    type A: Copy + Default + Send + Sync + 'static;
+    type A: bytemuck::Pod + Default + Send + Sync + 'static;
     /// Element of the packed B panels (e.g. `f32`, or `i8` for VNNI).
-    type B: Copy + Default + Send + Sync + 'static;
+    type B: bytemuck::Pod + Default + Send + Sync + 'static;
     /// Accumulator and element of C (e.g. `f32`, or `i32` for VNNI).
-    type C: Copy + Default + Send + Sync + Add<Output = Self::C> + 'static;
+    type C: bytemuck::Pod + Default + Send + Sync + Add<Output = Self::C> + 'static;
 
     /// Rows of the register tile (rows of A per micro-panel).
     const MR: usize;
