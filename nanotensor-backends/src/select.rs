@@ -41,8 +41,7 @@ impl BackendKind {
         match self {
             BackendKind::Naive => cfg!(feature = "naive"),
             BackendKind::Blocked => cfg!(feature = "blocked"),
-            // Wired in `with_backend` as its module lands.
-            BackendKind::Int8 => false,
+            BackendKind::Int8 => cfg!(feature = "int8"),
         }
     }
 
@@ -133,6 +132,8 @@ pub fn with_backend<V: BackendVisitor>(
         BackendKind::Naive => visitor.visit(crate::naive::NaiveBackend::new()),
         #[cfg(feature = "blocked")]
         BackendKind::Blocked => visitor.visit(crate::blocked::BlockedBackend::new(opts.threads)?),
+        #[cfg(feature = "int8")]
+        BackendKind::Int8 => visitor.visit(crate::int8::Int8Backend::new(opts.threads)?),
         #[allow(unreachable_patterns)]
         other => Err({
             drop(visitor);

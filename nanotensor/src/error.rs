@@ -101,6 +101,15 @@ pub enum Error {
     /// The allocator refused a request.
     #[error("{op}: could not allocate {} ({bytes} bytes)", human_bytes(*bytes))]
     OutOfMemory { op: &'static str, bytes: u64 },
+    /// A sequence longer than the model's context (or the KV cache's capacity) was requested.
+    #[error("{op}: {needed} tokens exceed the context of {capacity} tokens{detail}")]
+    ContextOverflow {
+        op: &'static str,
+        needed: usize,
+        capacity: usize,
+        /// Extra context beginning with a separator, e.g. `" (prompt 12 + max new tokens 9000)"`.
+        detail: String,
+    },
 
     // ---- backends ----------------------------------------------------------------------------
     /// The backend does not implement this operation or algorithm.
@@ -130,6 +139,72 @@ pub enum Error {
     /// A model file is malformed or uses something this build does not support.
     #[error("{op}: {reason}")]
     Format { op: &'static str, reason: String },
+    /// The file does not start with the format's magic bytes (e.g. `GGUF`).
+    #[error("{op}: not a GGUF file: magic bytes {found:02x?}, expected \"GGUF\"")]
+    BadMagic { op: &'static str, found: [u8; 4] },
+    /// A file format version this reader does not implement.
+    #[error("{op}: unsupported format version {version} (supported: {supported})")]
+    UnsupportedVersion {
+        op: &'static str,
+        version: u32,
+        supported: &'static str,
+    },
+    /// A field, or a declared count or length, runs past the end of the file. Absurd counts
+    /// (2⁶³ strings in a 1 kB file) land here too: they are rejected before any allocation.
+    #[error("{op}: file truncated: {what} at byte {offset} needs {needed} bytes, but the file has {file_len}")]
+    Truncated {
+        op: &'static str,
+        what: String,
+        offset: u64,
+        needed: u64,
+        file_len: u64,
+    },
+    /// A tensor's element type id is not one this reader knows.
+    #[error("{op}: tensor `{tensor}` has unknown element type id {type_id}")]
+    UnknownTensorType {
+        op: &'static str,
+        tensor: String,
+        type_id: u32,
+    },
+    /// A tensor's data (offset + size) lies outside the file's data section.
+    #[error("{op}: tensor `{tensor}` spans bytes {offset}..{offset}+{n_bytes}, past the end of the data section ({data_len} bytes)")]
+    TensorOutOfBounds {
+        op: &'static str,
+        tensor: String,
+        offset: u64,
+        n_bytes: u64,
+        data_len: u64,
+    },
+    /// A tensor's data offset is not a multiple of the file's alignment.
+    #[error(
+        "{op}: tensor `{tensor}` offset {offset} is not a multiple of the alignment {alignment}"
+    )]
+    Misaligned {
+        op: &'static str,
+        tensor: String,
+        offset: u64,
+        alignment: u64,
+    },
+    /// A required metadata key is absent.
+    #[error("{op}: metadata key `{key}` is missing")]
+    MissingKey { op: &'static str, key: String },
+    /// A metadata key holds a value of the wrong type (or one that does not fit the requested type).
+    #[error("{op}: metadata key `{key}`: expected {expected}, found {found}")]
+    KeyType {
+        op: &'static str,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    /// A tensor the caller asked for is not in the file.
+    #[error("{op}: tensor `{name}` not found in the model file")]
+    MissingTensor { op: &'static str, name: String },
+    /// No model file was found; `searched` lists where we looked, `fetch` how to get it.
+    #[error("model file not found (looked at: {searched}); fetch it with `{fetch}`")]
+    ModelNotFound {
+        searched: String,
+        fetch: &'static str,
+    },
 }
 
 impl Error {

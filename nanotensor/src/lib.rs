@@ -9,6 +9,12 @@
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
+//! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
+//! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
+//!   formats; [`model_path::find_model`] locates the model file;
+//! - [`model`]: the LLaMA forward pass over any backend, KV cache, sampling, generation and
+//!   perplexity;
+//! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
 //! ```
@@ -25,11 +31,16 @@ pub mod attention;
 pub mod backend;
 pub mod element;
 pub mod error;
+pub mod gguf;
 pub mod memory;
+pub mod model;
+pub mod model_path;
+pub mod quant;
 pub mod reference;
 pub mod rng;
 pub mod shape;
 pub mod tensor;
+pub mod tokenizer;
 
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
@@ -37,4 +48,5 @@ pub use attention::{
 pub use backend::{Backend, PreparedWeight};
 pub use element::{DType, Element};
 pub use error::{Error, Result};
+pub use quant::{Granularity, QTensor, QuantReport};
 pub use tensor::Tensor;

@@ -83,18 +83,20 @@ mod tests {
     #[test]
     fn normal_has_unit_moments() {
         let mut r = Rng::new(1);
-        let n = 200_000;
+        // Miri interprets every instruction: a smaller sample keeps the check meaningful there.
+        let n = if cfg!(miri) { 2_000 } else { 200_000 };
         let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01, "mean {mean}");
-        assert!((var - 1.0).abs() < 0.02, "var {var}");
+        let tol = if cfg!(miri) { 0.1 } else { 0.01 };
+        assert!(mean.abs() < tol, "mean {mean}");
+        assert!((var - 1.0).abs() < 2.0 * tol, "var {var}");
     }
 
     #[test]
     fn uniform_stays_in_range() {
         let mut r = Rng::new(3);
-        for _ in 0..10_000 {
+        for _ in 0..if cfg!(miri) { 200 } else { 10_000 } {
             let x = r.uniform(-2.0, 5.0);
             assert!((-2.0..5.0).contains(&x));
         }

@@ -1,0 +1,84 @@
+//! `nanotensor info`: what a GGUF model file holds — architecture, hyperparameters, tensors,
+//! parameter count and tokenizer.
+
+use std::path::PathBuf;
+
+use nanotensor::gguf::GgufFile;
+use nanotensor::model_path::find_model;
+use nanotensor::tokenizer::Tokenizer;
+use nanotensor::Result;
+use serde_json::json;
+
+use crate::output::print_json;
+
+/// Arguments of `nanotensor info`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Model file (default: $NANOTENSOR_MODEL, then $NANOTENSOR_MODELS_DIR or ./models).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `nanotensor info`.
+pub fn run(args: Args) -> Result<()> {
+    let path = find_model(args.model.as_deref())?;
+    let gguf = GgufFile::open(&path)?;
+    let summary = gguf.summary();
+    // A file without a (supported) vocabulary still gets its summary.
+    let tokenizer = Tokenizer::from_gguf(&gguf);
+    if args.json {
+        let tensors: Vec<_> = summary
+            .tensors
+            .iter()
+            .map(|t| json!({"name": t.name, "shape": t.shape, "type": t.ggml_type.name(), "bytes": t.n_bytes}))
+            .collect();
+        let by_type: Vec<_> = summary
+            .by_type
+            .iter()
+            .map(|t| json!({"type": t.ggml_type.name(), "tensors": t.n_tensors, "params": t.n_elements, "bytes": t.n_bytes}))
+            .collect();
+        let hyper: serde_json::Map<String, serde_json::Value> = summary
+            .hyperparameters
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let tok = match &tokenizer {
+            Ok(t) => json!({
+                "vocab_size": t.vocab_size(), "merges": t.merge_count(),
+                "bos": t.bos(), "eos": t.eos(), "pre": format!("{:?}", t.pre_tokenizer()),
+            }),
+            Err(e) => json!({"error": e.to_string()}),
+        };
+        print_json(&json!({
+            "path": path.display().to_string(),
+            "version": summary.version,
+            "file_bytes": summary.file_bytes,
+            "architecture": summary.architecture,
+            "name": summary.name,
+            "hyperparameters": hyper,
+            "n_params": summary.n_params,
+            "tensor_bytes": summary.tensor_bytes,
+            "by_type": by_type,
+            "tensors": tensors,
+            "tokenizer": tok,
+        }));
+    } else {
+        print!("{summary}");
+        println!();
+        match &tokenizer {
+            Ok(t) => println!(
+                "tokenizer: byte-level BPE, {} tokens, {} merges, pre-tokenizer {:?}, BOS {:?}, EOS {:?}",
+                t.vocab_size(),
+                t.merge_count(),
+                t.pre_tokenizer(),
+                t.bos(),
+                t.eos()
+            ),
+            Err(e) => println!("tokenizer: unavailable ({e})"),
+        }
+    }
+    Ok(())
+}

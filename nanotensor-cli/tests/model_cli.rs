@@ -1,0 +1,96 @@
+//! `nanotensor info` and `nanotensor tokenize` on the real model, against the fixtures.
+//!
+//! Skips (saying so) when the model is absent, unless `NANOTENSOR_REQUIRE_MODEL` is set, as the
+//! README's test command does: then a missing model fails.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn model() -> Option<PathBuf> {
+    match nanotensor::model_path::find_model(None) {
+        Ok(p) => Some(p),
+        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
+            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
+        }
+        Err(e) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "model_cli: SKIPPING: {e}");
+            None
+        }
+    }
+}
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/smollm2/"
+    );
+    let text = std::fs::read_to_string(format!("{path}{name}")).expect("fixture readable");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nanotensor"))
+        .args(args)
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tokenize_reproduces_every_fixture_case() {
+    let Some(model) = model() else { return };
+    let model = model.to_str().unwrap();
+    let cases = fixture("tokenize.json");
+    for case in cases["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let (code, stdout, stderr) = run(&["tokenize", "--model", model, "--json", "--", text]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(v["ids"], case["ids"], "text {text:?}");
+    }
+}
+
+#[test]
+fn info_shows_the_model_of_the_fixture_readme() {
+    let Some(model) = model() else { return };
+    let (code, stdout, stderr) = run(&["info", "--model", model.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["n_params"], 134_515_008u64);
+    assert_eq!(v["hyperparameters"]["llama.block_count"], "30");
+    let tensors = v["tensors"].as_array().unwrap();
+    let embd = tensors
+        .iter()
+        .find(|t| t["name"] == "token_embd.weight")
+        .unwrap();
+    assert_eq!(embd["type"], "Q8_0");
+    assert_eq!(embd["shape"], serde_json::json!([49152, 576]));
+    let q4 = tensors.iter().filter(|t| t["type"] == "Q4_1").count();
+    assert_eq!(q4, 30 * 7);
+    assert_eq!(v["tokenizer"]["vocab_size"], 49152);
+}
+
+#[test]
+fn malformed_model_files_exit_2() {
+    let dir = std::env::temp_dir().join(format!("nanotensor-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_magic = dir.join("bad.gguf");
+    std::fs::write(&bad_magic, b"GGUX\x03\0\0\0").unwrap();
+    for path in [
+        bad_magic.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        "/definitely/not/here.gguf",
+    ] {
+        let (code, stdout, stderr) = run(&["info", "--model", path]);
+        assert_eq!(code, Some(2), "{path}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
