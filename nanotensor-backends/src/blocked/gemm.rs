@@ -23,6 +23,10 @@ use super::kernel::GemmKernel;
 use super::pack::{packed_len, with_workspace, AlignedBuf, MatRef, Slot};
 use crate::threads::Pool;
 
+/// Multiply-adds (`m·n·k`) below which a product runs on one thread (a 128³ product takes
+/// ~15 µs on one core, comparable to waking a sleeping worker).
+pub const PAR_MIN_MACS: usize = 1 << 21;
+
 /// Rows per thread from which each thread packs its own copy of B~ (see [`gemm`]).
 const OWN_B_ROWS: usize = 192;
 
@@ -203,6 +207,8 @@ pub fn gemm<K, SA, SB>(
     let (kc, nc, g) = (blocking.kc, blocking.nc, K::KGROUP);
     let (mr, nr) = (K::MR, K::NR);
 
+    // Products below PAR_MIN_MACS run on the caller: waking workers would cost more.
+    let pool = pool.filter(|_| m * n * k >= PAR_MIN_MACS);
     // Rows of C per thread (a multiple of MR), and the mc that splits them evenly.
     let threads = pool.map_or(1, Pool::threads);
     let rows_per_task = m.div_ceil(threads).div_ceil(mr) * mr;

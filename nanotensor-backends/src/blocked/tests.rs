@@ -33,7 +33,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (20, 1100, 45),
     (301, 1030, 33),
     (3, 20, 4200),
-    (400, 30, 50), // ≥ 192 rows per thread on 2 threads: each thread packs its own B~
+    // Above gemm::PAR_MIN_MACS, so two threads really split them: ≥ 192 rows per thread (each
+    // thread packs its own B~), and fewer rows per thread (one B~ packed by both threads).
+    (400, 100, 70),
+    (130, 200, 300),
 ];
 
 fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Option<&Pool>) {
@@ -182,6 +185,9 @@ fn linear_matches_matmul_with_transposed_weight() {
                 linear_case::<f32>(&be, rows, inf, outf, TOL_F32);
             }
         }
+        // A weight above gemv::PAR_MIN_WEIGHT: the skinny path splits it across threads.
+        linear_case::<f32>(&be, 1, 64, 66_000, TOL_F32);
+        linear_case::<f32>(&be, 3, 64, 66_000, TOL_F32);
         linear_case::<f64>(&be, 3, 50, 41, 1e-26);
         linear_case::<f64>(&be, 20, 50, 41, 1e-26);
         linear_case::<half::bf16>(&be, 2, 64, 40, 1e-4);
