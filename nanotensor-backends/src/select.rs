@@ -40,8 +40,8 @@ impl BackendKind {
     pub fn is_compiled(self) -> bool {
         match self {
             BackendKind::Naive => cfg!(feature = "naive"),
-            // Wired in `with_backend` as their modules land.
-            BackendKind::Blocked | BackendKind::Int8 => false,
+            BackendKind::Blocked => cfg!(feature = "blocked"),
+            BackendKind::Int8 => cfg!(feature = "int8"),
         }
     }
 
@@ -130,6 +130,10 @@ pub fn with_backend<V: BackendVisitor>(
     match kind {
         #[cfg(feature = "naive")]
         BackendKind::Naive => visitor.visit(crate::naive::NaiveBackend::new()),
+        #[cfg(feature = "blocked")]
+        BackendKind::Blocked => visitor.visit(crate::blocked::BlockedBackend::new(opts.threads)?),
+        #[cfg(feature = "int8")]
+        BackendKind::Int8 => visitor.visit(crate::int8::Int8Backend::new(opts.threads)?),
         #[allow(unreachable_patterns)]
         other => Err({
             drop(visitor);

@@ -77,6 +77,31 @@ impl Pool {
         }
         (0..n).for_each(f);
     }
+
+    /// Splits `data` into consecutive chunks of `chunk_len` elements (the last may be shorter)
+    /// and runs `f(chunk_index, chunk)` for each on the pool's workers, then waits. This is how a
+    /// backend hands disjoint rows of an output to different threads without `unsafe`.
+    pub fn for_each_chunk_mut<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        f: impl Fn(usize, &mut [T]) + Send + Sync,
+    ) {
+        let chunk_len = chunk_len.max(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(pool) = &self.inner {
+            use rayon::prelude::*;
+            pool.install(|| {
+                data.par_chunks_mut(chunk_len)
+                    .enumerate()
+                    .for_each(|(i, c)| f(i, c))
+            });
+            return;
+        }
+        data.chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +124,9 @@ mod tests {
             });
             assert_eq!(sum.into_inner(), 4950);
             assert_eq!(pool.install(|| 7), 7);
+            let mut v = vec![0usize; 10];
+            pool.for_each_chunk_mut(&mut v, 3, |i, c| c.iter_mut().for_each(|x| *x = i));
+            assert_eq!(v, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]);
         }
     }
 }

@@ -433,3 +433,38 @@ conformance!(
     Tolerance::FLOAT,
     algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
 );
+
+// The blocked backend offers both algorithms: the materialised one (`Naive`), FlashAttention
+// (`Flash`), and `Auto` choosing between them. Two threads, so the threaded paths are checked.
+#[cfg(feature = "blocked")]
+conformance!(
+    blocked,
+    nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
+    Tolerance::FLOAT,
+    algos = [
+        AttentionAlgo::Naive,
+        AttentionAlgo::Flash,
+        AttentionAlgo::Auto
+    ]
+);
+
+// int8 quantizes both operands of every matmul/linear (per tensor), so its products carry
+// quantization noise instead of rounding noise: a per-tensor scale of max|x|/127 ≈ 4.5σ/127
+// gives uniform rounding noise of power scale²/12 ≈ 1.0e-4·σ² per operand, so the NMSE of a
+// product of Gaussian inputs is ≈ 2e-4 whatever the element type; 1e-3 is a fair bound (the
+// issue's figure) that any real bug (a wrong scale, a lost k block) exceeds by 10×. Softmax and
+// attention run in f32 (see `int8::float_ops`), so `float_f32` keeps the float bound; f64 and
+// bf16 cover their products with the quantization bound. Exact integer results are checked
+// separately against an i64 reference in `int8::kernel::tests`.
+#[cfg(feature = "int8")]
+conformance!(
+    int8,
+    nanotensor_backends::int8::Int8Backend::new(2).unwrap(),
+    Tolerance {
+        matmul_f32: 1e-3,
+        float_f32: 1e-10,
+        f64: 1e-3,
+        bf16: 1e-3,
+    },
+    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+);

@@ -202,3 +202,12 @@ properties!(
     float_tol = 1e-10,
     algos = [AttentionAlgo::Naive]
 );
+
+#[cfg(feature = "blocked")]
+properties!(
+    blocked,
+    nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
+    matmul_tol = 1e-10,
+    float_tol = 1e-10,
+    algos = [AttentionAlgo::Naive]
+);

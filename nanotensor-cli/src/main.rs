@@ -34,6 +34,11 @@ enum Command {
     Info(commands::info::Args),
     /// Turn text into token ids with the model's tokenizer.
     Tokenize(commands::tokenize::Args),
+    /// Quantize a random or given tensor to int8 (per tensor and per row) and report the memory
+    /// saved and the error.
+    Quantize(commands::quantize::Args),
+    /// Sweep attention over N = 128 … 100,000 with the naive and flash paths: table + SVG chart.
+    AttentionScaling(commands::attention_scaling::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,8 @@ fn run(cli: Cli) -> ExitCode {
         Command::BenchModel(args) => commands::bench_model::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Quantize(args) => commands::quantize::run(args),
+        Command::AttentionScaling(args) => commands::attention_scaling::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

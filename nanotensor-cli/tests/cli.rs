@@ -235,3 +235,100 @@ fn user_errors_exit_2_with_one_line() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn int8_matmul_check_reports_quantization_nmse() {
+    let out = nanotensor(&[
+        "matmul",
+        "--backend",
+        "int8",
+        "--m",
+        "64",
+        "--k",
+        "96",
+        "--n",
+        "48",
+        "--check",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["backend"], "int8");
+    // Per-tensor quantization of Gaussian operands: NMSE ≈ 2e-4 vs the unquantized f64 product.
+    let nmse = v["nmse"].as_f64().unwrap();
+    assert!(nmse > 1e-6 && nmse < 1e-3, "{nmse}");
+    assert!(v["gflops"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn quantize_reports_memory_and_error_per_granularity() {
+    let out = nanotensor(&[
+        "quantize",
+        "--rows",
+        "64",
+        "--cols",
+        "128",
+        "--outlier",
+        "50",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["op"], "quantize");
+    let r = v["reports"].as_array().unwrap();
+    assert_eq!(r[0]["granularity"], "per-tensor");
+    assert_eq!(r[0]["f32_bytes"], 4 * 64 * 128);
+    assert_eq!(r[0]["qtensor_bytes"], 64 * 128 + 4);
+    assert_eq!(r[1]["qtensor_bytes"], 64 * 128 + 4 * 64);
+    // The outlier row costs the per-tensor scale accuracy on every other row.
+    let (t, p) = (
+        r[0]["nmse"].as_f64().unwrap(),
+        r[1]["nmse"].as_f64().unwrap(),
+    );
+    assert!(t > 10.0 * p, "per-tensor {t} vs per-row {p}");
+    let table = nanotensor(&["quantize", "--rows", "8", "--cols", "8"]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("per-row"));
+}
+
+#[test]
+fn quantize_reads_raw_f32_files_and_rejects_bad_ones() {
+    let dir = std::env::temp_dir().join(format!("nanotensor-quantize-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("x.f32");
+    // 2 rows of 2: [127, -63.5 | 1, 0]; max 127 → scale 1 → codes exact except -63.5 → -64.
+    let vals = [127.0f32, -63.5, 1.0, 0.0];
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&good, bytes).unwrap();
+    let out = nanotensor(&[
+        "quantize",
+        "--file",
+        good.to_str().unwrap(),
+        "--cols",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!((v["rows"].as_u64(), v["cols"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(v["reports"][0]["max_abs_error"].as_f64(), Some(0.5));
+    let bad = dir.join("bad.f32");
+    std::fs::write(&bad, [0u8; 5]).unwrap();
+    let out = nanotensor(&["quantize", "--file", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = nanotensor(&["quantize", "--file", good.to_str().unwrap(), "--cols", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -9,6 +9,7 @@
 //!   `nanotensor-backends` implement;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
+//! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
 //! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
 //!   formats; [`model_path::find_model`] locates the model file;
 //! - [`model`]: the LLaMA forward pass over any backend, KV cache, sampling, generation and
@@ -34,6 +35,7 @@ pub mod gguf;
 pub mod memory;
 pub mod model;
 pub mod model_path;
+pub mod quant;
 pub mod reference;
 pub mod rng;
 pub mod shape;
@@ -46,4 +48,5 @@ pub use attention::{
 pub use backend::{Backend, PreparedWeight};
 pub use element::{DType, Element};
 pub use error::{Error, Result};
+pub use quant::{Granularity, QTensor, QuantReport};
 pub use tensor::Tensor;

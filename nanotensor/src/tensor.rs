@@ -315,14 +315,21 @@ impl<T: Element> Tensor<T> {
 
     /// Fails with [`Error::NonFinite`] on the first NaN or infinity.
     pub fn check_finite(&self, op: &'static str) -> Result<()> {
-        match self.as_slice().iter().position(|x| !x.is_finite()) {
-            None => Ok(()),
-            Some(index) => Err(Error::NonFinite {
-                op,
-                index,
-                value: self.as_slice()[index].as_f64(),
-            }),
+        // Branch-free within each chunk so the test vectorises (an early-exit scan runs at one
+        // element per cycle, a visible share of a 256³ matmul); the position is found only on
+        // failure.
+        const CHUNK: usize = 256;
+        for (c, chunk) in self.as_slice().chunks(CHUNK).enumerate() {
+            if !chunk.iter().fold(true, |ok, x| ok & x.is_finite()) {
+                let p = chunk.iter().position(|x| !x.is_finite()).unwrap_or(0);
+                return Err(Error::NonFinite {
+                    op,
+                    index: c * CHUNK + p,
+                    value: chunk[p].as_f64(),
+                });
+            }
         }
+        Ok(())
     }
 }
 

@@ -1,0 +1,100 @@
+//! The skinny path: `Y = X·B` for `m = 1…8` rows of X against a pre-packed B (a weight).
+//!
+//! At decode time a linear layer multiplies one token (or a handful) by a large weight; each
+//! weight element is used `m` times only, so the product is bound by how fast the weight
+//! streams from memory, not by FMAs. This path therefore reads every packed B micro-panel
+//! exactly once, in storage order (column block → depth block → micro-panel, the order
+//! [`PackedB`] lays them out), with the `m × NR` accumulators of each panel in L1/L2.
+//! No packing of X is needed: each of its rows is read directly.
+//!
+//! Threads split the micro-panels (the `n` dimension): each worker streams its own contiguous
+//! slices of every packed block into its own accumulators, so the two cores' bandwidth adds up.
+
+use super::gemm::PackedB;
+use super::kernel::SkinnyKernel;
+use super::pack::{with_workspace, Slot};
+use crate::threads::Pool;
+
+/// Largest `m` the skinny path takes; above it the GEMM driver is faster.
+pub const MAX_ROWS: usize = 8;
+
+/// `y ← x·B` for `x` row-major `m × k` (`1 ≤ m ≤ MAX_ROWS`), `B` packed `k × n` for `kernel`,
+/// `y` row-major `m × n`.
+pub fn skinny<K: SkinnyKernel>(
+    kernel: K,
+    pool: Option<&Pool>,
+    x: &[f32],
+    m: usize,
+    w: &PackedB<f32>,
+    y: &mut [f32],
+) {
+    let (k, n) = w.dims();
+    let nr = K::NR;
+    assert_eq!(w.nr(), nr, "skinny: B packed for another kernel");
+    assert!(
+        (1..=MAX_ROWS).contains(&m) && x.len() == m * k && y.len() == m * n,
+        "skinny: shapes"
+    );
+    let panels = n.div_ceil(nr);
+    let threads = pool.map_or(1, Pool::threads);
+    let panels_per_task = panels.div_ceil(threads);
+    // Accumulators, panel-major: panel q holds rows i < m of NR columns at (q·m + i)·NR.
+    with_workspace::<f32, _>(Slot::B, panels * m * nr, |acc| {
+        acc.fill(0.0);
+        skinny_blocks(kernel, pool, x, m, w, acc, panels_per_task);
+        // Scatter the panel-major accumulators into row-major y.
+        for (q, tile) in acc.chunks_exact(m * nr).enumerate() {
+            let j0 = q * nr;
+            let cols = nr.min(n - j0);
+            for i in 0..m {
+                y[i * n + j0..i * n + j0 + cols].copy_from_slice(&tile[i * nr..i * nr + cols]);
+            }
+        }
+    });
+}
+
+/// Streams every packed block of `w` once, each task accumulating its own micro-panels into
+/// its chunk of `acc` (panel-major, `m × NR` per panel).
+fn skinny_blocks<K: SkinnyKernel>(
+    kernel: K,
+    pool: Option<&Pool>,
+    x: &[f32],
+    m: usize,
+    w: &PackedB<f32>,
+    acc: &mut [f32],
+    panels_per_task: usize,
+) {
+    let (k, n) = w.dims();
+    let nr = K::NR;
+    let (kc, nc) = (w.blocking().kc, w.blocking().nc);
+    let panels = n.div_ceil(nr);
+    let threads = pool.map_or(1, Pool::threads);
+    let run = |task: usize, acc: &mut [f32]| {
+        let (q0, q1) = (
+            task * panels_per_task,
+            ((task + 1) * panels_per_task).min(panels),
+        );
+        let panels_per_block = nc / nr;
+        for jb in (q0 / panels_per_block)..q1.div_ceil(panels_per_block) {
+            // The micro-panels of column block `jb` that belong to this task.
+            let lo = q0.max(jb * panels_per_block);
+            let hi = q1.min((jb + 1) * panels_per_block);
+            for (pb, pc) in (0..k).step_by(kc).enumerate() {
+                let kcl = kc.min(k - pc);
+                let block = w.block(jb, pb);
+                for q in lo..hi {
+                    let local = q - jb * panels_per_block;
+                    let panel = &block[local * kcl * nr..(local + 1) * kcl * nr];
+                    let a = &mut acc[(q - q0) * m * nr..(q - q0 + 1) * m * nr];
+                    kernel.skinny(m, kcl, &x[pc..], k, panel, a);
+                }
+            }
+        }
+    };
+    match pool {
+        Some(p) if threads > 1 && panels > 1 => {
+            p.for_each_chunk_mut(acc, panels_per_task * m * nr, run)
+        }
+        _ => run(0, acc),
+    }
+}

@@ -1,0 +1,226 @@
+//! AVX-512F f32 microkernel, `MR × NR = 12 × 32`, and the AVX-512 skinny (decode) kernel.
+//!
+//! Register budget (32 zmm): 12 rows × 2 vectors of 16 lanes = 24 accumulators, 2 registers
+//! for the current B row, and the A values arrive as embedded broadcasts of the FMA's memory
+//! operand. Per depth step: 2 vector loads, 12 broadcasts, 24 FMAs — Zen 4 issues one 512-bit
+//! FMA per cycle, so the loads (≤ 2 per cycle) never limit, and 24 independent accumulators
+//! hide the 4-cycle FMA latency many times over.
+
+#[cfg(target_arch = "x86")]
+use std::arch::x86::*;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::{GemmKernel, SkinnyKernel};
+
+const MR: usize = 12;
+const NR: usize = 32;
+const PREFETCH_A: bool = true;
+
+/// The AVX-512F f32 kernel. Only constructible when the CPU has AVX-512F.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Avx512F32 {
+    _checked: (),
+}
+
+impl Avx512F32 {
+    /// The kernel, if this CPU supports AVX-512F.
+    pub fn new() -> Option<Self> {
+        is_x86_feature_detected!("avx512f").then_some(Avx512F32 { _checked: () })
+    }
+}
+
+impl GemmKernel for Avx512F32 {
+    type A = f32;
+    type B = f32;
+    type C = f32;
+    const MR: usize = MR;
+    const NR: usize = NR;
+
+    fn name(&self) -> &'static str {
+        "avx512-f32-12x32"
+    }
+
+    fn microkernel(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, acc: bool) {
+        assert!(
+            a.len() >= kc * MR && b.len() >= kc * NR,
+            "microkernel: short panel"
+        );
+        assert!(
+            ldc >= NR && c.len() >= (MR - 1) * ldc + NR,
+            "microkernel: short C tile"
+        );
+        // SAFETY: `self` exists only if AVX-512F was detected (see `new`), and the lengths of
+        // `a`, `b` and `c` were checked above against what `kernel_12x32` reads and writes.
+        unsafe { kernel_12x32(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc) }
+    }
+}
+
+impl SkinnyKernel for Avx512F32 {
+    fn skinny(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[f32], acc: &mut [f32]) {
+        assert!((1..=8).contains(&m), "skinny: 1..=8 rows");
+        assert!(
+            b.len() >= kc * NR && acc.len() >= m * NR,
+            "skinny: short buffers"
+        );
+        assert!(x.len() >= (m - 1) * ldx + kc, "skinny: short x");
+        // SAFETY: AVX-512F was detected (the value's existence proves it); every pointer range
+        // the skinny kernel touches was bounds-checked above.
+        unsafe {
+            match m {
+                1 => skinny::<1>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                2 => skinny::<2>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                3 => skinny::<3>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                4 => skinny::<4>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                5 => skinny::<5>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                6 => skinny::<6>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                7 => skinny::<7>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+                _ => skinny::<8>(kc, x.as_ptr(), ldx, b.as_ptr(), acc.as_mut_ptr()),
+            }
+        }
+    }
+}
+
+/// `C[0..12, 0..32] (+)= Σ_p A[p·12 + i] · B[p·32 + j]`.
+///
+/// # Safety
+/// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` writable
+/// for rows `i < 12` at `c + i·ldc`, 32 floats each.
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_12x32(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // Start fetching the C tile now so its rows are in cache when the sums are written.
+    for i in 0..MR {
+        let row = c.wrapping_add(i * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
+    }
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let (mut a, mut b) = (a, b);
+    for _ in 0..kc {
+        // SAFETY: the caller guarantees `kc` steps of 32 B values and 12 A values.
+        let (b0, b1) = unsafe { (_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16))) };
+        if PREFETCH_A {
+            // A streams from L2: ask for the line 8 depth steps (384 bytes) ahead.
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(8 * MR) as *const i8);
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: `i < 12` values of this depth step of A are readable.
+            let ai = _mm512_set1_ps(unsafe { *a.add(i) });
+            row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+            row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+        }
+        // SAFETY: advancing within (or one past) the panels the caller provided.
+        unsafe {
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        // SAFETY: row `i < 12` of the C tile is writable for 32 floats (caller contract).
+        unsafe {
+            let ci = c.add(i * ldc);
+            let (mut r0, mut r1) = (row[0], row[1]);
+            if accumulate {
+                r0 = _mm512_add_ps(r0, _mm512_loadu_ps(ci));
+                r1 = _mm512_add_ps(r1, _mm512_loadu_ps(ci.add(16)));
+            }
+            _mm512_storeu_ps(ci, r0);
+            _mm512_storeu_ps(ci.add(16), r1);
+        }
+    }
+}
+
+/// `acc[i·32 + j] += Σ_p x[i·ldx + p] · b[p·32 + j]` for `M` rows: the decode path. For `M ≤ 2`
+/// the depth loop is unrolled by two with separate accumulators, so the chain of dependent FMAs
+/// never limits the rate at which B streams in.
+///
+/// # Safety
+/// AVX-512F available; `x` readable for `(M−1)·ldx + kc`, `b` for `kc·32`, `acc` read/write
+/// for `M·32` floats.
+// The row index drives two accumulator arrays and the x offsets in lockstep.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+unsafe fn skinny<const M: usize>(
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    b: *const f32,
+    acc: *mut f32,
+) {
+    let mut s0 = [[_mm512_setzero_ps(); 2]; M];
+    let mut s1 = [[_mm512_setzero_ps(); 2]; M];
+    let mut p = 0;
+    while p + 2 <= kc {
+        // SAFETY: depth steps `p` and `p + 1` are below `kc`, inside the caller's ranges.
+        unsafe {
+            let bp = b.add(p * NR);
+            // Prefetch 16 depth steps (2 KiB) ahead; a prefetch past the end never faults.
+            let ahead = bp.wrapping_add(16 * NR) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(192));
+            let (b0, b1) = (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16)));
+            let (b2, b3) = (_mm512_loadu_ps(bp.add(32)), _mm512_loadu_ps(bp.add(48)));
+            for i in 0..M {
+                let x0 = _mm512_set1_ps(*x.add(i * ldx + p));
+                let x1 = _mm512_set1_ps(*x.add(i * ldx + p + 1));
+                s0[i][0] = _mm512_fmadd_ps(x0, b0, s0[i][0]);
+                s0[i][1] = _mm512_fmadd_ps(x0, b1, s0[i][1]);
+                s1[i][0] = _mm512_fmadd_ps(x1, b2, s1[i][0]);
+                s1[i][1] = _mm512_fmadd_ps(x1, b3, s1[i][1]);
+            }
+        }
+        p += 2;
+    }
+    if p < kc {
+        // SAFETY: the last depth step `p < kc`.
+        unsafe {
+            let bp = b.add(p * NR);
+            let (b0, b1) = (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16)));
+            #[allow(clippy::needless_range_loop)] // i indexes s0, s1 and the rows of x
+            for i in 0..M {
+                let x0 = _mm512_set1_ps(*x.add(i * ldx + p));
+                s0[i][0] = _mm512_fmadd_ps(x0, b0, s0[i][0]);
+                s0[i][1] = _mm512_fmadd_ps(x0, b1, s0[i][1]);
+            }
+        }
+    }
+    for i in 0..M {
+        // SAFETY: `acc` holds `M·32` floats (caller contract).
+        unsafe {
+            let o = acc.add(i * NR);
+            let r0 = _mm512_add_ps(_mm512_add_ps(s0[i][0], s1[i][0]), _mm512_loadu_ps(o));
+            let r1 = _mm512_add_ps(
+                _mm512_add_ps(s0[i][1], s1[i][1]),
+                _mm512_loadu_ps(o.add(16)),
+            );
+            _mm512_storeu_ps(o, r0);
+            _mm512_storeu_ps(o.add(16), r1);
+        }
+    }
+}
+
+impl Avx512F32 {
+    /// Row softmax (see [`super::scalar::softmax_rows_portable`]) compiled for this ISA.
+    pub fn softmax_rows(&self, x: &mut [f32], n: usize) {
+        // SAFETY: the value exists only when the ISA was detected; the callee is safe code.
+        unsafe { softmax_rows_isa(x, n) }
+    }
+}
+
+/// The portable row softmax, inlined into a function compiled with this ISA enabled.
+///
+/// # Safety
+/// The ISA's features must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_rows_isa(x: &mut [f32], n: usize) {
+    super::scalar::softmax_rows_portable(x, n);
+}

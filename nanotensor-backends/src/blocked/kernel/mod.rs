@@ -1,0 +1,379 @@
+//! Microkernels and the one door through which the driver reaches them.
+//!
+//! A microkernel computes one `MR × NR` tile of C from a packed `MR × kc` micro-panel of A and a
+//! packed `kc × NR` micro-panel of B (the innermost step of the Goto/BLIS loop nest, see
+//! [`super::gemm`]). Each instruction set gets its own module:
+//!
+//! | module | ISA | f32 tile `MR × NR` | registers used |
+//! |---|---|---|---|
+//! | [`avx512`] | AVX-512F | 12 × 32 | 24 zmm accumulators + 2 B + broadcasts |
+//! | [`avx2`] | AVX2 + FMA | 6 × 16 | 12 ymm accumulators + 2 B + 1 broadcast |
+//! | [`scalar`] | portable | 4 × 8 (f32), 4 × 4 (f64) | arrays the compiler vectorises |
+//! | `wasm` | wasm32 simd128 | 4 × 8 | 8 v128 accumulators |
+//!
+//! [`detect`] picks the best f32 kernel once per process (AVX-512 → AVX2+FMA → portable) and
+//! caches the choice. A kernel value such as [`avx512::Avx512F32`] can only be obtained from
+//! `detect` after the CPU feature check succeeded, so holding one *is* the proof that its
+//! `#[target_feature]` functions may run: that is the safety argument of every `unsafe` call
+//! into them. All `unsafe` of the blocked backend lives in these kernel modules.
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx2;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx512;
+pub mod scalar;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+use super::archparam;
+use super::pack::{self, MatRef};
+use std::ops::Add;
+use std::sync::OnceLock;
+
+/// A register-blocked GEMM microkernel plus the packing it expects: everything the generic
+/// driver ([`super::gemm::gemm`]) needs to know about an instruction set and an element type.
+///
+/// The driver owns the loop nest, the cache blocking and the threading; a kernel owns the
+/// register tile. Any kernel that implements this trait — f32 FMA kernels here, an
+/// `i8 × u8 → i32` VNNI kernel in the int8 backend — reuses the same driver and packing code.
+///
+/// # Packed layouts
+/// Depth (the `k` index) is grouped by [`KGROUP`](GemmKernel::KGROUP) = `g` (1 for float
+/// kernels; 4 for VNNI, whose instruction multiplies 4 adjacent bytes and adds them into one
+/// i32 lane). With `kc` already rounded up to a multiple of `g`:
+///
+/// * a packed **A micro-panel** holds rows `i ∈ 0..MR` and depths `p ∈ 0..kc` at
+///   `((p / g)·MR + i)·g + p % g`;
+/// * a packed **B micro-panel** holds columns `j ∈ 0..NR` and depths `p` at
+///   `((p / g)·NR + j)·g + p % g`.
+///
+/// For `g = 1` that is the classic layout: `MR` consecutive A values per depth step, `NR`
+/// consecutive B values per depth step. Rows, columns and depths past the matrix edge are
+/// packed as zeros (`Default`), so the microkernel never needs an edge case in `k`, and the
+/// driver only trims `m`/`n` edges when it writes C.
+///
+/// # Safety contract for implementors
+/// The trait is safe to implement; implementations that use `unsafe` internally must check
+/// the slice lengths stated on [`microkernel`](GemmKernel::microkernel) before touching memory,
+/// and must only be constructible when their instruction set is available.
+pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
+    /// Element of the packed A panels (e.g. `f32`, or `u8` for VNNI).
+    type A: bytemuck::Pod + Default + Send + Sync + 'static;
+    /// Element of the packed B panels (e.g. `f32`, or `i8` for VNNI).
+    type B: bytemuck::Pod + Default + Send + Sync + 'static;
+    /// Accumulator and element of C (e.g. `f32`, or `i32` for VNNI).
+    type C: bytemuck::Pod + Default + Send + Sync + Add<Output = Self::C> + 'static;
+
+    /// Rows of the register tile (rows of A per micro-panel).
+    const MR: usize;
+    /// Columns of the register tile (columns of B per micro-panel).
+    const NR: usize;
+    /// Depth grouping `g` of the packed panels; `kc` is a multiple of it.
+    const KGROUP: usize = 1;
+    /// Rows of A per packed block (LOOP 3 step); a multiple of `MR`.
+    const MC: usize = archparam::MC;
+    /// Depth of the packed blocks (LOOP 4 step); a multiple of `KGROUP`.
+    const KC: usize = archparam::KC;
+    /// Columns of B per packed block (LOOP 5 step); a multiple of `NR`.
+    const NC: usize = archparam::NC;
+
+    /// Short name for logs and benchmarks (`"avx512-f32-12x32"`).
+    fn name(&self) -> &'static str;
+
+    /// Packs `src` — `rows × depth`, the rows of an A block — into consecutive `MR`-row
+    /// micro-panels in the layout above, converting each element with `conv`.
+    /// `out.len()` must be `pack::packed_len(rows, depth, MR, KGROUP)`.
+    fn pack_a<S: Copy>(
+        &self,
+        src: MatRef<'_, S>,
+        conv: impl Fn(S) -> Self::A,
+        out: &mut [Self::A],
+    ) {
+        pack::pack_panels(src, Self::MR, Self::KGROUP, conv, out);
+    }
+
+    /// Packs `src` — `depth × cols`, a block of B — into consecutive `NR`-column micro-panels in
+    /// the layout above. `out.len()` must be `pack::packed_len(cols, depth, NR, KGROUP)`.
+    fn pack_b<S: Copy>(
+        &self,
+        src: MatRef<'_, S>,
+        conv: impl Fn(S) -> Self::B,
+        out: &mut [Self::B],
+    ) {
+        pack::pack_panels(src.t(), Self::NR, Self::KGROUP, conv, out);
+    }
+
+    /// The microkernel: `C_tile ← A_panel · B_panel` (or `C_tile += …` when `accumulate`).
+    ///
+    /// # Arguments
+    /// * `kc` — depth, a multiple of `KGROUP`
+    /// * `a` — packed A micro-panel, at least `kc · MR` elements
+    /// * `b` — packed B micro-panel, at least `kc · NR` elements
+    /// * `c` — the tile's top-left element and everything after it: row `i` of the tile is
+    ///   `c[i·ldc .. i·ldc + NR]`, so `c.len() ≥ (MR − 1)·ldc + NR`
+    /// * `ldc` — row stride of C (`≥ NR`)
+    /// * `accumulate` — add to C instead of overwriting it
+    ///
+    /// Implementations panic (they never read out of bounds) if a length is too short.
+    fn microkernel(
+        &self,
+        kc: usize,
+        a: &[Self::A],
+        b: &[Self::B],
+        c: &mut [Self::C],
+        ldc: usize,
+        accumulate: bool,
+    );
+}
+
+/// The skinny path (m = 1…8 rows of A against packed B panels): what decode-time `linear`
+/// runs. It streams each B micro-panel exactly once, so its speed is the memory bandwidth.
+pub trait SkinnyKernel: GemmKernel<A = f32, B = f32, C = f32> {
+    /// `acc[i·NR + j] += Σ_p x[i·ldx + p] · b[p·NR + j]` for `i < m`, `j < NR`, `p < kc`.
+    ///
+    /// # Arguments
+    /// * `m` — rows of `x`, `1..=8`
+    /// * `kc` — depth of this B micro-panel
+    /// * `x` — `m` rows of at least `kc` values, row stride `ldx`
+    /// * `b` — one packed B micro-panel, at least `kc · NR` values
+    /// * `acc` — `m × NR` accumulators, row-major
+    fn skinny(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[f32], acc: &mut [f32]) {
+        scalar::skinny_portable(Self::NR, m, kc, x, ldx, b, acc);
+    }
+}
+
+/// The f32 kernel chosen for this CPU. Only [`detect`] builds one, after checking the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F32Kernel {
+    /// AVX-512F, 12 × 32 tile.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    Avx512(avx512::Avx512F32),
+    /// AVX2 + FMA, 6 × 16 tile.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    Avx2(avx2::Avx2F32),
+    /// wasm32 simd128, 4 × 8 tile.
+    #[cfg(target_arch = "wasm32")]
+    Wasm(wasm::WasmF32),
+    /// Portable, 4 × 8 tile.
+    Scalar(scalar::ScalarF32),
+}
+
+impl F32Kernel {
+    /// The kernel's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx512(k) => k.name(),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx2(k) => k.name(),
+            #[cfg(target_arch = "wasm32")]
+            F32Kernel::Wasm(k) => k.name(),
+            F32Kernel::Scalar(k) => k.name(),
+        }
+    }
+
+    /// Numerically stable softmax of each `n`-long row of `x`, in place, vectorised for this
+    /// kernel's instruction set (see [`scalar::softmax_rows_portable`]).
+    pub fn softmax_rows(&self, x: &mut [f32], n: usize) {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx512(k) => k.softmax_rows(x, n),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx2(k) => k.softmax_rows(x, n),
+            _ => scalar::softmax_rows_portable(x, n),
+        }
+    }
+
+    /// Every f32 kernel this CPU can run, best first (tests run each of them).
+    pub fn available() -> Vec<F32Kernel> {
+        let mut v = Vec::new();
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        {
+            if let Some(k) = avx512::Avx512F32::new() {
+                v.push(F32Kernel::Avx512(k));
+            }
+            if let Some(k) = avx2::Avx2F32::new() {
+                v.push(F32Kernel::Avx2(k));
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        if let Some(k) = wasm::WasmF32::new() {
+            v.push(F32Kernel::Wasm(k));
+        }
+        v.push(F32Kernel::Scalar(scalar::ScalarF32));
+        v
+    }
+}
+
+/// The best f32 kernel for this CPU, detected once and cached: AVX-512 → AVX2+FMA → portable
+/// (on wasm32: simd128 when compiled with it → portable).
+pub fn detect() -> F32Kernel {
+    static BEST: OnceLock<F32Kernel> = OnceLock::new();
+    *BEST.get_or_init(|| F32Kernel::available()[0])
+}
+
+/// Runs `$body` with `$k` bound to the concrete kernel inside an [`F32Kernel`], so generic code
+/// is monomorphised once per instruction set and dispatched with one `match`.
+#[macro_export]
+macro_rules! with_f32_kernel {
+    ($kernel:expr, $k:ident => $body:expr) => {
+        match $kernel {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            $crate::blocked::kernel::F32Kernel::Avx512($k) => $body,
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            $crate::blocked::kernel::F32Kernel::Avx2($k) => $body,
+            #[cfg(target_arch = "wasm32")]
+            $crate::blocked::kernel::F32Kernel::Wasm($k) => $body,
+            $crate::blocked::kernel::F32Kernel::Scalar($k) => $body,
+        }
+    };
+}
+pub use crate::with_f32_kernel;
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::blocked::pack::packed_len;
+
+    /// Checks one kernel on random packed panels against a direct f64 sum, for both
+    /// `accumulate` settings, a C stride wider than the tile, and several depths.
+    pub(crate) fn check_kernel<K: GemmKernel>(
+        k: K,
+        to_a: impl Fn(f64) -> K::A,
+        to_b: impl Fn(f64) -> K::B,
+        c_f64: impl Fn(K::C) -> f64,
+        tol: f64,
+    ) {
+        let (mr, nr, g) = (K::MR, K::NR, K::KGROUP);
+        let mut rng = nanotensor::rng::Rng::new(7);
+        for kc in [g, 3 * g, 17 * g, 64 * g] {
+            let a: Vec<f64> = (0..kc * mr)
+                .map(|_| rng.uniform(-3.0, 3.0).round())
+                .collect();
+            let b: Vec<f64> = (0..kc * nr)
+                .map(|_| rng.uniform(-3.0, 3.0).round())
+                .collect();
+            // Pack through the kernel's own pack functions from plain row-major matrices.
+            let mut pa = vec![K::A::default(); packed_len(mr, kc, mr, g)];
+            k.pack_a(MatRef::new(&a, mr, kc, kc, 1), &to_a, &mut pa);
+            let mut pb = vec![K::B::default(); packed_len(nr, kc, nr, g)];
+            k.pack_b(MatRef::new(&b, kc, nr, nr, 1), &to_b, &mut pb);
+            let ldc = nr + 3;
+            for accumulate in [false, true] {
+                let mut c = vec![K::C::default(); (mr - 1) * ldc + nr];
+                // Pre-fill C with the product itself so accumulate doubles it.
+                let mut expect = vec![0.0; mr * nr];
+                for i in 0..mr {
+                    for j in 0..nr {
+                        expect[i * nr + j] = (0..kc).map(|p| a[i * kc + p] * b[p * nr + j]).sum();
+                    }
+                }
+                if accumulate {
+                    k.microkernel(kc, &pa, &pb, &mut c, ldc, false);
+                }
+                k.microkernel(kc, &pa, &pb, &mut c, ldc, accumulate);
+                let f = if accumulate { 2.0 } else { 1.0 };
+                for i in 0..mr {
+                    for j in 0..nr {
+                        let got = c_f64(c[i * ldc + j]);
+                        let want = f * expect[i * nr + j];
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "{} kc={kc} ({i},{j}): {got} vs {want}",
+                            k.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_available_f32_kernel_matches_direct_sums() {
+        for kern in F32Kernel::available() {
+            with_f32_kernel!(kern, k => check_kernel(k, |x| x as f32, |x| x as f32, |c| c as f64, 0.0));
+        }
+    }
+
+    #[test]
+    fn f64_portable_kernel_matches_direct_sums() {
+        check_kernel(scalar::ScalarF64, |x| x, |x| x, |c| c, 0.0);
+    }
+
+    #[test]
+    fn skinny_kernels_match_direct_sums() {
+        let mut rng = nanotensor::rng::Rng::new(3);
+        for kern in F32Kernel::available() {
+            with_f32_kernel!(kern, k => {
+                let nr = k_nr(&k);
+                for m in 1..=8 {
+                    for kc in [1, 5, 64] {
+                        let ldx = kc + 2;
+                        let x: Vec<f32> = (0..m * ldx).map(|_| rng.uniform(-2.0, 2.0).round() as f32).collect();
+                        let b: Vec<f32> = (0..kc * nr).map(|_| rng.uniform(-2.0, 2.0).round() as f32).collect();
+                        let mut acc = vec![1.0f32; m * nr];
+                        k.skinny(m, kc, &x, ldx, &b, &mut acc);
+                        for i in 0..m {
+                            for j in 0..nr {
+                                let want = 1.0 + (0..kc).map(|p| x[i * ldx + p] * b[p * nr + j]).sum::<f32>();
+                                assert_eq!(acc[i * nr + j], want, "{} m={m} kc={kc}", k.name());
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    fn k_nr<K: GemmKernel>(_: &K) -> usize {
+        K::NR
+    }
+
+    #[test]
+    fn vectorised_exp_is_accurate_and_exact_at_the_edges() {
+        for i in 0..=20000 {
+            let x = -100.0 + i as f32 * 0.005;
+            let got = scalar::exp_nonpositive(x) as f64;
+            let want = (x as f64).exp();
+            if x < -87.0 {
+                assert_eq!(got, 0.0);
+            } else {
+                assert!(
+                    (got - want).abs() <= 3e-7 * want,
+                    "exp({x}) = {got} vs {want}"
+                );
+            }
+        }
+        assert_eq!(scalar::exp_nonpositive(0.0), 1.0);
+        assert_eq!(scalar::exp_nonpositive(f32::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn every_softmax_matches_the_f64_reference() {
+        let mut rng = nanotensor::rng::Rng::new(11);
+        for n in [1, 5, 16, 33, 100] {
+            let mut x: Vec<f32> = (0..3 * n)
+                .map(|_| rng.uniform(-30.0, 30.0) as f32)
+                .collect();
+            x[0] = f32::NEG_INFINITY; // a masked entry
+            x[n..2 * n].fill(f32::NEG_INFINITY); // a fully masked row
+            let reference = nanotensor::reference::softmax_rows_f64(
+                &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                n,
+            );
+            for kern in F32Kernel::available() {
+                let mut y = x.clone();
+                kern.softmax_rows(&mut y, n);
+                let cmp = nanotensor::reference::compare(&y, &reference);
+                assert!(cmp.passes(1e-12), "{} n={n}: {cmp:?}", kern.name());
+                assert!(y[n..2 * n].iter().all(|&v| v == 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn detect_is_stable_and_best() {
+        assert_eq!(detect(), detect());
+        assert_eq!(detect(), F32Kernel::available()[0]);
+    }
+}

@@ -1,0 +1,101 @@
+//! wasm32 simd128 f32 microkernel, `MR × NR = 4 × 8`.
+//!
+//! WebAssembly has no run-time feature detection: a module that contains simd128 instructions
+//! fails to load on an engine without them. This kernel is therefore offered by
+//! [`super::detect`] only when the crate is compiled with `-C target-feature=+simd128`;
+//! otherwise the portable kernel runs. 4 rows × 2 vectors of 4 lanes = 8 accumulators,
+//! which every engine maps to registers on x86-64 (16 xmm) and aarch64 (32 v-registers).
+
+use core::arch::wasm32::*;
+
+use super::{GemmKernel, SkinnyKernel};
+
+const MR: usize = 4;
+const NR: usize = 8;
+
+/// The simd128 f32 kernel. Only constructible when compiled with simd128.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WasmF32 {
+    _checked: (),
+}
+
+impl WasmF32 {
+    /// The kernel, if this build targets simd128.
+    pub fn new() -> Option<Self> {
+        cfg!(target_feature = "simd128").then_some(WasmF32 { _checked: () })
+    }
+}
+
+impl GemmKernel for WasmF32 {
+    type A = f32;
+    type B = f32;
+    type C = f32;
+    const MR: usize = MR;
+    const NR: usize = NR;
+
+    fn name(&self) -> &'static str {
+        "wasm-simd128-f32-4x8"
+    }
+
+    fn microkernel(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, acc: bool) {
+        assert!(
+            a.len() >= kc * MR && b.len() >= kc * NR,
+            "microkernel: short panel"
+        );
+        assert!(
+            ldc >= NR && c.len() >= (MR - 1) * ldc + NR,
+            "microkernel: short C tile"
+        );
+        // SAFETY: `self` exists only in a simd128 build (see `new`); the lengths of `a`, `b`
+        // and `c` were checked above against what `kernel_4x8` reads and writes.
+        unsafe { kernel_4x8(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc) }
+    }
+}
+
+impl SkinnyKernel for WasmF32 {}
+
+/// `C[0..4, 0..8] (+)= Σ_p A[p·4 + i] · B[p·8 + j]`.
+///
+/// # Safety
+/// simd128 must be enabled; `a` readable for `kc·4`, `b` for `kc·8` floats; `c` writable for
+/// rows `i < 4` at `c + i·ldc`, 8 floats each.
+#[target_feature(enable = "simd128")]
+unsafe fn kernel_4x8(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[f32x4_splat(0.0); 2]; MR];
+    for p in 0..kc {
+        // SAFETY: depth step `p < kc` of both panels is readable (caller contract).
+        let (b0, b1) = unsafe {
+            let bp = b.add(p * NR);
+            (
+                v128_load(bp as *const v128),
+                v128_load(bp.add(4) as *const v128),
+            )
+        };
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: `i < 4` values of depth step `p` of A are readable.
+            let ai = f32x4_splat(unsafe { *a.add(p * MR + i) });
+            row[0] = f32x4_add(row[0], f32x4_mul(ai, b0));
+            row[1] = f32x4_add(row[1], f32x4_mul(ai, b1));
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        // SAFETY: row `i < 4` of the C tile is writable for 8 floats (caller contract).
+        unsafe {
+            let ci = c.add(i * ldc);
+            let (mut r0, mut r1) = (row[0], row[1]);
+            if accumulate {
+                r0 = f32x4_add(r0, v128_load(ci as *const v128));
+                r1 = f32x4_add(r1, v128_load(ci.add(4) as *const v128));
+            }
+            v128_store(ci as *mut v128, r0);
+            v128_store(ci.add(4) as *mut v128, r1);
+        }
+    }
+}

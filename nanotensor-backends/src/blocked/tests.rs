@@ -1,0 +1,476 @@
+//! Tests of the blocked backend against the float64 references of `nanotensor::reference`.
+
+use super::gemm::{gemm, BSource, PackedB};
+use super::kernel::{with_f32_kernel, F32Kernel, GemmKernel};
+use super::pack::MatRef;
+use super::*;
+use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor::Error;
+use nanotensor::HeadsLayout;
+
+const TOL_F32: f64 = 1e-10;
+
+/// Shapes `(m, k, n)`: ones, primes, around powers of two, tall, skinny, matvec, and sizes
+/// that are not multiples of any MR/NR or of kc (512), with k spanning several depth blocks (kc),
+/// m several row blocks (mc = 144) and n several column blocks (nc = 4096).
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 7, 1),
+    (2, 3, 5),
+    (7, 13, 11),
+    (12, 32, 32),
+    (13, 33, 31),
+    (63, 65, 127),
+    (65, 63, 129),
+    (127, 129, 65),
+    (129, 127, 63),
+    (1, 576, 300),
+    (5, 200, 97),
+    (300, 7, 3),
+    (3, 400, 2),
+    (200, 1, 50),
+    (40, 385, 70),
+    (20, 1100, 45),
+    (301, 1030, 33),
+    (3, 20, 4200),
+    (400, 30, 50), // ≥ 192 rows per thread on 2 threads: each thread packs its own B~
+];
+
+fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Option<&Pool>) {
+    for (s, &(m, k, n)) in SHAPES.iter().enumerate() {
+        let a = Tensor::<f32>::randn(&[m, k], 1.0, 100 + s as u64).unwrap();
+        let b = Tensor::<f32>::randn(&[k, n], 1.0, 200 + s as u64).unwrap();
+        let want = matmul_f64(&a, &b).unwrap();
+        // Padding the rows of C checks that ldc > n is honoured and nothing else is touched.
+        let ldc = n + 3;
+        let mut c = vec![f32::NAN; m * ldc];
+        let am = MatRef::new(a.as_slice(), m, k, k, 1);
+        let bm = MatRef::new(b.as_slice(), k, n, n, 1);
+        gemm(
+            kern,
+            pool,
+            am,
+            |x| x,
+            BSource::Strided(bm),
+            |x| x,
+            &mut c,
+            ldc,
+        );
+        let got: Vec<f32> = c.chunks(ldc).flat_map(|r| r[..n].to_vec()).collect();
+        let cmp = compare(&got, &want);
+        assert!(cmp.passes(TOL_F32), "{} {m}x{k}x{n}: {cmp:?}", kern.name());
+        assert!(
+            c.chunks(ldc).all(|r| r[n..].iter().all(|v| v.is_nan())),
+            "wrote past n"
+        );
+        // The same product with B pre-packed.
+        let packed = PackedB::new(kern, pool, bm, |x| x);
+        let mut c2 = vec![0.0f32; m * n];
+        gemm(
+            kern,
+            pool,
+            am,
+            |x| x,
+            BSource::Packed(&packed),
+            |x| x,
+            &mut c2,
+            n,
+        );
+        assert_eq!(c2, got, "{} packed B differs {m}x{k}x{n}", kern.name());
+    }
+}
+
+#[test]
+fn driver_with_every_kernel_matches_f64_reference_on_odd_shapes() {
+    let pool = Pool::new(2).unwrap();
+    for kern in F32Kernel::available() {
+        with_f32_kernel!(kern, k => {
+            check_gemm_kernel(k, None);
+            check_gemm_kernel(k, Some(&pool));
+        });
+    }
+}
+
+#[test]
+fn driver_handles_transposed_and_strided_operands() {
+    let (m, k, n) = (37, 70, 45);
+    let a = Tensor::<f32>::randn(&[k, m], 1.0, 1).unwrap(); // holds Aᵀ
+    let b = Tensor::<f32>::randn(&[n, k], 1.0, 2).unwrap(); // holds Bᵀ
+    let at = a.t().unwrap();
+    let bt = b.t().unwrap();
+    let want = matmul_f64(&at, &bt).unwrap();
+    let mut c = vec![0.0f32; m * n];
+    let am = MatRef::new(a.as_slice(), k, m, m, 1).t();
+    let bm = MatRef::new(b.as_slice(), n, k, k, 1).t();
+    with_f32_kernel!(kernel::detect(), kern => gemm(kern, None, am, |x| x, BSource::Strided(bm), |x| x, &mut c, n));
+    assert!(compare(&c, &want).passes(TOL_F32));
+}
+
+fn backend_matmul_case<T: Element>(be: &BlockedBackend, m: usize, k: usize, n: usize, tol: f64) {
+    let a = Tensor::<T>::randn(&[m, k], 1.0, 5).unwrap();
+    let b = Tensor::<T>::randn(&[k, n], 1.0, 6).unwrap();
+    let c = be.matmul(&a, &b).unwrap();
+    let cmp = compare(c.as_slice(), &matmul_f64(&a, &b).unwrap());
+    assert!(cmp.passes(tol), "{} {m}x{k}x{n}: {cmp:?}", T::DTYPE);
+}
+
+#[test]
+fn every_element_type_goes_through_the_backend() {
+    for threads in [1, 2] {
+        let be = BlockedBackend::new(threads).unwrap();
+        for &(m, k, n) in &[(1, 1, 1), (13, 33, 31), (65, 200, 63)] {
+            backend_matmul_case::<f32>(&be, m, k, n, TOL_F32);
+            backend_matmul_case::<f64>(&be, m, k, n, 1e-26);
+            // bf16/f16 inputs are exact in f32, products accumulate in f32, the result is
+            // rounded to 8 (bf16) or 11 (f16) significant bits: NMSE ~ 2^-16 / 2^-22.
+            backend_matmul_case::<half::bf16>(&be, m, k, n, 1e-4);
+            backend_matmul_case::<half::f16>(&be, m, k, n, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn batched_matmul_with_shared_and_per_batch_b() {
+    let be = BlockedBackend::new(2).unwrap();
+    let a = Tensor::<f32>::randn(&[3, 17, 40], 1.0, 1).unwrap();
+    for b_shape in [&[40, 23][..], &[3, 40, 23][..]] {
+        let b = Tensor::<f32>::randn(b_shape, 1.0, 2).unwrap();
+        let c = be.matmul(&a, &b).unwrap();
+        assert_eq!(c.shape(), &[3, 17, 23]);
+        assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(TOL_F32));
+    }
+}
+
+#[test]
+fn matmul_rejects_bad_input_with_errors() {
+    let be = BlockedBackend::new(1).unwrap();
+    let a = Tensor::<f32>::zeros(&[2, 3]).unwrap();
+    let b = Tensor::<f32>::zeros(&[4, 2]).unwrap();
+    assert!(matches!(
+        be.matmul(&a, &b),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let nan = Tensor::<f32>::from_slice(&[f32::NAN, 0.0, 0.0], &[3, 1]).unwrap();
+    assert!(matches!(be.matmul(&a, &nan), Err(Error::NonFinite { .. })));
+    assert!(BlockedBackend::new(0).is_err());
+}
+
+/// `linear(x, prepare(W))` against the f64 product `x · Wᵀ`, for skinny (m ≤ 8) and GEMM
+/// row counts, on 1 and 2 threads.
+fn linear_case<T: Element>(be: &BlockedBackend, rows: usize, inf: usize, outf: usize, tol: f64) {
+    let w = Tensor::<T>::randn(&[outf, inf], 1.0, 9).unwrap();
+    let x = Tensor::<T>::randn(&[rows, inf], 1.0, 10).unwrap();
+    let want = matmul_f64(&x, &w.t().unwrap()).unwrap();
+    let pw = be.prepare(w).unwrap();
+    assert_eq!(pw.shape(), [outf, inf]);
+    let y = be.linear(&x, &pw).unwrap();
+    assert_eq!(y.shape(), &[rows, outf]);
+    let cmp = compare(y.as_slice(), &want);
+    assert!(
+        cmp.passes(tol),
+        "{} linear {rows}x{inf}->{outf}: {cmp:?}",
+        T::DTYPE
+    );
+}
+
+#[test]
+fn linear_matches_matmul_with_transposed_weight() {
+    for threads in [1, 2] {
+        let be = BlockedBackend::new(threads).unwrap();
+        for rows in [1, 2, 3, 5, 8, 9, 13, 40] {
+            for (inf, outf) in [(1, 1), (7, 33), (576, 97), (200, 300)] {
+                linear_case::<f32>(&be, rows, inf, outf, TOL_F32);
+            }
+        }
+        linear_case::<f64>(&be, 3, 50, 41, 1e-26);
+        linear_case::<f64>(&be, 20, 50, 41, 1e-26);
+        linear_case::<half::bf16>(&be, 2, 64, 40, 1e-4);
+        linear_case::<half::bf16>(&be, 20, 64, 40, 1e-4);
+    }
+}
+
+#[test]
+fn prepared_weight_reports_its_packed_bytes() {
+    let be = BlockedBackend::new(1).unwrap();
+    let pw = be
+        .prepare(Tensor::<f32>::zeros(&[100, 64]).unwrap())
+        .unwrap();
+    // At least the f32 panels (out rounded up to NR) and at most that plus alignment and tables.
+    let nr = with_f32_kernel!(be.kernel, k => nr_of(&k));
+    let panels = 100usize.div_ceil(nr) * nr * 64 * 4;
+    assert!(
+        pw.size_bytes() >= panels && pw.size_bytes() < panels + 1024,
+        "{}",
+        pw.size_bytes()
+    );
+}
+
+fn nr_of<K: GemmKernel>(_: &K) -> usize {
+    K::NR
+}
+
+#[test]
+fn linear_into_checks_lengths_and_finiteness() {
+    let be = BlockedBackend::new(1).unwrap();
+    let pw = be.prepare(Tensor::<f32>::zeros(&[4, 3]).unwrap()).unwrap();
+    let mut out = vec![0.0f32; 4];
+    assert!(be.linear_into(&[0.0; 2], 1, &pw, &mut out).is_err());
+    assert!(be
+        .linear_into(&[0.0, f32::INFINITY, 0.0], 1, &pw, &mut out)
+        .is_err());
+    assert!(be
+        .prepare(Tensor::<f32>::from_slice(&[f32::NAN], &[1, 1]).unwrap())
+        .is_err());
+}
+
+#[test]
+fn softmax_matches_reference_for_every_type_and_masks() {
+    let be = BlockedBackend::new(2).unwrap();
+    let mut x = Tensor::<f32>::randn(&[5, 3, 37], 20.0, 4).unwrap();
+    x.as_mut_slice()[..37].fill(f32::NEG_INFINITY);
+    x.as_mut_slice()[40] = f32::NEG_INFINITY;
+    let y = be.softmax(&x).unwrap();
+    assert!(compare(y.as_slice(), &softmax_f64(&x)).passes(1e-12));
+    assert!(y.as_slice()[..37].iter().all(|&v| v == 0.0));
+    let x64 = Tensor::<f64>::randn(&[4, 9], 1e3, 4).unwrap();
+    assert!(compare(be.softmax(&x64).unwrap().as_slice(), &softmax_f64(&x64)).passes(1e-28));
+    let bad = Tensor::<f32>::from_slice(&[f32::INFINITY], &[1]).unwrap();
+    assert!(be.softmax(&bad).is_err());
+}
+
+fn attention_case<T: Element>(
+    be: &BlockedBackend,
+    h: usize,
+    hkv: usize,
+    nq: usize,
+    nkv: usize,
+    causal: bool,
+    tol: f64,
+) {
+    let (d, dv) = (16, 24);
+    let q = Tensor::<T>::randn(&[h, nq, d], 1.0, 1).unwrap();
+    let k = Tensor::<T>::randn(&[hkv, nkv, d], 1.0, 2).unwrap();
+    let v = Tensor::<T>::randn(&[hkv, nkv, dv], 1.0, 3).unwrap();
+    let spec = AttentionSpec {
+        causal,
+        algo: AttentionAlgo::Naive,
+        ..AttentionSpec::default()
+    };
+    let out = be.attention(&q, &k, &v, &spec).unwrap();
+    fn heads<T: Element>(t: &Tensor<T>, n: usize, dim: usize) -> Heads<'_, T> {
+        Heads {
+            data: t.as_slice(),
+            layout: HeadsLayout::contiguous(t.shape()[0], n, dim),
+        }
+    }
+    let (qh, kh, vh) = (heads(&q, nq, d), heads(&k, nkv, d), heads(&v, nkv, dv));
+    let dims = nanotensor::attention::check_operands(
+        &qh,
+        &kh,
+        &vh,
+        &HeadsMut {
+            data: &mut vec![T::zero(); h * nq * dv],
+            layout: HeadsLayout::contiguous(h, nq, dv),
+        },
+    )
+    .unwrap();
+    let want = attention_f64(&qh, &kh, &vh, &dims, &spec);
+    let cmp = compare(out.as_slice(), &want);
+    assert!(
+        cmp.passes(tol),
+        "{} h={h}/{hkv} {nq}x{nkv} causal={causal}: {cmp:?}",
+        T::DTYPE
+    );
+}
+
+#[test]
+fn materialised_attention_matches_reference() {
+    for threads in [1, 2] {
+        let be = BlockedBackend::new(threads).unwrap();
+        for causal in [false, true] {
+            attention_case::<f32>(&be, 4, 2, 33, 33, causal, TOL_F32);
+            attention_case::<f32>(&be, 1, 1, 1, 50, causal, TOL_F32); // decode
+            attention_case::<f32>(&be, 3, 1, 7, 5, causal, TOL_F32); // n_q > n_kv: masked rows
+            attention_case::<f64>(&be, 2, 2, 9, 20, causal, 1e-26);
+        }
+    }
+}
+
+#[test]
+fn attention_reads_token_major_layouts_in_place() {
+    let be = BlockedBackend::new(2).unwrap();
+    let (h, n, d) = (2, 9, 8);
+    let qkv = Tensor::<f32>::randn(&[n, h, d], 1.0, 8).unwrap();
+    let l = HeadsLayout::token_major(h, n, d);
+    let view = Heads {
+        data: qkv.as_slice(),
+        layout: l,
+    };
+    let mut out = vec![0.0f32; n * h * d];
+    let spec = AttentionSpec {
+        algo: AttentionAlgo::Naive,
+        ..AttentionSpec::causal()
+    };
+    be.attention_into(
+        view,
+        view,
+        view,
+        HeadsMut {
+            data: &mut out,
+            layout: l,
+        },
+        &spec,
+    )
+    .unwrap();
+    let dims = nanotensor::attention::check_operands(
+        &view,
+        &view,
+        &view,
+        &HeadsMut {
+            data: &mut vec![0.0f32; n * h * d],
+            layout: l,
+        },
+    )
+    .unwrap();
+    let want = attention_f64(&view, &view, &view, &dims, &spec); // contiguous [H, n, d]
+    let got: Vec<f32> = (0..h)
+        .flat_map(|hh| (0..n).flat_map(move |i| (0..d).map(move |x| (hh, i, x))))
+        .map(|(hh, i, x)| out[l.offset(hh, i) + x])
+        .collect();
+    assert!(compare(&got, &want).passes(TOL_F32));
+}
+
+#[test]
+fn attention_budget_and_flash_dispatch() {
+    let be = BlockedBackend::new(1).unwrap();
+    let dims = AttentionDims {
+        n_heads: 1,
+        n_kv_heads: 1,
+        n_q: 100_000,
+        n_kv: 100_000,
+        head_dim: 64,
+        v_dim: 64,
+    };
+    let spec = AttentionSpec {
+        algo: AttentionAlgo::Naive,
+        max_memory: Some(1 << 30),
+        ..AttentionSpec::default()
+    };
+    let e = be.attention_plan::<f32>(&dims, &spec).unwrap_err();
+    assert!(
+        matches!(e, Error::MemoryBudget { .. }) && e.to_string().contains("40.0 GB per head"),
+        "{e}"
+    );
+    // Flash runs it in O(N·d): scratch independent of N; Auto picks flash at this size.
+    for algo in [AttentionAlgo::Flash, AttentionAlgo::Auto] {
+        let plan = be
+            .attention_plan::<f32>(&dims, &AttentionSpec { algo, ..spec })
+            .unwrap();
+        assert_eq!(plan.algo, AttentionAlgo::Flash);
+        assert_eq!(
+            plan.scratch_bytes,
+            crate::flash::flash_scratch_bytes(&dims, 4, 1)
+        );
+        assert!(plan.scratch_bytes < 1 << 20);
+    }
+    // Small problems stay on the materialised path under Auto.
+    let small = AttentionDims {
+        n_q: 64,
+        n_kv: 64,
+        ..dims
+    };
+    let auto = AttentionSpec {
+        algo: AttentionAlgo::Auto,
+        ..spec
+    };
+    assert_eq!(
+        be.attention_plan::<f32>(&small, &auto).unwrap().algo,
+        AttentionAlgo::Naive
+    );
+}
+
+/// A portable `u8 × i8 → i32` kernel with depth grouped by 4 — the shape of a VNNI kernel — to
+/// show that an integer kernel plugs into the same driver and packing (the int8 backend's use).
+#[derive(Clone, Copy, Debug)]
+struct GroupedI8;
+
+impl GemmKernel for GroupedI8 {
+    type A = u8;
+    type B = i8;
+    type C = i32;
+    const MR: usize = 4;
+    const NR: usize = 8;
+    const KGROUP: usize = 4;
+
+    fn name(&self) -> &'static str {
+        "test-u8i8-4x8-k4"
+    }
+
+    fn microkernel(&self, kc: usize, a: &[u8], b: &[i8], c: &mut [i32], ldc: usize, acc: bool) {
+        let (mr, nr, g) = (Self::MR, Self::NR, Self::KGROUP);
+        assert!(kc.is_multiple_of(g) && a.len() >= kc * mr && b.len() >= kc * nr);
+        for i in 0..mr {
+            for j in 0..nr {
+                let mut s = 0i32;
+                for p in 0..kc {
+                    let av = a[((p / g) * mr + i) * g + p % g] as i32;
+                    let bv = b[((p / g) * nr + j) * g + p % g] as i32;
+                    s += av * bv;
+                }
+                let o = &mut c[i * ldc + j];
+                *o = if acc { *o + s } else { s };
+            }
+        }
+    }
+}
+
+#[test]
+fn an_integer_kernel_with_grouped_depth_reuses_the_driver() {
+    let pool = Pool::new(2).unwrap();
+    let mut rng = nanotensor::rng::Rng::new(21);
+    for &(m, k, n) in &[(1, 1, 1), (5, 7, 9), (13, 530, 17), (33, 1030, 70)] {
+        let a: Vec<u8> = (0..m * k).map(|_| rng.uniform(0.0, 256.0) as u8).collect();
+        let b: Vec<i8> = (0..k * n)
+            .map(|_| rng.uniform(-128.0, 128.0) as i8)
+            .collect();
+        for p in [None, Some(&pool)] {
+            let mut c = vec![0i32; m * n];
+            let am = MatRef::new(&a, m, k, k, 1);
+            let bm = MatRef::new(&b, k, n, n, 1);
+            gemm(
+                GroupedI8,
+                p,
+                am,
+                |x| x,
+                BSource::Strided(bm),
+                |x| x,
+                &mut c,
+                n,
+            );
+            let packed = PackedB::new(GroupedI8, p, bm, |x| x);
+            let mut c2 = vec![0i32; m * n];
+            gemm(
+                GroupedI8,
+                p,
+                am,
+                |x| x,
+                BSource::Packed(&packed),
+                |x| x,
+                &mut c2,
+                n,
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    let want: i32 = (0..k)
+                        .map(|q| a[i * k + q] as i32 * b[q * n + j] as i32)
+                        .sum();
+                    assert_eq!(
+                        (c[i * n + j], c2[i * n + j]),
+                        (want, want),
+                        "{m}x{k}x{n} ({i},{j})"
+                    );
+                }
+            }
+        }
+    }
+}

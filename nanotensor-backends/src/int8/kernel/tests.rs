@@ -1,0 +1,189 @@
+//! Every supported kernel against an i64 reference of the same integer codes.
+
+use super::{Kernel, TileOut, K_MAX};
+use crate::int8::pack::{PackedA, PackedB};
+use nanotensor::rng::Rng;
+
+/// Random codes in `[-127, 127]`.
+fn codes(n: usize, seed: u64) -> Vec<i8> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| ((rng.next_u64() % 255) as i32 - 127) as i8)
+        .collect()
+}
+
+/// `C = A·B` in i64 for A `m×k`, B `k×n` (row-major codes).
+fn reference(a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Vec<i64> {
+    let mut c = vec![0i64; m * n];
+    for i in 0..m {
+        for p in 0..k {
+            for j in 0..n {
+                c[i * n + j] += a[i * k + p] as i64 * b[p * n + j] as i64;
+            }
+        }
+    }
+    c
+}
+
+/// Runs a whole product through `kernel` tile by tile with unit scales and `kc`-blocking.
+fn run(kernel: Kernel, a: &[i8], bt: &PackedB, m: usize, k: usize, kc: usize) -> Vec<f32> {
+    let (mr, nr, n) = (kernel.mr(), kernel.nr(), bt.n);
+    let mut pa = PackedA::default();
+    pa.pack(a, m, k, mr, kc);
+    let mut c = vec![f32::NAN; m * n];
+    let ones = vec![1.0f32; mr.max(nr)];
+    for (blk, k0) in (0..k).step_by(kc).enumerate() {
+        let kc4 = (kc.min(k - k0)).div_ceil(4);
+        for p in 0..bt.panels() {
+            for ip in 0..m.div_ceil(mr) {
+                let rows = mr.min(m - ip * mr);
+                let cols = nr.min(n - p * nr);
+                let off = ip * mr * n + p * nr;
+                // SAFETY: the tile (rows × cols at `off`, stride n) lies inside `c`.
+                unsafe {
+                    kernel.tile(
+                        rows,
+                        kc4,
+                        pa.block(ip, k0, kc4),
+                        pa.corr(ip, blk),
+                        bt.block(p, k0, kc4),
+                        TileOut {
+                            c: c[off..].as_mut_ptr(),
+                            ldc: n,
+                            cols,
+                            rs: &ones,
+                            cs: &ones,
+                            accumulate: blk > 0,
+                        },
+                    )
+                };
+            }
+        }
+    }
+    c
+}
+
+#[test]
+fn kernels_match_i64_reference_exactly_on_odd_shapes() {
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (8, 64, 32),
+        (9, 67, 33),
+        (17, 131, 50),
+        (4, 3, 16),
+        (13, 260, 97),
+    ];
+    for kernel in Kernel::all_supported() {
+        for (s, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = codes(m * k, 10 + s as u64);
+            let b = codes(k * n, 100 + s as u64);
+            let want = reference(&a, &b, m, k, n);
+            // |C| < 2²⁴ here, so the f32 output must equal the integer exactly.
+            assert!(want.iter().all(|v| v.abs() < 1 << 24));
+            let bt = PackedB::from_cols(&b, k, n, kernel.nr());
+            for kc in [4 * k.div_ceil(4), 8, 64] {
+                let got = run(kernel, &a, &bt, m, k, kc);
+                for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        *g,
+                        *w as f32,
+                        "{:?} m{m} k{k} n{n} kc{kc} at {idx}",
+                        kernel.kind()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_codes_do_not_saturate() {
+    // 127·127 pairs are where vpmaddubsw would saturate with offset-binary operands.
+    let (m, k, n) = (5, 1000, 19);
+    for kernel in Kernel::all_supported() {
+        for (av, bv) in [(127i8, 127i8), (-127, 127), (127, -127), (-127, -127)] {
+            let a = vec![av; m * k];
+            let b = vec![bv; k * n];
+            let bt = PackedB::from_cols(&b, k, n, kernel.nr());
+            let got = run(kernel, &a, &bt, m, k, 1000);
+            let want = (av as i64 * bv as i64 * k as i64) as f32;
+            assert!(got.iter().all(|&g| g == want), "{:?}", kernel.kind());
+        }
+    }
+}
+
+#[test]
+fn k_max_is_exact_despite_wrapping_raw_accumulator() {
+    // The raw VNNI sum 127·255·K_MAX ≈ 4.1e9 wraps i32; the corrected result 127²·K_MAX fits.
+    let (m, n, k) = (1, 1, K_MAX);
+    for kernel in Kernel::all_supported() {
+        for bv in [127i8, -127] {
+            let a = vec![127i8; k];
+            let bt = PackedB::from_rows(&vec![bv; k], n, k, kernel.nr());
+            let got = run(kernel, &a, &bt, m, k, K_MAX);
+            let want = 127i64 * bv as i64 * k as i64;
+            assert!(want.abs() < i32::MAX as i64);
+            assert_eq!(got[0], want as i32 as f32, "{:?}", kernel.kind());
+        }
+    }
+}
+
+#[test]
+fn scales_and_accumulate_follow_the_epilogue_formula() {
+    let (m, k, n) = (6, 40, 37);
+    let a = codes(m * k, 1);
+    let b = codes(k * n, 2);
+    let want = reference(&a, &b, m, k, n);
+    for kernel in Kernel::all_supported() {
+        let (mr, nr) = (kernel.mr(), kernel.nr());
+        let mut pa = PackedA::default();
+        pa.pack(&a, m, k, mr, 40);
+        let bt = PackedB::from_cols(&b, k, n, nr);
+        let rs: Vec<f32> = (0..m.div_ceil(mr) * mr).map(|i| 0.5 + i as f32).collect();
+        let cs: Vec<f32> = (0..bt.panels() * nr)
+            .map(|j| 0.25 * (j + 1) as f32)
+            .collect();
+        let mut c = vec![1.0f32; m * n];
+        for p in 0..bt.panels() {
+            for ip in 0..m.div_ceil(mr) {
+                let off = ip * mr * n + p * nr;
+                // SAFETY: the tile (rows × cols at `off`, stride n) lies inside `c`.
+                unsafe {
+                    kernel.tile(
+                        mr.min(m - ip * mr),
+                        10,
+                        pa.block(ip, 0, 10),
+                        pa.corr(ip, 0),
+                        bt.block(p, 0, 10),
+                        TileOut {
+                            c: c[off..].as_mut_ptr(),
+                            ldc: n,
+                            cols: nr.min(n - p * nr),
+                            rs: &rs[ip * mr..],
+                            cs: &cs[p * nr..],
+                            accumulate: true,
+                        },
+                    )
+                };
+            }
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let w = 1.0 + want[i * n + j] as f64 * rs[i] as f64 * cs[j] as f64;
+                let g = c[i * n + j] as f64;
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{i},{j}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn detect_prefers_the_widest_supported_kernel() {
+    let all = Kernel::all_supported();
+    assert_eq!(Kernel::detect(), all[0]);
+    assert!(all.iter().any(|k| k.kind() == super::KernelKind::Portable));
+}

@@ -1,0 +1,430 @@
+//! The int8 backend: symmetric int8 quantization with integer kernels.
+//!
+//! # What it computes
+//! A product `C = A·B` becomes
+//!
+//! ```text
+//! A ≈ sa ⊙ qa,  B ≈ qb ⊙ sb          (qa, qb: i8 codes in [-127, 127]; sa per row, sb per column)
+//! C[i, j] ≈ sa[i] · sb[j] · Σ_k qa[i, k]·qb[k, j]          (the sum exact in i32)
+//! ```
+//!
+//! * `prepare(W)` quantizes a weight `W: [out, in]` **once** (per tensor by default, per output
+//!   channel with [`Int8Backend::with_weight_granularity`]) and keeps it as `i8` codes packed into
+//!   kernel panels: `out·in` bytes plus 4 bytes per scale, a quarter of the f32 weight.
+//! * Activations are quantized **per call** (dynamic, symmetric; one scale per tensor by default,
+//!   per row with [`Int8Backend::with_activation_granularity`]).
+//! * `matmul(a, b)` quantizes both operands per call (`b` with the weight granularity, per column).
+//! * Accumulation is in i32 over at most [`kernel::K_MAX`] values of `k` (exactness bound, see
+//!   [`kernel`]), then rescaled by `sa·sb` into f32 and summed across `k` blocks in f32.
+//! * Softmax and attention run in float: see [`float_ops`] for why.
+//!
+//! Every element type is accepted; non-f32 inputs are converted to f32 before quantization and
+//! results converted back.
+
+pub mod float_ops;
+pub mod gemm;
+pub mod kernel;
+pub mod pack;
+pub mod quantize;
+
+use std::borrow::Cow;
+
+use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
+use nanotensor::backend::{check_attention, check_linear_into, check_softmax};
+use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
+
+use crate::threads::Pool;
+use gemm::ColScales;
+use kernel::{Kernel, KernelKind, K_MAX};
+use pack::{PackedA, PackedB};
+use quantize::Level;
+
+/// The int8 backend. See the [module docs](self).
+#[derive(Debug)]
+pub struct Int8Backend {
+    pool: Pool,
+    kernel: Kernel,
+    level: Level,
+    activations: Granularity,
+    weights: Granularity,
+    k_chunk: usize,
+}
+
+/// A weight prepared by [`Int8Backend::prepare`]: `i8` codes in kernel panels plus scale(s).
+#[derive(Debug, Clone)]
+pub struct Int8Weight<T> {
+    packed: PackedB,
+    /// One scale (per tensor) or one per output feature, padded to whole panels.
+    scales: Vec<f32>,
+    granularity: Granularity,
+    shape: [usize; 2],
+    kernel: KernelKind,
+    _elem: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Int8Weight<T> {
+    /// The granularity its scales were computed with.
+    pub fn granularity(&self) -> Granularity {
+        self.granularity
+    }
+
+    /// The scales: one, or one per output feature (then padded with zeros to whole panels).
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+}
+
+impl<T: Element> PreparedWeight for Int8Weight<T> {
+    fn shape(&self) -> [usize; 2] {
+        self.shape
+    }
+
+    /// Codes (`out·in` bytes, plus padding when `out` is not a multiple of the panel width or
+    /// `in` not a multiple of 4) and 4 bytes per scale.
+    fn size_bytes(&self) -> usize {
+        self.packed.size_bytes() + 4 * self.scales.len()
+    }
+}
+
+impl Int8Backend {
+    /// A backend with `threads` workers, the best kernel of this CPU, per-tensor scales.
+    ///
+    /// # Errors
+    /// Zero threads.
+    pub fn new(threads: usize) -> Result<Self> {
+        Ok(Int8Backend {
+            pool: Pool::new(threads)?,
+            kernel: Kernel::detect(),
+            level: Level::detect(),
+            activations: Granularity::PerTensor,
+            weights: Granularity::PerTensor,
+            k_chunk: K_MAX,
+        })
+    }
+
+    /// Activation scales per tensor (default) or per row.
+    pub fn with_activation_granularity(mut self, g: Granularity) -> Self {
+        self.activations = g;
+        self
+    }
+
+    /// Weight scales per tensor (default) or per output feature (a row of `W`, a column of `b`).
+    pub fn with_weight_granularity(mut self, g: Granularity) -> Self {
+        self.weights = g;
+        self
+    }
+
+    /// Forces a kernel (for tests and benchmarks).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when this CPU lacks its instruction set.
+    pub fn with_kernel(mut self, kind: KernelKind) -> Result<Self> {
+        self.kernel = Kernel::new(kind).ok_or_else(|| Error::Unsupported {
+            op: "int8 kernel",
+            backend: "int8",
+            reason: format!("this CPU does not support {}", kind.name()),
+        })?;
+        if kind == KernelKind::Portable {
+            self.level = Level::portable();
+        }
+        Ok(self)
+    }
+
+    /// Caps how many values of `k` one i32 accumulation may span (default and maximum
+    /// [`K_MAX`]); rounded down to a multiple of 4. Small values exercise the split of long
+    /// reductions.
+    ///
+    /// # Errors
+    /// Fewer than 4 or more than `K_MAX`.
+    pub fn with_k_chunk(mut self, k_chunk: usize) -> Result<Self> {
+        if !(4..=K_MAX).contains(&k_chunk) {
+            return Err(Error::invalid_arg(
+                "int8 k chunk",
+                format!("{k_chunk} is outside 4..={K_MAX}"),
+            ));
+        }
+        self.k_chunk = k_chunk / 4 * 4;
+        Ok(self)
+    }
+
+    /// The kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// `kc` for `m` rows: the whole (capped) `k` for decode-sized `m`, [`gemm::KC`] otherwise.
+    fn kc(&self, m: usize, k: usize) -> usize {
+        let want = if m <= self.kernel.mr() {
+            pack::round_up(k, 4)
+        } else {
+            gemm::blocking().0
+        };
+        want.min(self.k_chunk)
+    }
+
+    /// `C = A·B` for one f32 problem with B already quantized and packed: quantizes and packs
+    /// A (`m × k`) into the scratch buffers, then runs the driver.
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        a: &[f32],
+        m: usize,
+        b: &PackedB,
+        cs: ColScales<'_>,
+        c: &mut [f32],
+        codes: &mut Vec<i8>,
+        pa: &mut PackedA,
+    ) {
+        let k = b.k;
+        // Quantizing and packing are memory-bound passes: worth splitting only when large.
+        let pool = (m * k >= 1 << 16).then_some(&self.pool);
+        let rs = quantize::quantize_rows(self.level, pool, a, m, k, self.activations, codes);
+        pa.pack_on(pool, codes, m, k, self.kernel.mr(), self.kc(m, k));
+        gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
+    }
+}
+
+/// Buffers a call quantizes and packs into, kept per thread and reused, so that a call does not
+/// page-fault megabytes of fresh memory in (which, measured, cost as much as the 1024³ product
+/// itself). They grow to the largest operand seen on that thread.
+#[derive(Debug, Default)]
+struct Scratch {
+    codes: Vec<i8>,
+    a: PackedA,
+    b: PackedB,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch (or a fresh one if it is already in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// The slice as f32: borrowed for f32, converted otherwise.
+fn as_f32<T: Element>(x: &[T]) -> Cow<'_, [f32]> {
+    match T::slice_f32(x) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().map(|v| v.as_f32()).collect()),
+    }
+}
+
+/// Runs `f` on an f32 view of `out`: in place for f32, through a temporary otherwise.
+fn with_f32_out<T: Element>(out: &mut [T], f: impl FnOnce(&mut [f32])) {
+    if let Some(o) = T::slice_f32_mut(out) {
+        f(o);
+    } else {
+        let mut tmp = vec![0.0f32; out.len()];
+        f(&mut tmp);
+        for (o, t) in out.iter_mut().zip(tmp) {
+            *o = T::from_f32(t);
+        }
+    }
+}
+
+/// Column scales padded to whole panels of `nr` (stride 1), or one scale repeated (stride 0).
+fn col_scales(scales: &[f32], granularity: Granularity, nr: usize) -> Vec<f32> {
+    match granularity {
+        Granularity::PerTensor => vec![scales[0]; nr],
+        Granularity::PerRow => {
+            let mut v = scales.to_vec();
+            v.resize(scales.len().div_ceil(nr) * nr, 0.0);
+            v
+        }
+    }
+}
+
+fn stride_of(g: Granularity) -> usize {
+    match g {
+        Granularity::PerTensor => 0,
+        Granularity::PerRow => 1,
+    }
+}
+
+/// Finiteness of an operand, checked on its f32 form with the vectorised scan: NaN/inf in the
+/// original is [`Error::NonFinite`]; a finite value that overflowed the f32 conversion (possible
+/// for f64 input) cannot be given an f32 scale and is [`Error::InvalidArgument`].
+fn check_operand<T: Element>(op: &'static str, level: Level, orig: &[T], x: &[f32]) -> Result<()> {
+    if quantize::all_finite(level, x) {
+        return Ok(());
+    }
+    if let Some(p) = orig.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            op,
+            index: p,
+            value: orig[p].as_f64(),
+        });
+    }
+    let p = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    Err(Error::invalid_arg(
+        op,
+        format!("value at index {p} does not fit the f32 range of the int8 scales"),
+    ))
+}
+
+impl Backend for Int8Backend {
+    type Weight<T: Element> = Int8Weight<T>;
+
+    fn name(&self) -> &'static str {
+        "int8"
+    }
+
+    fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
+        // The shape checks of `check_matmul`; its finiteness scan is done vectorised below.
+        let (d, out_shape) = nanotensor::shape::matmul_dims(a.shape(), b.shape())?;
+        let (m, k, n) = (d.m, d.k, d.n);
+        let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
+        check_operand("matmul", self.level, a.as_slice(), &af)?;
+        check_operand("matmul", self.level, b.as_slice(), &bf)?;
+        let mut out = Tensor::<T>::zeros(&out_shape)?;
+        let nr = self.kernel.nr();
+        let pool = (k * n >= 1 << 16).then_some(&self.pool);
+        let stride = stride_of(self.weights);
+        with_scratch(
+            |Scratch {
+                 codes,
+                 a: pa,
+                 b: pb,
+             }| {
+                let mut cs = Vec::new();
+                for bi in 0..d.batch {
+                    if bi == 0 || !d.broadcast_b {
+                        let bs = &bf[bi * k * n..(bi + 1) * k * n];
+                        let s = quantize::quantize_pack_b(
+                            self.level,
+                            pool,
+                            bs,
+                            k,
+                            n,
+                            nr,
+                            self.weights,
+                            pb,
+                        );
+                        cs = col_scales(&s, self.weights, nr);
+                    }
+                    let cs = ColScales {
+                        values: &cs,
+                        stride,
+                    };
+                    let ab = &af[bi * m * k..(bi + 1) * m * k];
+                    let ob = &mut out.as_mut_slice()[bi * m * n..(bi + 1) * m * n];
+                    with_f32_out(ob, |c| self.product(ab, m, pb, cs, c, codes, pa));
+                }
+            },
+        );
+        Ok(out)
+    }
+
+    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        check_softmax(x)?;
+        float_ops::softmax(x)
+    }
+
+    fn attention_plan<T: Element>(
+        &self,
+        dims: &AttentionDims,
+        spec: &AttentionSpec,
+    ) -> Result<AttentionPlan> {
+        float_ops::plan::<T>(dims, spec)
+    }
+
+    fn attention_into<T: Element>(
+        &self,
+        q: Heads<'_, T>,
+        k: Heads<'_, T>,
+        v: Heads<'_, T>,
+        mut out: HeadsMut<'_, T>,
+        spec: &AttentionSpec,
+    ) -> Result<AttentionPlan> {
+        let dims = check_attention(&q, &k, &v, &out)?;
+        let plan = self.attention_plan::<T>(&dims, spec)?;
+        float_ops::attention(&q, &k, &v, &mut out, &dims, spec, &plan)?;
+        Ok(plan)
+    }
+
+    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>> {
+        let shape = nanotensor::backend::check_weight(&w)?;
+        let [n, k] = shape;
+        let wf = as_f32(w.as_slice());
+        check_operand("prepare", self.level, w.as_slice(), &wf)?;
+        // The vectorised quantizer: codes bit-identical to `QTensor::quantize` (tested).
+        let mut codes = Vec::new();
+        let s = quantize::quantize_rows(
+            self.level,
+            Some(&self.pool),
+            &wf,
+            n,
+            k,
+            self.weights,
+            &mut codes,
+        );
+        let nr = self.kernel.nr();
+        let packed = PackedB::from_rows(&codes, n, k, nr);
+        let scales = match self.weights {
+            Granularity::PerTensor => vec![s[0]],
+            Granularity::PerRow => col_scales(&s, Granularity::PerRow, nr),
+        };
+        Ok(Int8Weight {
+            packed,
+            scales,
+            granularity: self.weights,
+            shape,
+            kernel: self.kernel.kind(),
+            _elem: std::marker::PhantomData,
+        })
+    }
+
+    fn linear_into<T: Element>(
+        &self,
+        x: &[T],
+        rows: usize,
+        w: &Self::Weight<T>,
+        out: &mut [T],
+    ) -> Result<()> {
+        check_linear_into(x, rows, w.shape, out)?;
+        if w.kernel != self.kernel.kind() {
+            return Err(Error::invalid_arg(
+                "linear",
+                format!(
+                    "weight was packed for the {} kernel, this backend runs {}",
+                    w.kernel.name(),
+                    self.kernel.kind().name()
+                ),
+            ));
+        }
+        let xf = as_f32(x);
+        check_operand("linear", self.level, x, &xf)?;
+        let rep;
+        let cs = match w.granularity {
+            Granularity::PerTensor => {
+                rep = vec![w.scales[0]; self.kernel.nr()];
+                ColScales {
+                    values: &rep,
+                    stride: 0,
+                }
+            }
+            Granularity::PerRow => ColScales {
+                values: &w.scales,
+                stride: 1,
+            },
+        };
+        with_scratch(|s| {
+            with_f32_out(out, |c| {
+                self.product(&xf, rows, &w.packed, cs, c, &mut s.codes, &mut s.a)
+            })
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! Packing quantized operands into the micro-panel layouts the kernels read.
+//!
+//! Both layouts hold the *whole* `k` range of a panel (padded to a multiple of 4, `kp`), grouped
+//! by four consecutive `k`, so any `kc` block (a multiple of 4) of a panel is one contiguous
+//! slice: bytes `k0·w .. (k0+kc)·w` for a panel of width `w`.
+//!
+//! ```text
+//! A panel (MR rows):    for g in 0..kp/4: for r in 0..MR: a[r][4g..4g+4]         (i8)
+//! B panel (NR columns): for g in 0..kp/4: for c in 0..NR: b[4g..4g+4][c] + 128   (u8)
+//! ```
+//!
+//! Padding: A rows past `m` and `k` past `K` hold 0; B columns past `n` and `k` past `K` hold
+//! 128 (code 0). `corr` of A holds `128·Σ_k a[r][k]` per row and per `kc` block (see
+//! [`super::kernel`]).
+
+use crate::threads::Pool;
+
+/// `x` rounded up to a multiple of `to`.
+#[inline]
+pub fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// A operand packed into `MR`-row panels, with its offset corrections per `kc` block.
+#[derive(Debug, Default)]
+pub struct PackedA {
+    /// `panels · mr · kp` signed codes.
+    pub data: Vec<i8>,
+    /// `panels · kblocks · mr` corrections `128·Σ a`.
+    pub corr: Vec<i32>,
+    /// Rows of the register tile.
+    pub mr: usize,
+    /// `K` rounded up to 4.
+    pub kp: usize,
+    /// The `kc` the corrections were summed over.
+    pub kc: usize,
+    /// `⌈K / kc⌉`.
+    pub kblocks: usize,
+}
+
+impl PackedA {
+    /// Packs `m` rows of `k` codes (row `i` at `codes[i·k..]`) for tiles of `mr` rows and `kc`
+    /// blocks (`kc` a multiple of 4). Reuses the buffers.
+    pub fn pack(&mut self, codes: &[i8], m: usize, k: usize, mr: usize, kc: usize) {
+        self.pack_on(None, codes, m, k, mr, kc);
+    }
+
+    /// [`PackedA::pack`] with the panels shared among the workers of `pool`.
+    pub fn pack_on(
+        &mut self,
+        pool: Option<&Pool>,
+        codes: &[i8],
+        m: usize,
+        k: usize,
+        mr: usize,
+        kc: usize,
+    ) {
+        debug_assert!(kc.is_multiple_of(4) && kc > 0 && codes.len() >= m * k);
+        let kp = round_up(k, 4);
+        let panels = m.div_ceil(mr);
+        let kblocks = k.div_ceil(kc);
+        self.data.clear();
+        self.data.resize(panels * mr * kp, 0);
+        self.corr.clear();
+        self.corr.resize(panels * kblocks * mr, 0);
+        (self.mr, self.kp, self.kc, self.kblocks) = (mr, kp, kc, kblocks);
+        let threads = pool.map_or(1, Pool::threads).min(panels);
+        let per_task = panels.div_ceil(threads);
+        let fill = |t: usize, chunk: &mut [i8]| {
+            for (pp, panel) in chunk.chunks_mut(mr * kp).enumerate() {
+                let p = t * per_task + pp;
+                for r in 0..mr.min(m - p * mr) {
+                    let i = p * mr + r;
+                    let row = &codes[i * k..(i + 1) * k];
+                    let mut quads = row.chunks_exact(4);
+                    for (g, quad) in (&mut quads).enumerate() {
+                        let dst = (g * mr + r) * 4;
+                        panel[dst..dst + 4].copy_from_slice(quad);
+                    }
+                    let tail = quads.remainder();
+                    if !tail.is_empty() {
+                        let dst = ((k / 4) * mr + r) * 4;
+                        panel[dst..dst + tail.len()].copy_from_slice(tail);
+                    }
+                }
+            }
+        };
+        match pool {
+            Some(pool) if threads > 1 => {
+                pool.for_each_chunk_mut(&mut self.data, per_task * mr * kp, fill)
+            }
+            _ => fill(0, &mut self.data),
+        }
+        for i in 0..m {
+            let (p, r) = (i / mr, i % mr);
+            for (b, block) in codes[i * k..(i + 1) * k].chunks(kc).enumerate() {
+                let sum: i32 = block.iter().map(|&x| x as i32).sum();
+                // Wrapping on purpose: only the result modulo 2³² matters (see the kernel docs).
+                self.corr[(p * kblocks + b) * mr + r] = sum.wrapping_mul(128);
+            }
+        }
+    }
+
+    /// Panel `p`, `k` range `k0 .. k0 + kc4·4`.
+    #[inline]
+    pub fn block(&self, p: usize, k0: usize, kc4: usize) -> &[i8] {
+        let start = p * self.mr * self.kp + k0 * self.mr;
+        &self.data[start..start + kc4 * 4 * self.mr]
+    }
+
+    /// Corrections of panel `p` for `kc` block `b` (`mr` values).
+    #[inline]
+    pub fn corr(&self, p: usize, b: usize) -> &[i32] {
+        let start = (p * self.kblocks + b) * self.mr;
+        &self.corr[start..start + self.mr]
+    }
+}
+
+/// B operand packed into `NR`-column panels of offset-binary codes.
+#[derive(Debug, Default, Clone)]
+pub struct PackedB {
+    /// `panels · nr · kp` bytes.
+    pub data: Vec<u8>,
+    /// Columns of a panel.
+    pub nr: usize,
+    /// `K` rounded up to 4.
+    pub kp: usize,
+    /// `K`.
+    pub k: usize,
+    /// Columns `n`.
+    pub n: usize,
+}
+
+impl PackedB {
+    /// Number of panels `⌈n / nr⌉`.
+    pub fn panels(&self) -> usize {
+        self.n.div_ceil(self.nr)
+    }
+
+    /// Packs a weight stored as `n` rows of `k` codes (`W[j][k]`, i.e. `B = Wᵀ`).
+    pub fn from_rows(codes: &[i8], n: usize, k: usize, nr: usize) -> Self {
+        let mut me = Self::empty(n, k, nr);
+        let kp = me.kp;
+        for j in 0..n {
+            let (p, c) = (j / nr, j % nr);
+            let panel = &mut me.data[p * nr * kp..(p + 1) * nr * kp];
+            for (g, quad) in codes[j * k..(j + 1) * k].chunks(4).enumerate() {
+                let dst = (g * nr + c) * 4;
+                for (d, &q) in panel[dst..dst + quad.len()].iter_mut().zip(quad) {
+                    *d = (q as u8) ^ 0x80;
+                }
+            }
+        }
+        me
+    }
+
+    /// Packs `B` stored as `k` rows of `n` codes (`B[k][j]`, row-major).
+    pub fn from_cols(codes: &[i8], k: usize, n: usize, nr: usize) -> Self {
+        let mut me = Self::empty(n, k, nr);
+        let kp = me.kp;
+        for p in 0..me.panels() {
+            let (j0, w) = (p * nr, nr.min(n - p * nr));
+            let panel = &mut me.data[p * nr * kp..(p + 1) * nr * kp];
+            for kk in 0..k {
+                let (g, t) = (kk / 4, kk % 4);
+                let src = &codes[kk * n + j0..kk * n + j0 + w];
+                for (c, &q) in src.iter().enumerate() {
+                    panel[(g * nr + c) * 4 + t] = (q as u8) ^ 0x80;
+                }
+            }
+        }
+        me
+    }
+
+    /// All-padding storage for `n × k`.
+    pub fn empty(n: usize, k: usize, nr: usize) -> Self {
+        let mut me = PackedB::default();
+        me.reset(n, k, nr);
+        me
+    }
+
+    /// Makes this all-padding storage for `n × k`, reusing the buffer.
+    pub fn reset(&mut self, n: usize, k: usize, nr: usize) {
+        let kp = round_up(k, 4);
+        self.data.clear();
+        self.data.resize(n.div_ceil(nr) * nr * kp, 0x80);
+        (self.nr, self.kp, self.k, self.n) = (nr, kp, k, n);
+    }
+
+    /// Panel `p`, `k` range `k0 .. k0 + kc4·4`.
+    #[inline]
+    pub fn block(&self, p: usize, k0: usize, kc4: usize) -> &[u8] {
+        let start = p * self.nr * self.kp + k0 * self.nr;
+        &self.data[start..start + kc4 * 4 * self.nr]
+    }
+
+    /// Bytes held (codes plus padding).
+    pub fn size_bytes(&self) -> usize {
+        self.data.len()
+    }
+}

@@ -1,0 +1,337 @@
+//! Per-call (dynamic) quantization of f32 operands, vectorised.
+//!
+//! The maths is [`nanotensor::quant`]'s, expression for expression (`scale = max|x|/127`,
+//! `q = clamp(round_ties_even(x·(1/scale)), ±127)`), so the codes are bit-identical to
+//! [`nanotensor::QTensor`]'s. Each loop is written once as plain Rust and compiled twice: for the
+//! baseline target and, through a `#[target_feature]` wrapper, for AVX-512 (where LLVM turns
+//! `round_ties_even` into `vrndscaleps` and the loops into 16-lane code). [`Level`] picks the
+//! copy at run time.
+
+use super::pack::PackedB;
+use crate::threads::Pool;
+use nanotensor::quant::{inverse_scale, scale_for_max_abs};
+use nanotensor::Granularity;
+
+/// `1.5·2²³`: adding it to `|y| ≤ 2²²` leaves `round_ties_even(y)` in the low mantissa bits.
+const MAGIC: f32 = 12_582_912.0;
+
+/// [`nanotensor::quant::quantize_value`] in a form every SIMD width vectorises: clamp first
+/// (the bounds are integers, so clamping before or after rounding agrees), then round to nearest
+/// even with the `1.5·2²³` trick instead of a rounding instruction, then read the integer out of
+/// the mantissa. Bit-identical to the core quantizer (tested).
+#[inline(always)]
+fn quantize_value(x: f32, inv: f32) -> i8 {
+    let y = (x * inv).clamp(-127.0, 127.0) + MAGIC;
+    (y.to_bits() as i32 - MAGIC.to_bits() as i32) as i8
+}
+
+/// Which compiled copy of the loops to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    avx512: bool,
+}
+
+impl Level {
+    /// The best copy this CPU supports.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Level {
+                avx512: is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Level { avx512: false }
+    }
+
+    /// The baseline copy (any target).
+    pub fn portable() -> Self {
+        Level { avx512: false }
+    }
+}
+
+/// Defines `pub fn $name(level, args..)` that runs `$body` compiled for AVX-512 when `level`
+/// allows it, else for the baseline target.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        pub fn $name(level: Level, $($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+            fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+            #[cfg(target_arch = "x86_64")]
+            if level.avx512 {
+                // SAFETY: `Level { avx512: true }` is only built by `detect` after checking the
+                // CPU for every feature `wide` is compiled with.
+                return unsafe { wide($($arg),*) };
+            }
+            let _ = level;
+            body($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// `max |x|` of a finite slice (0 for an empty one). For finite floats the order of
+    /// `|x|` is the order of the bit patterns with the sign cleared, so this is an integer max
+    /// reduction, which vectorises at any width.
+    fn max_abs(x: &[f32]) -> f32 {
+        f32::from_bits(x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)))
+    }
+}
+
+multiversion! {
+    /// Whether every value is finite (no early exit, so it vectorises; callers look for the
+    /// offending index only when this says no).
+    fn all_finite(x: &[f32]) -> bool {
+        // A value is NaN or ±inf exactly when its exponent bits are all ones.
+        const EXP: u32 = 0x7f80_0000;
+        x.iter().fold(0u32, |m, v| m.max(v.to_bits() & EXP)) != EXP
+    }
+}
+
+multiversion! {
+    /// `dst[i] = clamp(round(src[i]·inv), ±127)`.
+    fn quantize_slice(src: &[f32], inv: f32, dst: &mut [i8]) {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = quantize_value(x, inv);
+        }
+    }
+}
+
+multiversion! {
+    /// Column-wise `acc[j] = max(acc[j], |row[j]|)`.
+    fn max_abs_into(row: &[f32], acc: &mut [f32]) {
+        for (m, v) in acc.iter_mut().zip(row) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+        }
+    }
+}
+
+multiversion! {
+    /// `dst[j] = clamp(round(src[j]·inv[j]), ±127)` (per-column reciprocals).
+    fn quantize_slice_cols(src: &[f32], inv: &[f32], dst: &mut [i8]) {
+        for ((d, &x), &r) in dst.iter_mut().zip(src).zip(inv) {
+            *d = quantize_value(x, r);
+        }
+    }
+}
+
+multiversion! {
+    /// One group of four `k` of a B panel: `out[c] = 4 offset-binary codes of column c`, the
+    /// code of row `t` in byte `t` (little-endian), `q = clamp(round(x·inv[c]), ±127) + 128`.
+    fn quantize_pack_group(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], inv: &[f32], out: &mut [u8]) {
+        let q = |x: f32, r: f32| ((quantize_value(x, r) as u8) ^ 0x80) as u32;
+        for (c, o) in out.chunks_exact_mut(4).enumerate().take(inv.len()) {
+            let r = inv[c];
+            let word = q(r0[c], r) | (q(r1[c], r) << 8) | (q(r2[c], r) << 16) | (q(r3[c], r) << 24);
+            o.copy_from_slice(&word.to_le_bytes());
+        }
+    }
+}
+
+/// Quantizes `B: [k, n]` (finite) straight into kernel panels of width `nr` (into `packed`, whose
+/// buffer is reused), with one scale for the tensor or one per column, the panels shared among
+/// the workers of `pool`. Returns the `n` column scales.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_pack_b(
+    level: Level,
+    pool: Option<&Pool>,
+    b: &[f32],
+    k: usize,
+    n: usize,
+    nr: usize,
+    granularity: Granularity,
+    packed: &mut PackedB,
+) -> Vec<f32> {
+    let scales: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &b[..k * n])); n],
+        Granularity::PerRow => {
+            let mut m = vec![0.0f32; n];
+            for row in b.chunks(n).take(k) {
+                max_abs_into(level, row, &mut m);
+            }
+            m.into_iter().map(scale_for_max_abs).collect()
+        }
+    };
+    let inv: Vec<f32> = scales.iter().map(|&s| inverse_scale(s)).collect();
+    packed.reset(n, k, nr);
+    let (kp, panels) = (packed.kp, packed.panels());
+    let zeros = vec![0.0f32; n];
+    let row = |kk: usize| {
+        if kk < k {
+            &b[kk * n..(kk + 1) * n]
+        } else {
+            &zeros[..]
+        }
+    };
+    let threads = pool.map_or(1, Pool::threads).min(panels);
+    let per_task = panels.div_ceil(threads);
+    let fill = |t: usize, chunk: &mut [u8]| {
+        for (pp, panel) in chunk.chunks_mut(nr * kp).enumerate() {
+            let p = t * per_task + pp;
+            let (j0, w) = (p * nr, nr.min(n - p * nr));
+            for g in 0..kp / 4 {
+                let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
+                quantize_pack_group(
+                    level,
+                    &rows[0][j0..j0 + w],
+                    &rows[1][j0..j0 + w],
+                    &rows[2][j0..j0 + w],
+                    &rows[3][j0..j0 + w],
+                    &inv[j0..j0 + w],
+                    &mut panel[g * nr * 4..g * nr * 4 + w * 4],
+                );
+            }
+        }
+    };
+    match pool {
+        Some(pool) if threads > 1 => {
+            pool.for_each_chunk_mut(&mut packed.data, per_task * nr * kp, fill)
+        }
+        _ => fill(0, &mut packed.data),
+    }
+    scales
+}
+
+/// Quantizes `rows` rows of `k` values (finite) into `codes`, returning one scale per row
+/// (equal for every row under [`Granularity::PerTensor`]).
+pub fn quantize_rows(
+    level: Level,
+    pool: Option<&Pool>,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    granularity: Granularity,
+    codes: &mut Vec<i8>,
+) -> Vec<f32> {
+    codes.clear();
+    codes.resize(rows * k, 0);
+    let scales: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &x[..rows * k])); rows],
+        Granularity::PerRow => x
+            .chunks(k)
+            .take(rows)
+            .map(|r| scale_for_max_abs(max_abs(level, r)))
+            .collect(),
+    };
+    let threads = pool.map_or(1, Pool::threads).min(rows);
+    let per_task = rows.div_ceil(threads);
+    let fill = |t: usize, chunk: &mut [i8]| {
+        let r0 = t * per_task;
+        for (r, dst) in chunk.chunks_mut(k).enumerate() {
+            let src = &x[(r0 + r) * k..(r0 + r + 1) * k];
+            quantize_slice(level, src, inverse_scale(scales[r0 + r]), dst);
+        }
+    };
+    match pool {
+        Some(pool) if threads > 1 => pool.for_each_chunk_mut(codes, per_task * k, fill),
+        _ => fill(0, codes),
+    }
+    scales
+}
+
+/// Quantizes `B: [k, n]` (finite) with one scale for the tensor or one per column (per output
+/// feature), into row-major codes. Returns the `n` column scales.
+pub fn quantize_cols(
+    level: Level,
+    b: &[f32],
+    k: usize,
+    n: usize,
+    granularity: Granularity,
+    codes: &mut Vec<i8>,
+) -> Vec<f32> {
+    codes.clear();
+    codes.resize(k * n, 0);
+    let scales: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &b[..k * n])); n],
+        Granularity::PerRow => {
+            let mut m = vec![0.0f32; n];
+            for row in b.chunks(n).take(k) {
+                max_abs_into(level, row, &mut m);
+            }
+            m.into_iter().map(scale_for_max_abs).collect()
+        }
+    };
+    let inv: Vec<f32> = scales.iter().map(|&s| inverse_scale(s)).collect();
+    for (src, dst) in b.chunks(n).zip(codes.chunks_mut(n)) {
+        quantize_slice_cols(level, src, &inv, dst);
+    }
+    scales
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanotensor::{QTensor, Tensor};
+
+    #[test]
+    fn codes_match_the_core_quantizer_bit_for_bit() {
+        let x = Tensor::<f32>::randn(&[7, 37], 2.0, 5).unwrap();
+        for level in [Level::portable(), Level::detect()] {
+            for g in [Granularity::PerTensor, Granularity::PerRow] {
+                let q = QTensor::quantize(&x, g).unwrap();
+                let mut codes = Vec::new();
+                let s = quantize_rows(level, None, x.as_slice(), 7, 37, g, &mut codes);
+                assert_eq!(codes, q.codes());
+                for (r, &sr) in s.iter().enumerate() {
+                    assert_eq!(sr, q.row_scale(r));
+                }
+                // Columns of B are the rows of Bᵀ.
+                let xt = x.t().unwrap();
+                let qt = QTensor::quantize(&xt, g).unwrap();
+                let sc = quantize_cols(level, x.as_slice(), 7, 37, g, &mut codes);
+                let back: Vec<i8> = (0..7 * 37)
+                    .map(|i| qt.codes()[(i % 37) * 7 + i / 37])
+                    .collect();
+                assert_eq!(codes, back);
+                for (j, &sj) in sc.iter().enumerate() {
+                    assert_eq!(sj, qt.row_scale(j));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_quantize_pack_equals_quantize_then_pack() {
+        for (k, n) in [(7, 37), (8, 64), (1, 5)] {
+            let b = Tensor::<f32>::randn(&[k, n], 1.5, 9).unwrap();
+            for level in [Level::portable(), Level::detect()] {
+                for g in [Granularity::PerTensor, Granularity::PerRow] {
+                    let mut codes = Vec::new();
+                    let s = quantize_cols(level, b.as_slice(), k, n, g, &mut codes);
+                    let want = PackedB::from_cols(&codes, k, n, 16);
+                    let pool = Pool::new(2).unwrap();
+                    let mut got = PackedB::default();
+                    let s2 =
+                        quantize_pack_b(level, Some(&pool), b.as_slice(), k, n, 16, g, &mut got);
+                    assert_eq!(got.data, want.data);
+                    assert_eq!(s, s2);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_abs_handles_tails_and_signs() {
+        for level in [Level::portable(), Level::detect()] {
+            let mut v: Vec<f32> = (0..35).map(|i| i as f32 * 0.1).collect();
+            v[33] = -9.0;
+            assert_eq!(max_abs(level, &v), 9.0);
+            v[3] = -10.0;
+            assert_eq!(max_abs(level, &v), 10.0);
+            assert_eq!(max_abs(level, &[]), 0.0);
+            assert!(all_finite(level, &v));
+            for (i, bad) in [(0, f32::NAN), (17, f32::INFINITY), (34, f32::NEG_INFINITY)] {
+                let mut w = v.clone();
+                w[i] = bad;
+                assert!(!all_finite(level, &w));
+            }
+        }
+    }
+}

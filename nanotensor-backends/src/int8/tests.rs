@@ -1,0 +1,276 @@
+//! Backend-level tests: against the f64 reference of the unquantized inputs (accuracy), against
+//! the f64 product of the dequantized codes (exactness of the integer path), and the contract's
+//! errors.
+
+use super::*;
+use nanotensor::reference::{attention_f64, compare, matmul_f64};
+use nanotensor::QTensor;
+use nanotensor::{AttentionAlgo, HeadsLayout};
+
+fn backends() -> Vec<Int8Backend> {
+    let mut v = Vec::new();
+    for k in Kernel::all_supported() {
+        for t in [1, 2] {
+            v.push(Int8Backend::new(t).unwrap().with_kernel(k.kind()).unwrap());
+        }
+    }
+    v
+}
+
+/// `C` from the dequantized codes, in f64: what the integer path must reproduce up to f32
+/// rounding of the epilogue.
+fn dequantized_product(
+    a: &Tensor<f32>,
+    b: &Tensor<f32>,
+    ga: Granularity,
+    gb: Granularity,
+) -> Vec<f64> {
+    let da = QTensor::quantize(a, ga)
+        .unwrap()
+        .dequantize::<f64>()
+        .unwrap();
+    // Per-column scales of B are the per-row scales of Bᵀ.
+    let bt = b.t().unwrap();
+    let db = QTensor::quantize(&bt, gb)
+        .unwrap()
+        .dequantize::<f64>()
+        .unwrap();
+    let db = db.t().unwrap();
+    matmul_f64(&da, &db).unwrap()
+}
+
+// Accuracy bound: a per-tensor scale of max|x|/127 ≈ 4.5σ/127 for a few thousand Gaussian
+// values gives rounding noise of power scale²/12 ≈ 1.0e-4·σ² per operand, so the product's NMSE
+// is ≈ 2e-4 (both operands' noise adds). 1e-3 leaves a 5× margin and still fails on any real
+// bug (a wrong scale or a lost k block gives NMSE ≳ 1e-2).
+const NMSE_BOUND: f64 = 1e-3;
+
+#[test]
+fn matmul_is_accurate_against_the_unquantized_f64_reference() {
+    let shapes = [
+        (1, 64, 64),
+        (7, 33, 65),
+        (63, 129, 17),
+        (130, 70, 40),
+        (9, 576, 100),
+    ];
+    for be in backends() {
+        for (s, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = Tensor::<f32>::randn(&[m, k], 1.0, 1 + s as u64).unwrap();
+            let b = Tensor::<f32>::randn(&[k, n], 1.0, 50 + s as u64).unwrap();
+            let c = be.matmul(&a, &b).unwrap();
+            let r = compare(c.as_slice(), &matmul_f64(&a, &b).unwrap());
+            assert!(
+                r.passes(NMSE_BOUND),
+                "{:?} {m}x{k}x{n}: {r:?}",
+                be.kernel.kind()
+            );
+            assert!(r.nmse > 1e-6, "quantization noise must be visible: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn matmul_reproduces_the_dequantized_product_for_every_granularity() {
+    let (m, k, n) = (19, 101, 45);
+    let a = Tensor::<f32>::randn(&[m, k], 1.0, 3).unwrap();
+    let b = Tensor::<f32>::randn(&[k, n], 2.0, 4).unwrap();
+    for ga in [Granularity::PerTensor, Granularity::PerRow] {
+        for gb in [Granularity::PerTensor, Granularity::PerRow] {
+            let want = dequantized_product(&a, &b, ga, gb);
+            for be in backends() {
+                for chunk in [K_MAX, 8, 12] {
+                    let be = Int8Backend {
+                        pool: Pool::new(be.threads()).unwrap(),
+                        ..be
+                    }
+                    .with_activation_granularity(ga)
+                    .with_weight_granularity(gb)
+                    .with_k_chunk(chunk)
+                    .unwrap();
+                    let c = be.matmul(&a, &b).unwrap();
+                    let r = compare(c.as_slice(), &want);
+                    assert!(
+                        r.passes(1e-11),
+                        "{:?} {ga:?}/{gb:?} chunk {chunk}: {r:?}",
+                        be.kernel
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn per_row_activations_rescue_an_outlier_row() {
+    let (m, k, n) = (16, 64, 32);
+    let mut a = Tensor::<f32>::randn(&[m, k], 1.0, 8).unwrap();
+    a.as_mut_slice()[..k].iter_mut().for_each(|x| *x *= 1000.0);
+    let b = Tensor::<f32>::randn(&[k, n], 1.0, 9).unwrap();
+    let want = matmul_f64(&a, &b).unwrap();
+    let nmse_rest = |g| {
+        let be = Int8Backend::new(1).unwrap().with_activation_granularity(g);
+        let c = be.matmul(&a, &b).unwrap();
+        compare(&c.as_slice()[n..], &want[n..]).nmse
+    };
+    let (t, r) = (
+        nmse_rest(Granularity::PerTensor),
+        nmse_rest(Granularity::PerRow),
+    );
+    assert!(
+        r < NMSE_BOUND && t > 10.0 * r,
+        "per-tensor {t}, per-row {r}"
+    );
+}
+
+#[test]
+fn linear_with_prepared_weights_matches_and_is_a_quarter_of_the_bytes() {
+    let (k, n) = (576, 96);
+    let w = Tensor::<f32>::randn(&[n, k], 0.5, 11).unwrap();
+    let wt = w.t().unwrap();
+    for be in backends() {
+        for g in [Granularity::PerTensor, Granularity::PerRow] {
+            let be = Int8Backend {
+                pool: Pool::new(be.threads()).unwrap(),
+                ..be
+            }
+            .with_weight_granularity(g);
+            let pw = be.prepare(w.clone()).unwrap();
+            let scales = if g == Granularity::PerTensor { 1 } else { n };
+            assert_eq!(pw.size_bytes(), n * k + 4 * scales);
+            assert_eq!(pw.shape(), [n, k]);
+            // Decode sizes (the streaming path) and a prefill size.
+            for m in [1, 2, 5, 8, 9, 40] {
+                let x = Tensor::<f32>::randn(&[m, k], 1.0, 100 + m as u64).unwrap();
+                let y = be.linear(&x, &pw).unwrap();
+                assert_eq!(y.shape(), &[m, n]);
+                let want = dequantized_product(&x, &wt, Granularity::PerTensor, g);
+                let r = compare(y.as_slice(), &want);
+                assert!(r.passes(1e-11), "{:?} {g:?} m={m}: {r:?}", be.kernel);
+                let r = compare(y.as_slice(), &matmul_f64(&x, &wt).unwrap());
+                assert!(r.passes(NMSE_BOUND), "{r:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reductions_longer_than_k_max_are_split() {
+    // 127·127·140,000 ≈ 2.26e9 overflows i32: only the split keeps the sum right.
+    let k = 140_000;
+    let a = Tensor::<f32>::full(&[1, k], 1.0).unwrap();
+    let b = Tensor::<f32>::full(&[k, 3], -1.0).unwrap();
+    let be = Int8Backend::new(1).unwrap();
+    let c = be.matmul(&a, &b).unwrap();
+    for &v in c.as_slice() {
+        assert!((v as f64 + k as f64).abs() <= 1e-5 * k as f64, "{v}");
+    }
+}
+
+#[test]
+fn batched_and_broadcast_matmul_and_other_element_types() {
+    let be = Int8Backend::new(2).unwrap();
+    let a = Tensor::<f64>::randn(&[3, 10, 24], 1.0, 1).unwrap();
+    for b in [
+        Tensor::<f64>::randn(&[24, 12], 1.0, 2).unwrap(),
+        Tensor::<f64>::randn(&[3, 24, 12], 1.0, 3).unwrap(),
+    ] {
+        let c = be.matmul(&a, &b).unwrap();
+        assert_eq!(c.shape(), &[3, 10, 12]);
+        assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(NMSE_BOUND));
+    }
+    let a = Tensor::<half::bf16>::randn(&[5, 40], 1.0, 4).unwrap();
+    let b = Tensor::<half::bf16>::randn(&[40, 7], 1.0, 5).unwrap();
+    let c = be.matmul(&a, &b).unwrap();
+    assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(NMSE_BOUND));
+}
+
+#[test]
+fn zero_operands_give_zero_and_bad_input_gives_typed_errors() {
+    let be = Int8Backend::new(1).unwrap();
+    let z = Tensor::<f32>::zeros(&[4, 8]).unwrap();
+    let b = Tensor::<f32>::randn(&[8, 3], 1.0, 1).unwrap();
+    assert!(be
+        .matmul(&z, &b)
+        .unwrap()
+        .as_slice()
+        .iter()
+        .all(|&v| v == 0.0));
+    let mut bad = b.clone();
+    bad.as_mut_slice()[5] = f32::NAN;
+    assert!(matches!(be.matmul(&z, &bad), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        be.matmul(&b, &b),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let big = Tensor::<f64>::full(&[1, 2], 1e300).unwrap();
+    assert!(be
+        .matmul(&big, &big.clone().reshape(&[2, 1]).unwrap())
+        .is_err());
+    let w = be
+        .prepare(Tensor::<f32>::randn(&[3, 8], 1.0, 2).unwrap())
+        .unwrap();
+    assert!(be
+        .linear(&Tensor::<f32>::zeros(&[2, 7]).unwrap(), &w)
+        .is_err());
+    assert!(be.prepare(Tensor::<f32>::zeros(&[0, 8]).unwrap()).is_err());
+    assert!(Int8Backend::new(0).is_err());
+    assert!(be.with_k_chunk(2).is_err());
+}
+
+#[test]
+fn float_attention_and_softmax_match_the_reference_and_honour_the_budget() {
+    let be = Int8Backend::new(1).unwrap();
+    let (h, hkv, n, d) = (4, 2, 33, 16);
+    let q = Tensor::<f32>::randn(&[h, n, d], 1.0, 1).unwrap();
+    let k = Tensor::<f32>::randn(&[hkv, n, d], 1.0, 2).unwrap();
+    let v = Tensor::<f32>::randn(&[hkv, n, d], 1.0, 3).unwrap();
+    for causal in [false, true] {
+        let spec = AttentionSpec {
+            causal,
+            ..AttentionSpec::default()
+        };
+        let o = be.attention(&q, &k, &v, &spec).unwrap();
+        fn heads(t: &Tensor<f32>, hh: usize, n: usize, d: usize) -> Heads<'_, f32> {
+            Heads {
+                data: t.as_slice(),
+                layout: HeadsLayout::contiguous(hh, n, d),
+            }
+        }
+        let dims = AttentionDims {
+            n_heads: h,
+            n_kv_heads: hkv,
+            n_q: n,
+            n_kv: n,
+            head_dim: d,
+            v_dim: d,
+        };
+        let want = attention_f64(
+            &heads(&q, h, n, d),
+            &heads(&k, hkv, n, d),
+            &heads(&v, hkv, n, d),
+            &dims,
+            &spec,
+        );
+        assert!(compare(o.as_slice(), &want).passes(1e-10));
+    }
+    let tight = AttentionSpec {
+        max_memory: Some(1000),
+        ..AttentionSpec::default()
+    };
+    assert!(matches!(
+        be.attention(&q, &k, &v, &tight),
+        Err(Error::MemoryBudget { .. })
+    ));
+    let flash = AttentionSpec {
+        algo: AttentionAlgo::Flash,
+        ..AttentionSpec::default()
+    };
+    assert!(matches!(
+        be.attention(&q, &k, &v, &flash),
+        Err(Error::Unsupported { .. })
+    ));
+    let x = Tensor::<f32>::from_slice(&[1000.0, 1000.0, f32::NEG_INFINITY, 0.0], &[2, 2]).unwrap();
+    let s = be.softmax(&x).unwrap();
+    assert_eq!(s.as_slice(), &[0.5, 0.5, 0.0, 1.0]);
+}

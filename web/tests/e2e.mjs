@@ -1,0 +1,272 @@
+// End-to-end browser test of the demo page.
+//
+// Starts a static server (python3 -m http.server, as the README says) on a free loopback port
+// and Debian's chromium (headless, through playwright-core), loads the page, runs the kernel
+// panels and compares the numbers the page shows with the native library's output for the same
+// seeded inputs (the `expect` example). If the SmolLM2 model is available it then loads it and
+// checks 8 greedy tokens for the fixture prompt against ../shared/fixtures/smollm2/greedy.json.
+// Saves web/screenshot.png. Server and browser are stopped on every exit path.
+//
+// Environment: NANOTENSOR_MODELS_DIR (default <repo>/models, then /work/models-cache),
+// E2E_MATMUL_SIZE (default 256) and E2E_REPEAT (default 1): the matmul comparison's size and
+// timed repetitions (the page/native GFLOP/s of each backend is printed).
+
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const REPO = resolve(WEB, '..');
+const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const SIZE = Number(process.env.E2E_MATMUL_SIZE || 256);
+const SEED = 1234;
+const REPEAT = Number(process.env.E2E_REPEAT || 1);
+
+let passed = 0;
+let failed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}\n     ${String(e.stack || e).split('\n').slice(0, 6).join('\n     ')}`);
+  }
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function waitForHttp(url, ms) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch (_) { /* not up yet */ }
+    if (Date.now() > end) throw new Error(`server at ${url} did not come up`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function nativeExpect(op, requests) {
+  const out = execFileSync('cargo', ['run', '-q', '--release', '-p', 'nanotensor-web', '--example', 'expect', '--', op, JSON.stringify(requests)], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out);
+}
+
+function findModelsDir() {
+  for (const d of [process.env.NANOTENSOR_MODELS_DIR, join(REPO, 'models'), '/work/models-cache']) {
+    if (d && existsSync(join(d, MODEL_FILE))) return d;
+  }
+  return null;
+}
+
+// Relative closeness for values that a reordered float32 kernel may move by rounding.
+function close(got, want, rel, what) {
+  const tol = rel * Math.max(1, Math.abs(want));
+  assert.ok(Math.abs(got - want) <= tol, `${what}: page ${got} vs native ${want} (tolerance ${tol})`);
+}
+
+const server = { proc: null };
+let browser = null;
+let profile = null;
+let linkedModels = false;
+
+async function main() {
+  const port = await freePort();
+  server.proc = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', WEB], { stdio: 'ignore' });
+  const base = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${base}/index.html`, 15000);
+
+  const modelsDir = findModelsDir();
+  const webModels = join(WEB, 'models');
+  if (modelsDir && !existsSync(webModels)) {
+    symlinkSync(modelsDir, webModels);
+    linkedModels = true;
+  }
+
+  profile = mkdtempSync(join(tmpdir(), 'nanotensor-e2e-'));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1200, height: 1500 },
+  });
+  const page = browser.pages()[0] || (await browser.newPage());
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+  await page.goto(`${base}/index.html`);
+  await page.waitForSelector('body[data-ready]', { timeout: 60000 });
+  const info = await page.evaluate(() => document.querySelector('#build').textContent);
+  console.log(`page: ${info}`);
+  assert.equal(await page.getAttribute('body', 'data-ready'), 'true', info);
+  const backends = await page.$$eval('input[name=mm-backend]', (cs) => cs.map((c) => c.value));
+
+  await check('build has simd128 and the naive backend', async () => {
+    assert.match(info, /simd128: on/);
+    assert.ok(backends.includes('naive'), backends.join(','));
+  });
+
+  // ---- matmul panel vs native ------------------------------------------------------------
+  const want = nativeExpect('matmul', backends.map((backend) => ({ backend, m: SIZE, k: SIZE, n: SIZE, seed: SEED, repeat: REPEAT, check: false })));
+  await page.selectOption('#mm-size', String(SIZE)).catch(async () => {
+    await page.evaluate((s) => { const o = new Option(String(s)); document.querySelector('#mm-size').add(o); }, SIZE);
+    await page.selectOption('#mm-size', String(SIZE));
+  });
+  await page.fill('#mm-seed', String(SEED));
+  await page.fill('#mm-repeat', String(REPEAT));
+  await page.click('#mm-run');
+  await page.waitForSelector('#mm-status[data-state=done], #mm-status[data-state=error]', { timeout: 300000 });
+  const shown = await page.$$eval('#mm-table tbody tr', (rows) => rows.map((r) => ({
+    backend: r.dataset.backend,
+    sum: r.querySelector('.sum')?.textContent,
+    sumsq: r.querySelector('.sumsq')?.textContent,
+    head: r.querySelector('.head')?.textContent,
+    insum: r.querySelector('.insum')?.textContent,
+    gflops: r.querySelector('.gflops')?.textContent,
+    report: r.dataset.report ? JSON.parse(r.dataset.report) : null,
+    text: r.textContent,
+  })));
+  for (const [i, backend] of backends.entries()) {
+    await check(`matmul ${SIZE}³ ${backend}: page matches native`, async () => {
+      const row = shown.find((r) => r.backend === backend);
+      assert.ok(row && row.report, `no result row for ${backend}: ${row?.text}`);
+      const w = want[i].ok;
+      assert.ok(w, `native run failed: ${want[i].err}`);
+      // The seeded inputs are the same bits in both builds.
+      assert.equal(Number(row.insum), w.inputs.sum, 'Σ A,B');
+      assert.deepEqual(row.report.inputs, w.inputs);
+      // The output: exact for the naive loops (same operations in the same order), rounding-close
+      // for the SIMD kernels (AVX natively, simd128 here, different summation orders).
+      const rel = backend === 'naive' ? 0 : backend === 'int8' ? 1e-5 : 1e-5;
+      const head = row.head.split(',').map(Number);
+      close(Number(row.sumsq), w.output.sum_sq, rel, 'Σ C²');
+      close(Number(row.sum), w.output.sum, rel === 0 ? 0 : 1e-3 * Math.sqrt(w.output.sum_sq) / Math.max(1, Math.abs(w.output.sum)), 'Σ C');
+      w.output.head.forEach((x, j) => close(head[j], x, rel === 0 ? 0 : 1e-4, `C[${j}]`));
+      console.log(`     ${backend}: page ${row.gflops} GFLOP/s, native ${w.gflops.toFixed(2)} GFLOP/s (1 thread, ${SIZE}³)`);
+    });
+  }
+
+  // ---- attention panel: naive refuses past its budget with the library's message ----------
+  await check('attention panel: flash/naive run, naive refused past the budget', async () => {
+    await page.fill('#at-ns', '128,256,1024');
+    await page.fill('#at-heads', '2');
+    await page.fill('#at-dim', '32');
+    await page.fill('#at-budget', '1'); // 2·256²·4 B = 512 KiB fits; 2·1024²·4 B = 8 MiB does not
+    await page.click('#at-run');
+    await page.waitForSelector('#at-status[data-state=done]', { timeout: 300000 });
+    const rows = await page.$$eval('#at-table tbody tr', (rs) => rs.map((r) => ({
+      naive: r.querySelector('.naive-time')?.textContent,
+      flash: r.querySelector('.flash-time')?.textContent,
+    })));
+    assert.equal(rows.length, 3);
+    assert.deepEqual(rows.map((r) => r.naive === 'refused'), [false, false, true], JSON.stringify(rows));
+    // Flash attention is in the blocked backend: with it, every N runs in O(N) scratch.
+    if (backends.includes('blocked')) {
+      assert.ok(rows.every((r) => r.flash !== 'refused'), JSON.stringify(rows));
+    }
+    const errs = await page.$$eval('#at-errors li', (ls) => ls.map((l) => l.textContent));
+    const nat = nativeExpect('attention', [{ backend: 'naive', algo: 'naive', heads: 2, seq_len: 1024, head_dim: 32, causal: true, max_memory: 1 << 20, seed: 7, repeat: 1 }]);
+    assert.ok(nat[0].err, 'native naive attention should refuse too');
+    assert.ok(errs.some((e) => e.includes(nat[0].err)), `page errors ${JSON.stringify(errs)} lack the library message ${nat[0].err}`);
+  });
+
+  // ---- model panel -------------------------------------------------------------------------
+  const modelInBuild = /model: yes/.test(info);
+  if (!modelsDir || !modelInBuild) {
+    console.log(`skip model panel: ${!modelInBuild ? 'the model is not in this build' : `no ${MODEL_FILE} in $NANOTENSOR_MODELS_DIR, <repo>/models or /work/models-cache`}`);
+  } else {
+    const fixture = JSON.parse(readFileSync(join(REPO, '..', 'shared', 'fixtures', 'smollm2', 'greedy.json'), 'utf8'));
+    const kase = fixture.cases.find((c) => c.prompt === 'Once upon a time');
+    await check('model: wrong file is reported in the page', async () => {
+      await page.fill('#model-url', 'index.html');
+      await page.click('#load-run');
+      await page.waitForSelector('#load-status[data-state=error]', { timeout: 60000 });
+      const msg = await page.textContent('#model-error');
+      assert.match(msg, /gguf|magic/i);
+    });
+    // f32 weights: the blocked backend (the naive one where blocked is not compiled in).
+    const f32 = backends.includes('blocked') ? 'blocked' : 'naive';
+    for (const backend of [f32, 'int8'].filter((b) => backends.includes(b))) {
+      await check(`model (${backend}): 8 greedy tokens`, async () => {
+        // The first load goes through the file picker, the second fetches the served copy.
+        if (backend === f32) {
+          await page.setInputFiles('#model-file', join(modelsDir, MODEL_FILE));
+        } else {
+          await page.setInputFiles('#model-file', []);
+          await page.fill('#model-url', `models/${MODEL_FILE}`);
+        }
+        await page.selectOption('#model-backend', backend);
+        await page.click('#load-run');
+        await page.waitForSelector('#load-status[data-state=done], #load-status[data-state=error]', { timeout: 600000 });
+        assert.equal(await page.getAttribute('#load-status', 'data-state'), 'done', await page.textContent('#model-error'));
+        await page.fill('#gen-prompt', kase.prompt);
+        await page.fill('#gen-max', '8');
+        await page.check('#gen-kv');
+        await page.click('#gen-run');
+        await page.waitForSelector('#gen-status[data-state=done], #gen-status[data-state=error]', { timeout: 600000 });
+        const status = await page.textContent('#gen-status');
+        assert.equal(await page.getAttribute('#gen-status', 'data-state'), 'done', await page.textContent('#model-error'));
+        const ids = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
+        console.log(`     ${backend}: ${status}; ids ${ids.join(' ')}`);
+        if (backend !== 'int8') {
+          assert.deepEqual(ids, kase.f32_token_ids.slice(0, 8));
+          // Without the KV cache every step recomputes the whole prefix: same function, same ids.
+          await page.uncheck('#gen-kv');
+          await page.fill('#gen-max', '4');
+          await page.click('#gen-run');
+          await page.waitForSelector('#gen-status[data-state=done], #gen-status[data-state=error]', { timeout: 600000 });
+          const noKv = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
+          console.log(`     ${backend}, KV cache off: ${await page.textContent('#gen-status')}`);
+          assert.deepEqual(noKv, kase.f32_token_ids.slice(0, 4));
+          await page.check('#gen-kv');
+        } else {
+          // int8 activations move the logits slightly (fixture README): the first token at least.
+          assert.equal(ids[0], kase.f32_token_ids[0]);
+        }
+      });
+    }
+  }
+
+  await page.screenshot({ path: join(WEB, 'screenshot.png'), fullPage: true });
+  console.log(`screenshot: ${join(WEB, 'screenshot.png')}`);
+  await check('no uncaught errors in the page', async () => {
+    const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
+    assert.deepEqual(unexpected, []);
+  });
+}
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  if (server.proc) server.proc.kill();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+  const webModels = join(WEB, 'models');
+  if (linkedModels && lstatSync(webModels, { throwIfNoEntry: false })?.isSymbolicLink()) unlinkSync(webModels);
+}
+
+try {
+  await main();
+} catch (e) {
+  failed++;
+  console.log(`FAIL e2e setup\n     ${e.stack || e}`);
+} finally {
+  await cleanup();
+}
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,121 @@
+// The Web Worker that owns the NanoTensor wasm instance. Every kernel run and the whole model
+// (load, prefill, decode) happen here, so the page stays responsive while they compute.
+//
+// Protocol. Page → worker: {id, op, args}. Worker → page: {id, type, ...} where type is
+//   'result'   {value}            the call finished;
+//   'error'    {message, fatal}   the library refused (fatal=false) or the instance trapped
+//                                 (fatal=true: the page must start a new worker);
+//   'progress' {phase, loaded, total}  while a model loads;
+//   'token'    {token}            one generated token, as soon as it exists.
+import init, * as nt from './pkg/nanotensor_web.js';
+
+const ready = init();
+let model = null;       // nt.WebModel, once loaded
+let stopRequested = false;
+
+const post = (msg) => self.postMessage(msg);
+
+// A string thrown by Rust is the library's error message; anything else is a trap or a JS bug.
+function describe(err) {
+  if (typeof err === 'string') return { message: err, fatal: false };
+  let why = '';
+  try { why = nt.last_failure(); } catch (_) { /* the instance is gone */ }
+  const base = err && err.message ? err.message : String(err);
+  if (err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+    return { message: why ? `${why} (${base})` : `the WebAssembly instance stopped: ${base}`, fatal: true };
+  }
+  return { message: why || base, fatal: false };
+}
+
+// Reads a Response or a File to bytes, reporting progress.
+async function readAll(stream, total, id) {
+  const reader = stream.getReader();
+  const chunks = [];
+  let loaded = 0;
+  let lastPost = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    const now = performance.now();
+    if (now - lastPost > 50) {
+      post({ id, type: 'progress', phase: 'reading', loaded, total });
+      lastPost = now;
+    }
+  }
+  post({ id, type: 'progress', phase: 'reading', loaded, total: total || loaded });
+  const bytes = new Uint8Array(loaded);
+  let off = 0;
+  for (const c of chunks) { bytes.set(c, off); off += c.length; }
+  return bytes;
+}
+
+const ops = {
+  async info() { return JSON.parse(nt.build_info()); },
+  async matmul(args) { return JSON.parse(nt.matmul(JSON.stringify(args))); },
+  async attention(args) { return JSON.parse(nt.attention(JSON.stringify(args))); },
+
+  // args: {url} or {file}, plus {backend}
+  async load(args, id) {
+    if (model) { model.free(); model = null; }
+    let bytes;
+    if (args.file) {
+      bytes = await readAll(args.file.stream(), args.file.size, id);
+    } else {
+      const resp = await fetch(args.url);
+      if (!resp.ok) throw new Error(`could not fetch ${args.url}: HTTP ${resp.status}`);
+      bytes = await readAll(resp.body, Number(resp.headers.get('content-length')) || 0, id);
+    }
+    post({ id, type: 'progress', phase: 'building', loaded: bytes.length, total: bytes.length });
+    const t0 = performance.now();
+    model = new nt.WebModel(bytes, args.backend);
+    const summary = JSON.parse(model.summary());
+    summary.load_seconds = (performance.now() - t0) / 1000;
+    return summary;
+  },
+
+  // args: {prompt, max_tokens, kv_cache}; streams 'token' messages, returns the totals.
+  async generate(args, id) {
+    if (!model) throw new Error('no model is loaded');
+    stopRequested = false;
+    const start = JSON.parse(model.start(args.prompt, args.kv_cache, args.max_tokens));
+    const ids = [];
+    let text = '';
+    let decodeSeconds = 0;
+    for (let i = 0; i < args.max_tokens && !stopRequested; i++) {
+      const tok = JSON.parse(model.next_token());
+      ids.push(tok.id);
+      text += tok.text;
+      if (i > 0) decodeSeconds += tok.seconds; // the first token's time is the prefill
+      post({ id, type: 'token', token: tok });
+      // Yield to the event loop so a 'stop' message can arrive between tokens.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    return {
+      prompt_ids: start.prompt_ids,
+      prefill_seconds: start.prefill_seconds,
+      ids,
+      text,
+      decode_tokens: Math.max(ids.length - 1, 0),
+      decode_seconds: decodeSeconds,
+      tokens_per_second: ids.length > 1 ? (ids.length - 1) / decodeSeconds : 0,
+      stopped: stopRequested,
+    };
+  },
+};
+
+self.onmessage = async (ev) => {
+  const { id, op, args } = ev.data;
+  if (op === 'stop') { stopRequested = true; return; }
+  try {
+    await ready;
+    if (!(op in ops)) throw new Error(`unknown operation ${op}`);
+    const value = await ops[op](args || {}, id);
+    post({ id, type: 'result', value });
+  } catch (err) {
+    const d = describe(err);
+    if (d.fatal) model = null;
+    post({ id, type: 'error', message: d.message, fatal: d.fatal });
+  }
+};
