@@ -10,12 +10,11 @@
 //!   length × model size — the redundancy a KV cache removes. Both modes compute the same
 //!   function, so with the same sampler they produce the same tokens.
 
-use std::time::Instant;
-
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::llama::{Llama, Logits};
 use crate::model::sampler::{Sampler, SamplerConfig};
+use crate::model::{seconds_since, start_timer};
 
 const OP: &str = "generate";
 
@@ -115,17 +114,17 @@ pub fn generate<B: Backend>(
     let mut ids = Vec::with_capacity(opts.max_new_tokens);
 
     // Prefill: the whole prompt as one batch.
-    let t0 = Instant::now();
+    let t0 = start_timer();
     let logits = model.forward(&mut state, prompt, Logits::Last)?;
     let mut token = sampler.sample(logits)?;
-    let prefill_seconds = t0.elapsed().as_secs_f64();
+    let prefill_seconds = seconds_since(t0);
     ids.push(token);
     seq.push(token);
     on_token(token)?;
     let mut stopped = opts.stop_token == Some(token);
 
     // Decode: one token per step.
-    let t1 = Instant::now();
+    let t1 = start_timer();
     while !stopped && ids.len() < opts.max_new_tokens {
         let logits = if opts.kv_cache {
             model.forward(&mut state, &[token], Logits::Last)?
@@ -139,7 +138,7 @@ pub fn generate<B: Backend>(
         on_token(token)?;
         stopped = opts.stop_token == Some(token);
     }
-    let decode_seconds = t1.elapsed().as_secs_f64();
+    let decode_seconds = seconds_since(t1);
     let decode_steps = ids.len() - 1;
     let stats = GenerateStats {
         prompt_tokens: prompt.len(),

@@ -31,3 +31,19 @@ pub use llama::{Llama, LlamaConfig, Logits};
 pub use perplexity::{perplexity, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
 pub use state::State;
+
+/// A start time for the timings in [`GenerateStats`] and [`PerplexityReport`]. `std` has no
+/// clock on `wasm32-unknown-unknown` (`Instant::now` panics there), so timings read 0 in the
+/// browser build; the caller can time with the page's clock instead.
+pub(crate) fn start_timer() -> Option<std::time::Instant> {
+    if cfg!(target_arch = "wasm32") {
+        None
+    } else {
+        Some(std::time::Instant::now())
+    }
+}
+
+/// Seconds since [`start_timer`] (0 without a clock).
+pub(crate) fn seconds_since(t: Option<std::time::Instant>) -> f64 {
+    t.map_or(0.0, |t| t.elapsed().as_secs_f64())
+}

@@ -7,12 +7,11 @@
 //!
 //! `PPL = exp(mean over all scored tokens of −log p(token | its prefix))`.
 
-use std::time::Instant;
-
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::model::llama::{Llama, Logits};
 use crate::model::ops::nll;
+use crate::model::{seconds_since, start_timer};
 
 const OP: &str = "perplexity";
 
@@ -61,7 +60,7 @@ pub fn perplexity<B: Backend>(
     }
     let vocab = model.config().vocab_size;
     let first = n_ctx / 2;
-    let t0 = Instant::now();
+    let t0 = start_timer();
     let mut state = model.new_state(n_ctx)?;
     let mut sum = 0.0f64;
     let mut scored = 0usize;
@@ -82,6 +81,6 @@ pub fn perplexity<B: Backend>(
         chunks,
         tokens_scored: scored,
         n_ctx,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: seconds_since(t0),
     })
 }

@@ -1,0 +1,156 @@
+//! Which activations does symmetric int8 quantization hurt? Perplexity (llama.cpp's method,
+//! GPL-3 text, n_ctx 128) with the *input* of one class of linear layers replaced by its int8
+//! round trip, one scale per row (per token) — what the int8 backend's per-row activation mode
+//! does; weights stay f32. A wrapper backend tags each prepared weight with its class (by load
+//! order: q, k, v, o, gate, up, down per block, then the output head).
+//!
+//! `cargo run --release -p nanotensor-backends --features blocked --example act_quant_sensitivity`
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
+use nanotensor::gguf::GgufFile;
+use nanotensor::model::{perplexity, Llama};
+use nanotensor::tokenizer::Tokenizer;
+use nanotensor::{Backend, Element, PreparedWeight, Result, Tensor};
+use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+
+const CLASSES: [&str; 8] = ["q", "k", "v", "o", "gate", "up", "down", "head"];
+
+/// `inner`, but the input rows of linear layers of class `target` are int8-round-tripped.
+struct FakeQuant<B> {
+    inner: B,
+    target: Option<usize>,
+    n_layers: usize,
+    prepared: AtomicUsize,
+}
+
+struct Tagged<W> {
+    w: W,
+    class: usize,
+}
+
+impl<W: PreparedWeight> PreparedWeight for Tagged<W> {
+    fn shape(&self) -> [usize; 2] {
+        self.w.shape()
+    }
+    fn size_bytes(&self) -> usize {
+        self.w.size_bytes()
+    }
+}
+
+impl<B: Backend> Backend for FakeQuant<B> {
+    type Weight<T: Element> = Tagged<B::Weight<T>>;
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
+        self.inner.matmul(a, b)
+    }
+    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        self.inner.softmax(x)
+    }
+    fn attention_plan<T: Element>(
+        &self,
+        d: &AttentionDims,
+        s: &AttentionSpec,
+    ) -> Result<AttentionPlan> {
+        self.inner.attention_plan::<T>(d, s)
+    }
+    fn attention_into<T: Element>(
+        &self,
+        q: Heads<'_, T>,
+        k: Heads<'_, T>,
+        v: Heads<'_, T>,
+        out: HeadsMut<'_, T>,
+        spec: &AttentionSpec,
+    ) -> Result<AttentionPlan> {
+        self.inner.attention_into(q, k, v, out, spec)
+    }
+    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>> {
+        let i = self.prepared.fetch_add(1, Ordering::Relaxed);
+        let class = if i < 7 * self.n_layers { i % 7 } else { 7 };
+        Ok(Tagged {
+            w: self.inner.prepare(w)?,
+            class,
+        })
+    }
+    fn linear_into<T: Element>(
+        &self,
+        x: &[T],
+        rows: usize,
+        w: &Self::Weight<T>,
+        out: &mut [T],
+    ) -> Result<()> {
+        if Some(w.class) != self.target {
+            return self.inner.linear_into(x, rows, &w.w, out);
+        }
+        let mut xq = x.to_vec();
+        for row in xq.chunks_mut(x.len() / rows.max(1)) {
+            let max = row.iter().fold(0f32, |m, v| m.max(v.as_f32().abs()));
+            if max > 0.0 {
+                let s = max / 127.0;
+                for v in row.iter_mut() {
+                    *v = T::from_f32((v.as_f32() / s).round().clamp(-127.0, 127.0) * s);
+                }
+            }
+        }
+        self.inner.linear_into(&xq, rows, &w.w, out)
+    }
+}
+
+struct Ppl<'a> {
+    file: &'a GgufFile,
+    tokens: &'a [u32],
+    target: Option<usize>,
+}
+
+impl BackendVisitor for Ppl<'_> {
+    type Output = f64;
+    fn visit<B: Backend>(self, backend: B) -> Result<f64> {
+        let n_layers = self.file.get_usize("llama.block_count")?;
+        let fq = FakeQuant {
+            inner: backend,
+            target: self.target,
+            n_layers,
+            prepared: AtomicUsize::new(0),
+        };
+        let model = Llama::load(fq, self.file)?;
+        Ok(perplexity(&model, self.tokens, 128, |_, _| {})?.ppl)
+    }
+}
+
+fn main() -> Result<()> {
+    let file = GgufFile::open(nanotensor::model_path::find_model(None)?)?;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../nanotensor/tests/data/GPL-3"
+    );
+    let text = std::fs::read_to_string(path).expect("GPL-3 test data");
+    let tokens = Tokenizer::from_gguf(&file)?.encode(text.strip_suffix('\n').unwrap_or(&text));
+    let kind = [BackendKind::Blocked, BackendKind::Naive]
+        .into_iter()
+        .find(|k| k.is_compiled())
+        .expect("a float backend");
+    let run = |target| {
+        with_backend(
+            kind,
+            BackendOptions::default(),
+            Ppl {
+                file: &file,
+                tokens: &tokens,
+                target,
+            },
+        )
+    };
+    let base = run(None)?;
+    println!("{kind}: f32 activations: ppl {base:.4}");
+    for (c, name) in CLASSES.iter().enumerate() {
+        let p = run(Some(c))?;
+        println!(
+            "int8 per-row input of {name:<5}: ppl {p:.4} ({:+.2}%)",
+            100.0 * (p / base - 1.0)
+        );
+    }
+    Ok(())
+}
