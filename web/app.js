@@ -188,14 +188,17 @@ $('#at-form').addEventListener('submit', async (ev) => {
     tbody.append(tr);
     const g = { label: String(n), values: [], notes: [] };
     for (const [algo, backend] of [['naive', 'naive'], ['flash', flashBackend]]) {
+      tr.dataset[`${algo}Backend`] = backend;
       setStatus(status, 'running', `N=${n}: ${algo}…`);
       try {
         const r = await call('attention', { backend, algo, heads, seq_len: n, head_dim: headDim, causal, max_memory: budget, seed: 7, repeat: 1 });
         tr.append(el('td', { class: `${algo}-time` }, fmtTime(r.seconds)), el('td', { class: `${algo}-scratch` }, fmtBytes(r.scratch_bytes)));
+        tr.dataset[algo] = JSON.stringify(r);
         g.values.push(r.seconds * 1e3);
         g.notes.push('');
       } catch (e) {
         tr.append(el('td', { class: `${algo}-time refused`, colspan: 2, title: e.message }, 'refused'));
+        tr.dataset[algo] = JSON.stringify({ error: e.message });
         g.values.push(null);
         g.notes.push('✕');
         errors.add(`${algo}, N=${n}: ${e.message}`);

@@ -128,4 +128,3 @@ pub fn attention(request: &str) -> Result<String, JsValue> {
     let req: AttentionRequest = parse(request)?;
     reply(&kernels::run_attention(&req).map_err(to_js)?)
 }
-

@@ -164,27 +164,41 @@ async function main() {
   }
 
   // ---- attention panel: naive refuses past its budget with the library's message ----------
-  await check('attention panel: flash/naive run, naive refused past the budget', async () => {
-    await page.fill('#at-ns', '128,256,1024');
-    await page.fill('#at-heads', '2');
-    await page.fill('#at-dim', '32');
+  await check('attention panel: same results and same refusals as native', async () => {
+    const ns = [128, 256, 1024];
+    const cfg = { heads: 2, head_dim: 32, causal: true, max_memory: 1 << 20, seed: 7, repeat: 1 };
+    await page.fill('#at-ns', ns.join(','));
+    await page.fill('#at-heads', String(cfg.heads));
+    await page.fill('#at-dim', String(cfg.head_dim));
     await page.fill('#at-budget', '1'); // 2·256²·4 B = 512 KiB fits; 2·1024²·4 B = 8 MiB does not
     await page.click('#at-run');
     await page.waitForSelector('#at-status[data-state=done]', { timeout: 300000 });
-    const rows = await page.$$eval('#at-table tbody tr', (rs) => rs.map((r) => ({
-      naive: r.querySelector('.naive-time')?.textContent,
-      flash: r.querySelector('.flash-time')?.textContent,
-    })));
-    assert.equal(rows.length, 3);
-    assert.deepEqual(rows.map((r) => r.naive === 'refused'), [false, false, true], JSON.stringify(rows));
-    // Flash attention is in the blocked backend: with it, every N runs in O(N) scratch.
-    if (backends.includes('blocked')) {
-      assert.ok(rows.every((r) => r.flash !== 'refused'), JSON.stringify(rows));
-    }
+    const rows = await page.$$eval('#at-table tbody tr', (rs) => rs.map((r) => ({ ...r.dataset })));
     const errs = await page.$$eval('#at-errors li', (ls) => ls.map((l) => l.textContent));
-    const nat = nativeExpect('attention', [{ backend: 'naive', algo: 'naive', heads: 2, seq_len: 1024, head_dim: 32, causal: true, max_memory: 1 << 20, seed: 7, repeat: 1 }]);
-    assert.ok(nat[0].err, 'native naive attention should refuse too');
-    assert.ok(errs.some((e) => e.includes(nat[0].err)), `page errors ${JSON.stringify(errs)} lack the library message ${nat[0].err}`);
+    assert.equal(rows.length, ns.length);
+    const reqs = [];
+    for (const [i, n] of ns.entries()) {
+      for (const algo of ['naive', 'flash']) reqs.push({ ...cfg, backend: rows[i][`${algo}Backend`], algo, seq_len: n });
+    }
+    const nat = nativeExpect('attention', reqs);
+    for (const [j, req] of reqs.entries()) {
+      const got = JSON.parse(rows[ns.indexOf(req.seq_len)][req.algo]);
+      const what = `${req.algo} (${req.backend}) N=${req.seq_len}`;
+      if (nat[j].err) {
+        assert.equal(got.error, nat[j].err, `${what}: the page must refuse with the library's message`);
+        assert.ok(errs.some((e) => e.includes(nat[j].err)), `${what}: message not shown`);
+      } else {
+        assert.ok(!got.error, `${what}: native ran but the page refused: ${got.error}`);
+        assert.equal(got.algo, nat[j].ok.algo);
+        assert.equal(got.scratch_bytes, nat[j].ok.scratch_bytes, `${what}: scratch`);
+        close(got.output.sum_sq, nat[j].ok.output.sum_sq, 1e-5, `${what}: Σ O²`);
+      }
+    }
+    // The point of the panel: naive fits at small N and is refused past the budget.
+    assert.deepEqual(nat.filter((_, j) => reqs[j].algo === 'naive').map((r) => Boolean(r.err)), [false, false, true]);
+    if (backends.includes('blocked') && nat.some((r, j) => reqs[j].algo === 'flash' && r.ok)) {
+      assert.ok(nat.every((r, j) => reqs[j].algo !== 'flash' || r.ok), 'flash should run at every N');
+    }
   });
 
   // ---- model panel -------------------------------------------------------------------------

@@ -3,5 +3,5 @@
 pub mod attention;
 pub mod info;
 pub mod matmul;
-pub mod tokenize;
 pub mod quantize;
+pub mod tokenize;
