@@ -20,3 +20,19 @@ if "$bin" attention --backend naive --seq-len 100000 --head-dim 64 --heads 1; th
   exit 1
 fi
 echo "(refused as it should: exit status 2)"
+
+echo
+echo "== the model: SmolLM2-135M-Instruct (fetched once into models/, sha256-checked)"
+./scripts/fetch-model.sh
+echo "-- greedy continuation, streamed as it is generated (fastest backend compiled in)"
+"$bin" generate --prompt "Once upon a time" --max-tokens 48
+
+echo
+echo "== speed per backend: prefill of a 128-token prompt, 64 decode steps, KV cache on and off"
+for b in blocked int8; do
+  "$bin" bench-model --backend "$b" || echo "(skipped $b: see the error above)"
+  echo
+done
+echo "-- the naive scar, on a shorter run (16-token prompt, 8 decode steps): its KV-off decode at"
+echo "   the full size would take over half an hour"
+"$bin" bench-model --backend naive --prompt-tokens 16 --decode-tokens 8

@@ -6,6 +6,8 @@
 //! - `blocked` (default): [`blocked::BlockedBackend`] — Goto/BLIS cache-blocked GEMM with packed
 //!   panels, runtime-selected SIMD microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128),
 //!   a skinny decode path for prepared weights, and a worker pool.
+//! - `blocked` or `int8`: [`flash`], tiled attention with an online softmax (FlashAttention), the
+//!   `AttentionAlgo::Flash` path of those backends.
 //!
 //! - `int8`: [`int8::Int8Backend`] — symmetric int8 quantization (weights once at `prepare`,
 //!   activations per call) with VNNI / AVX2 / portable integer microkernels.
@@ -16,6 +18,8 @@
 pub mod blocked;
 #[cfg(feature = "int8")]
 pub mod int8;
+#[cfg(any(feature = "blocked", feature = "int8"))]
+pub mod flash;
 #[cfg(feature = "naive")]
 pub mod naive;
 pub mod select;

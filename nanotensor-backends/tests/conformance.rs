@@ -434,14 +434,18 @@ conformance!(
     algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
 );
 
-// Until the flash path is wired in, the blocked backend offers the materialised algorithm
-// (`Naive`, and `Auto`, which falls back to it). Two threads, so the threaded paths are checked.
+// The blocked backend offers both algorithms: the materialised one (`Naive`), FlashAttention
+// (`Flash`), and `Auto` choosing between them. Two threads, so the threaded paths are checked.
 #[cfg(feature = "blocked")]
 conformance!(
     blocked,
     nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
     Tolerance::FLOAT,
-    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+    algos = [
+        AttentionAlgo::Naive,
+        AttentionAlgo::Flash,
+        AttentionAlgo::Auto
+    ]
 );
 
 // int8 quantizes both operands of every matmul/linear (per tensor), so its products carry

@@ -24,6 +24,12 @@ enum Command {
     Matmul(commands::matmul::Args),
     /// Time scaled dot-product attention on seeded random Q, K, V.
     Attention(commands::attention::Args),
+    /// Continue a prompt with the model (SmolLM2), streaming tokens as they are produced.
+    Generate(commands::generate::Args),
+    /// Perplexity of the model on a text file (llama.cpp's method).
+    Perplexity(commands::perplexity::Args),
+    /// Prefill and decode speed of the model per backend, KV cache on and off.
+    BenchModel(commands::bench_model::Args),
     /// Describe a GGUF model: architecture, hyperparameters, tensors, tokenizer.
     Info(commands::info::Args),
     /// Turn text into token ids with the model's tokenizer.
@@ -31,6 +37,8 @@ enum Command {
     /// Quantize a random or given tensor to int8 (per tensor and per row) and report the memory
     /// saved and the error.
     Quantize(commands::quantize::Args),
+    /// Sweep attention over N = 128 … 100,000 with the naive and flash paths: table + SVG chart.
+    AttentionScaling(commands::attention_scaling::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,9 +67,13 @@ fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Matmul(args) => commands::matmul::run(args),
         Command::Attention(args) => commands::attention::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Perplexity(args) => commands::perplexity::run(args),
+        Command::BenchModel(args) => commands::bench_model::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
+        Command::AttentionScaling(args) => commands::attention_scaling::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

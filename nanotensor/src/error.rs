@@ -101,6 +101,15 @@ pub enum Error {
     /// The allocator refused a request.
     #[error("{op}: could not allocate {} ({bytes} bytes)", human_bytes(*bytes))]
     OutOfMemory { op: &'static str, bytes: u64 },
+    /// A sequence longer than the model's context (or the KV cache's capacity) was requested.
+    #[error("{op}: {needed} tokens exceed the context of {capacity} tokens{detail}")]
+    ContextOverflow {
+        op: &'static str,
+        needed: usize,
+        capacity: usize,
+        /// Extra context beginning with a separator, e.g. `" (prompt 12 + max new tokens 9000)"`.
+        detail: String,
+    },
 
     // ---- backends ----------------------------------------------------------------------------
     /// The backend does not implement this operation or algorithm.

@@ -12,6 +12,8 @@
 //! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
 //! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
 //!   formats; [`model_path::find_model`] locates the model file;
+//! - [`model`]: the LLaMA forward pass over any backend, KV cache, sampling, generation and
+//!   perplexity;
 //! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
 //! - [`Error`]: one error type; every public operation returns [`Result`].
 //!
@@ -31,6 +33,7 @@ pub mod element;
 pub mod error;
 pub mod gguf;
 pub mod memory;
+pub mod model;
 pub mod model_path;
 pub mod quant;
 pub mod reference;

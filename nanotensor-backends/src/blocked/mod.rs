@@ -28,7 +28,7 @@ use nanotensor::attention::{AttentionAlgo, AttentionDims, AttentionPlan, Attenti
 use nanotensor::backend::{
     check_attention, check_linear_into, check_matmul, check_softmax, check_weight,
 };
-use nanotensor::{Backend, DType, Element, Error, Heads, HeadsMut, PreparedWeight, Result, Tensor};
+use nanotensor::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
 use pack::MatRef;
 
 /// The blocked backend: cache-blocked, packed, SIMD, multi-threaded.
@@ -42,7 +42,7 @@ impl BlockedBackend {
     /// A backend with `threads` workers and the best f32 kernel of this CPU.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
+    /// [`nanotensor::Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
     pub fn new(threads: usize) -> Result<Self> {
         Ok(BlockedBackend {
             pool: Pool::new(threads)?,
@@ -201,28 +201,49 @@ impl Backend for BlockedBackend {
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
         // The dispatch point of the attention algorithms.
-        match spec.algo {
-            // Until the flash path is wired in, Auto runs the materialised algorithm.
-            AttentionAlgo::Naive | AttentionAlgo::Auto => {
-                let elem = if T::DTYPE == DType::F64 { 8 } else { 4 };
-                let scratch = attention::scratch_elems(dims).saturating_mul(elem);
-                nanotensor::memory::check_budget(
-                    "attention",
-                    scratch,
-                    spec.budget(),
-                    &dims.scores_detail(T::DTYPE.name()),
-                )?;
-                Ok(AttentionPlan {
-                    algo: AttentionAlgo::Naive,
-                    scratch_bytes: scratch,
-                })
+        let algo = match spec.algo {
+            AttentionAlgo::Auto => {
+                // Flash once the materialised score matrices would exceed the threshold.
+                let threshold = spec
+                    .auto_threshold
+                    .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
+                if dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
+                    AttentionAlgo::Flash
+                } else {
+                    AttentionAlgo::Naive
+                }
             }
-            AttentionAlgo::Flash => Err(Error::Unsupported {
-                op: "attention",
-                backend: "blocked",
-                reason: "the flash algorithm is not wired into this backend yet".into(),
-            }),
+            other => other,
+        };
+        if algo == AttentionAlgo::Flash {
+            let scratch = crate::flash::flash_scratch_bytes(
+                dims,
+                std::mem::size_of::<T>(),
+                self.pool.threads(),
+            );
+            nanotensor::memory::check_budget(
+                "attention",
+                scratch,
+                spec.budget(),
+                " of flash-attention scratch",
+            )?;
+            return Ok(AttentionPlan {
+                algo,
+                scratch_bytes: scratch,
+            });
         }
+        let elem = if T::DTYPE == DType::F64 { 8 } else { 4 };
+        let scratch = attention::scratch_elems(dims).saturating_mul(elem);
+        nanotensor::memory::check_budget(
+            "attention",
+            scratch,
+            spec.budget(),
+            &dims.scores_detail(T::DTYPE.name()),
+        )?;
+        Ok(AttentionPlan {
+            algo: AttentionAlgo::Naive,
+            scratch_bytes: scratch,
+        })
     }
 
     fn attention_into<T: Element>(
@@ -261,12 +282,8 @@ impl Backend for BlockedBackend {
                     spec,
                 ))
             }
-            other => {
-                return Err(Error::Unsupported {
-                    op: "attention",
-                    backend: "blocked",
-                    reason: format!("algorithm {} is not available", other.name()),
-                })
+            AttentionAlgo::Flash | AttentionAlgo::Auto => {
+                return crate::flash::flash_attention(&self.pool, q, k, v, out, &dims, spec);
             }
         }
         Ok(plan)

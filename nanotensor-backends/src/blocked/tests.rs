@@ -5,6 +5,7 @@ use super::kernel::{with_f32_kernel, F32Kernel, GemmKernel};
 use super::pack::MatRef;
 use super::*;
 use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor::Error;
 use nanotensor::HeadsLayout;
 
 const TOL_F32: f64 = 1e-10;
@@ -360,14 +361,32 @@ fn attention_budget_and_flash_dispatch() {
         matches!(e, Error::MemoryBudget { .. }) && e.to_string().contains("40.0 GB per head"),
         "{e}"
     );
-    let flash = AttentionSpec {
-        algo: AttentionAlgo::Flash,
-        ..AttentionSpec::default()
+    // Flash runs it in O(N·d): scratch independent of N; Auto picks flash at this size.
+    for algo in [AttentionAlgo::Flash, AttentionAlgo::Auto] {
+        let plan = be
+            .attention_plan::<f32>(&dims, &AttentionSpec { algo, ..spec })
+            .unwrap();
+        assert_eq!(plan.algo, AttentionAlgo::Flash);
+        assert_eq!(
+            plan.scratch_bytes,
+            crate::flash::flash_scratch_bytes(&dims, 4, 1)
+        );
+        assert!(plan.scratch_bytes < 1 << 20);
+    }
+    // Small problems stay on the materialised path under Auto.
+    let small = AttentionDims {
+        n_q: 64,
+        n_kv: 64,
+        ..dims
     };
-    assert!(matches!(
-        be.attention_plan::<f32>(&dims, &flash),
-        Err(Error::Unsupported { .. })
-    ));
+    let auto = AttentionSpec {
+        algo: AttentionAlgo::Auto,
+        ..spec
+    };
+    assert_eq!(
+        be.attention_plan::<f32>(&small, &auto).unwrap().algo,
+        AttentionAlgo::Naive
+    );
 }
 
 /// A portable `u8 × i8 → i32` kernel with depth grouped by 4 — the shape of a VNNI kernel — to

@@ -185,6 +185,7 @@ unsafe fn skinny<const M: usize>(
         unsafe {
             let bp = b.add(p * NR);
             let (b0, b1) = (_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16)));
+            #[allow(clippy::needless_range_loop)] // i indexes s0, s1 and the rows of x
             for i in 0..M {
                 let x0 = _mm512_set1_ps(*x.add(i * ldx + p));
                 s0[i][0] = _mm512_fmadd_ps(x0, b0, s0[i][0]);

@@ -1,0 +1,230 @@
+//! `nanotensor generate`: continue a prompt with the LLaMA model, streaming tokens to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nanotensor::model::{generate, GenerateOptions, Generation, Llama, SamplerConfig};
+use nanotensor::{Backend, Error, Result};
+use nanotensor_backends::{with_backend, BackendVisitor};
+use serde_json::json;
+
+use super::model_io::{default_model_backend, open_model, ModelFile};
+use crate::output::{backend_choice, backend_help, print_json};
+
+/// Arguments of `nanotensor generate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Model file (GGUF). Default: $NANOTENSOR_MODEL, $NANOTENSOR_MODELS_DIR or ./models.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Text to continue (raw completion, no chat template, no BOS).
+    #[arg(long)]
+    pub prompt: String,
+    /// Tokens to generate at most.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    #[arg(long, default_value = default_model_backend(), help = backend_help())]
+    pub backend: String,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Sampling temperature; 0 is greedy (arg-max, ties to the lowest id).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Sample only among the K most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample only from the smallest set of tokens with probability mass ≥ P, P in (0, 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub top_p: Option<f32>,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Recompute K and V of the whole prefix at every step instead of caching them.
+    #[arg(long)]
+    pub no_kv_cache: bool,
+    /// Keep generating after the end-of-sequence token.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Print one JSON object at the end instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `nanotensor generate`.
+pub fn run(args: Args) -> Result<()> {
+    // Cheap checks first, before the model is touched.
+    let (kind, opts) = backend_choice(&args.backend, args.threads)?;
+    if args.prompt.is_empty() {
+        return Err(Error::invalid_arg("generate", "--prompt is empty"));
+    }
+    if args.max_tokens == 0 {
+        return Err(Error::invalid_arg(
+            "generate",
+            "--max-tokens must be at least 1",
+        ));
+    }
+    let sampler = SamplerConfig {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    sampler.validate()?;
+
+    let file = open_model(args.model.as_deref())?;
+    let prompt_ids = file.tokenizer.encode(&args.prompt);
+    if prompt_ids.is_empty() {
+        return Err(Error::invalid_arg(
+            "generate",
+            "the prompt encodes to no tokens",
+        ));
+    }
+    let context = nanotensor::model::LlamaConfig::from_gguf(&file.gguf)?.context_length;
+    let needed = prompt_ids.len().saturating_add(args.max_tokens);
+    if needed > context {
+        return Err(Error::ContextOverflow {
+            op: "generate",
+            needed,
+            capacity: context,
+            detail: format!(
+                " (prompt {} tokens + --max-tokens {})",
+                prompt_ids.len(),
+                args.max_tokens
+            ),
+        });
+    }
+    let gen_opts = GenerateOptions {
+        max_new_tokens: args.max_tokens,
+        kv_cache: !args.no_kv_cache,
+        stop_token: if args.ignore_eos {
+            None
+        } else {
+            file.tokenizer.eos()
+        },
+        sampler,
+    };
+    let t0 = Instant::now();
+    let out = with_backend(
+        kind,
+        opts,
+        Run {
+            args: &args,
+            file: &file,
+            prompt_ids: &prompt_ids,
+            opts: gen_opts,
+        },
+    )?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let g = &out.generation;
+    let shown = visible_ids(&g.ids, g.stopped);
+    let s = &g.stats;
+    if args.json {
+        print_json(&json!({
+            "model": file.path.display().to_string(),
+            "backend": out.backend,
+            "threads": out.threads,
+            "kv_cache": !args.no_kv_cache,
+            "prompt": args.prompt,
+            "prompt_ids": prompt_ids,
+            "ids": g.ids,
+            "text": file.tokenizer.decode(shown)?,
+            "stopped_at_eos": g.stopped,
+            "temperature": args.temperature,
+            "top_k": args.top_k,
+            "top_p": args.top_p,
+            "seed": args.seed,
+            "prompt_tokens": s.prompt_tokens,
+            "generated_tokens": s.generated_tokens,
+            "load_seconds": out.load_seconds,
+            "prefill_seconds": s.prefill_seconds,
+            "decode_seconds": s.decode_seconds,
+            "seconds": seconds,
+            "prefill_tokens_per_s": s.prefill_tokens_per_s,
+            "decode_tokens_per_s": s.decode_tokens_per_s,
+            "weights_bytes": s.weights_bytes,
+            "kv_cache_bytes": s.kv_cache_bytes,
+        }));
+    } else {
+        eprintln!(
+            "\n[{} backend, {} threads, KV cache {}] load {:.2} s | prefill {} tokens {:.1} tok/s | \
+             decode {} tokens {:.1} tok/s | weights {} | KV {}",
+            out.backend,
+            out.threads,
+            if args.no_kv_cache { "off" } else { "on" },
+            out.load_seconds,
+            s.prompt_tokens,
+            s.prefill_tokens_per_s,
+            s.generated_tokens.saturating_sub(1),
+            s.decode_tokens_per_s,
+            nanotensor::error::human_bytes(s.weights_bytes as u64),
+            nanotensor::error::human_bytes(s.kv_cache_bytes as u64),
+        );
+    }
+    Ok(())
+}
+
+/// The generated ids that become text: all of them but a final stop token.
+fn visible_ids(ids: &[u32], stopped: bool) -> &[u32] {
+    if stopped {
+        &ids[..ids.len() - 1]
+    } else {
+        ids
+    }
+}
+
+struct Output {
+    backend: &'static str,
+    threads: usize,
+    load_seconds: f64,
+    generation: Generation,
+}
+
+struct Run<'a> {
+    args: &'a Args,
+    file: &'a ModelFile,
+    prompt_ids: &'a [u32],
+    opts: GenerateOptions,
+}
+
+impl BackendVisitor for Run<'_> {
+    type Output = Output;
+
+    fn visit<B: Backend>(self, backend: B) -> Result<Output> {
+        let (name, threads) = (backend.name(), backend.threads());
+        let t0 = Instant::now();
+        let model = Llama::load(backend, &self.file.gguf)?;
+        let load_seconds = t0.elapsed().as_secs_f64();
+        let stream = !self.args.json;
+        let mut decoder = self.file.tokenizer.stream_decoder();
+        let stop = self.opts.stop_token;
+        let mut stdout = std::io::stdout().lock();
+        let io_err = |e: std::io::Error| Error::Io {
+            op: "generate",
+            path: "<stdout>".into(),
+            source: e,
+        };
+        if stream {
+            write!(stdout, "{}", self.args.prompt).map_err(io_err)?;
+            stdout.flush().map_err(io_err)?;
+        }
+        let generation = generate(&model, self.prompt_ids, &self.opts, |id| {
+            if stream && Some(id) != stop {
+                let piece = decoder.push(id)?;
+                write!(stdout, "{piece}").map_err(io_err)?;
+                stdout.flush().map_err(io_err)?;
+            }
+            Ok(())
+        })?;
+        if stream {
+            writeln!(stdout, "{}", decoder.finish()).map_err(io_err)?;
+        }
+        Ok(Output {
+            backend: name,
+            threads,
+            load_seconds,
+            generation,
+        })
+    }
+}

@@ -1,0 +1,33 @@
+//! The LLaMA model and what runs it: the forward pass ([`llama`]), the KV cache
+//! ([`kv_cache`]), the elementwise steps ([`ops`]), sampling ([`sampler`]), the generation
+//! driver ([`generate`](mod@generate)) and perplexity ([`perplexity`](mod@perplexity)).
+//!
+//! ```no_run
+//! use nanotensor::gguf::GgufFile;
+//! use nanotensor::model::{generate, GenerateOptions, Llama};
+//! # fn run<B: nanotensor::Backend>(backend: B) -> nanotensor::Result<()> {
+//! let file = GgufFile::open("models/SmolLM2-135M-Instruct.Q4_1.gguf")?;
+//! let model = Llama::load(backend, &file)?;
+//! let prompt = [6403, 1980, 253, 655]; // "Once upon a time"
+//! let out = generate(&model, &prompt, &GenerateOptions::default(), |id| {
+//!     print!("{id} ");
+//!     Ok(())
+//! })?;
+//! println!("\n{:.1} tok/s", out.stats.decode_tokens_per_s);
+//! # Ok(()) }
+//! ```
+
+pub mod generate;
+pub mod kv_cache;
+pub mod llama;
+pub mod ops;
+pub mod perplexity;
+pub mod sampler;
+pub mod state;
+
+pub use generate::{generate, GenerateOptions, GenerateStats, Generation};
+pub use kv_cache::KvCache;
+pub use llama::{Llama, LlamaConfig, Logits};
+pub use perplexity::{perplexity, PerplexityReport};
+pub use sampler::{Sampler, SamplerConfig};
+pub use state::State;
