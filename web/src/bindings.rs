@@ -128,3 +128,45 @@ pub fn attention(request: &str) -> Result<String, JsValue> {
     let req: AttentionRequest = parse(request)?;
     reply(&kernels::run_attention(&req).map_err(to_js)?)
 }
+
+/// A loaded model, owned by the worker (see [`crate::session::ModelSession`]).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct WebModel {
+    session: crate::session::ModelSession,
+}
+
+#[wasm_bindgen]
+impl WebModel {
+    /// Parses GGUF `bytes` and prepares the weights for `backend` (`blocked` or `int8`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: Vec<u8>, backend: &str) -> Result<WebModel, JsValue> {
+        let session = crate::session::ModelSession::load(bytes, backend).map_err(to_js)?;
+        Ok(WebModel { session })
+    }
+
+    /// The model's [`crate::session::ModelInfo`] as JSON.
+    pub fn summary(&self) -> Result<String, JsValue> {
+        reply(self.session.info())
+    }
+
+    /// Tokenizes `prompt` and runs the prefill; returns a [`crate::session::StartReport`].
+    pub fn start(
+        &mut self,
+        prompt: &str,
+        kv_cache: bool,
+        max_new_tokens: usize,
+    ) -> Result<String, JsValue> {
+        reply(
+            &self
+                .session
+                .start(prompt, kv_cache, max_new_tokens)
+                .map_err(to_js)?,
+        )
+    }
+
+    /// One decode step; returns a [`crate::session::TokenReport`].
+    pub fn next_token(&mut self) -> Result<String, JsValue> {
+        reply(&self.session.next_token().map_err(to_js)?)
+    }
+}

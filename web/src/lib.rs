@@ -13,9 +13,10 @@
 
 pub mod clock;
 pub mod kernels;
+pub mod session;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
 /// Whether this build can load a model and generate (the model panel).
-pub const MODEL_AVAILABLE: bool = false;
+pub const MODEL_AVAILABLE: bool = true;
