@@ -107,8 +107,8 @@ function barChart(svg, { title, series, groups, unit }) {
   if (series.length > 1) {
     series.forEach((s, i) => {
       const x = W - 150 + i * 70;
-      svg.append(el('rect', { svg: 1, x, y: 18, width: 10, height: 10, fill: s.color }));
-      svg.append(el('text', { svg: 1, x: x + 14, y: 27 }, s.name));
+      svg.append(el('rect', { svg: 1, x, y: 5, width: 10, height: 10, fill: s.color }));
+      svg.append(el('text', { svg: 1, x: x + 14, y: 14 }, s.name));
     });
   }
   svg.append(el('text', { svg: 1, x: 4, y: top + plotH / 2, transform: `rotate(-90 10 ${top + plotH / 2})` }, unit));
@@ -191,7 +191,7 @@ $('#at-form').addEventListener('submit', async (ev) => {
       tr.dataset[`${algo}Backend`] = backend;
       setStatus(status, 'running', `N=${n}: ${algo}…`);
       try {
-        const r = await call('attention', { backend, algo, heads, seq_len: n, head_dim: headDim, causal, max_memory: budget, seed: 7, repeat: 1 });
+        const r = await call('attention', { backend, algo, heads, seq_len: n, head_dim: headDim, causal, max_memory: budget, seed: 7, repeat: 3 });
         tr.append(el('td', { class: `${algo}-time` }, fmtTime(r.seconds)), el('td', { class: `${algo}-scratch` }, fmtBytes(r.scratch_bytes)));
         tr.dataset[algo] = JSON.stringify(r);
         g.values.push(r.seconds * 1e3);

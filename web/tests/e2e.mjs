@@ -9,7 +9,8 @@
 //
 // Environment: NANOTENSOR_MODELS_DIR (default <repo>/models, then /work/models-cache),
 // E2E_MATMUL_SIZE (default 256) and E2E_REPEAT (default 1): the matmul comparison's size and
-// timed repetitions (the page/native GFLOP/s of each backend is printed).
+// timed repetitions (the page/native GFLOP/s of each backend is printed); E2E_GEN_TOKENS
+// (default 8, at most the fixture's 32): greedy tokens generated and compared.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
@@ -26,6 +27,7 @@ const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const SIZE = Number(process.env.E2E_MATMUL_SIZE || 256);
 const SEED = 1234;
 const REPEAT = Number(process.env.E2E_REPEAT || 1);
+const GEN = Math.min(32, Number(process.env.E2E_GEN_TOKENS || 8));
 
 let passed = 0;
 let failed = 0;
@@ -218,7 +220,7 @@ async function main() {
     // f32 weights: the blocked backend (the naive one where blocked is not compiled in).
     const f32 = backends.includes('blocked') ? 'blocked' : 'naive';
     for (const backend of [f32, 'int8'].filter((b) => backends.includes(b))) {
-      await check(`model (${backend}): 8 greedy tokens`, async () => {
+      await check(`model (${backend}): ${GEN} greedy tokens`, async () => {
         // The first load goes through the file picker, the second fetches the served copy.
         if (backend === f32) {
           await page.setInputFiles('#model-file', join(modelsDir, MODEL_FILE));
@@ -231,7 +233,7 @@ async function main() {
         await page.waitForSelector('#load-status[data-state=done], #load-status[data-state=error]', { timeout: 600000 });
         assert.equal(await page.getAttribute('#load-status', 'data-state'), 'done', await page.textContent('#model-error'));
         await page.fill('#gen-prompt', kase.prompt);
-        await page.fill('#gen-max', '8');
+        await page.fill('#gen-max', String(GEN));
         await page.check('#gen-kv');
         await page.click('#gen-run');
         await page.waitForSelector('#gen-status[data-state=done], #gen-status[data-state=error]', { timeout: 600000 });
@@ -240,7 +242,7 @@ async function main() {
         const ids = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
         console.log(`     ${backend}: ${status}; ids ${ids.join(' ')}`);
         if (backend !== 'int8') {
-          assert.deepEqual(ids, kase.f32_token_ids.slice(0, 8));
+          assert.deepEqual(ids, kase.f32_token_ids.slice(0, GEN));
           // Without the KV cache every step recomputes the whole prefix: same function, same ids.
           await page.uncheck('#gen-kv');
           await page.fill('#gen-max', '4');
