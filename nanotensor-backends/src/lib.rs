@@ -16,10 +16,10 @@
 
 #[cfg(feature = "blocked")]
 pub mod blocked;
-#[cfg(feature = "int8")]
-pub mod int8;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod flash;
+#[cfg(feature = "int8")]
+pub mod int8;
 #[cfg(feature = "naive")]
 pub mod naive;
 pub mod select;

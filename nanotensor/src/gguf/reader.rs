@@ -302,7 +302,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
     let mut tensors = Vec::with_capacity(raw.len());
     for (mut info, rel) in raw {
         let end = rel.checked_add(info.n_bytes as u64);
-        if end.map_or(true, |end| end > data_len) {
+        if end.is_none_or(|end| end > data_len) {
             return Err(Error::TensorOutOfBounds {
                 op: OP,
                 tensor: info.name,

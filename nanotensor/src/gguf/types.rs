@@ -195,7 +195,7 @@ impl GgmlType {
     /// [`Error::Format`] when `n` is not a multiple of the block size; [`Error::SizeOverflow`]
     /// when the byte count does not fit in `usize`.
     pub fn row_bytes(self, n: usize) -> Result<usize> {
-        if n % self.block_size() != 0 {
+        if !n.is_multiple_of(self.block_size()) {
             return Err(Error::format(
                 "gguf",
                 format!(

@@ -123,7 +123,7 @@ impl LlamaConfig {
         if sizes.contains(&0) {
             return Err(Error::format(OP, format!("a zero size in {self:?}")));
         }
-        if self.dim % self.n_heads != 0 || self.head_dim * self.n_heads != self.dim {
+        if !self.dim.is_multiple_of(self.n_heads) || self.head_dim * self.n_heads != self.dim {
             return Err(Error::format(
                 OP,
                 format!(
@@ -132,7 +132,7 @@ impl LlamaConfig {
                 ),
             ));
         }
-        if self.head_dim % 2 != 0 || self.n_heads % self.n_kv_heads != 0 {
+        if !self.head_dim.is_multiple_of(2) || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(Error::format(
                 OP,
                 format!(

@@ -18,7 +18,7 @@
 /// length or summation order.
 pub fn rmsnorm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let dim = weight.len();
-    debug_assert!(dim > 0 && x.len() % dim == 0 && out.len() == x.len());
+    debug_assert!(dim > 0 && x.len().is_multiple_of(dim) && out.len() == x.len());
     for (xr, yr) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
         let ms = xr.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / dim as f64;
         let inv = (1.0 / (ms + f64::from(eps)).sqrt()) as f32;
@@ -76,7 +76,7 @@ impl RopeTable {
     /// * `pos0` — position of the first row; `pos0 + rows ≤ positions()` (checked by the caller)
     pub fn apply(&self, x: &mut [f32], row_len: usize, pos0: usize) {
         let half = self.half;
-        debug_assert!(row_len % (2 * half) == 0 && x.len() % row_len == 0);
+        debug_assert!(row_len.is_multiple_of(2 * half) && x.len().is_multiple_of(row_len));
         for (r, row) in x.chunks_exact_mut(row_len).enumerate() {
             let p = pos0 + r;
             let cos = &self.cos[p * half..(p + 1) * half];
