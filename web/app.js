@@ -11,7 +11,7 @@ let nextId = 1;
 const pending = new Map(); // id -> {resolve, reject, onEvent}
 
 function startWorker() {
-  worker = new Worker('worker.js', { type: 'module' });
+  worker = new Worker(`worker.js${location.search}`, { type: 'module' });
   worker.onmessage = (ev) => {
     const msg = ev.data;
     const p = pending.get(msg.id);
@@ -309,7 +309,7 @@ startWorker();
 call('info')
   .then((i) => {
     info = i;
-    $('#build').textContent = `nanotensor-web ${i.version} · backends: ${i.backends.join(', ')} · simd128: ${i.simd128 ? 'on' : 'off'} · model: ${i.model ? 'yes' : 'not in this build'}`;
+    $('#build').textContent = `nanotensor-web ${i.version} · backends: ${i.backends.join(', ')} · simd128: ${i.simd128 ? 'on' : 'off'} · relaxed simd: ${i.relaxed_simd ? 'on' : 'off'} · model: ${i.model ? 'yes' : 'not in this build'}`;
     const box = $('#mm-backends');
     for (const b of i.backends) {
       const lab = el('label');

@@ -286,6 +286,8 @@ pub struct BuildInfo {
     pub backends: Vec<String>,
     /// Whether the module was compiled with WebAssembly SIMD (simd128).
     pub simd128: bool,
+    /// Whether it was compiled with relaxed SIMD too (fused multiply-add in the f32 kernel).
+    pub relaxed_simd: bool,
     /// Whether the LLaMA model (generation panel) is in this build.
     pub model: bool,
 }
@@ -299,6 +301,7 @@ pub fn build_info() -> BuildInfo {
             .map(|k| k.name().to_string())
             .collect(),
         simd128: cfg!(target_feature = "simd128"),
+        relaxed_simd: cfg!(target_feature = "relaxed-simd"),
         model: crate::MODEL_AVAILABLE,
     }
 }

@@ -83,6 +83,46 @@ function close(got, want, rel, what) {
   assert.ok(Math.abs(got - want) <= tol, `${what}: page ${got} vs native ${want} (tolerance ${tol})`);
 }
 
+async function runMatmulPanel(page, which) {
+  await page.selectOption('#mm-size', String(SIZE)).catch(async () => {
+    await page.evaluate((s) => { const o = new Option(String(s)); document.querySelector('#mm-size').add(o); }, SIZE);
+    await page.selectOption('#mm-size', String(SIZE));
+  });
+  await page.$$eval('input[name=mm-backend]', (cs, w) => cs.forEach((c) => { c.checked = w.includes(c.value); }), which);
+  await page.fill('#mm-seed', String(SEED));
+  await page.fill('#mm-repeat', String(REPEAT));
+  await page.click('#mm-run');
+  await page.waitForSelector('#mm-status[data-state=done], #mm-status[data-state=error]', { timeout: 300000 });
+  return page.$$eval('#mm-table tbody tr', (rows) => rows.map((r) => ({
+    backend: r.dataset.backend,
+    sum: r.querySelector('.sum')?.textContent,
+    sumsq: r.querySelector('.sumsq')?.textContent,
+    head: r.querySelector('.head')?.textContent,
+    insum: r.querySelector('.insum')?.textContent,
+    gflops: r.querySelector('.gflops')?.textContent,
+    report: r.dataset.report ? JSON.parse(r.dataset.report) : null,
+    text: r.textContent,
+  })));
+}
+
+// The numbers shown for `backend` against the native run `expected` ({ok} or {err}).
+function compareMatmul(shown, backend, expected) {
+  const row = shown.find((r) => r.backend === backend);
+  assert.ok(row && row.report, `no result row for ${backend}: ${row?.text}`);
+  const w = expected.ok;
+  assert.ok(w, `native run failed: ${expected.err}`);
+  // The seeded inputs are the same bits in both builds.
+  assert.equal(Number(row.insum), w.inputs.sum, 'Σ A,B');
+  assert.deepEqual(row.report.inputs, w.inputs);
+  // The output: exact for the naive loops (same operations in the same order), rounding-close
+  // for the SIMD kernels (AVX natively, SIMD128 here: different summation orders, FMA or not).
+  const exact = backend === 'naive';
+  const head = row.head.split(',').map(Number);
+  close(Number(row.sumsq), w.output.sum_sq, exact ? 0 : 1e-5, 'Σ C²');
+  close(Number(row.sum), w.output.sum, exact ? 0 : (1e-3 * Math.sqrt(w.output.sum_sq)) / Math.max(1, Math.abs(w.output.sum)), 'Σ C');
+  w.output.head.forEach((x, j) => close(head[j], x, exact ? 0 : 1e-4, `C[${j}]`));
+}
+
 const server = { proc: null };
 let browser = null;
 let profile = null;
@@ -127,43 +167,31 @@ async function main() {
 
   // ---- matmul panel vs native ------------------------------------------------------------
   const want = nativeExpect('matmul', backends.map((backend) => ({ backend, m: SIZE, k: SIZE, n: SIZE, seed: SEED, repeat: REPEAT, check: false })));
-  await page.selectOption('#mm-size', String(SIZE)).catch(async () => {
-    await page.evaluate((s) => { const o = new Option(String(s)); document.querySelector('#mm-size').add(o); }, SIZE);
-    await page.selectOption('#mm-size', String(SIZE));
-  });
-  await page.fill('#mm-seed', String(SEED));
-  await page.fill('#mm-repeat', String(REPEAT));
-  await page.click('#mm-run');
-  await page.waitForSelector('#mm-status[data-state=done], #mm-status[data-state=error]', { timeout: 300000 });
-  const shown = await page.$$eval('#mm-table tbody tr', (rows) => rows.map((r) => ({
-    backend: r.dataset.backend,
-    sum: r.querySelector('.sum')?.textContent,
-    sumsq: r.querySelector('.sumsq')?.textContent,
-    head: r.querySelector('.head')?.textContent,
-    insum: r.querySelector('.insum')?.textContent,
-    gflops: r.querySelector('.gflops')?.textContent,
-    report: r.dataset.report ? JSON.parse(r.dataset.report) : null,
-    text: r.textContent,
-  })));
+  const shown = await runMatmulPanel(page, backends);
   for (const [i, backend] of backends.entries()) {
     await check(`matmul ${SIZE}³ ${backend}: page matches native`, async () => {
+      compareMatmul(shown, backend, want[i]);
       const row = shown.find((r) => r.backend === backend);
-      assert.ok(row && row.report, `no result row for ${backend}: ${row?.text}`);
-      const w = want[i].ok;
-      assert.ok(w, `native run failed: ${want[i].err}`);
-      // The seeded inputs are the same bits in both builds.
-      assert.equal(Number(row.insum), w.inputs.sum, 'Σ A,B');
-      assert.deepEqual(row.report.inputs, w.inputs);
-      // The output: exact for the naive loops (same operations in the same order), rounding-close
-      // for the SIMD kernels (AVX natively, simd128 here, different summation orders).
-      const rel = backend === 'naive' ? 0 : backend === 'int8' ? 1e-5 : 1e-5;
-      const head = row.head.split(',').map(Number);
-      close(Number(row.sumsq), w.output.sum_sq, rel, 'Σ C²');
-      close(Number(row.sum), w.output.sum, rel === 0 ? 0 : 1e-3 * Math.sqrt(w.output.sum_sq) / Math.max(1, Math.abs(w.output.sum)), 'Σ C');
-      w.output.head.forEach((x, j) => close(head[j], x, rel === 0 ? 0 : 1e-4, `C[${j}]`));
-      console.log(`     ${backend}: page ${row.gflops} GFLOP/s, native ${w.gflops.toFixed(2)} GFLOP/s (1 thread, ${SIZE}³)`);
+      console.log(`     ${backend}: page ${row.gflops} GFLOP/s, native ${want[i].ok.gflops.toFixed(2)} GFLOP/s (1 thread, ${SIZE}³)`);
     });
   }
+
+  // The plain SIMD128 module (what engines without relaxed SIMD load) computes the same.
+  await check('plain simd128 module (?wasm=simd128): blocked matmul matches native', async () => {
+    const plain = await browser.newPage();
+    try {
+      await plain.goto(`${base}/index.html?wasm=simd128`);
+      await plain.waitForSelector('body[data-ready=true]', { timeout: 60000 });
+      assert.match(await plain.textContent('#build'), /simd128: on · relaxed simd: off/);
+      const i = backends.indexOf('blocked');
+      assert.ok(i >= 0, 'no blocked backend');
+      const rows = await runMatmulPanel(plain, ['blocked']);
+      compareMatmul(rows, 'blocked', want[i]);
+      console.log(`     blocked, plain simd128: page ${rows[0].gflops} GFLOP/s`);
+    } finally {
+      await plain.close();
+    }
+  });
 
   // ---- attention panel: naive refuses past its budget with the library's message ----------
   await check('attention panel: same results and same refusals as native', async () => {
