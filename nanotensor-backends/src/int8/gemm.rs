@@ -18,11 +18,24 @@
 //! Between `kc` blocks the partial sums are added in f32 (each block's i32 result is exact), so a
 //! block must not span more than [`super::kernel::K_MAX`] values of `k`; the caller picks `kc`.
 //!
-//! # Why not the blocked backend's driver
-//! The f32 driver packs plain f32 panels; int8 needs its own packed formats (k grouped by four,
-//! offset-binary B, per-row offset corrections per `kc` block) and a dequantizing epilogue with
-//! per-row and per-column scales, and both operands are quantized before packing. The loop nest is
-//! the same Goto structure and names; only the panel types differ.
+//! # Why not the blocked backend's generic driver
+//! `blocked::gemm` is generic over a `GemmKernel` with `A`/`B`/`C` element types and a `KGROUP`,
+//! so an `i8 × u8 → i32` kernel type-checks in it. It was not used, for structural reasons,
+//! each of which would cost the int8 path speed or exactness:
+//! * its microkernel contract writes the tile in the accumulator type `C` and accumulates across
+//!   `kc` blocks in `C`: for int8 that is an `m × n` i32 matrix plus a second pass to dequantize
+//!   it (`(acc − corr)·sa·sb`), and an i32 sum over all of `k` (the split at `K_MAX` would have
+//!   to wrap the whole driver). Here the dequantization is fused into the microkernel epilogue
+//!   and each `kc` block's exact i32 sum is added in f32;
+//! * the VNNI offset correction `128·Σ_k a[i, k]` has no slot in that contract; here it is
+//!   computed while A is packed and applied per tile;
+//! * its packing converts element by element through a closure; here both operands are
+//!   quantized and packed by vectorised passes (fused for B);
+//! * its tiles are always `MR` rows: a decode row (`m = 1`) would pay `MR×` the multiplies. Here
+//!   the kernels are specialised on the row count (`R = 1..=MR`).
+//!
+//! The loop nest, the names (LOOP 4 … LOOP 1, `MR`, `NR`, `kc`, `mc`) and the one-door kernel
+//! dispatch are the same; only the panel formats and the epilogue differ.
 //!
 //! Decode (`m ≤ MR`) is the same nest with one A panel and `kc` = all of `k`: every B panel is
 //! streamed from memory exactly once — the GEMV path for prepared weights.
