@@ -7,9 +7,9 @@
 //! which every engine maps to registers on x86-64 (16 xmm) and aarch64 (32 v-registers).
 //!
 //! Built with `+relaxed-simd` as well, each multiply-add is one `f32x4.relaxed_madd`, which
-//! engines lower to a fused multiply-add on CPUs that have one (half the instructions of a
-//! multiply then an add: ~1.4× faster in V8). The web demo builds both modules and loads the
-//! relaxed one only where the engine validates it.
+//! engines lower to a fused multiply-add on CPUs that have one: half the instructions of a
+//! multiply then an add (30.6 vs 22.1 GFLOP/s at 512³, interleaved A/B in Node's V8). The web
+//! demo builds both modules and loads the relaxed one only where the engine validates it.
 
 use core::arch::wasm32::*;
 
