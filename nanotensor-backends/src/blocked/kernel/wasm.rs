@@ -57,7 +57,56 @@ impl GemmKernel for WasmF32 {
     }
 }
 
-impl SkinnyKernel for WasmF32 {}
+impl SkinnyKernel for WasmF32 {
+    fn skinny(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[f32], acc: &mut [f32]) {
+        assert!(
+            m >= 1 && b.len() >= kc * NR && acc.len() >= m * NR,
+            "skinny: short buffers"
+        );
+        assert!(x.len() >= (m - 1) * ldx + kc, "skinny: short x");
+        for (i, row) in acc.chunks_exact_mut(NR).take(m).enumerate() {
+            // SAFETY: `self` exists only in a simd128 build; row `i` of `x` holds `kc` values
+            // from `i·ldx` and `b` holds `kc·NR`, both checked above; `row` is NR long.
+            unsafe { skinny_row(kc, x.as_ptr().add(i * ldx), b.as_ptr(), row.as_mut_ptr()) }
+        }
+    }
+}
+
+/// One row of the skinny product: `acc[j] += Σ_p x[p] · b[p·8 + j]`, `j < 8`, with the eight
+/// sums in two registers for the whole depth. The packed panel streams once per row; at decode
+/// (`m = 1`) that is once in all, and for a few rows the 16 KiB panel is re-read from L1/L2.
+///
+/// # Safety
+/// simd128 must be enabled; `x` readable for `kc` floats, `b` for `kc·8`, `acc` read-writable
+/// for 8.
+#[target_feature(enable = "simd128")]
+unsafe fn skinny_row(kc: usize, x: *const f32, b: *const f32, acc: *mut f32) {
+    // SAFETY: `acc` holds 8 floats (caller contract); wasm loads need no alignment.
+    let (mut s0, mut s1) = unsafe {
+        (
+            v128_load(acc as *const v128),
+            v128_load(acc.add(4) as *const v128),
+        )
+    };
+    for p in 0..kc {
+        // SAFETY: depth step `p < kc` of `x` and of the panel are readable (caller contract).
+        let (xp, b0, b1) = unsafe {
+            let bp = b.add(p * NR);
+            (
+                v128_load32_splat(x.add(p) as *const u32),
+                v128_load(bp as *const v128),
+                v128_load(bp.add(4) as *const v128),
+            )
+        };
+        s0 = madd(xp, b0, s0);
+        s1 = madd(xp, b1, s1);
+    }
+    // SAFETY: as for the loads above.
+    unsafe {
+        v128_store(acc as *mut v128, s0);
+        v128_store(acc.add(4) as *mut v128, s1);
+    }
+}
 
 /// `C[0..4, 0..8] (+)= Σ_p A[p·4 + i] · B[p·8 + j]`.
 ///
