@@ -11,7 +11,7 @@ let nextId = 1;
 const pending = new Map(); // id -> {resolve, reject, onEvent}
 
 function startWorker() {
-  worker = new Worker('worker.js', { type: 'module' });
+  worker = new Worker(`worker.js${location.search}`, { type: 'module' });
   worker.onmessage = (ev) => {
     const msg = ev.data;
     const p = pending.get(msg.id);
@@ -107,8 +107,8 @@ function barChart(svg, { title, series, groups, unit }) {
   if (series.length > 1) {
     series.forEach((s, i) => {
       const x = W - 150 + i * 70;
-      svg.append(el('rect', { svg: 1, x, y: 18, width: 10, height: 10, fill: s.color }));
-      svg.append(el('text', { svg: 1, x: x + 14, y: 27 }, s.name));
+      svg.append(el('rect', { svg: 1, x, y: 5, width: 10, height: 10, fill: s.color }));
+      svg.append(el('text', { svg: 1, x: x + 14, y: 14 }, s.name));
     });
   }
   svg.append(el('text', { svg: 1, x: 4, y: top + plotH / 2, transform: `rotate(-90 10 ${top + plotH / 2})` }, unit));
@@ -188,14 +188,17 @@ $('#at-form').addEventListener('submit', async (ev) => {
     tbody.append(tr);
     const g = { label: String(n), values: [], notes: [] };
     for (const [algo, backend] of [['naive', 'naive'], ['flash', flashBackend]]) {
+      tr.dataset[`${algo}Backend`] = backend;
       setStatus(status, 'running', `N=${n}: ${algo}…`);
       try {
-        const r = await call('attention', { backend, algo, heads, seq_len: n, head_dim: headDim, causal, max_memory: budget, seed: 7, repeat: 1 });
+        const r = await call('attention', { backend, algo, heads, seq_len: n, head_dim: headDim, causal, max_memory: budget, seed: 7, repeat: 3 });
         tr.append(el('td', { class: `${algo}-time` }, fmtTime(r.seconds)), el('td', { class: `${algo}-scratch` }, fmtBytes(r.scratch_bytes)));
+        tr.dataset[algo] = JSON.stringify(r);
         g.values.push(r.seconds * 1e3);
         g.notes.push('');
       } catch (e) {
         tr.append(el('td', { class: `${algo}-time refused`, colspan: 2, title: e.message }, 'refused'));
+        tr.dataset[algo] = JSON.stringify({ error: e.message });
         g.values.push(null);
         g.notes.push('✕');
         errors.add(`${algo}, N=${n}: ${e.message}`);
@@ -306,7 +309,7 @@ startWorker();
 call('info')
   .then((i) => {
     info = i;
-    $('#build').textContent = `nanotensor-web ${i.version} · backends: ${i.backends.join(', ')} · simd128: ${i.simd128 ? 'on' : 'off'} · model: ${i.model ? 'yes' : 'not in this build'}`;
+    $('#build').textContent = `nanotensor-web ${i.version} · backends: ${i.backends.join(', ')} · simd128: ${i.simd128 ? 'on' : 'off'} · relaxed simd: ${i.relaxed_simd ? 'on' : 'off'} · model: ${i.model ? 'yes' : 'not in this build'}`;
     const box = $('#mm-backends');
     for (const b of i.backends) {
       const lab = el('label');

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the browser demo into web/pkg: the wasm module (release, simd128) and its JS glue.
+# Builds the browser demo into web/pkg and web/pkg-relaxed: the wasm module (release, simd128;
+# and simd128 + relaxed SIMD) and its JS glue.
 # Installs what it needs: the wasm32 target, and wasm-bindgen-cli at exactly the version the
 # crate pins (the CLI refuses modules made by another version of the crate).
 set -euo pipefail
@@ -17,10 +18,19 @@ if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{p
 fi
 
 # Run from web/ so cargo reads web/.cargo/config.toml (-C target-feature=+simd128).
-cargo build --release --target wasm32-unknown-unknown -p nanotensor-web
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-wasm="$target_dir/wasm32-unknown-unknown/release/nanotensor_web.wasm"
+rm -rf pkg pkg-relaxed
 
-rm -rf pkg
-wasm-bindgen --target web --no-typescript --out-dir pkg "$wasm"
-echo "build.sh: built $(du -h pkg/nanotensor_web_bg.wasm | cut -f1) into web/pkg; serve with: python3 -m http.server -d web 8000"
+# Two modules: SIMD128 for every engine, and SIMD128 + relaxed SIMD (fused multiply-add in the
+# f32 microkernel) for engines that validate it; worker.js picks at run time. The second build
+# has its own target directory so the two never invalidate each other.
+cargo build --release --target wasm32-unknown-unknown -p nanotensor-web
+wasm-bindgen --target web --no-typescript --out-dir pkg \
+  "$target_dir/wasm32-unknown-unknown/release/nanotensor_web.wasm"
+
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+  cargo build --release --target wasm32-unknown-unknown -p nanotensor-web --target-dir "$target_dir/wasm-relaxed"
+wasm-bindgen --target web --no-typescript --out-dir pkg-relaxed \
+  "$target_dir/wasm-relaxed/wasm32-unknown-unknown/release/nanotensor_web.wasm"
+
+echo "build.sh: built $(du -h pkg/nanotensor_web_bg.wasm | cut -f1) into web/pkg and web/pkg-relaxed; serve with: python3 -m http.server -d web 8000"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # The browser-only code (bindings, wasm clock) is invisible to the native workspace clippy.
-cargo clippy --release --target wasm32-unknown-unknown -p nanotensor-web -- -D warnings
+cargo clippy --release --target wasm32-unknown-unknown -p nanotensor-web --no-deps -- -D warnings
 ./build.sh
 
 if [ ! -x /usr/bin/chromium ]; then

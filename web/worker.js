@@ -7,9 +7,29 @@
 //                                 (fatal=true: the page must start a new worker);
 //   'progress' {phase, loaded, total}  while a model loads;
 //   'token'    {token}            one generated token, as soon as it exists.
-import init, * as nt from './pkg/nanotensor_web.js';
-
-const ready = init();
+// Two builds of the module: with relaxed SIMD (fused multiply-add) where the engine validates
+// it, else plain SIMD128. `?wasm=simd128` in the worker's URL forces the plain one.
+let nt = null;
+async function loadModule() {
+  const forcePlain = new URL(self.location.href).searchParams.get('wasm') === 'simd128';
+  if (!forcePlain) {
+    try {
+      const resp = await fetch('./pkg-relaxed/nanotensor_web_bg.wasm');
+      if (resp.ok) {
+        const bytes = await resp.arrayBuffer();
+        if (WebAssembly.validate(bytes)) {
+          const m = await import('./pkg-relaxed/nanotensor_web.js');
+          await m.default({ module_or_path: bytes });
+          return m;
+        }
+      }
+    } catch (_) { /* fall back to the plain build */ }
+  }
+  const m = await import('./pkg/nanotensor_web.js');
+  await m.default();
+  return m;
+}
+const ready = loadModule().then((m) => { nt = m; });
 let model = null;       // nt.WebModel, once loaded
 let stopRequested = false;
 

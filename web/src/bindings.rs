@@ -97,6 +97,16 @@ pub fn last_failure() -> String {
     LAST_PANIC.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
+/// Forgets the failures recorded by earlier calls: the library turns most allocation failures
+/// into an `OutOfMemory` error, after which the instance is fine and a later trap must not be
+/// blamed on them. Every exported call starts with this.
+fn begin() {
+    FAILED_ALLOC.store(0, Ordering::Relaxed);
+    if let Ok(mut last) = LAST_PANIC.lock() {
+        last.clear();
+    }
+}
+
 fn to_js(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
@@ -118,6 +128,7 @@ pub fn build_info() -> Result<String, JsValue> {
 /// Runs a [`MatmulRequest`] (JSON) and returns the [`kernels::MatmulReport`] (JSON).
 #[wasm_bindgen]
 pub fn matmul(request: &str) -> Result<String, JsValue> {
+    begin();
     let req: MatmulRequest = parse(request)?;
     reply(&kernels::run_matmul(&req).map_err(to_js)?)
 }
@@ -125,6 +136,52 @@ pub fn matmul(request: &str) -> Result<String, JsValue> {
 /// Runs an [`AttentionRequest`] (JSON) and returns the [`kernels::AttentionReport`] (JSON).
 #[wasm_bindgen]
 pub fn attention(request: &str) -> Result<String, JsValue> {
+    begin();
     let req: AttentionRequest = parse(request)?;
     reply(&kernels::run_attention(&req).map_err(to_js)?)
+}
+
+/// A loaded model, owned by the worker (see [`crate::session::ModelSession`]).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct WebModel {
+    session: crate::session::ModelSession,
+}
+
+#[wasm_bindgen]
+impl WebModel {
+    /// Parses GGUF `bytes` and prepares the weights for `backend` (`blocked` or `int8`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: Vec<u8>, backend: &str) -> Result<WebModel, JsValue> {
+        begin();
+        let session = crate::session::ModelSession::load(bytes, backend).map_err(to_js)?;
+        Ok(WebModel { session })
+    }
+
+    /// The model's [`crate::session::ModelInfo`] as JSON.
+    pub fn summary(&self) -> Result<String, JsValue> {
+        reply(self.session.info())
+    }
+
+    /// Tokenizes `prompt` and runs the prefill; returns a [`crate::session::StartReport`].
+    pub fn start(
+        &mut self,
+        prompt: &str,
+        kv_cache: bool,
+        max_new_tokens: usize,
+    ) -> Result<String, JsValue> {
+        begin();
+        reply(
+            &self
+                .session
+                .start(prompt, kv_cache, max_new_tokens)
+                .map_err(to_js)?,
+        )
+    }
+
+    /// One decode step; returns a [`crate::session::TokenReport`].
+    pub fn next_token(&mut self) -> Result<String, JsValue> {
+        begin();
+        reply(&self.session.next_token().map_err(to_js)?)
+    }
 }

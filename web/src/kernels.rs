@@ -286,6 +286,8 @@ pub struct BuildInfo {
     pub backends: Vec<String>,
     /// Whether the module was compiled with WebAssembly SIMD (simd128).
     pub simd128: bool,
+    /// Whether it was compiled with relaxed SIMD too (fused multiply-add in the f32 kernel).
+    pub relaxed_simd: bool,
     /// Whether the LLaMA model (generation panel) is in this build.
     pub model: bool,
 }
@@ -299,6 +301,7 @@ pub fn build_info() -> BuildInfo {
             .map(|k| k.name().to_string())
             .collect(),
         simd128: cfg!(target_feature = "simd128"),
+        relaxed_simd: cfg!(target_feature = "relaxed-simd"),
         model: crate::MODEL_AVAILABLE,
     }
 }
@@ -332,6 +335,58 @@ mod tests {
         assert_eq!(rep.output.head.len(), SAMPLE_LEN);
         assert!((rep.output.head[0] - c.as_slice()[0]).abs() < 1e-5);
         assert_eq!(rep.threads, 1);
+    }
+
+    #[test]
+    fn every_compiled_backend_agrees_with_the_float64_reference() {
+        for kind in BackendKind::compiled() {
+            let req = MatmulRequest {
+                backend: kind.name().into(),
+                m: 33,
+                k: 70,
+                n: 19,
+                seed: 5,
+                repeat: 1,
+                check: true,
+            };
+            let rep = run_matmul(&req).unwrap();
+            // int8 rounds both operands to 8 bits: ~1e-4 relative squared error.
+            let bound = if kind == BackendKind::Int8 {
+                1e-3
+            } else {
+                1e-10
+            };
+            assert!(rep.nmse.unwrap() < bound, "{kind}: {rep:?}");
+        }
+    }
+
+    #[test]
+    fn flash_and_naive_attention_agree_where_both_run() {
+        let mut req = AttentionRequest {
+            backend: "naive".into(),
+            algo: "naive".into(),
+            heads: 3,
+            seq_len: 150,
+            head_dim: 16,
+            causal: true,
+            max_memory: 1 << 30,
+            seed: 9,
+            repeat: 1,
+        };
+        let naive = run_attention(&req).unwrap();
+        req.backend = "blocked".into();
+        req.algo = "flash".into();
+        let flash = run_attention(&req).unwrap();
+        assert_eq!(flash.algo, "flash");
+        assert!(
+            flash.scratch_bytes < naive.scratch_bytes,
+            "{flash:?} vs {naive:?}"
+        );
+        let rel = (flash.output.sum_sq - naive.output.sum_sq).abs() / naive.output.sum_sq;
+        assert!(rel < 1e-5, "{flash:?} vs {naive:?}");
+        for (a, b) in flash.output.head.iter().zip(&naive.output.head) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
     }
 
     #[test]

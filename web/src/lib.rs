@@ -1,7 +1,8 @@
 //! NanoTensor in the browser.
 //!
-//! This crate is compiled twice:
-//! - for `wasm32-unknown-unknown` with simd128 (by `web/build.sh`): a `cdylib` whose
+//! This crate is built for the browser and natively:
+//! - for `wasm32-unknown-unknown` with simd128, and once more with relaxed SIMD (by
+//!   `web/build.sh`; the page loads the second where the engine validates it): a `cdylib` whose
 //!   [wasm-bindgen](https://docs.rs/wasm-bindgen) exports the demo page's Web Worker calls
 //!   (`bindings`, browser build only);
 //! - natively, as part of the workspace: the same [`kernels`] functions, which the
@@ -13,9 +14,10 @@
 
 pub mod clock;
 pub mod kernels;
+pub mod session;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 
 /// Whether this build can load a model and generate (the model panel).
-pub const MODEL_AVAILABLE: bool = false;
+pub const MODEL_AVAILABLE: bool = true;

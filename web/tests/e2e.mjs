@@ -9,7 +9,8 @@
 //
 // Environment: NANOTENSOR_MODELS_DIR (default <repo>/models, then /work/models-cache),
 // E2E_MATMUL_SIZE (default 256) and E2E_REPEAT (default 1): the matmul comparison's size and
-// timed repetitions (the page/native GFLOP/s of each backend is printed).
+// timed repetitions (the page/native GFLOP/s of each backend is printed); E2E_GEN_TOKENS
+// (default 8, at most the fixture's 32): greedy tokens generated and compared.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
@@ -26,6 +27,7 @@ const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const SIZE = Number(process.env.E2E_MATMUL_SIZE || 256);
 const SEED = 1234;
 const REPEAT = Number(process.env.E2E_REPEAT || 1);
+const GEN = Math.min(32, Number(process.env.E2E_GEN_TOKENS || 8));
 
 let passed = 0;
 let failed = 0;
@@ -81,6 +83,46 @@ function close(got, want, rel, what) {
   assert.ok(Math.abs(got - want) <= tol, `${what}: page ${got} vs native ${want} (tolerance ${tol})`);
 }
 
+async function runMatmulPanel(page, which) {
+  await page.selectOption('#mm-size', String(SIZE)).catch(async () => {
+    await page.evaluate((s) => { const o = new Option(String(s)); document.querySelector('#mm-size').add(o); }, SIZE);
+    await page.selectOption('#mm-size', String(SIZE));
+  });
+  await page.$$eval('input[name=mm-backend]', (cs, w) => cs.forEach((c) => { c.checked = w.includes(c.value); }), which);
+  await page.fill('#mm-seed', String(SEED));
+  await page.fill('#mm-repeat', String(REPEAT));
+  await page.click('#mm-run');
+  await page.waitForSelector('#mm-status[data-state=done], #mm-status[data-state=error]', { timeout: 300000 });
+  return page.$$eval('#mm-table tbody tr', (rows) => rows.map((r) => ({
+    backend: r.dataset.backend,
+    sum: r.querySelector('.sum')?.textContent,
+    sumsq: r.querySelector('.sumsq')?.textContent,
+    head: r.querySelector('.head')?.textContent,
+    insum: r.querySelector('.insum')?.textContent,
+    gflops: r.querySelector('.gflops')?.textContent,
+    report: r.dataset.report ? JSON.parse(r.dataset.report) : null,
+    text: r.textContent,
+  })));
+}
+
+// The numbers shown for `backend` against the native run `expected` ({ok} or {err}).
+function compareMatmul(shown, backend, expected) {
+  const row = shown.find((r) => r.backend === backend);
+  assert.ok(row && row.report, `no result row for ${backend}: ${row?.text}`);
+  const w = expected.ok;
+  assert.ok(w, `native run failed: ${expected.err}`);
+  // The seeded inputs are the same bits in both builds.
+  assert.equal(Number(row.insum), w.inputs.sum, 'Σ A,B');
+  assert.deepEqual(row.report.inputs, w.inputs);
+  // The output: exact for the naive loops (same operations in the same order), rounding-close
+  // for the SIMD kernels (AVX natively, SIMD128 here: different summation orders, FMA or not).
+  const exact = backend === 'naive';
+  const head = row.head.split(',').map(Number);
+  close(Number(row.sumsq), w.output.sum_sq, exact ? 0 : 1e-5, 'Σ C²');
+  close(Number(row.sum), w.output.sum, exact ? 0 : (1e-3 * Math.sqrt(w.output.sum_sq)) / Math.max(1, Math.abs(w.output.sum)), 'Σ C');
+  w.output.head.forEach((x, j) => close(head[j], x, exact ? 0 : 1e-4, `C[${j}]`));
+}
+
 const server = { proc: null };
 let browser = null;
 let profile = null;
@@ -125,66 +167,68 @@ async function main() {
 
   // ---- matmul panel vs native ------------------------------------------------------------
   const want = nativeExpect('matmul', backends.map((backend) => ({ backend, m: SIZE, k: SIZE, n: SIZE, seed: SEED, repeat: REPEAT, check: false })));
-  await page.selectOption('#mm-size', String(SIZE)).catch(async () => {
-    await page.evaluate((s) => { const o = new Option(String(s)); document.querySelector('#mm-size').add(o); }, SIZE);
-    await page.selectOption('#mm-size', String(SIZE));
-  });
-  await page.fill('#mm-seed', String(SEED));
-  await page.fill('#mm-repeat', String(REPEAT));
-  await page.click('#mm-run');
-  await page.waitForSelector('#mm-status[data-state=done], #mm-status[data-state=error]', { timeout: 300000 });
-  const shown = await page.$$eval('#mm-table tbody tr', (rows) => rows.map((r) => ({
-    backend: r.dataset.backend,
-    sum: r.querySelector('.sum')?.textContent,
-    sumsq: r.querySelector('.sumsq')?.textContent,
-    head: r.querySelector('.head')?.textContent,
-    insum: r.querySelector('.insum')?.textContent,
-    gflops: r.querySelector('.gflops')?.textContent,
-    report: r.dataset.report ? JSON.parse(r.dataset.report) : null,
-    text: r.textContent,
-  })));
+  const shown = await runMatmulPanel(page, backends);
   for (const [i, backend] of backends.entries()) {
     await check(`matmul ${SIZE}³ ${backend}: page matches native`, async () => {
+      compareMatmul(shown, backend, want[i]);
       const row = shown.find((r) => r.backend === backend);
-      assert.ok(row && row.report, `no result row for ${backend}: ${row?.text}`);
-      const w = want[i].ok;
-      assert.ok(w, `native run failed: ${want[i].err}`);
-      // The seeded inputs are the same bits in both builds.
-      assert.equal(Number(row.insum), w.inputs.sum, 'Σ A,B');
-      assert.deepEqual(row.report.inputs, w.inputs);
-      // The output: exact for the naive loops (same operations in the same order), rounding-close
-      // for the SIMD kernels (AVX natively, simd128 here, different summation orders).
-      const rel = backend === 'naive' ? 0 : backend === 'int8' ? 1e-5 : 1e-5;
-      const head = row.head.split(',').map(Number);
-      close(Number(row.sumsq), w.output.sum_sq, rel, 'Σ C²');
-      close(Number(row.sum), w.output.sum, rel === 0 ? 0 : 1e-3 * Math.sqrt(w.output.sum_sq) / Math.max(1, Math.abs(w.output.sum)), 'Σ C');
-      w.output.head.forEach((x, j) => close(head[j], x, rel === 0 ? 0 : 1e-4, `C[${j}]`));
-      console.log(`     ${backend}: page ${row.gflops} GFLOP/s, native ${w.gflops.toFixed(2)} GFLOP/s (1 thread, ${SIZE}³)`);
+      console.log(`     ${backend}: page ${row.gflops} GFLOP/s, native ${want[i].ok.gflops.toFixed(2)} GFLOP/s (1 thread, ${SIZE}³)`);
     });
   }
 
+  // The plain SIMD128 module (what engines without relaxed SIMD load) computes the same.
+  await check('plain simd128 module (?wasm=simd128): blocked matmul matches native', async () => {
+    const plain = await browser.newPage();
+    try {
+      await plain.goto(`${base}/index.html?wasm=simd128`);
+      await plain.waitForSelector('body[data-ready=true]', { timeout: 60000 });
+      assert.match(await plain.textContent('#build'), /simd128: on · relaxed simd: off/);
+      const i = backends.indexOf('blocked');
+      assert.ok(i >= 0, 'no blocked backend');
+      const rows = await runMatmulPanel(plain, ['blocked']);
+      compareMatmul(rows, 'blocked', want[i]);
+      console.log(`     blocked, plain simd128: page ${rows[0].gflops} GFLOP/s`);
+    } finally {
+      await plain.close();
+    }
+  });
+
   // ---- attention panel: naive refuses past its budget with the library's message ----------
-  await check('attention panel: flash/naive run, naive refused past the budget', async () => {
-    await page.fill('#at-ns', '128,256,1024');
-    await page.fill('#at-heads', '2');
-    await page.fill('#at-dim', '32');
+  await check('attention panel: same results and same refusals as native', async () => {
+    const ns = [128, 256, 1024];
+    const cfg = { heads: 2, head_dim: 32, causal: true, max_memory: 1 << 20, seed: 7, repeat: 1 };
+    await page.fill('#at-ns', ns.join(','));
+    await page.fill('#at-heads', String(cfg.heads));
+    await page.fill('#at-dim', String(cfg.head_dim));
     await page.fill('#at-budget', '1'); // 2·256²·4 B = 512 KiB fits; 2·1024²·4 B = 8 MiB does not
     await page.click('#at-run');
     await page.waitForSelector('#at-status[data-state=done]', { timeout: 300000 });
-    const rows = await page.$$eval('#at-table tbody tr', (rs) => rs.map((r) => ({
-      naive: r.querySelector('.naive-time')?.textContent,
-      flash: r.querySelector('.flash-time')?.textContent,
-    })));
-    assert.equal(rows.length, 3);
-    assert.deepEqual(rows.map((r) => r.naive === 'refused'), [false, false, true], JSON.stringify(rows));
-    // Flash attention is in the blocked backend: with it, every N runs in O(N) scratch.
-    if (backends.includes('blocked')) {
-      assert.ok(rows.every((r) => r.flash !== 'refused'), JSON.stringify(rows));
-    }
+    const rows = await page.$$eval('#at-table tbody tr', (rs) => rs.map((r) => ({ ...r.dataset })));
     const errs = await page.$$eval('#at-errors li', (ls) => ls.map((l) => l.textContent));
-    const nat = nativeExpect('attention', [{ backend: 'naive', algo: 'naive', heads: 2, seq_len: 1024, head_dim: 32, causal: true, max_memory: 1 << 20, seed: 7, repeat: 1 }]);
-    assert.ok(nat[0].err, 'native naive attention should refuse too');
-    assert.ok(errs.some((e) => e.includes(nat[0].err)), `page errors ${JSON.stringify(errs)} lack the library message ${nat[0].err}`);
+    assert.equal(rows.length, ns.length);
+    const reqs = [];
+    for (const [i, n] of ns.entries()) {
+      for (const algo of ['naive', 'flash']) reqs.push({ ...cfg, backend: rows[i][`${algo}Backend`], algo, seq_len: n });
+    }
+    const nat = nativeExpect('attention', reqs);
+    for (const [j, req] of reqs.entries()) {
+      const got = JSON.parse(rows[ns.indexOf(req.seq_len)][req.algo]);
+      const what = `${req.algo} (${req.backend}) N=${req.seq_len}`;
+      if (nat[j].err) {
+        assert.equal(got.error, nat[j].err, `${what}: the page must refuse with the library's message`);
+        assert.ok(errs.some((e) => e.includes(nat[j].err)), `${what}: message not shown`);
+      } else {
+        assert.ok(!got.error, `${what}: native ran but the page refused: ${got.error}`);
+        assert.equal(got.algo, nat[j].ok.algo);
+        assert.equal(got.scratch_bytes, nat[j].ok.scratch_bytes, `${what}: scratch`);
+        close(got.output.sum_sq, nat[j].ok.output.sum_sq, 1e-5, `${what}: Σ O²`);
+      }
+    }
+    // The point of the panel: naive fits at small N and is refused past the budget.
+    assert.deepEqual(nat.filter((_, j) => reqs[j].algo === 'naive').map((r) => Boolean(r.err)), [false, false, true]);
+    if (backends.includes('blocked') && nat.some((r, j) => reqs[j].algo === 'flash' && r.ok)) {
+      assert.ok(nat.every((r, j) => reqs[j].algo !== 'flash' || r.ok), 'flash should run at every N');
+    }
   });
 
   // ---- model panel -------------------------------------------------------------------------
@@ -204,7 +248,7 @@ async function main() {
     // f32 weights: the blocked backend (the naive one where blocked is not compiled in).
     const f32 = backends.includes('blocked') ? 'blocked' : 'naive';
     for (const backend of [f32, 'int8'].filter((b) => backends.includes(b))) {
-      await check(`model (${backend}): 8 greedy tokens`, async () => {
+      await check(`model (${backend}): ${GEN} greedy tokens`, async () => {
         // The first load goes through the file picker, the second fetches the served copy.
         if (backend === f32) {
           await page.setInputFiles('#model-file', join(modelsDir, MODEL_FILE));
@@ -217,7 +261,7 @@ async function main() {
         await page.waitForSelector('#load-status[data-state=done], #load-status[data-state=error]', { timeout: 600000 });
         assert.equal(await page.getAttribute('#load-status', 'data-state'), 'done', await page.textContent('#model-error'));
         await page.fill('#gen-prompt', kase.prompt);
-        await page.fill('#gen-max', '8');
+        await page.fill('#gen-max', String(GEN));
         await page.check('#gen-kv');
         await page.click('#gen-run');
         await page.waitForSelector('#gen-status[data-state=done], #gen-status[data-state=error]', { timeout: 600000 });
@@ -226,7 +270,7 @@ async function main() {
         const ids = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
         console.log(`     ${backend}: ${status}; ids ${ids.join(' ')}`);
         if (backend !== 'int8') {
-          assert.deepEqual(ids, kase.f32_token_ids.slice(0, 8));
+          assert.deepEqual(ids, kase.f32_token_ids.slice(0, GEN));
           // Without the KV cache every step recomputes the whole prefix: same function, same ids.
           await page.uncheck('#gen-kv');
           await page.fill('#gen-max', '4');
