@@ -87,5 +87,20 @@ if ! skipped asan; then
   rm -f "$log"
 fi
 
+# ---------------------------------------------------------------------------------------------
+step "bad input: a backend left out of the build is refused by name (naive-only binary)"
+# Same target dir as scripts/test's "each backend feature alone" step, so only a relink.
+cargo build --quiet -p nanotensor-cli --no-default-features --features naive
+set +e
+msg=$(target/debug/nanotensor matmul --backend blocked --m 4 --k 4 --n 4 2>&1 >/dev/null)
+code=$?
+set -e
+echo "exit $code: $msg"
+if [[ $code -ne 2 || $msg != *"not compiled in"* || $msg != *"--features blocked"* || $(wc -l <<<"$msg") -ne 1 ]]; then
+  echo "FAIL: expected exit 2 and one line naming the missing feature" >&2
+  exit 1
+fi
+summary+=("backend not compiled in: exit 2, \"$msg\"")
+
 step "summary ($((SECONDS - start)) s)"
 for line in "${summary[@]}"; do echo "  $line"; done

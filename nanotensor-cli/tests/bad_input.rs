@@ -83,7 +83,10 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
     let missing = s.path("missing.gguf");
     let dir = s.0.to_str().unwrap().to_string();
     let truncated = s.file("truncated.gguf", &truncated_gguf());
-    let magic = s.file("magic.gguf", b"GGML\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    let magic = s.file(
+        "magic.gguf",
+        b"GGML\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    );
     let empty = s.file("empty.gguf", b"");
     let latin1 = s.file("latin1.txt", b"caf\xe9 cr\xe8me\n");
     let svg = s.path("chart.svg");
@@ -99,34 +102,182 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
 
     // (name, arguments, a word the message must contain, a file that must not exist afterwards)
     let cases: Vec<(&str, Vec<String>, &str, Option<&str>)> = vec![
-        ("missing model file (info)", with(p(&["info", "--model"]), &[&missing]), "missing.gguf", None),
-        ("missing model file (generate)", with(gen.clone(), &["--model", &missing]), "fetch-model", None),
-        ("missing text file (tokenize)", with(p(&["tokenize", "--file"]), &[&s.path("none.txt")]), "none.txt", None),
-        ("missing raw f32 file (quantize)", with(p(&["quantize", "--file"]), &[&s.path("none.f32")]), "none.f32", None),
-        ("directory as model (info)", with(p(&["info", "--model"]), &[&dir]), "directory", None),
-        ("directory as model (generate)", with(gen.clone(), &["--model", &dir]), "directory", None),
-        ("directory as text (tokenize)", with(p(&["tokenize", "--file"]), &[&dir]), "directory", None),
-        ("truncated GGUF (info)", with(p(&["info", "--model"]), &[&truncated]), "truncated", None),
-        ("truncated GGUF (generate)", with(gen.clone(), &["--model", &truncated]), "truncated", None),
-        ("empty file as GGUF", with(p(&["info", "--model"]), &[&empty]), "truncated", None),
-        ("wrong magic (info)", with(p(&["info", "--model"]), &[&magic]), "magic", None),
-        ("wrong magic (generate)", with(gen.clone(), &["--model", &magic]), "magic", None),
-        ("non-UTF-8 text file (tokenize)", with(p(&["tokenize", "--file"]), &[&latin1]), "UTF-8", None),
-        ("empty prompt", p(&["generate", "--prompt", ""]), "prompt", None),
-        ("--max-tokens 0", with(gen.clone(), &["--max-tokens", "0"]), "max-tokens", None),
-        ("negative temperature", with(gen.clone(), &["--temperature", "-1"]), "temperature", None),
-        ("NaN temperature", with(gen.clone(), &["--temperature", "NaN"]), "temperature", None),
-        ("infinite temperature", with(gen.clone(), &["--temperature", "inf"]), "temperature", None),
-        ("--threads 0 (generate)", with(gen.clone(), &["--threads", "0"]), "threads", None),
-        ("--threads 0 (matmul)", with(mm.clone(), &["--threads", "0"]), "threads", None),
-        ("absurd size (matmul --m 1e9)", p(&["matmul", "--m", "1000000000", "--k", "100000", "--n", "100000"]), "memory budget", None),
-        ("absurd size (attention --seq-len 1e9)", p(&["attention", "--seq-len", "1000000000", "--head-dim", "64"]), "memory", None),
-        ("unknown backend (matmul)", with(mm.clone(), &["--backend", "cuda"]), "unknown backend", None),
-        ("unknown backend (generate)", with(gen.clone(), &["--backend", "tpu"]), "unknown backend", None),
-        ("attention-scaling --threads 0", with(scaling.clone(), &[&svg, "--threads", "0"]), "threads", Some(&svg)),
-        ("attention-scaling unknown backend", with(scaling.clone(), &[&svg, "--backend", "cuda"]), "unknown backend", Some(&svg)),
-        ("attention-scaling into a missing directory", with(scaling.clone(), &[&svg_in_missing_dir]), "chart.svg", Some(&svg_in_missing_dir)),
-        ("attention-scaling into a directory", with(scaling.clone(), &[&dir]), "directory", None),
+        (
+            "missing model file (info)",
+            with(p(&["info", "--model"]), &[&missing]),
+            "missing.gguf",
+            None,
+        ),
+        (
+            "missing model file (generate)",
+            with(gen.clone(), &["--model", &missing]),
+            "fetch-model",
+            None,
+        ),
+        (
+            "missing text file (tokenize)",
+            with(p(&["tokenize", "--file"]), &[&s.path("none.txt")]),
+            "none.txt",
+            None,
+        ),
+        (
+            "missing raw f32 file (quantize)",
+            with(p(&["quantize", "--file"]), &[&s.path("none.f32")]),
+            "none.f32",
+            None,
+        ),
+        (
+            "directory as model (info)",
+            with(p(&["info", "--model"]), &[&dir]),
+            "directory",
+            None,
+        ),
+        (
+            "directory as model (generate)",
+            with(gen.clone(), &["--model", &dir]),
+            "directory",
+            None,
+        ),
+        (
+            "directory as text (tokenize)",
+            with(p(&["tokenize", "--file"]), &[&dir]),
+            "directory",
+            None,
+        ),
+        (
+            "truncated GGUF (info)",
+            with(p(&["info", "--model"]), &[&truncated]),
+            "truncated",
+            None,
+        ),
+        (
+            "truncated GGUF (generate)",
+            with(gen.clone(), &["--model", &truncated]),
+            "truncated",
+            None,
+        ),
+        (
+            "empty file as GGUF",
+            with(p(&["info", "--model"]), &[&empty]),
+            "truncated",
+            None,
+        ),
+        (
+            "wrong magic (info)",
+            with(p(&["info", "--model"]), &[&magic]),
+            "magic",
+            None,
+        ),
+        (
+            "wrong magic (generate)",
+            with(gen.clone(), &["--model", &magic]),
+            "magic",
+            None,
+        ),
+        (
+            "non-UTF-8 text file (tokenize)",
+            with(p(&["tokenize", "--file"]), &[&latin1]),
+            "UTF-8",
+            None,
+        ),
+        (
+            "empty prompt",
+            p(&["generate", "--prompt", ""]),
+            "prompt",
+            None,
+        ),
+        (
+            "--max-tokens 0",
+            with(gen.clone(), &["--max-tokens", "0"]),
+            "max-tokens",
+            None,
+        ),
+        (
+            "negative temperature",
+            with(gen.clone(), &["--temperature", "-1"]),
+            "temperature",
+            None,
+        ),
+        (
+            "NaN temperature",
+            with(gen.clone(), &["--temperature", "NaN"]),
+            "temperature",
+            None,
+        ),
+        (
+            "infinite temperature",
+            with(gen.clone(), &["--temperature", "inf"]),
+            "temperature",
+            None,
+        ),
+        (
+            "--threads 0 (generate)",
+            with(gen.clone(), &["--threads", "0"]),
+            "threads",
+            None,
+        ),
+        (
+            "--threads 0 (matmul)",
+            with(mm.clone(), &["--threads", "0"]),
+            "threads",
+            None,
+        ),
+        (
+            "absurd size (matmul --m 1e9)",
+            p(&[
+                "matmul",
+                "--m",
+                "1000000000",
+                "--k",
+                "100000",
+                "--n",
+                "100000",
+            ]),
+            "memory budget",
+            None,
+        ),
+        (
+            "absurd size (attention --seq-len 1e9)",
+            p(&["attention", "--seq-len", "1000000000", "--head-dim", "64"]),
+            "memory",
+            None,
+        ),
+        (
+            "unknown backend (matmul)",
+            with(mm.clone(), &["--backend", "cuda"]),
+            "unknown backend",
+            None,
+        ),
+        (
+            "unknown backend (generate)",
+            with(gen.clone(), &["--backend", "tpu"]),
+            "unknown backend",
+            None,
+        ),
+        (
+            "attention-scaling --threads 0",
+            with(scaling.clone(), &[&svg, "--threads", "0"]),
+            "threads",
+            Some(&svg),
+        ),
+        (
+            "attention-scaling unknown backend",
+            with(scaling.clone(), &[&svg, "--backend", "cuda"]),
+            "unknown backend",
+            Some(&svg),
+        ),
+        (
+            "attention-scaling into a missing directory",
+            with(scaling.clone(), &[&svg_in_missing_dir]),
+            "chart.svg",
+            Some(&svg_in_missing_dir),
+        ),
+        (
+            "attention-scaling into a directory",
+            with(scaling.clone(), &[&dir]),
+            "directory",
+            None,
+        ),
     ];
     let mut report = String::new();
     for (name, args, needle, no_file) in &cases {
@@ -148,7 +299,17 @@ fn a_backend_not_compiled_in_is_named_with_its_feature() {
             continue;
         }
         let line = expect_user_error(
-            &["matmul", "--backend", kind.name(), "--m", "4", "--k", "4", "--n", "4"],
+            &[
+                "matmul",
+                "--backend",
+                kind.name(),
+                "--m",
+                "4",
+                "--k",
+                "4",
+                "--n",
+                "4",
+            ],
             "not compiled in",
             None,
         );
@@ -180,7 +341,10 @@ fn bad_inputs_that_need_the_model() {
     // SmolLM2's context is 8192 tokens; "a " is one token each.
     let long = "a ".repeat(9000);
     for (args, needle) in [
-        (vec!["generate", "--prompt", long.as_str()], "exceed the context"),
+        (
+            vec!["generate", "--prompt", long.as_str()],
+            "exceed the context",
+        ),
         (vec!["perplexity", "--file", latin1.as_str()], "UTF-8"),
         (vec!["tokenize", "--file", latin1.as_str()], "UTF-8"),
     ] {

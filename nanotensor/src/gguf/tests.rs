@@ -296,6 +296,7 @@ fn summary_totals_by_type() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot mmap a file")]
 fn open_maps_a_file_from_disk() {
     let path = std::env::temp_dir().join(format!("nanotensor-gguf-{}.gguf", std::process::id()));
     std::fs::write(&path, sample().build()).unwrap();
