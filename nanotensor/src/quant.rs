@@ -552,7 +552,10 @@ mod tests {
         let d = q.dequantize::<f32>().unwrap();
         assert_eq!(q.codes(), &[-127, 0, 127]);
         for (a, b) in x.iter().zip(d.as_slice()) {
-            assert!(b.is_finite() && (a - b).abs() <= q.scales()[0] / 2.0, "{a} -> {b}");
+            assert!(
+                b.is_finite() && (a - b).abs() <= q.scales()[0] / 2.0,
+                "{a} -> {b}"
+            );
         }
     }
 
