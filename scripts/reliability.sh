@@ -67,9 +67,10 @@ if ! skipped miri; then
 
   step "miri: portable kernel paths (nanotensor-backends --lib, kernel tests)"
   # Under cfg(miri) every kernel `detect()` picks the portable kernel (Miri cannot run SIMD
-  # intrinsics); the `kernel` filter selects the microkernel, softmax and exp tests of the
-  # blocked, int8 and flash backends.
-  cargo +nightly miri test -p nanotensor-backends --lib --all-features -- kernel 2>&1 | tee "$log"
+  # intrinsics); the `kernel::` filter selects the microkernel, softmax and exp tests of the
+  # blocked, int8 and flash backends (`blocked::kernel::tests`, ...). Tests that go through the
+  # rayon pool are left out: crossbeam-epoch trips Miri's experimental Stacked Borrows model.
+  cargo +nightly miri test -p nanotensor-backends --lib --all-features -- kernel:: 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
   summary+=("miri nanotensor-backends kernels: $n tests passed")
   rm -f "$log"
