@@ -530,6 +530,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "65,536 elements: minutes under Miri")]
     fn report_matches_definitions_on_gaussian_data() {
         let x = Tensor::<f32>::randn(&[256, 256], 1.0, 3).unwrap();
         let q = QTensor::quantize(&x, Granularity::PerTensor).unwrap();

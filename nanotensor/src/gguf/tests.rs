@@ -550,6 +550,7 @@ fn deep_nesting_is_refused_without_recursing_forever() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "minutes under Miri; the gguf fuzz target covers it")]
 fn no_single_byte_corruption_panics() {
     // Set every byte of the sample file to a few values; each variant must parse or fail with
     // an error, and a variant that parses must survive every accessor.
