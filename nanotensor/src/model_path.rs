@@ -52,18 +52,24 @@ fn search(
         searched,
         fetch: FETCH_COMMAND,
     };
+    // A path that exists but is a directory says so instead of only "not found".
+    let what = |p: &Path| if p.is_dir() { ", is a directory" } else { "" };
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok(p.to_path_buf())
         } else {
-            Err(not_found(format!("{} (--model)", p.display())))
+            Err(not_found(format!("{} (--model{})", p.display(), what(p))))
         };
     }
     if let Some(p) = env_model.filter(|v| !v.is_empty()).map(PathBuf::from) {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(not_found(format!("{} (${MODEL_ENV})", p.display())))
+            Err(not_found(format!(
+                "{} (${MODEL_ENV}{})",
+                p.display(),
+                what(&p)
+            )))
         };
     }
     let mut candidates = Vec::new();

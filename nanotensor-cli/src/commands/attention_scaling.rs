@@ -77,6 +77,7 @@ pub struct Row {
 /// Runs `nanotensor attention-scaling`.
 pub fn run(args: Args) -> Result<()> {
     let (kind, opts) = backend_choice(&args.backend, args.threads)?;
+    chart::check_destination(&args.out)?;
     let (backend, threads, rows) = with_backend(kind, opts, Sweep { args: &args })?;
     chart::write(&args.out, &rows, backend, args.heads, args.head_dim)?;
     if args.json {

@@ -207,6 +207,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "statistical: tens of thousands of draws")]
     fn temperature_one_follows_softmax() {
         // Logits ln[1, 2, 5]: probabilities 1/8, 2/8, 5/8.
         let z = [1f32.ln(), 2f32.ln(), 5f32.ln()];
@@ -223,6 +224,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "statistical: tens of thousands of draws")]
     fn temperature_sharpens_and_flattens() {
         // T = 0.5 squares the odds: ln[1, 2] → probabilities 1/5, 4/5.
         let z = [0.0, 2f32.ln()];
@@ -243,6 +245,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "statistical: tens of thousands of draws")]
     fn top_k_keeps_only_the_k_best() {
         let z = [0.0, 3.0, 1.0, 2.0, 2.5];
         let cfg = SamplerConfig {
@@ -258,6 +261,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "statistical: tens of thousands of draws")]
     fn top_p_keeps_the_smallest_nucleus() {
         // Probabilities 0.5, 0.3, 0.15, 0.05 (logits ln p).
         let z = [0.5f32.ln(), 0.3f32.ln(), 0.15f32.ln(), 0.05f32.ln()];

@@ -184,10 +184,11 @@ impl F32Kernel {
         }
     }
 
-    /// Every f32 kernel this CPU can run, best first (tests run each of them).
+    /// Every f32 kernel this CPU can run, best first (tests run each of them). Under Miri, which
+    /// cannot run SIMD intrinsics, only the portable kernel.
     pub fn available() -> Vec<F32Kernel> {
         let mut v = Vec::new();
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        #[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
         {
             if let Some(k) = avx512::Avx512F32::new() {
                 v.push(F32Kernel::Avx512(k));

@@ -41,9 +41,10 @@ pub enum Isa {
     Portable,
 }
 
-/// The best instruction set this CPU supports (checked at run time; cached by std).
+/// The best instruction set this CPU supports (checked at run time; cached by std). Under Miri,
+/// which cannot run SIMD intrinsics, always the portable path.
 pub fn detect() -> Isa {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         use std::arch::is_x86_feature_detected as has;
         // Avx512 also implies avx2 + fma (every AVX-512 CPU has them; the decode helpers rely on it).

@@ -20,7 +20,13 @@ fn randv(n: usize, seed: u64) -> Vec<f32> {
 #[test]
 fn qk_and_pv_tiles_match_scalar_loops() {
     for isa in isas() {
-        for (rows, d, stride) in [(64, 64, 64), (13, 7, 9), (1, 1, 1), (9, 33, 40)] {
+        // The 64-row tile is left out under Miri (minutes there); the odd shapes stay.
+        let big = if cfg!(miri) {
+            (9, 33, 40)
+        } else {
+            (64, 64, 64)
+        };
+        for (rows, d, stride) in [big, (13, 7, 9), (1, 1, 1), (9, 33, 40)] {
             let k = randv((rows - 1) * stride + d, 1);
             let qt = randv(d * LANES, 2);
             let mut s = vec![0.0f32; rows * LANES];

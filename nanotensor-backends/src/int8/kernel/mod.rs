@@ -109,19 +109,22 @@ impl Kernel {
         }
     }
 
-    /// The kernel `kind` if this CPU supports it.
+    /// The kernel `kind` if this CPU supports it. Under Miri, which cannot run SIMD intrinsics,
+    /// only the portable kernel.
     pub fn new(kind: KernelKind) -> Option<Self> {
         let ok = match kind {
             KernelKind::Portable => true,
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(miri)]
+            _ => false,
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
             KernelKind::Avx512Vnni => {
                 is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
             KernelKind::Avx2 => is_x86_feature_detected!("avx2"),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(all(not(target_arch = "x86_64"), not(miri)))]
             _ => false,
         };
         ok.then_some(Kernel { kind })

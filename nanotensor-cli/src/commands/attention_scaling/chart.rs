@@ -27,8 +27,68 @@ fn color(algo: AttentionAlgo) -> RGBColor {
 }
 
 /// Writes the two-panel chart of `rows` to `path`.
+///
+/// The SVG is rendered in memory, written to a temporary file beside `path` and renamed over it,
+/// so a failed write never leaves a partial chart behind.
 pub fn write(path: &Path, rows: &[Row], backend: &str, heads: u64, head_dim: u64) -> Result<()> {
-    let root = SVGBackend::new(path, (1100, 460)).into_drawing_area();
+    let mut svg = String::new();
+    draw(&mut svg, rows, backend, heads, head_dim)?;
+    write_whole(path, svg.as_bytes())
+}
+
+/// Checks, before the sweep runs, that `path` can be a chart file: not a directory, and in a
+/// directory that exists.
+///
+/// # Errors
+/// [`Error::Io`] naming `path` and the problem.
+pub fn check_destination(path: &Path) -> Result<()> {
+    let io = |kind, msg: String| Error::Io {
+        op: "attention-scaling",
+        path: path.display().to_string(),
+        source: std::io::Error::new(kind, msg),
+    };
+    if path.is_dir() {
+        return Err(io(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory, not a file path".into(),
+        ));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(io(
+            std::io::ErrorKind::NotFound,
+            format!("the directory {} does not exist", parent.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary sibling file and a rename.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    check_destination(path)?;
+    let io = |source| Error::Io {
+        op: "attention-scaling",
+        path: path.display().to_string(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Draws the chart into `svg`.
+fn draw(svg: &mut String, rows: &[Row], backend: &str, heads: u64, head_dim: u64) -> Result<()> {
+    let root = SVGBackend::with_string(svg, (1100, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let root = root
         .titled(

@@ -1,0 +1,353 @@
+//! The bad-input suite: one table of everything a user can get wrong on the command line or in
+//! the files they pass, across subcommands. Each case must exit with status 2, print exactly one
+//! line on stderr naming the problem (checked by a word it must contain), print nothing on
+//! stdout, not panic, and leave no output file behind.
+//!
+//! Cases that need the real model (prompt longer than the context, a non-UTF-8 perplexity text)
+//! run when it is present and skip otherwise, unless `NANOTENSOR_REQUIRE_MODEL` is set (as
+//! `scripts/test`, hence CI, does): then they fail. Related one-subcommand checks live in
+//! `cli.rs`, `generate_cli.rs` and `model_cli.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A scratch directory removed at the end of the test.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("nanotensor-bad-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the binary and checks the user-error contract; returns the stderr line.
+fn expect_user_error(args: &[&str], needle: &str, no_file: Option<&str>) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_nanotensor"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "{args:?}: `{needle}` not in: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} printed to stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    if let Some(f) = no_file {
+        assert!(!Path::new(f).exists(), "{args:?} left {f} behind");
+    }
+    stderr.trim_end().to_string()
+}
+
+/// A GGUF header that promises one metadata pair, cut inside the key.
+fn truncated_gguf() -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes()); // tensors
+    b.extend(1u64.to_le_bytes()); // metadata pairs
+    b.extend(20u64.to_le_bytes()); // key length 20 …
+    b.extend(b"general."); // … but only 8 bytes follow
+    b
+}
+
+#[test]
+fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
+    let s = Scratch::new("table");
+    let missing = s.path("missing.gguf");
+    let dir = s.0.to_str().unwrap().to_string();
+    let truncated = s.file("truncated.gguf", &truncated_gguf());
+    let magic = s.file(
+        "magic.gguf",
+        b"GGML\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    );
+    let empty = s.file("empty.gguf", b"");
+    let latin1 = s.file("latin1.txt", b"caf\xe9 cr\xe8me\n");
+    let svg = s.path("chart.svg");
+    let svg_in_missing_dir = s.path("no/such/dir/chart.svg");
+    let p = |v: &[&'static str]| -> Vec<String> { v.iter().map(|x| x.to_string()).collect() };
+    let with = |mut v: Vec<String>, extra: &[&str]| {
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let gen = p(&["generate", "--prompt", "Hello"]);
+    let mm = p(&["matmul", "--m", "4", "--k", "4", "--n", "4"]);
+    let scaling = p(&["attention-scaling", "--max-n", "128", "--out"]);
+
+    // (name, arguments, a word the message must contain, a file that must not exist afterwards)
+    let cases: Vec<(&str, Vec<String>, &str, Option<&str>)> = vec![
+        (
+            "missing model file (info)",
+            with(p(&["info", "--model"]), &[&missing]),
+            "missing.gguf",
+            None,
+        ),
+        (
+            "missing model file (generate)",
+            with(gen.clone(), &["--model", &missing]),
+            "fetch-model",
+            None,
+        ),
+        (
+            "missing text file (tokenize)",
+            with(p(&["tokenize", "--file"]), &[&s.path("none.txt")]),
+            "none.txt",
+            None,
+        ),
+        (
+            "missing raw f32 file (quantize)",
+            with(p(&["quantize", "--file"]), &[&s.path("none.f32")]),
+            "none.f32",
+            None,
+        ),
+        (
+            "directory as model (info)",
+            with(p(&["info", "--model"]), &[&dir]),
+            "directory",
+            None,
+        ),
+        (
+            "directory as model (generate)",
+            with(gen.clone(), &["--model", &dir]),
+            "directory",
+            None,
+        ),
+        (
+            "directory as text (tokenize)",
+            with(p(&["tokenize", "--file"]), &[&dir]),
+            "directory",
+            None,
+        ),
+        (
+            "truncated GGUF (info)",
+            with(p(&["info", "--model"]), &[&truncated]),
+            "truncated",
+            None,
+        ),
+        (
+            "truncated GGUF (generate)",
+            with(gen.clone(), &["--model", &truncated]),
+            "truncated",
+            None,
+        ),
+        (
+            "empty file as GGUF",
+            with(p(&["info", "--model"]), &[&empty]),
+            "truncated",
+            None,
+        ),
+        (
+            "wrong magic (info)",
+            with(p(&["info", "--model"]), &[&magic]),
+            "magic",
+            None,
+        ),
+        (
+            "wrong magic (generate)",
+            with(gen.clone(), &["--model", &magic]),
+            "magic",
+            None,
+        ),
+        (
+            "non-UTF-8 text file (tokenize)",
+            with(p(&["tokenize", "--file"]), &[&latin1]),
+            "UTF-8",
+            None,
+        ),
+        (
+            "empty prompt",
+            p(&["generate", "--prompt", ""]),
+            "prompt",
+            None,
+        ),
+        (
+            "--max-tokens 0",
+            with(gen.clone(), &["--max-tokens", "0"]),
+            "max-tokens",
+            None,
+        ),
+        (
+            "negative temperature",
+            with(gen.clone(), &["--temperature", "-1"]),
+            "temperature",
+            None,
+        ),
+        (
+            "NaN temperature",
+            with(gen.clone(), &["--temperature", "NaN"]),
+            "temperature",
+            None,
+        ),
+        (
+            "infinite temperature",
+            with(gen.clone(), &["--temperature", "inf"]),
+            "temperature",
+            None,
+        ),
+        (
+            "--threads 0 (generate)",
+            with(gen.clone(), &["--threads", "0"]),
+            "threads",
+            None,
+        ),
+        (
+            "--threads 0 (matmul)",
+            with(mm.clone(), &["--threads", "0"]),
+            "threads",
+            None,
+        ),
+        (
+            "absurd size (matmul --m 1e9)",
+            p(&[
+                "matmul",
+                "--m",
+                "1000000000",
+                "--k",
+                "100000",
+                "--n",
+                "100000",
+            ]),
+            "memory budget",
+            None,
+        ),
+        (
+            "absurd size (attention --seq-len 1e9)",
+            p(&["attention", "--seq-len", "1000000000", "--head-dim", "64"]),
+            "memory",
+            None,
+        ),
+        (
+            "unknown backend (matmul)",
+            with(mm.clone(), &["--backend", "cuda"]),
+            "unknown backend",
+            None,
+        ),
+        (
+            "unknown backend (generate)",
+            with(gen.clone(), &["--backend", "tpu"]),
+            "unknown backend",
+            None,
+        ),
+        (
+            "attention-scaling --threads 0",
+            with(scaling.clone(), &[&svg, "--threads", "0"]),
+            "threads",
+            Some(&svg),
+        ),
+        (
+            "attention-scaling unknown backend",
+            with(scaling.clone(), &[&svg, "--backend", "cuda"]),
+            "unknown backend",
+            Some(&svg),
+        ),
+        (
+            "attention-scaling into a missing directory",
+            with(scaling.clone(), &[&svg_in_missing_dir]),
+            "chart.svg",
+            Some(&svg_in_missing_dir),
+        ),
+        (
+            "attention-scaling into a directory",
+            with(scaling.clone(), &[&dir]),
+            "directory",
+            None,
+        ),
+    ];
+    let mut report = String::new();
+    for (name, args, needle, no_file) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let line = expect_user_error(&args, needle, *no_file);
+        report.push_str(&format!("  {name}: {line}\n"));
+    }
+    // The closing note's list of cases and messages (visible with `--nocapture`).
+    println!("{} bad-input cases, all exit 2:\n{report}", cases.len());
+}
+
+/// A backend that is not compiled in: only checkable on a build that leaves one out, so this runs
+/// against whatever this build lacks (nothing, with `--all-features`; `scripts/reliability.sh`
+/// also runs a naive-only binary with `--backend blocked`).
+#[test]
+fn a_backend_not_compiled_in_is_named_with_its_feature() {
+    for kind in nanotensor_backends::BackendKind::ALL {
+        if kind.is_compiled() {
+            continue;
+        }
+        let line = expect_user_error(
+            &[
+                "matmul",
+                "--backend",
+                kind.name(),
+                "--m",
+                "4",
+                "--k",
+                "4",
+                "--n",
+                "4",
+            ],
+            "not compiled in",
+            None,
+        );
+        assert!(line.contains(kind.feature()), "{line}");
+    }
+}
+
+fn have_model() -> bool {
+    match nanotensor::model_path::find_model(None) {
+        Ok(_) => true,
+        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
+            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
+        }
+        Err(e) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "bad_input: SKIPPING model cases: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_that_need_the_model() {
+    if !have_model() {
+        return;
+    }
+    let s = Scratch::new("model");
+    let latin1 = s.file("latin1.txt", b"caf\xe9 cr\xe8me, na\xefve\n");
+    // SmolLM2's context is 8192 tokens; "a " is one token each.
+    let long = "a ".repeat(9000);
+    for (args, needle) in [
+        (
+            vec!["generate", "--prompt", long.as_str()],
+            "exceed the context",
+        ),
+        (vec!["perplexity", "--file", latin1.as_str()], "UTF-8"),
+        (vec!["tokenize", "--file", latin1.as_str()], "UTF-8"),
+    ] {
+        expect_user_error(&args, needle, None);
+    }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Reliability checks of NanoTensor (issue 9), called by scripts/test:
+#   1. fuzzing (cargo-fuzz / libFuzzer): GGUF reader, tokenizer, quantizer, bounded time each;
+#   2. Miri: the core crate's unit tests and the portable kernel paths of the backends;
+#   3. AddressSanitizer: the SIMD kernel tests of the backends.
+# (The property tests, the CLI bad-input suite and the concurrency test are ordinary cargo tests
+# that scripts/test runs with the rest.)
+# Installs what it needs (nightly components, cargo-fuzz). Exits non-zero on any failure.
+#
+# Environment: FUZZ_SECONDS_GGUF (default 60), FUZZ_SECONDS (default 30, the other targets);
+# RELIABILITY_SKIP="fuzz miri asan" to skip steps locally (never in CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n== reliability: %s\n' "$*"; }
+skipped() { [[ " ${RELIABILITY_SKIP:-} " == *" $1 "* ]]; }
+start=$SECONDS
+summary=()
+
+step "nightly toolchain, miri, rust-src, cargo-fuzz"
+rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
+rustup +nightly component add miri rust-src
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+cargo +nightly fuzz --version
+
+# ---------------------------------------------------------------------------------------------
+if ! skipped fuzz; then
+  step "fuzz: build the targets"
+  (cd fuzz && cargo +nightly fuzz build -O)
+  # Corpus directories libFuzzer grows are scratch copies; the committed seeds stay as they are.
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  for target in gguf tokenizer quantize; do
+    if [[ $target == gguf ]]; then secs=${FUZZ_SECONDS_GGUF:-60}; else secs=${FUZZ_SECONDS:-30}; fi
+    step "fuzz: $target for ${secs}s"
+    mkdir -p "$work/$target"
+    cp fuzz/corpus/"$target"/seed-* "$work/$target/"
+    log="$work/$target.log"
+    # -malloc_limit_mb: any single allocation above 256 MB is a crash (inputs are ≤ 64 KB, so a
+    # reader that allocates by a header's claimed count instead of the file's size trips it);
+    # -rss_limit_mb bounds the whole process.
+    if ! (cd fuzz && cargo +nightly fuzz run -O "$target" "$work/$target" -- \
+          -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=256 \
+          -print_final_stats=1 -artifact_prefix="$ROOT/fuzz/artifacts/$target-" ) >"$log" 2>&1; then
+      tail -n 60 "$log"
+      echo "FAIL: fuzz target $target crashed (reproducer under fuzz/artifacts/)" >&2
+      exit 1
+    fi
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    corpus=$(ls "$work/$target" | wc -l)
+    echo "fuzz $target: ${execs:-?} executions in ${secs}s, no crash (corpus $corpus inputs)"
+    summary+=("fuzz $target: ${execs:-?} executions, 0 crashes")
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------
+if ! skipped miri; then
+  step "miri: core crate unit tests (nanotensor --lib)"
+  # Deterministic floats: Miri otherwise perturbs transcendental results and NaN payloads on purpose,
+  # which exact-value tests (hand-computed logs, NaN bit patterns) rightly reject.
+  export MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation -Zmiri-deterministic-floats"
+  log=$(mktemp)
+  cargo +nightly miri test -p nanotensor --lib 2>&1 | tee "$log"
+  n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
+  summary+=("miri nanotensor --lib: $n tests passed")
+
+  step "miri: portable kernel paths (nanotensor-backends --lib, kernel tests)"
+  # Under cfg(miri) every kernel `detect()` picks the portable kernel (Miri cannot run SIMD
+  # intrinsics); the `kernel::` filter selects the microkernel, softmax and exp tests of the
+  # blocked, int8 and flash backends (`blocked::kernel::tests`, ...). Tests that go through the
+  # rayon pool are left out: crossbeam-epoch trips Miri's experimental Stacked Borrows model.
+  cargo +nightly miri test -p nanotensor-backends --lib --all-features -- kernel:: 2>&1 | tee "$log"
+  n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
+  summary+=("miri nanotensor-backends kernels: $n tests passed")
+  rm -f "$log"
+fi
+
+# ---------------------------------------------------------------------------------------------
+if ! skipped asan; then
+  step "asan: SIMD kernel tests under AddressSanitizer"
+  log=$(mktemp)
+  # An explicit --target keeps the sanitizer flags off build scripts and proc macros; std itself
+  # is not rebuilt (no -Zbuild-std): our kernels and their callers are instrumented, which is what
+  # the check is for, and it saves rebuilding std in CI.
+  RUSTFLAGS="-Zsanitizer=address" \
+    cargo +nightly test --target x86_64-unknown-linux-gnu --target-dir target/asan \
+    -p nanotensor-backends --lib --all-features -- kernel 2>&1 | tee "$log"
+  n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
+  summary+=("asan nanotensor-backends kernels: $n tests passed")
+  rm -f "$log"
+fi
+
+# ---------------------------------------------------------------------------------------------
+step "bad input: a backend left out of the build is refused by name (naive-only binary)"
+# Same target dir as scripts/test's "each backend feature alone" step, so only a relink.
+cargo build --quiet -p nanotensor-cli --no-default-features --features naive
+set +e
+msg=$(target/debug/nanotensor matmul --backend blocked --m 4 --k 4 --n 4 2>&1 >/dev/null)
+code=$?
+set -e
+echo "exit $code: $msg"
+if [[ $code -ne 2 || $msg != *"not compiled in"* || $msg != *"--features blocked"* || $(wc -l <<<"$msg") -ne 1 ]]; then
+  echo "FAIL: expected exit 2 and one line naming the missing feature" >&2
+  exit 1
+fi
+summary+=("backend not compiled in: exit 2, \"$msg\"")
+
+step "summary ($((SECONDS - start)) s)"
+for line in "${summary[@]}"; do echo "  $line"; done
