@@ -38,7 +38,15 @@ def repeats_for(m, k, n):
     return int(max(5, min(200, 3e10 / max(flops, 1) / 100)))
 
 
+# OpenBLAS's worker threads busy-wait for a while after each call before they sleep. On a
+# 2-core machine a spinning numpy worker takes a core from the nanotensor run that follows it
+# (measured here: nanotensor at 2 threads fell from ~427 to ~190 GFLOP/s at 1024^3), so every
+# measurement starts after a pause that lets the other side's threads park.
+SETTLE_S = 0.3
+
+
 def time_numpy(m, k, n, prepared, repeat):
+    time.sleep(SETTLE_S)
     rng = np.random.default_rng(1)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
@@ -60,6 +68,7 @@ def time_numpy(m, k, n, prepared, repeat):
 
 
 def time_nanotensor(cli, backend, m, k, n, prepared, threads, repeat):
+    time.sleep(SETTLE_S)
     cmd = [cli, "matmul", "--backend", backend, "--m", str(m), "--k", str(k), "--n", str(n),
            "--threads", str(threads), "--repeat", str(repeat), "--json"]
     if prepared:

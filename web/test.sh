@@ -7,8 +7,6 @@ cd "$(dirname "$0")"
 
 # The browser-only code (bindings, wasm clock) is invisible to the native workspace clippy.
 cargo clippy --release --target wasm32-unknown-unknown -p nanotensor-web --no-deps -- -D warnings
-# See scripts/test: clippy leaves a failed target-info probe cached for later cargo steps.
-rm -f ../target/.rustc_info.json
 ./build.sh
 
 if [ ! -x /usr/bin/chromium ]; then

@@ -95,6 +95,9 @@ fn auto_picks_flash_for_large_scores_and_says_so() {
 
 #[test]
 fn naive_backend_has_no_flash() {
+    let dir = std::env::temp_dir().join(format!("nanotensor-naive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let chart = dir.join("chart.svg");
     let out = nanotensor(&[
         "attention-scaling",
         "--backend",
@@ -102,9 +105,10 @@ fn naive_backend_has_no_flash() {
         "--max-n",
         "128",
         "--out",
-        "/dev/null",
+        chart.to_str().unwrap(),
         "--json",
     ]);
+    let _ = std::fs::remove_dir_all(&dir);
     // The sweep records the refusal instead of failing.
     let v = json(&out);
     assert_eq!(v["rows"][1]["status"], "unsupported");
@@ -120,4 +124,56 @@ fn naive_backend_has_no_flash() {
         "8",
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A chart destination that is not a regular file (a FIFO here; `/dev/null` or `/dev/stdout` for
+/// users) is written in place, never replaced by a rename: the node must survive the run.
+#[cfg(unix)]
+#[test]
+fn chart_to_a_fifo_writes_through_it_and_keeps_the_node() {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    let dir = std::env::temp_dir().join(format!("nanotensor-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("chart.svg");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !matches!(made, Ok(s) if s.success()) {
+        eprintln!("mkfifo is not available; skipping");
+        return;
+    }
+    // The reader drains the FIFO so the CLI's write does not block; it reports through a channel
+    // so a CLI that never opens the FIFO fails the test instead of hanging it.
+    let path = fifo.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let read = std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map(|_| text);
+        let _ = tx.send(read);
+    });
+    let v = json(&nanotensor(&[
+        "attention-scaling",
+        "--backend",
+        "blocked",
+        "--heads",
+        "1",
+        "--head-dim",
+        "8",
+        "--max-n",
+        "128",
+        "--out",
+        fifo.to_str().unwrap(),
+        "--json",
+    ]));
+    let svg = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the CLI wrote nothing through the FIFO")
+        .expect("the FIFO is readable");
+    assert!(svg.contains("<svg"), "the chart went through the FIFO");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(kind.is_fifo(), "the FIFO node was replaced by a file");
+    assert_eq!(v["rows"][0]["n"], 128, "{v}");
 }

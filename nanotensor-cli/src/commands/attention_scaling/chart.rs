@@ -67,6 +67,11 @@ pub fn check_destination(path: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` through a temporary sibling file and a rename.
+///
+/// Only a new path or a regular file is replaced that way. A path that names something else —
+/// `/dev/null`, `/dev/stdout`, a FIFO — is written in place: renaming over it would replace the
+/// device node itself with a regular file (run as root, `--out /dev/null` once did exactly that to
+/// a whole machine's `/dev/null`).
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
     check_destination(path)?;
     let io = |source| Error::Io {
@@ -74,6 +79,11 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.display().to_string(),
         source,
     };
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return std::fs::write(path, bytes).map_err(io);
+        }
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
