@@ -1,10 +1,17 @@
 //! Which activations does symmetric int8 quantization hurt? Perplexity (llama.cpp's method,
 //! GPL-3 text, n_ctx 128) with the *input* of one class of linear layers replaced by its int8
-//! round trip, one scale per row (per token) — what the int8 backend's per-row activation mode
-//! does; weights stay f32. A wrapper backend tags each prepared weight with its class (by load
-//! order: q, k, v, o, gate, up, down per block, then the output head).
+//! round trip `round(x / s)·s`, `s = max|x| / 127` over each group of values; weights stay f32.
+//! The group is what the int8 backend's activation granularities use:
 //!
-//! `cargo run --release -p nanotensor-backends --features blocked --example act_quant_sensitivity`
+//! * `per-tensor` — the whole call's input (every token row of a prefill batch at once);
+//! * `per-row` — one token row;
+//! * `per-block-N` — `N` consecutive values of a row (llama.cpp's Q8_0 activations: `N` = 32).
+//!
+//! A wrapper backend tags each prepared weight with its class (by load order: q, k, v, o, gate,
+//! up, down per block, then the output head). Arguments: the granularities to run (default
+//! `per-row per-block-32`); class `all` quantizes every linear input at once.
+//!
+//! `cargo run --release -p nanotensor-backends --features blocked --example act_quant_sensitivity -- per-block-32`
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -15,12 +22,49 @@ use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Backend, Element, PreparedWeight, Result, Tensor};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
 
-const CLASSES: [&str; 8] = ["q", "k", "v", "o", "gate", "up", "down", "head"];
+const CLASSES: [&str; 9] = ["q", "k", "v", "o", "gate", "up", "down", "head", "all"];
+/// Index of `all` in [`CLASSES`].
+const ALL: usize = 8;
+
+/// How many consecutive input values share one scale.
+#[derive(Clone, Copy)]
+enum Group {
+    /// The whole input of the call.
+    Call,
+    /// One token row.
+    Row,
+    /// `n` values of a row.
+    Block(usize),
+}
+
+impl Group {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "per-tensor" => Some(Group::Call),
+            "per-row" => Some(Group::Row),
+            _ => s.strip_prefix("per-block-")?.parse().ok().map(Group::Block),
+        }
+    }
+}
+
+/// Symmetric int8 round trip of each group of `len` consecutive values.
+fn round_trip<T: Element>(x: &mut [T], len: usize) {
+    for g in x.chunks_mut(len.max(1)) {
+        let max = g.iter().fold(0f32, |m, v| m.max(v.as_f32().abs()));
+        if max > 0.0 {
+            let s = max / 127.0;
+            for v in g.iter_mut() {
+                *v = T::from_f32((v.as_f32() / s).round().clamp(-127.0, 127.0) * s);
+            }
+        }
+    }
+}
 
 /// `inner`, but the input rows of linear layers of class `target` are int8-round-tripped.
 struct FakeQuant<B> {
     inner: B,
     target: Option<usize>,
+    group: Group,
     n_layers: usize,
     prepared: AtomicUsize,
 }
@@ -82,19 +126,16 @@ impl<B: Backend> Backend for FakeQuant<B> {
         w: &Self::Weight<T>,
         out: &mut [T],
     ) -> Result<()> {
-        if Some(w.class) != self.target {
+        if self.target != Some(ALL) && Some(w.class) != self.target {
             return self.inner.linear_into(x, rows, &w.w, out);
         }
         let mut xq = x.to_vec();
-        for row in xq.chunks_mut(x.len() / rows.max(1)) {
-            let max = row.iter().fold(0f32, |m, v| m.max(v.as_f32().abs()));
-            if max > 0.0 {
-                let s = max / 127.0;
-                for v in row.iter_mut() {
-                    *v = T::from_f32((v.as_f32() / s).round().clamp(-127.0, 127.0) * s);
-                }
-            }
-        }
+        let len = match self.group {
+            Group::Call => x.len(),
+            Group::Row => x.len() / rows.max(1),
+            Group::Block(n) => n,
+        };
+        round_trip(&mut xq, len);
         self.inner.linear_into(&xq, rows, &w.w, out)
     }
 }
@@ -103,6 +144,7 @@ struct Ppl<'a> {
     file: &'a GgufFile,
     tokens: &'a [u32],
     target: Option<usize>,
+    group: Group,
 }
 
 impl BackendVisitor for Ppl<'_> {
@@ -112,6 +154,7 @@ impl BackendVisitor for Ppl<'_> {
         let fq = FakeQuant {
             inner: backend,
             target: self.target,
+            group: self.group,
             n_layers,
             prepared: AtomicUsize::new(0),
         };
@@ -132,7 +175,13 @@ fn main() -> Result<()> {
         .into_iter()
         .find(|k| k.is_compiled())
         .expect("a float backend");
-    let run = |target| {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let names = if args.is_empty() {
+        vec!["per-row".to_string(), "per-block-32".to_string()]
+    } else {
+        args
+    };
+    let run = |target, group| {
         with_backend(
             kind,
             BackendOptions::default(),
@@ -140,17 +189,24 @@ fn main() -> Result<()> {
                 file: &file,
                 tokens: &tokens,
                 target,
+                group,
             },
         )
     };
-    let base = run(None)?;
+    let base = run(None, Group::Row)?;
     println!("{kind}: f32 activations: ppl {base:.4}");
-    for (c, name) in CLASSES.iter().enumerate() {
-        let p = run(Some(c))?;
-        println!(
-            "int8 per-row input of {name:<5}: ppl {p:.4} ({:+.2}%)",
-            100.0 * (p / base - 1.0)
-        );
+    for g in &names {
+        let Some(group) = Group::parse(g) else {
+            eprintln!("unknown granularity `{g}` (per-tensor, per-row, per-block-N)");
+            std::process::exit(2);
+        };
+        for (c, name) in CLASSES.iter().enumerate() {
+            let p = run(Some(c), group)?;
+            println!(
+                "int8 {g} input of {name:<5}: ppl {p:.4} ({:+.2}%)",
+                100.0 * (p / base - 1.0)
+            );
+        }
     }
     Ok(())
 }

@@ -22,10 +22,12 @@ pub mod flash;
 pub mod int8;
 #[cfg(feature = "naive")]
 pub mod naive;
+pub mod scales;
 pub mod select;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod threads;
 
+pub use scales::{ActGranularity, BlockLen, Granularity};
 pub use select::{with_backend, BackendKind, BackendOptions, BackendVisitor};
 
 /// The README's Rust example runs as a doctest of this crate, so the first screen always works.

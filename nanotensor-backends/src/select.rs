@@ -7,6 +7,8 @@
 
 use nanotensor::{Backend, Error, Result};
 
+use crate::scales::{ActGranularity, Granularity};
+
 /// The backends NanoTensor knows, whether or not they are compiled into this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BackendKind {
@@ -88,17 +90,23 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
-/// Settings shared by every backend constructor.
+/// Settings of the backend constructors (each backend reads the ones that concern it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendOptions {
     /// Worker threads (ignored by single-threaded backends).
     pub threads: usize,
+    /// int8 only: scale granularity of the weights (default per tensor).
+    pub int8_weights: Granularity,
+    /// int8 only: scale granularity of the activations (default per tensor).
+    pub int8_activations: ActGranularity,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            int8_weights: Granularity::PerTensor,
+            int8_activations: ActGranularity::PerTensor,
         }
     }
 }
@@ -133,7 +141,11 @@ pub fn with_backend<V: BackendVisitor>(
         #[cfg(feature = "blocked")]
         BackendKind::Blocked => visitor.visit(crate::blocked::BlockedBackend::new(opts.threads)?),
         #[cfg(feature = "int8")]
-        BackendKind::Int8 => visitor.visit(crate::int8::Int8Backend::new(opts.threads)?),
+        BackendKind::Int8 => visitor.visit(
+            crate::int8::Int8Backend::new(opts.threads)?
+                .with_weight_granularity(opts.int8_weights)
+                .with_activation_granularity(opts.int8_activations),
+        ),
         #[allow(unreachable_patterns)]
         other => Err({
             drop(visitor);
@@ -169,7 +181,10 @@ mod tests {
             BackendKind::parse("cuda"),
             Err(Error::InvalidArgument { .. })
         ));
-        let zero = BackendOptions { threads: 0 };
+        let zero = BackendOptions {
+            threads: 0,
+            ..BackendOptions::default()
+        };
         assert!(with_backend(BackendKind::Naive, zero, Name).is_err());
     }
 }

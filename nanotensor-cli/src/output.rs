@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use nanotensor::{Error, Result};
-use nanotensor_backends::{BackendKind, BackendOptions};
+use nanotensor_backends::{ActGranularity, BackendKind, BackendOptions, Granularity};
 
 /// Help text for `--backend`, naming the backends compiled into this binary.
 pub fn backend_help() -> String {
@@ -11,6 +11,53 @@ pub fn backend_help() -> String {
         "Backend to run: naive, blocked or int8 (compiled in: {})",
         BackendKind::compiled_names()
     )
+}
+
+/// `--int8-weights` and `--int8-activations`: the int8 backend's scale granularities (other
+/// backends ignore them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Int8Args {
+    /// int8 backend: weight scales, `per-tensor` (one per weight matrix) or `per-row` (one per
+    /// output channel).
+    #[arg(long, default_value = "per-tensor", value_parser = Granularity::parse)]
+    pub int8_weights: Granularity,
+    /// int8 backend: activation scales, computed per call: `per-tensor` (one for the call's
+    /// whole input, e.g. every token of a prefill batch), `per-row` (one per token), or
+    /// `per-block[-N]` (one per N consecutive values of a token's row; default N = 32, as
+    /// llama.cpp's Q8_0).
+    #[arg(long, default_value = "per-tensor", value_parser = ActGranularity::parse)]
+    pub int8_activations: ActGranularity,
+}
+
+impl Int8Args {
+    /// The JSON fields describing these settings (added to a command's report for int8).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "weights": self.int8_weights.name(),
+            "activations": self.int8_activations.name(),
+        })
+    }
+
+    /// A short label, e.g. `weights per-row, activations per-block-32`.
+    pub fn label(&self) -> String {
+        format!(
+            "weights {}, activations {}",
+            self.int8_weights.name(),
+            self.int8_activations.name()
+        )
+    }
+}
+
+/// [`backend_choice`] with the int8 scale granularities applied.
+pub fn backend_choice_int8(
+    name: &str,
+    threads: Option<usize>,
+    int8: &Int8Args,
+) -> Result<(BackendKind, BackendOptions)> {
+    let (kind, mut opts) = backend_choice(name, threads)?;
+    opts.int8_weights = int8.int8_weights;
+    opts.int8_activations = int8.int8_activations;
+    Ok((kind, opts))
 }
 
 /// Resolves `--backend` and `--threads` into a backend choice.

@@ -121,7 +121,10 @@ pub fn run_matmul(req: &MatmulRequest) -> Result<MatmulReport> {
 pub const PAGE_BUDGET: u64 = 1 << 30;
 
 fn single_thread() -> BackendOptions {
-    BackendOptions { threads: 1 }
+    BackendOptions {
+        threads: 1,
+        ..BackendOptions::default()
+    }
 }
 
 struct MatmulRun<'a>(&'a MatmulRequest);

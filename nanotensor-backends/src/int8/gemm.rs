@@ -102,7 +102,9 @@ impl OutPtr {
 /// `C = (A·B) ⊙ (rs ⊗ cs)` into `c` (`m × n`, row stride `n`), overwriting it.
 ///
 /// * `a` — `m` rows packed with the `kc` that also blocks the loop (≤ `K_MAX`)
-/// * `rs` — one scale per row of A (`m` values)
+/// * `rs` — one scale per row of A (`m` values); unused (may be empty) when `a` carries
+///   per-block scales ([`PackedA::set_block_scales`]), which then take its place:
+///   `C = Σ_blocks (A_blk·B_blk) ⊙ (bs_blk ⊗ cs)`
 /// * `b` — `k × n` packed panels
 /// * `cs` — column scales
 #[allow(clippy::too_many_arguments)] // the BLAS-style operand list reads best flat
@@ -117,8 +119,13 @@ pub fn gemm(
     c: &mut [f32],
 ) {
     let (mr, nr, n, k, kc) = (kernel.mr(), kernel.nr(), b.n, b.k, a.kc);
-    assert!(a.mr == mr && b.nr == nr && a.kp == b.kp && rs.len() >= m && c.len() >= m * n);
+    assert!(a.mr == mr && b.nr == nr && a.kp == b.kp && c.len() >= m * n);
     assert!(kc.is_multiple_of(4) && kc <= super::kernel::K_MAX);
+    if let Some(len) = a.block_len {
+        assert!(kc >= k || kc.is_multiple_of(len));
+    } else {
+        assert!(rs.len() >= m);
+    }
     assert!(cs.values.len() >= (b.panels() - 1) * nr * cs.stride + nr);
     let m_panels = m.div_ceil(mr);
     let n_panels = b.panels();
@@ -156,16 +163,23 @@ pub fn gemm(
                         c: unsafe { out.at(ip * mr * n + jp * nr) },
                         ldc: n,
                         cols,
-                        rs: &rs[ip * mr..],
+                        rs: rs.get(ip * mr..).unwrap_or(&[]),
                         cs: cs_p,
                         accumulate: blk > 0,
                     };
-                    // SAFETY: the tile's rows × cols elements lie inside `c` (rows ≤ m − ip·mr,
-                    // cols ≤ n − jp·nr), and tile (ip, jp) belongs to exactly one task, so no
-                    // other thread touches it.
-                    unsafe {
-                        kernel.tile(rows, kc4, a.block(ip, k0, kc4), a.corr(ip, blk), bp, tile)
-                    };
+                    let ab = a.block(ip, k0, kc4);
+                    match a.block_len {
+                        // SAFETY: the tile's rows × cols elements lie inside `c` (rows ≤
+                        // m − ip·mr, cols ≤ n − jp·nr), and tile (ip, jp) belongs to exactly
+                        // one task, so no other thread touches it.
+                        None => unsafe { kernel.tile(rows, kc4, ab, a.corr(ip, blk), bp, tile) },
+                        // SAFETY: as above; `k0` is a multiple of the block length (asserted
+                        // before the loop), so the block scales start at block `k0 / len`.
+                        Some(len) => unsafe {
+                            let (bs, fc) = (a.block_scales(ip, k0), a.fcorr(ip, blk));
+                            kernel.tile_blocks(rows, kc4, len / 4, ab, bs, fc, bp, tile)
+                        },
+                    }
                 }
             }
         }

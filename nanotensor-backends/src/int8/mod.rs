@@ -12,7 +12,9 @@
 //!   channel with [`Int8Backend::with_weight_granularity`]) and keeps it as `i8` codes packed into
 //!   kernel panels: `out·in` bytes plus 4 bytes per scale, a quarter of the f32 weight.
 //! * Activations are quantized **per call** (dynamic, symmetric; one scale per tensor by default,
-//!   per row with [`Int8Backend::with_activation_granularity`]).
+//!   per row or per block of `k` with [`Int8Backend::with_activation_granularity`], see
+//!   [`ActGranularity`]). With per-block scales the product is
+//!   `C[i, j] ≈ sb[j] · Σ_blk sa[i, blk] · Σ_{k ∈ blk} qa[i, k]·qb[k, j]`.
 //! * `matmul(a, b)` quantizes both operands per call (`b` with the weight granularity, per column).
 //! * Accumulation is in i32 over at most [`kernel::K_MAX`] values of `k` (exactness bound, see
 //!   [`kernel`]), then rescaled by `sa·sb` into f32 and summed across `k` blocks in f32.
@@ -33,6 +35,7 @@ use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, 
 use nanotensor::backend::{check_attention, check_linear_into, check_softmax};
 use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
+use crate::scales::ActGranularity;
 use crate::threads::Pool;
 use gemm::ColScales;
 use kernel::{Kernel, KernelKind, K_MAX};
@@ -45,7 +48,7 @@ pub struct Int8Backend {
     pool: Pool,
     kernel: Kernel,
     level: Level,
-    activations: Granularity,
+    activations: ActGranularity,
     weights: Granularity,
     k_chunk: usize,
 }
@@ -96,16 +99,27 @@ impl Int8Backend {
             pool: Pool::new(threads)?,
             kernel: Kernel::detect(),
             level: Level::detect(),
-            activations: Granularity::PerTensor,
+            activations: ActGranularity::PerTensor,
             weights: Granularity::PerTensor,
             k_chunk: K_MAX,
         })
     }
 
-    /// Activation scales per tensor (default) or per row.
-    pub fn with_activation_granularity(mut self, g: Granularity) -> Self {
-        self.activations = g;
+    /// Activation scales per tensor (default), per row, or per block of `k`
+    /// ([`ActGranularity`]; a [`Granularity`] converts into it).
+    pub fn with_activation_granularity(mut self, g: impl Into<ActGranularity>) -> Self {
+        self.activations = g.into();
         self
+    }
+
+    /// The activation granularity in force.
+    pub fn activation_granularity(&self) -> ActGranularity {
+        self.activations
+    }
+
+    /// The weight granularity `prepare` uses.
+    pub fn weight_granularity(&self) -> Granularity {
+        self.weights
     }
 
     /// Weight scales per tensor (default) or per output feature (a row of `W`, a column of `b`).
@@ -152,14 +166,20 @@ impl Int8Backend {
         self.kernel
     }
 
-    /// `kc` for `m` rows: the whole (capped) `k` for decode-sized `m`, [`gemm::KC`] otherwise.
+    /// `kc` for `m` rows: the whole (capped) `k` for decode-sized `m`, [`gemm::KC`] otherwise;
+    /// with per-block activation scales, rounded down to whole scale blocks unless it covers
+    /// all of `k` (a scale block must not straddle two `kc` blocks).
     fn kc(&self, m: usize, k: usize) -> usize {
         let want = if m <= self.kernel.mr() {
             pack::round_up(k, 4)
         } else {
             gemm::blocking().0
         };
-        want.min(self.k_chunk)
+        let kc = want.min(self.k_chunk);
+        match self.activations.block_len() {
+            Some(len) if kc < k => (kc / len).max(1) * len,
+            _ => kc,
+        }
     }
 
     /// `C = A·B` for one f32 problem with B already quantized and packed: quantizes and packs
@@ -180,7 +200,12 @@ impl Int8Backend {
         let pool = (m * k >= 1 << 16).then_some(&self.pool);
         let rs = quantize::quantize_rows(self.level, pool, a, m, k, self.activations, codes);
         pa.pack_on(pool, codes, m, k, self.kernel.mr(), self.kc(m, k));
-        gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
+        if let Some(len) = self.activations.block_len() {
+            pa.set_block_scales(codes, m, k, len, &rs);
+            gemm::gemm(&self.pool, self.kernel, pa, &[], b, cs, m, c);
+        } else {
+            gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
+        }
     }
 }
 

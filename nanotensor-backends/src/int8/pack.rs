@@ -12,6 +12,17 @@
 //! Padding: A rows past `m` and `k` past `K` hold 0; B columns past `n` and `k` past `K` hold
 //! 128 (code 0). `corr` of A holds `128·Σ_k a[r][k]` per row and per `kc` block (see
 //! [`super::kernel`]).
+//!
+//! With per-block activation scales ([`PackedA::set_block_scales`], block length `L`, a
+//! multiple of 4 dividing `kc` unless one `kc` block spans all of `k`) A also carries
+//!
+//! ```text
+//! bscale[(p·nb + b)·MR + r] = scale of block b of row p·MR + r          (nb = ⌈K/L⌉; 0 for padding rows)
+//! fcorr[(p·kblocks + kb)·MR + r] = Σ_{blocks b in kc block kb} bscale[b] · 128·Σ_{k ∈ b} a[r][k]
+//! ```
+//!
+//! `fcorr` is the VNNI offset correction already scaled into the f32 accumulator's units (see
+//! [`super::kernel`]).
 
 use crate::threads::Pool;
 
@@ -36,6 +47,14 @@ pub struct PackedA {
     pub kc: usize,
     /// `⌈K / kc⌉`.
     pub kblocks: usize,
+    /// Per-block activation scales: the block length `L`, or `None` (per-row scales, `rs`).
+    pub block_len: Option<usize>,
+    /// `⌈K/L⌉`: scale blocks per row (per-block mode only).
+    pub scale_blocks: usize,
+    /// `panels · ⌈K/L⌉ · mr` block scales (per-block mode only).
+    pub bscale: Vec<f32>,
+    /// `panels · kblocks · mr` scaled offset corrections (per-block mode only).
+    pub fcorr: Vec<f32>,
 }
 
 impl PackedA {
@@ -64,6 +83,7 @@ impl PackedA {
         self.corr.clear();
         self.corr.resize(panels * kblocks * mr, 0);
         (self.mr, self.kp, self.kc, self.kblocks) = (mr, kp, kc, kblocks);
+        self.block_len = None;
         let threads = pool.map_or(1, Pool::threads).min(panels);
         let per_task = panels.div_ceil(threads);
         let fill = |t: usize, chunk: &mut [i8]| {
@@ -101,11 +121,74 @@ impl PackedA {
         }
     }
 
+    /// Switches this packed operand (just packed from `codes`, `m × k`) to per-block scales:
+    /// `scales[i·⌈k/len⌉ + b]` is the scale of block `b` of row `i` (as returned by
+    /// [`super::quantize::quantize_rows`]). Fills `bscale` and `fcorr` (see the module docs).
+    ///
+    /// `len` must be a multiple of 4 and, unless one `kc` block spans all of `k`, divide `kc`
+    /// (so no scale block straddles two `kc` blocks).
+    pub fn set_block_scales(
+        &mut self,
+        codes: &[i8],
+        m: usize,
+        k: usize,
+        len: usize,
+        scales: &[f32],
+    ) {
+        let (mr, kc) = (self.mr, self.kc);
+        assert!(len.is_multiple_of(4) && (kc >= k || kc.is_multiple_of(len)));
+        let nb = k.div_ceil(len);
+        assert!(scales.len() >= m * nb && codes.len() >= m * k);
+        let panels = m.div_ceil(mr);
+        self.block_len = Some(len);
+        self.scale_blocks = nb;
+        self.bscale.clear();
+        self.bscale.resize(panels * nb * mr, 0.0);
+        self.fcorr.clear();
+        self.fcorr.resize(panels * self.kblocks * mr, 0.0);
+        for i in 0..m {
+            let (p, r) = (i / mr, i % mr);
+            for b in 0..nb {
+                self.bscale[(p * nb + b) * mr + r] = scales[i * nb + b];
+            }
+            // Summed in f64 and rounded once: the kernel subtracts it from an f32 accumulator.
+            let row = &codes[i * k..(i + 1) * k];
+            for (kb, kblock) in row.chunks(kc).enumerate() {
+                let total: f64 = kblock
+                    .chunks(len)
+                    .enumerate()
+                    .map(|(bb, block)| {
+                        let b = kb * kc / len + bb;
+                        let sum: i64 = block.iter().map(|&x| x as i64).sum();
+                        scales[i * nb + b] as f64 * 128.0 * sum as f64
+                    })
+                    .sum();
+                self.fcorr[(p * self.kblocks + kb) * mr + r] = total as f32;
+            }
+        }
+    }
+
     /// Panel `p`, `k` range `k0 .. k0 + kc4·4`.
     #[inline]
     pub fn block(&self, p: usize, k0: usize, kc4: usize) -> &[i8] {
         let start = p * self.mr * self.kp + k0 * self.mr;
         &self.data[start..start + kc4 * 4 * self.mr]
+    }
+
+    /// Block scales of panel `p` from `k0` (a multiple of the block length) on:
+    /// `MR` values per block.
+    #[inline]
+    pub fn block_scales(&self, p: usize, k0: usize) -> &[f32] {
+        let (len, nb) = (self.block_len.unwrap_or(1), self.scale_blocks);
+        let start = (p * nb + k0 / len) * self.mr;
+        &self.bscale[start..(p + 1) * nb * self.mr]
+    }
+
+    /// Scaled corrections of panel `p` for `kc` block `b` (`mr` values; per-block mode).
+    #[inline]
+    pub fn fcorr(&self, p: usize, b: usize) -> &[f32] {
+        let start = (p * self.kblocks + b) * self.mr;
+        &self.fcorr[start..start + self.mr]
     }
 
     /// Corrections of panel `p` for `kc` block `b` (`mr` values).

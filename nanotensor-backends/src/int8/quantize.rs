@@ -8,6 +8,7 @@
 //! copy at run time.
 
 use super::pack::PackedB;
+use crate::scales::ActGranularity;
 use crate::threads::Pool;
 use nanotensor::quant::{inverse_scale, scale_for_max_abs};
 use nanotensor::Granularity;
@@ -99,6 +100,21 @@ multiversion! {
     fn quantize_slice(src: &[f32], inv: f32, dst: &mut [i8]) {
         for (d, &x) in dst.iter_mut().zip(src) {
             *d = quantize_value(x, inv);
+        }
+    }
+}
+
+multiversion! {
+    /// One row in blocks of `len` values (the last may be shorter): per block `b`,
+    /// `scales[b] = scale_for_max_abs(max |block|)` and the block's codes into `dst`.
+    fn quantize_blocks(src: &[f32], len: usize, scales: &mut [f32], dst: &mut [i8]) {
+        for ((s, d), sc) in src.chunks(len).zip(dst.chunks_mut(len)).zip(scales.iter_mut()) {
+            let m = f32::from_bits(s.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)));
+            *sc = scale_for_max_abs(m);
+            let inv = inverse_scale(*sc);
+            for (d, &x) in d.iter_mut().zip(s) {
+                *d = quantize_value(x, inv);
+            }
         }
     }
 }
@@ -199,26 +215,32 @@ pub fn quantize_pack_b(
     scales
 }
 
-/// Quantizes `rows` rows of `k` values (finite) into `codes`, returning one scale per row
-/// (equal for every row under [`Granularity::PerTensor`]).
+/// Quantizes `rows` rows of `k` values (finite) into `codes`. Returns one scale per row (equal
+/// for every row under per-tensor granularity), or under [`ActGranularity::PerBlock`] with
+/// length `L`, `⌈k/L⌉` scales per row (row `i`'s block `b` at `i·⌈k/L⌉ + b`).
 pub fn quantize_rows(
     level: Level,
     pool: Option<&Pool>,
     x: &[f32],
     rows: usize,
     k: usize,
-    granularity: Granularity,
+    granularity: impl Into<ActGranularity>,
     codes: &mut Vec<i8>,
 ) -> Vec<f32> {
     codes.clear();
     codes.resize(rows * k, 0);
-    let scales: Vec<f32> = match granularity {
-        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &x[..rows * k])); rows],
-        Granularity::PerRow => x
+    let scales: Vec<f32> = match granularity.into() {
+        ActGranularity::PerTensor => {
+            vec![scale_for_max_abs(max_abs(level, &x[..rows * k])); rows]
+        }
+        ActGranularity::PerRow => x
             .chunks(k)
             .take(rows)
             .map(|r| scale_for_max_abs(max_abs(level, r)))
             .collect(),
+        ActGranularity::PerBlock(len) => {
+            return quantize_row_blocks(level, pool, x, rows, k, len.get(), codes);
+        }
     };
     let threads = pool.map_or(1, Pool::threads).min(rows);
     let per_task = rows.div_ceil(threads);
@@ -232,6 +254,44 @@ pub fn quantize_rows(
     match pool {
         Some(pool) if threads > 1 => pool.for_each_chunk_mut(codes, per_task * k, fill),
         _ => fill(0, codes),
+    }
+    scales
+}
+
+/// [`quantize_rows`] with blocks of `len` values along each row (`codes` already sized).
+fn quantize_row_blocks(
+    level: Level,
+    pool: Option<&Pool>,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    len: usize,
+    codes: &mut [i8],
+) -> Vec<f32> {
+    let nb = k.div_ceil(len);
+    let mut scales = vec![0.0f32; rows * nb];
+    let threads = pool.map_or(1, Pool::threads).min(rows);
+    let per_task = rows.div_ceil(threads);
+    let fill = |r0: usize, codes: &mut [i8], scales: &mut [f32]| {
+        for (r, (dst, s)) in codes.chunks_mut(k).zip(scales.chunks_mut(nb)).enumerate() {
+            let src = &x[(r0 + r) * k..(r0 + r + 1) * k];
+            quantize_blocks(level, src, len, s, dst);
+        }
+    };
+    match pool {
+        Some(pool) if threads > 1 => {
+            // One (codes, scales) pair of disjoint slices per task.
+            let mut parts: Vec<(&mut [i8], &mut [f32])> = codes
+                .chunks_mut(per_task * k)
+                .zip(scales.chunks_mut(per_task * nb))
+                .collect();
+            pool.for_each_chunk_mut(&mut parts, 1, |t, part| {
+                for (c, s) in part.iter_mut() {
+                    fill(t * per_task, c, s);
+                }
+            });
+        }
+        _ => fill(0, codes, &mut scales),
     }
     scales
 }
@@ -292,6 +352,33 @@ mod tests {
                 assert_eq!(codes, back);
                 for (j, &sj) in sc.iter().enumerate() {
                     assert_eq!(sj, qt.row_scale(j));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn block_codes_match_the_core_quantizer_block_by_block() {
+        let (rows, k) = (9, 100);
+        let x = Tensor::<f32>::randn(&[rows, k], 3.0, 6).unwrap();
+        let pool = Pool::new(2).unwrap();
+        for level in [Level::portable(), Level::detect()] {
+            for len in [4, 32, 64, 128] {
+                let g = ActGranularity::PerBlock(crate::BlockLen::new(len).unwrap());
+                for pool in [None, Some(&pool)] {
+                    let mut codes = Vec::new();
+                    let s = quantize_rows(level, pool, x.as_slice(), rows, k, g, &mut codes);
+                    let nb = k.div_ceil(len);
+                    assert_eq!(s.len(), rows * nb);
+                    for (i, row) in x.as_slice().chunks(k).enumerate() {
+                        for (b, block) in row.chunks(len).enumerate() {
+                            let t = Tensor::from_slice(block, &[1, block.len()]).unwrap();
+                            let q = QTensor::quantize(&t, Granularity::PerRow).unwrap();
+                            let got = &codes[i * k + b * len..i * k + b * len + block.len()];
+                            assert_eq!(got, q.codes(), "len {len} row {i} block {b}");
+                            assert_eq!(s[i * nb + b], q.row_scale(0));
+                        }
+                    }
                 }
             }
         }

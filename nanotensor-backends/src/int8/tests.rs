@@ -274,3 +274,94 @@ fn float_attention_and_softmax_match_the_reference_and_honour_the_budget() {
     let s = be.softmax(&x).unwrap();
     assert_eq!(s.as_slice(), &[0.5, 0.5, 0.0, 1.0]);
 }
+
+/// `A` dequantized block by block (blocks of `len` along each row, the last possibly shorter),
+/// each block through the core quantizer as a one-row tensor: an independent model of
+/// per-block activation scales.
+fn dequantize_blocks(a: &Tensor<f32>, len: usize) -> Tensor<f64> {
+    let (m, k) = (a.shape()[0], a.shape()[1]);
+    let mut out = Vec::with_capacity(m * k);
+    for row in a.as_slice().chunks(k) {
+        for block in row.chunks(len) {
+            let t = Tensor::from_slice(block, &[1, block.len()]).unwrap();
+            let q = QTensor::quantize(&t, Granularity::PerRow).unwrap();
+            out.extend_from_slice(q.dequantize::<f64>().unwrap().as_slice());
+        }
+    }
+    Tensor::from_vec(out, &[m, k]).unwrap()
+}
+
+#[test]
+fn per_block_activations_reproduce_the_blockwise_dequantized_product() {
+    // Bound: each block's integer sum is exact; its scaling and the f32 sums over ⌈k/32⌉ blocks
+    // round at ~2⁻²⁴ relative to the accumulator, which for VNNI also holds the offset term
+    // 128·Σa (a few times the signal), so the NMSE against the f64 product of the dequantized
+    // codes is ~1e-13; 1e-10 is still 10⁶× below the quantization noise the scales control.
+    for (m, k, n) in [(1, 101, 45), (19, 101, 45), (40, 576, 70)] {
+        let a = Tensor::<f32>::randn(&[m, k], 1.0, 31).unwrap();
+        let b = Tensor::<f32>::randn(&[k, n], 2.0, 32).unwrap();
+        for len in [32, 8] {
+            let ga = ActGranularity::PerBlock(crate::BlockLen::new(len).unwrap());
+            let da = dequantize_blocks(&a, len);
+            for gb in [Granularity::PerTensor, Granularity::PerRow] {
+                let db = QTensor::quantize(&b.t().unwrap(), gb)
+                    .unwrap()
+                    .dequantize::<f64>()
+                    .unwrap();
+                let want = matmul_f64(&da, &db.t().unwrap()).unwrap();
+                for be in backends() {
+                    for chunk in [K_MAX, 8, 64] {
+                        let be = Int8Backend {
+                            pool: Pool::new(be.threads()).unwrap(),
+                            ..be
+                        }
+                        .with_activation_granularity(ga)
+                        .with_weight_granularity(gb)
+                        .with_k_chunk(chunk)
+                        .unwrap();
+                        let c = be.matmul(&a, &b).unwrap();
+                        let r = compare(c.as_slice(), &want);
+                        assert!(
+                            r.passes(1e-10),
+                            "{:?} {m}x{k}x{n} len {len} {gb:?} chunk {chunk}: {r:?}",
+                            be.kernel
+                        );
+                        // The prepared-weight path (decode and prefill shapes) agrees too.
+                        let w = be.prepare(b.t().unwrap()).unwrap();
+                        let y = be.linear(&a, &w).unwrap();
+                        let r = compare(y.as_slice(), &want);
+                        assert!(r.passes(1e-10), "linear {m}x{k}x{n}: {r:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn per_block_activations_confine_an_outlier_channel() {
+    // One input channel 50× larger in every row (the SwiGLU-output pattern): a per-row scale
+    // coarsens all k codes of a row, a per-block scale only the 32 around the outlier.
+    let (m, k, n) = (16, 512, 32);
+    let mut a = Tensor::<f32>::randn(&[m, k], 1.0, 41).unwrap();
+    a.as_mut_slice()
+        .chunks_mut(k)
+        .for_each(|row| row[100] *= 50.0);
+    let b = Tensor::<f32>::randn(&[k, n], 1.0, 42).unwrap();
+    let want = matmul_f64(&a, &b).unwrap();
+    let nmse = |g: ActGranularity| {
+        let be = Int8Backend::new(1)
+            .unwrap()
+            .with_weight_granularity(Granularity::PerRow)
+            .with_activation_granularity(g);
+        compare(be.matmul(&a, &b).unwrap().as_slice(), &want).nmse
+    };
+    let (row, block) = (
+        nmse(ActGranularity::PerRow),
+        nmse(ActGranularity::PER_BLOCK_32),
+    );
+    assert!(
+        block < NMSE_BOUND && row > 5.0 * block,
+        "per-row {row}, per-block {block}"
+    );
+}

@@ -13,7 +13,9 @@ use nanotensor_backends::{with_backend, BackendKind, BackendVisitor};
 use serde_json::json;
 
 use super::model_io::open_model;
-use crate::output::{backend_choice, median, print_json, print_table};
+use crate::output::{
+    backend_choice, backend_choice_int8, median, print_json, print_table, Int8Args,
+};
 
 /// Prompt text for the benchmark, repeated until it fills `--prompt-tokens`.
 const BENCH_TEXT: &str = "The lighthouse keeper climbed the spiral stairs every evening, \
@@ -59,6 +61,8 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub int8: Int8Args,
 }
 
 /// One measured configuration.
@@ -102,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut rows = Vec::new();
     for kind in kinds {
-        let (_, opts) = backend_choice(kind.name(), args.threads)?;
+        let (_, opts) = backend_choice_int8(kind.name(), args.threads, &args.int8)?;
         rows.extend(with_backend(
             kind,
             opts,
@@ -144,6 +148,7 @@ pub fn run(args: Args) -> Result<()> {
             "prompt_tokens": args.prompt_tokens,
             "decode_tokens": args.decode_tokens,
             "repeat": args.repeat,
+            "int8": args.int8.json(),
             "results": results,
             "kv_off_over_on_decode_time": ratios,
         }));
@@ -169,6 +174,9 @@ pub fn run(args: Args) -> Result<()> {
             ]);
         }
         print_table(&table);
+        if rows.iter().any(|r| r.backend == "int8") {
+            println!("int8: {}", args.int8.label());
+        }
         let mut seen = Vec::new();
         for r in &rows {
             if seen.contains(&r.backend) {

@@ -10,7 +10,7 @@ use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, ModelFile};
-use crate::output::{backend_choice, backend_help, print_json};
+use crate::output::{backend_choice_int8, backend_help, print_json, Int8Args};
 
 /// Arguments of `nanotensor generate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,12 +50,14 @@ pub struct Args {
     /// Print one JSON object at the end instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub int8: Int8Args,
 }
 
 /// Runs `nanotensor generate`.
 pub fn run(args: Args) -> Result<()> {
     // Cheap checks first, before the model is touched.
-    let (kind, opts) = backend_choice(&args.backend, args.threads)?;
+    let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
     if args.prompt.is_empty() {
         return Err(Error::invalid_arg("generate", "--prompt is empty"));
     }
@@ -124,6 +126,7 @@ pub fn run(args: Args) -> Result<()> {
         print_json(&json!({
             "model": file.path.display().to_string(),
             "backend": out.backend,
+            "int8": (out.backend == "int8").then(|| args.int8.json()),
             "threads": out.threads,
             "kv_cache": !args.no_kv_cache,
             "prompt": args.prompt,
@@ -148,9 +151,14 @@ pub fn run(args: Args) -> Result<()> {
         }));
     } else {
         eprintln!(
-            "\n[{} backend, {} threads, KV cache {}] load {:.2} s | prefill {} tokens {:.1} tok/s | \
+            "\n[{} backend{}, {} threads, KV cache {}] load {:.2} s | prefill {} tokens {:.1} tok/s | \
              decode {} tokens {:.1} tok/s | weights {} | KV {}",
             out.backend,
+            if out.backend == "int8" {
+                format!(" ({})", args.int8.label())
+            } else {
+                String::new()
+            },
             out.threads,
             if args.no_kv_cache { "off" } else { "on" },
             out.load_seconds,

@@ -7,7 +7,8 @@ use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use crate::output::{
-    backend_choice, backend_help, parse_bytes, print_json, print_table, time_median, DTypeArg,
+    backend_choice_int8, backend_help, parse_bytes, print_json, print_table, time_median, DTypeArg,
+    Int8Args,
 };
 
 /// Arguments of `nanotensor matmul`.
@@ -39,6 +40,8 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub int8: Int8Args,
     /// Seed of the random inputs (A uses seed, B seed + 1).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -53,7 +56,7 @@ pub struct Args {
 
 /// Runs `nanotensor matmul`.
 pub fn run(args: Args) -> Result<()> {
-    let (kind, opts) = backend_choice(&args.backend, args.threads)?;
+    let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
     let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
     let elem = match args.dtype {
         DTypeArg::F32 => 4u64,
@@ -103,6 +106,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut v = json!({
             "op": "matmul",
             "backend": report.backend,
+            "int8": (report.backend == "int8").then(|| args.int8.json()),
             "m": m, "k": k, "n": n,
             "dtype": args.dtype.name(),
             "threads": report.threads,
@@ -120,7 +124,14 @@ pub fn run(args: Args) -> Result<()> {
         let mut rows = vec![
             vec!["field".into(), "value".into()],
             vec!["op".into(), "matmul".into()],
-            vec!["backend".into(), report.backend.into()],
+            vec![
+                "backend".into(),
+                if report.backend == "int8" {
+                    format!("int8 ({})", args.int8.label())
+                } else {
+                    report.backend.into()
+                },
+            ],
             vec!["shape".into(), format!("{m}×{k} · {k}×{n}")],
             vec!["dtype".into(), args.dtype.name().into()],
             vec!["threads".into(), report.threads.to_string()],

@@ -11,7 +11,7 @@ use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model};
-use crate::output::{backend_choice, backend_help, print_json, print_table};
+use crate::output::{backend_choice_int8, backend_help, print_json, print_table, Int8Args};
 
 /// Arguments of `nanotensor perplexity`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,11 +33,13 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub int8: Int8Args,
 }
 
 /// Runs `nanotensor perplexity`.
 pub fn run(args: Args) -> Result<()> {
-    let (kind, opts) = backend_choice(&args.backend, args.threads)?;
+    let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
     if args.ctx < 4 {
         return Err(Error::invalid_arg("perplexity", "--ctx must be at least 4"));
     }
@@ -85,6 +87,7 @@ pub fn run(args: Args) -> Result<()> {
             "model": file.path.display().to_string(),
             "file": args.file.display().to_string(),
             "backend": backend,
+            "int8": (backend == "int8").then(|| args.int8.json()),
             "threads": threads,
             "ctx": r.n_ctx,
             "tokens": tokens.len(),
@@ -99,7 +102,14 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         print_table(&[
             vec!["field".into(), "value".into()],
-            vec!["backend".into(), format!("{backend} ({threads} threads)")],
+            vec![
+                "backend".into(),
+                if backend == "int8" {
+                    format!("{backend} ({threads} threads; {})", args.int8.label())
+                } else {
+                    format!("{backend} ({threads} threads)")
+                },
+            ],
             vec![
                 "file".into(),
                 format!("{} ({} tokens)", args.file.display(), tokens.len()),

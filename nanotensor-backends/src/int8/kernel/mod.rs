@@ -25,6 +25,25 @@
 //! second pass; ours keeps a prepared weight at exactly `n + 4` bytes, lets the signed operand be
 //! the 32-bit broadcast (which `vpdpbusd` can take from memory), and needs nothing for decode.
 //!
+//! # Per-block activation scales
+//! With activation scales per block of `L = 4·blk4` values of `k` ([`Kernel::tile_blocks`]),
+//! each block's integer sum is converted to f32 and multiplied into an f32 accumulator by that
+//! block's row scale `bs[blk][i]`; the per-column (weight) scale is applied once at the end:
+//!
+//! ```text
+//! facc[i][j] = Σ_blk bs[blk][i] · f32( Σ_{g ∈ blk} Σ_t a[g][i][t] · u[g][j][t] )
+//! C[i][j]    = (accumulate ? C[i][j] : 0) + (facc[i][j] − fcorr[i]) · cs[j]
+//! ```
+//!
+//! where `u` is what the kernel multiplies: the offset-binary byte `b` for VNNI (so its block sum
+//! carries `128·Σ a`, and `fcorr[i] = Σ_blk bs[blk][i]·128·Σ_{k ∈ blk} a[i][k]` removes it, in
+//! f32 units), the true code `b − 128` for AVX2 and portable (which then ignore `fcorr`). The
+//! block sums are exact in i32 and, for `L ≤ 512`, exactly representable in f32
+//! (`|Σ| ≤ 255·127·512 < 2²⁴`); the scaling and the f32 sums round as any float dot product
+//! does. Subtracting the correction after the f32 sum instead of per block in i32 saves two
+//! integer subtractions per row and block; the correction is of the order of the sum itself
+//! (`|128·Σ a| ≲ 4·|Σ a·b|` for Gaussian codes), so it costs a few f32 ulps of the result.
+//!
 //! # i32 overflow bound
 //! The true product satisfies `|Σ_k a·b| ≤ 127·127·K`, which fits in i32 while
 //! `K ≤ ⌊(2³¹−1)/16129⌋ = 133,144`. The raw VNNI accumulator `Σ a·(b+128)` can reach
@@ -88,7 +107,7 @@ pub struct TileOut<'a> {
     pub ldc: usize,
     /// Valid columns (`1..=NR`).
     pub cols: usize,
-    /// Per-row scales, at least `R` of them.
+    /// Per-row scales, at least `R` of them (unused by [`Kernel::tile_blocks`]).
     pub rs: &'a [f32],
     /// Per-column scales, at least `NR` of them (entries past `cols` are read but unused).
     pub cs: &'a [f32],
@@ -197,6 +216,58 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, with avx2 detected.
             KernelKind::Avx2 => unsafe { avx2::tile(rows, kc4, a, corr, b, out) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("x86 kernels are never constructed on this target"),
+        }
+    }
+
+    /// Runs the microkernel with per-block activation scales on `rows` rows (see "Per-block
+    /// activation scales" in the module docs).
+    ///
+    /// * `blk4` — groups of four `k` per scale block (the block length is `4·blk4`, ≤ 512)
+    /// * `bs` — `⌈kc4/blk4⌉` blocks of `MR` row scales
+    /// * `fcorr` — per-row scaled offset corrections (`R` used; VNNI only)
+    ///
+    /// `out.rs` is not read: the row scales are the block scales.
+    ///
+    /// # Panics
+    /// As [`Kernel::tile`], and when `bs` holds fewer than `⌈kc4/blk4⌉·MR` scales.
+    ///
+    /// # Safety
+    /// As [`Kernel::tile`].
+    #[allow(clippy::too_many_arguments)] // the microkernel's operand list reads best flat
+    #[inline]
+    pub unsafe fn tile_blocks(
+        self,
+        rows: usize,
+        kc4: usize,
+        blk4: usize,
+        a: &[i8],
+        bs: &[f32],
+        fcorr: &[f32],
+        b: &[u8],
+        out: TileOut<'_>,
+    ) {
+        let (mr, nr) = (self.mr(), self.nr());
+        assert!((1..=mr).contains(&rows) && (1..=nr).contains(&out.cols));
+        assert!((1..=128).contains(&blk4));
+        assert!(a.len() >= kc4 * mr * 4 && b.len() >= kc4 * nr * 4);
+        assert!(bs.len() >= kc4.div_ceil(blk4) * mr && fcorr.len() >= rows && out.cs.len() >= nr);
+        match self.kind {
+            // SAFETY: the caller guarantees the tile of `out.c` (forwarded contract).
+            KernelKind::Portable => unsafe {
+                portable::tile_blocks(rows, kc4, blk4, a, bs, b, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a `Kernel` of this kind exists only if `new` saw avx512f/bw/vnni on this
+            // CPU; the asserts above give every input the length the kernel reads, and the
+            // caller guarantees the tile of `out.c`.
+            KernelKind::Avx512Vnni => unsafe {
+                avx512::tile_blocks(rows, kc4, blk4, a, bs, fcorr, b, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with avx2 detected.
+            KernelKind::Avx2 => unsafe { avx2::tile_blocks(rows, kc4, blk4, a, bs, b, out) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("x86 kernels are never constructed on this target"),
         }

@@ -195,3 +195,171 @@ fn detect_prefers_the_widest_supported_kernel() {
     assert_eq!(Kernel::detect(), all[0]);
     assert!(all.iter().any(|k| k.kind() == super::KernelKind::Portable));
 }
+
+/// `C = Σ_blocks s[i, b] · (A_b·B_b)` in f64 from i64 block sums, blocks of `len` along `k`
+/// (`s[i·⌈k/len⌉ + b]`).
+fn block_reference(
+    a: &[i8],
+    b: &[i8],
+    s: &[f32],
+    (m, k, n): (usize, usize, usize),
+    len: usize,
+) -> Vec<f64> {
+    let nb = k.div_ceil(len);
+    let mut c = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            for blk in 0..nb {
+                let dot: i64 = (blk * len..((blk + 1) * len).min(k))
+                    .map(|p| a[i * k + p] as i64 * b[p * n + j] as i64)
+                    .sum();
+                c[i * n + j] += s[i * nb + blk] as f64 * dot as f64;
+            }
+        }
+    }
+    c
+}
+
+/// `Σ_b |s_b|·(Σ_{k∈b} |a||b| + 128·Σ_{k∈b} |a|)` per output: bounds every partial sum any
+/// block kernel's f32 accumulator holds (VNNI's offset term included).
+fn magnitude_bound(
+    a: &[i8],
+    b: &[i8],
+    s: &[f32],
+    (m, k, n): (usize, usize, usize),
+    len: usize,
+) -> Vec<f64> {
+    let abs_a: Vec<i8> = a.iter().map(|x| x.saturating_abs()).collect();
+    let abs_b: Vec<i8> = b.iter().map(|x| x.saturating_abs()).collect();
+    let abs_s: Vec<f32> = s.iter().map(|x| x.abs()).collect();
+    let mag = block_reference(&abs_a, &abs_b, &abs_s, (m, k, n), len);
+    let offs = block_reference(&abs_a, &vec![1i8; k * n], &abs_s, (m, k, n), len);
+    mag.iter().zip(offs).map(|(x, o)| x + 128.0 * o).collect()
+}
+
+/// A whole product through `kernel.tile_blocks`, `kc`-blocked, unit column scales.
+#[allow(clippy::too_many_arguments)]
+fn run_blocks(
+    kernel: Kernel,
+    a: &[i8],
+    s: &[f32],
+    bt: &PackedB,
+    (m, k): (usize, usize),
+    kc: usize,
+    len: usize,
+) -> Vec<f32> {
+    let (mr, nr, n) = (kernel.mr(), kernel.nr(), bt.n);
+    let mut pa = PackedA::default();
+    pa.pack(a, m, k, mr, kc);
+    pa.set_block_scales(a, m, k, len, s);
+    let mut c = vec![f32::NAN; m * n];
+    let ones = vec![1.0f32; nr];
+    for (blk, k0) in (0..k).step_by(kc).enumerate() {
+        let kc4 = (kc.min(k - k0)).div_ceil(4);
+        for p in 0..bt.panels() {
+            for ip in 0..m.div_ceil(mr) {
+                let off = ip * mr * n + p * nr;
+                // SAFETY: the tile (rows × cols at `off`, stride n) lies inside `c`.
+                unsafe {
+                    kernel.tile_blocks(
+                        mr.min(m - ip * mr),
+                        kc4,
+                        len / 4,
+                        pa.block(ip, k0, kc4),
+                        pa.block_scales(ip, k0),
+                        pa.fcorr(ip, blk),
+                        bt.block(p, k0, kc4),
+                        TileOut {
+                            c: c[off..].as_mut_ptr(),
+                            ldc: n,
+                            cols: nr.min(n - p * nr),
+                            rs: &[],
+                            cs: &ones,
+                            accumulate: blk > 0,
+                        },
+                    )
+                };
+            }
+        }
+    }
+    c
+}
+
+#[test]
+fn block_kernels_are_exact_with_power_of_two_scales() {
+    // Scales in {¼, ½, 1, 2}: every block sum is an integer below 2²⁴ (VNNI's raw sum with its
+    // offset included: |Σ| ≤ 255·127·32), so it converts exactly, and every scaled partial sum
+    // is a multiple of ¼; while those stay below 2²² in magnitude (asserted below from
+    // Σ_b s_b·(Σ|a||b| + 128·Σ|a|), which bounds both the raw and the corrected sums) f32 holds
+    // them exactly. So the result must equal the i64 reference bit for bit — any lost block,
+    // wrong scale index or wrong correction shows.
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (8, 64, 32),
+        (9, 67, 33),
+        (17, 128, 50),
+    ];
+    for kernel in Kernel::all_supported() {
+        for (si, &(m, k, n)) in shapes.iter().enumerate() {
+            if cfg!(miri) && m * k * n > 40_000 {
+                continue;
+            }
+            let a = codes(m * k, 300 + si as u64);
+            let b = codes(k * n, 400 + si as u64);
+            let bt = PackedB::from_cols(&b, k, n, kernel.nr());
+            for len in [4, 8, 32] {
+                let nb = k.div_ceil(len);
+                let s: Vec<f32> = (0..m * nb).map(|x| [0.25, 0.5, 1.0, 2.0][x % 4]).collect();
+                let want = block_reference(&a, &b, &s, (m, k, n), len);
+                let bound = magnitude_bound(&a, &b, &s, (m, k, n), len);
+                assert!(bound.iter().all(|&x| x < (1 << 22) as f64));
+                for kc in [4 * k.div_ceil(4), len, 2 * len] {
+                    let got = run_blocks(kernel, &a, &s, &bt, (m, k), kc, len);
+                    for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(
+                            *g as f64,
+                            *w,
+                            "{:?} m{m} k{k} n{n} len{len} kc{kc} at {idx}",
+                            kernel.kind()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn block_kernels_match_the_f64_reference_for_long_rows() {
+    // Model-sized rows with arbitrary scales: the f32 accumulation rounds, so the bound is
+    // relative to Σ_b |s_b|·(|A_b·B_b| + 128·|Σ A_b|), the largest magnitude any kernel's f32
+    // accumulator holds (the VNNI offset term included): a few ulps of it, times √blocks.
+    let (m, k, n) = (9, 1536, 40);
+    let a = codes(m * k, 7);
+    let b = codes(k * n, 8);
+    let len = 32;
+    let nb = k / len;
+    let mut rng = Rng::new(9);
+    let s: Vec<f32> = (0..m * nb)
+        .map(|_| 1e-3 * (1 + rng.next_u64() % 1000) as f32)
+        .collect();
+    let want = block_reference(&a, &b, &s, (m, k, n), len);
+    let mag = magnitude_bound(&a, &b, &s, (m, k, n), len);
+    for kernel in Kernel::all_supported() {
+        let bt = PackedB::from_cols(&b, k, n, kernel.nr());
+        for kc in [k, 512] {
+            let got = run_blocks(kernel, &a, &s, &bt, (m, k), kc, len);
+            for idx in 0..m * n {
+                let bound = 1e-6 * mag[idx];
+                assert!(
+                    (got[idx] as f64 - want[idx]).abs() <= bound,
+                    "{:?} kc{kc} at {idx}: {} vs {} (bound {bound})",
+                    kernel.kind(),
+                    got[idx],
+                    want[idx]
+                );
+            }
+        }
+    }
+}
