@@ -146,24 +146,24 @@ impl PackedA {
         self.bscale.resize(panels * nb * mr, 0.0);
         self.fcorr.clear();
         self.fcorr.resize(panels * self.kblocks * mr, 0.0);
-        for i in 0..m {
+        let kblocks = self.kblocks;
+        for (i, row) in codes.chunks(k).take(m).enumerate() {
             let (p, r) = (i / mr, i % mr);
-            for b in 0..nb {
-                self.bscale[(p * nb + b) * mr + r] = scales[i * nb + b];
-            }
-            // Summed in f64 and rounded once: the kernel subtracts it from an f32 accumulator.
-            let row = &codes[i * k..(i + 1) * k];
-            for (kb, kblock) in row.chunks(kc).enumerate() {
-                let total: f64 = kblock
-                    .chunks(len)
-                    .enumerate()
-                    .map(|(bb, block)| {
-                        let b = kb * kc / len + bb;
-                        let sum: i64 = block.iter().map(|&x| x as i64).sum();
-                        scales[i * nb + b] as f64 * 128.0 * sum as f64
-                    })
-                    .sum();
-                self.fcorr[(p * self.kblocks + kb) * mr + r] = total as f32;
+            // Σ over the scale blocks of each kc block, in f64 and rounded once: the kernel
+            // subtracts it from an f32 accumulator.
+            let mut total = 0f64;
+            for (b, block) in row.chunks(len).enumerate() {
+                let s = scales[i * nb + b];
+                self.bscale[(p * nb + b) * mr + r] = s;
+                // |Σ| ≤ 127·512: i32 is exact, and the sum vectorises.
+                let sum: i32 = block.iter().map(|&x| x as i32).sum();
+                total += s as f64 * (128 * sum) as f64;
+                let end = ((b + 1) * len).min(k);
+                if end % kc == 0 || end == k {
+                    let kb = (end - 1) / kc;
+                    self.fcorr[(p * kblocks + kb) * mr + r] = total as f32;
+                    total = 0.0;
+                }
             }
         }
     }
