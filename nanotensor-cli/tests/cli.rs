@@ -265,6 +265,58 @@ fn int8_matmul_check_reports_quantization_nmse() {
 }
 
 #[test]
+fn int8_scale_granularities_are_selectable_and_reported() {
+    let run = |w: &str, a: &str| {
+        nanotensor(&[
+            "matmul",
+            "--backend",
+            "int8",
+            "--m",
+            "32",
+            "--k",
+            "256",
+            "--n",
+            "40",
+            "--int8-weights",
+            w,
+            "--int8-activations",
+            a,
+            "--check",
+            "--json",
+        ])
+    };
+    let mut nmse = Vec::new();
+    for (w, a) in [
+        ("per-tensor", "per-tensor"),
+        ("per-row", "per-row"),
+        ("per-row", "per-block"),
+    ] {
+        let out = run(w, a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out);
+        assert_eq!(v["int8"]["weights"], w);
+        let want = if a == "per-block" { "per-block-32" } else { a };
+        assert_eq!(v["int8"]["activations"], want);
+        nmse.push(v["nmse"].as_f64().unwrap());
+    }
+    // Finer scales, less noise (Gaussian operands: ≈2e-4, then ≈1e-4 and below).
+    assert!(
+        nmse[2] < nmse[1] && nmse[1] < nmse[0] && nmse[0] < 1e-3,
+        "{nmse:?}"
+    );
+    for (w, a) in [("per-block", "per-row"), ("per-row", "per-block-30")] {
+        let out = run(w, a);
+        assert_eq!(out.status.code(), Some(2), "{w} {a}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
 fn quantize_reports_memory_and_error_per_granularity() {
     let out = nanotensor(&[
         "quantize",
