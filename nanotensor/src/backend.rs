@@ -229,20 +229,27 @@ pub fn linear_shapes(x: &[usize], w: [usize; 2]) -> Result<(usize, Vec<usize>)> 
 /// Buffer-length checks of `linear_into`, plus finiteness of `x`.
 pub fn check_linear_into<T: Element>(x: &[T], rows: usize, w: [usize; 2], out: &[T]) -> Result<()> {
     const OP: &str = "linear";
-    if rows == 0 || x.len() != rows.saturating_mul(w[1]) || out.len() != rows.saturating_mul(w[0]) {
-        return Err(Error::mismatch(
-            OP,
-            &[x.len(), out.len()],
-            &w,
-            format!("{rows} rows need x of rows·in and out of rows·out elements"),
-        ));
-    }
+    check_linear_into_lengths(x, rows, w, out)?;
     if let Some(p) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite {
             op: OP,
             index: p,
             value: x[p].as_f64(),
         });
+    }
+    Ok(())
+}
+
+/// The buffer-length checks of [`check_linear_into`] alone, for a backend that scans `x` for
+/// non-finite values itself (e.g. vectorised, fused with its quantization).
+pub fn check_linear_into_lengths<T>(x: &[T], rows: usize, w: [usize; 2], out: &[T]) -> Result<()> {
+    if rows == 0 || x.len() != rows.saturating_mul(w[1]) || out.len() != rows.saturating_mul(w[0]) {
+        return Err(Error::mismatch(
+            "linear",
+            &[x.len(), out.len()],
+            &w,
+            format!("{rows} rows need x of rows·in and out of rows·out elements"),
+        ));
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub mod quantize;
 use std::borrow::Cow;
 
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
-use nanotensor::backend::{check_attention, check_linear_into, check_softmax};
+use nanotensor::backend::{check_attention, check_linear_into_lengths, check_softmax};
 use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
 use crate::scales::ActGranularity;
@@ -198,12 +198,18 @@ impl Int8Backend {
         let k = b.k;
         // Quantizing and packing are memory-bound passes: worth splitting only when large.
         let pool = (m * k >= 1 << 16).then_some(&self.pool);
-        let rs = quantize::quantize_rows(self.level, pool, a, m, k, self.activations, codes);
-        pa.pack_on(pool, codes, m, k, self.kernel.mr(), self.kc(m, k));
+        let (mr, kc) = (self.kernel.mr(), self.kc(m, k));
         if let Some(len) = self.activations.block_len() {
-            pa.set_block_scales(codes, m, k, len, &rs);
+            codes.clear();
+            codes.resize(m * k, 0);
+            let mut sums = Vec::new();
+            let s = quantize::quantize_row_blocks(self.level, pool, a, m, k, len, codes, &mut sums);
+            pa.pack_codes(pool, codes, m, k, mr, kc);
+            pa.set_block_scales(m, k, len, &s, &sums);
             gemm::gemm(&self.pool, self.kernel, pa, &[], b, cs, m, c);
         } else {
+            let rs = quantize::quantize_rows(self.level, pool, a, m, k, self.activations, codes);
+            pa.pack_on(pool, codes, m, k, mr, kc);
             gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
         }
     }
@@ -415,7 +421,9 @@ impl Backend for Int8Backend {
         w: &Self::Weight<T>,
         out: &mut [T],
     ) -> Result<()> {
-        check_linear_into(x, rows, w.shape, out)?;
+        // The length checks of `check_linear_into`; its (scalar) finiteness scan is done
+        // vectorised by `check_operand` below.
+        check_linear_into_lengths(x, rows, w.shape, out)?;
         if w.kernel != self.kernel.kind() {
             return Err(Error::invalid_arg(
                 "linear",

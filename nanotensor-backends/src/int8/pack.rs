@@ -74,6 +74,30 @@ impl PackedA {
         mr: usize,
         kc: usize,
     ) {
+        self.pack_codes(pool, codes, m, k, mr, kc);
+        self.corr.clear();
+        self.corr.resize(m.div_ceil(mr) * self.kblocks * mr, 0);
+        for i in 0..m {
+            let (p, r) = (i / mr, i % mr);
+            for (b, block) in codes[i * k..(i + 1) * k].chunks(kc).enumerate() {
+                let sum: i32 = block.iter().map(|&x| x as i32).sum();
+                // Wrapping on purpose: only the result modulo 2³² matters (see the kernel docs).
+                self.corr[(p * self.kblocks + b) * mr + r] = sum.wrapping_mul(128);
+            }
+        }
+    }
+
+    /// [`PackedA::pack_on`] without the per-row corrections `corr` (left empty): for per-block
+    /// scales, whose corrections [`PackedA::set_block_scales`] computes instead.
+    pub fn pack_codes(
+        &mut self,
+        pool: Option<&Pool>,
+        codes: &[i8],
+        m: usize,
+        k: usize,
+        mr: usize,
+        kc: usize,
+    ) {
         debug_assert!(kc.is_multiple_of(4) && kc > 0 && codes.len() >= m * k);
         let kp = round_up(k, 4);
         let panels = m.div_ceil(mr);
@@ -81,7 +105,6 @@ impl PackedA {
         self.data.clear();
         self.data.resize(panels * mr * kp, 0);
         self.corr.clear();
-        self.corr.resize(panels * kblocks * mr, 0);
         (self.mr, self.kp, self.kc, self.kblocks) = (mr, kp, kc, kblocks);
         self.block_len = None;
         let threads = pool.map_or(1, Pool::threads).min(panels);
@@ -111,34 +134,28 @@ impl PackedA {
             }
             _ => fill(0, &mut self.data),
         }
-        for i in 0..m {
-            let (p, r) = (i / mr, i % mr);
-            for (b, block) in codes[i * k..(i + 1) * k].chunks(kc).enumerate() {
-                let sum: i32 = block.iter().map(|&x| x as i32).sum();
-                // Wrapping on purpose: only the result modulo 2³² matters (see the kernel docs).
-                self.corr[(p * kblocks + b) * mr + r] = sum.wrapping_mul(128);
-            }
-        }
     }
 
-    /// Switches this packed operand (just packed from `codes`, `m × k`) to per-block scales:
-    /// `scales[i·⌈k/len⌉ + b]` is the scale of block `b` of row `i` (as returned by
-    /// [`super::quantize::quantize_rows`]). Fills `bscale` and `fcorr` (see the module docs).
+    /// Switches this packed operand (just packed, `m × k`) to per-block scales of blocks of
+    /// `len` values: `scales[i·⌈k/len⌉ + b]` is the scale of block `b` of row `i` and
+    /// `sums[i·⌈k/len⌉ + b]` the sum of its codes (as returned by
+    /// [`super::quantize::quantize_row_blocks`]). Fills `bscale` and `fcorr` (see the module
+    /// docs).
     ///
     /// `len` must be a multiple of 4 and, unless one `kc` block spans all of `k`, divide `kc`
     /// (so no scale block straddles two `kc` blocks).
     pub fn set_block_scales(
         &mut self,
-        codes: &[i8],
         m: usize,
         k: usize,
         len: usize,
         scales: &[f32],
+        sums: &[i32],
     ) {
         let (mr, kc) = (self.mr, self.kc);
         assert!(len.is_multiple_of(4) && (kc >= k || kc.is_multiple_of(len)));
         let nb = k.div_ceil(len);
-        assert!(scales.len() >= m * nb && codes.len() >= m * k);
+        assert!(scales.len() >= m * nb && sums.len() >= m * nb);
         let panels = m.div_ceil(mr);
         self.block_len = Some(len);
         self.scale_blocks = nb;
@@ -147,17 +164,15 @@ impl PackedA {
         self.fcorr.clear();
         self.fcorr.resize(panels * self.kblocks * mr, 0.0);
         let kblocks = self.kblocks;
-        for (i, row) in codes.chunks(k).take(m).enumerate() {
+        for i in 0..m {
             let (p, r) = (i / mr, i % mr);
             // Σ over the scale blocks of each kc block, in f64 and rounded once: the kernel
             // subtracts it from an f32 accumulator.
             let mut total = 0f64;
-            for (b, block) in row.chunks(len).enumerate() {
+            for b in 0..nb {
                 let s = scales[i * nb + b];
                 self.bscale[(p * nb + b) * mr + r] = s;
-                // |Σ| ≤ 127·512: i32 is exact, and the sum vectorises.
-                let sum: i32 = block.iter().map(|&x| x as i32).sum();
-                total += s as f64 * (128 * sum) as f64;
+                total += s as f64 * (128 * sums[i * nb + b]) as f64;
                 let end = ((b + 1) * len).min(k);
                 if end % kc == 0 || end == k {
                     let kb = (end - 1) / kc;

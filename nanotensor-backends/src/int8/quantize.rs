@@ -106,15 +106,19 @@ multiversion! {
 
 multiversion! {
     /// One row in blocks of `len` values (the last may be shorter): per block `b`,
-    /// `scales[b] = scale_for_max_abs(max |block|)` and the block's codes into `dst`.
-    fn quantize_blocks(src: &[f32], len: usize, scales: &mut [f32], dst: &mut [i8]) {
-        for ((s, d), sc) in src.chunks(len).zip(dst.chunks_mut(len)).zip(scales.iter_mut()) {
+    /// `scales[b] = scale_for_max_abs(max |block|)`, the block's codes into `dst`, and the sum
+    /// of those codes into `sums[b]` (what the VNNI offset correction needs).
+    fn quantize_blocks(src: &[f32], len: usize, scales: &mut [f32], sums: &mut [i32], dst: &mut [i8]) {
+        let blocks = src.chunks(len).zip(dst.chunks_mut(len));
+        for (((s, d), sc), sum) in blocks.zip(scales.iter_mut()).zip(sums.iter_mut()) {
             let m = f32::from_bits(s.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)));
             *sc = scale_for_max_abs(m);
             let inv = inverse_scale(*sc);
             for (d, &x) in d.iter_mut().zip(s) {
                 *d = quantize_value(x, inv);
             }
+            // |Σ| ≤ 127·512: exact in i32.
+            *sum = d.iter().map(|&q| q as i32).sum();
         }
     }
 }
@@ -239,7 +243,8 @@ pub fn quantize_rows(
             .map(|r| scale_for_max_abs(max_abs(level, r)))
             .collect(),
         ActGranularity::PerBlock(len) => {
-            return quantize_row_blocks(level, pool, x, rows, k, len.get(), codes);
+            let mut sums = Vec::new();
+            return quantize_row_blocks(level, pool, x, rows, k, len.get(), codes, &mut sums);
         }
     };
     let threads = pool.map_or(1, Pool::threads).min(rows);
@@ -258,8 +263,11 @@ pub fn quantize_rows(
     scales
 }
 
-/// [`quantize_rows`] with blocks of `len` values along each row (`codes` already sized).
-fn quantize_row_blocks(
+/// [`quantize_rows`] with blocks of `len` values along each row (`codes` already sized to
+/// `rows·k`), also returning in `sums` the sum of each block's codes (same layout as the scales:
+/// row `i`'s block `b` at `i·⌈k/len⌉ + b`).
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_row_blocks(
     level: Level,
     pool: Option<&Pool>,
     x: &[f32],
@@ -267,31 +275,40 @@ fn quantize_row_blocks(
     k: usize,
     len: usize,
     codes: &mut [i8],
+    sums: &mut Vec<i32>,
 ) -> Vec<f32> {
     let nb = k.div_ceil(len);
     let mut scales = vec![0.0f32; rows * nb];
+    sums.clear();
+    sums.resize(rows * nb, 0);
     let threads = pool.map_or(1, Pool::threads).min(rows);
     let per_task = rows.div_ceil(threads);
-    let fill = |r0: usize, codes: &mut [i8], scales: &mut [f32]| {
-        for (r, (dst, s)) in codes.chunks_mut(k).zip(scales.chunks_mut(nb)).enumerate() {
+    let fill = |r0: usize, codes: &mut [i8], scales: &mut [f32], sums: &mut [i32]| {
+        let rows = codes
+            .chunks_mut(k)
+            .zip(scales.chunks_mut(nb))
+            .zip(sums.chunks_mut(nb));
+        for (r, ((dst, s), sum)) in rows.enumerate() {
             let src = &x[(r0 + r) * k..(r0 + r + 1) * k];
-            quantize_blocks(level, src, len, s, dst);
+            quantize_blocks(level, src, len, s, sum, dst);
         }
     };
     match pool {
         Some(pool) if threads > 1 => {
-            // One (codes, scales) pair of disjoint slices per task.
-            let mut parts: Vec<(&mut [i8], &mut [f32])> = codes
+            // One (codes, scales, sums) triple of disjoint slices per task.
+            let mut parts: Vec<(&mut [i8], &mut [f32], &mut [i32])> = codes
                 .chunks_mut(per_task * k)
                 .zip(scales.chunks_mut(per_task * nb))
+                .zip(sums.chunks_mut(per_task * nb))
+                .map(|((c, s), u)| (c, s, u))
                 .collect();
             pool.for_each_chunk_mut(&mut parts, 1, |t, part| {
-                for (c, s) in part.iter_mut() {
-                    fill(t * per_task, c, s);
+                for (c, s, u) in part.iter_mut() {
+                    fill(t * per_task, c, s, u);
                 }
             });
         }
-        _ => fill(0, codes, &mut scales),
+        _ => fill(0, codes, &mut scales, sums),
     }
     scales
 }

@@ -251,7 +251,14 @@ fn run_blocks(
     let (mr, nr, n) = (kernel.mr(), kernel.nr(), bt.n);
     let mut pa = PackedA::default();
     pa.pack(a, m, k, mr, kc);
-    pa.set_block_scales(a, m, k, len, s);
+    let sums: Vec<i32> = a
+        .chunks(k)
+        .flat_map(|row| {
+            row.chunks(len)
+                .map(|b| b.iter().map(|&x| x as i32).sum::<i32>())
+        })
+        .collect();
+    pa.set_block_scales(m, k, len, s, &sums);
     let mut c = vec![f32::NAN; m * n];
     let ones = vec![1.0f32; nr];
     for (blk, k0) in (0..k).step_by(kc).enumerate() {
