@@ -174,7 +174,7 @@ impl PackedA {
                 self.bscale[(p * nb + b) * mr + r] = s;
                 total += s as f64 * (128 * sums[i * nb + b]) as f64;
                 let end = ((b + 1) * len).min(k);
-                if end % kc == 0 || end == k {
+                if end.is_multiple_of(kc) || end == k {
                     let kb = (end - 1) / kc;
                     self.fcorr[(p * kblocks + kb) * mr + r] = total as f32;
                     total = 0.0;
