@@ -43,7 +43,7 @@ fn main() {
                         pa.block(0, 0, kc / 4),
                         pa.corr(0, 0),
                         pb.block(0, 0, kc / 4),
-                        TileOut {
+                        &TileOut {
                             c: c.as_mut_ptr(),
                             ldc: nr,
                             cols: nr,

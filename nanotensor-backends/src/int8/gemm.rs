@@ -172,12 +172,12 @@ pub fn gemm(
                         // SAFETY: the tile's rows × cols elements lie inside `c` (rows ≤
                         // m − ip·mr, cols ≤ n − jp·nr), and tile (ip, jp) belongs to exactly
                         // one task, so no other thread touches it.
-                        None => unsafe { kernel.tile(rows, kc4, ab, a.corr(ip, blk), bp, tile) },
+                        None => unsafe { kernel.tile(rows, kc4, ab, a.corr(ip, blk), bp, &tile) },
                         // SAFETY: as above; `k0` is a multiple of the block length (asserted
                         // before the loop), so the block scales start at block `k0 / len`.
                         Some(len) => unsafe {
                             let (bs, fc) = (a.block_scales(ip, k0), a.fcorr(ip, blk));
-                            kernel.tile_blocks(rows, kc4, len / 4, ab, bs, fc, bp, tile)
+                            kernel.tile_blocks(rows, kc4, len / 4, ab, bs, fc, bp, &tile)
                         },
                     }
                 }

@@ -26,7 +26,7 @@ pub(super) unsafe fn tile(
     a: &[i8],
     corr: &[i32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     // SAFETY: the caller's contract is forwarded unchanged (every arm); `rows` selects `R`.
     unsafe {
@@ -41,7 +41,7 @@ pub(super) unsafe fn tile(
 
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn tile_r<const R: usize>(kc4: usize, a: &[i8], _corr: &[i32], b: &[u8], out: TileOut<'_>) {
+unsafe fn tile_r<const R: usize>(kc4: usize, a: &[i8], _corr: &[i32], b: &[u8], out: &TileOut<'_>) {
     debug_assert!(R <= MR && a.len() >= kc4 * MR * 4 && b.len() >= kc4 * NR * 4);
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     let offset = _mm256_set1_epi8(-128);
@@ -109,7 +109,7 @@ pub(super) unsafe fn tile_blocks(
     a: &[i8],
     bs: &[f32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     // SAFETY: the caller's contract is forwarded unchanged (every arm); `rows` selects `R`.
     unsafe {
@@ -130,7 +130,7 @@ unsafe fn blocks_r<const R: usize>(
     a: &[i8],
     bs: &[f32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     debug_assert!(R <= MR && a.len() >= kc4 * MR * 4 && b.len() >= kc4 * NR * 4);
     debug_assert!(bs.len() >= kc4.div_ceil(blk4) * MR);

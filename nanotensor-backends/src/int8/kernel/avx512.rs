@@ -25,7 +25,7 @@ pub(super) unsafe fn tile_blocks(
     bs: &[f32],
     fcorr: &[f32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     // SAFETY: the caller's contract is forwarded unchanged (every arm); `rows` selects `R`.
     unsafe {
@@ -52,7 +52,7 @@ unsafe fn blocks_r<const R: usize>(
     bs: &[f32],
     fcorr: &[f32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     debug_assert!(R <= MR && a.len() >= kc4 * MR * 4 && b.len() >= kc4 * NR * 4);
     debug_assert!(bs.len() >= kc4.div_ceil(blk4) * MR && fcorr.len() >= R);
@@ -132,7 +132,7 @@ pub(super) unsafe fn tile(
     a: &[i8],
     corr: &[i32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     // SAFETY: the caller's contract is forwarded unchanged (every arm); `rows` selects `R`.
     unsafe {
@@ -158,7 +158,7 @@ fn lane_mask(cols: usize, from: usize) -> __mmask16 {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
-unsafe fn tile_r<const R: usize>(kc4: usize, a: &[i8], corr: &[i32], b: &[u8], out: TileOut<'_>) {
+unsafe fn tile_r<const R: usize>(kc4: usize, a: &[i8], corr: &[i32], b: &[u8], out: &TileOut<'_>) {
     debug_assert!(R <= MR && a.len() >= kc4 * MR * 4 && b.len() >= kc4 * NR * 4);
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     let mut acc = [[_mm512_setzero_si512(); 2]; R];

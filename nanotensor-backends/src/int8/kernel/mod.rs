@@ -199,7 +199,7 @@ impl Kernel {
         a: &[i8],
         corr: &[i32],
         b: &[u8],
-        out: TileOut<'_>,
+        out: &TileOut<'_>,
     ) {
         let (mr, nr) = (self.mr(), self.nr());
         assert!((1..=mr).contains(&rows) && (1..=nr).contains(&out.cols));
@@ -246,7 +246,7 @@ impl Kernel {
         bs: &[f32],
         fcorr: &[f32],
         b: &[u8],
-        out: TileOut<'_>,
+        out: &TileOut<'_>,
     ) {
         let (mr, nr) = (self.mr(), self.nr());
         assert!((1..=mr).contains(&rows) && (1..=nr).contains(&out.cols));

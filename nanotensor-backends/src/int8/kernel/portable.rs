@@ -18,7 +18,7 @@ pub(super) unsafe fn tile(
     a: &[i8],
     _corr: &[i32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     let mut acc = [[0i32; NR]; MR];
     for g in 0..kc4 {
@@ -58,7 +58,7 @@ pub(super) unsafe fn tile_blocks(
     a: &[i8],
     bs: &[f32],
     b: &[u8],
-    out: TileOut<'_>,
+    out: &TileOut<'_>,
 ) {
     let mut facc = [[0f32; NR]; MR];
     for (blk, g0) in (0..kc4).step_by(blk4).enumerate() {

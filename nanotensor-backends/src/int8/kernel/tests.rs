@@ -47,7 +47,7 @@ fn run(kernel: Kernel, a: &[i8], bt: &PackedB, m: usize, k: usize, kc: usize) ->
                         pa.block(ip, k0, kc4),
                         pa.corr(ip, blk),
                         bt.block(p, k0, kc4),
-                        TileOut {
+                        &TileOut {
                             c: c[off..].as_mut_ptr(),
                             ldc: n,
                             cols,
@@ -164,7 +164,7 @@ fn scales_and_accumulate_follow_the_epilogue_formula() {
                         pa.block(ip, 0, 10),
                         pa.corr(ip, 0),
                         bt.block(p, 0, 10),
-                        TileOut {
+                        &TileOut {
                             c: c[off..].as_mut_ptr(),
                             ldc: n,
                             cols: nr.min(n - p * nr),
@@ -276,7 +276,7 @@ fn run_blocks(
                         pa.block_scales(ip, k0),
                         pa.fcorr(ip, blk),
                         bt.block(p, k0, kc4),
-                        TileOut {
+                        &TileOut {
                             c: c[off..].as_mut_ptr(),
                             ldc: n,
                             cols: nr.min(n - p * nr),
