@@ -32,7 +32,9 @@
 //! * its packing converts element by element through a closure; here both operands are
 //!   quantized and packed by vectorised passes (fused for B);
 //! * its tiles are always `MR` rows: a decode row (`m = 1`) would pay `MR×` the multiplies. Here
-//!   the kernels are specialised on the row count (`R = 1..=MR`).
+//!   the kernels are specialised on the row count (`R = 1..=MR`);
+//! * per-block activation scales rescale *inside* the `k` loop (every 16–32 values of `k`, into
+//!   an f32 accumulator): the generic microkernel has no per-block scale input.
 //!
 //! The loop nest, the names (LOOP 4 … LOOP 1, `MR`, `NR`, `kc`, `mc`) and the one-door kernel
 //! dispatch are the same; only the panel formats and the epilogue differ.
