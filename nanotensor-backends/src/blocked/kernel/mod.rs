@@ -22,6 +22,7 @@ pub mod avx2;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx512;
 pub mod scalar;
+pub mod transpose;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
@@ -83,7 +84,7 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// Packs `src` — `rows × depth`, the rows of an A block — into consecutive `MR`-row
     /// micro-panels in the layout above, converting each element with `conv`.
     /// `out.len()` must be `pack::packed_len(rows, depth, MR, KGROUP)`.
-    fn pack_a<S: Copy>(
+    fn pack_a<S: bytemuck::Pod>(
         &self,
         src: MatRef<'_, S>,
         conv: impl Fn(S) -> Self::A,
@@ -94,7 +95,7 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
 
     /// Packs `src` — `depth × cols`, a block of B — into consecutive `NR`-column micro-panels in
     /// the layout above. `out.len()` must be `pack::packed_len(cols, depth, NR, KGROUP)`.
-    fn pack_b<S: Copy>(
+    fn pack_b<S: bytemuck::Pod>(
         &self,
         src: MatRef<'_, S>,
         conv: impl Fn(S) -> Self::B,
