@@ -31,6 +31,30 @@ use super::pack::{self, MatRef};
 use std::ops::Add;
 use std::sync::OnceLock;
 
+/// The length checks every microkernel makes before it touches memory: the packed panels hold
+/// `kc` depth steps of `MR` (A) and `NR` (B) values, and the C tile's `MR` rows of `NR` values
+/// at stride `ldc` fit in `c`. A kernel with `unsafe` inside relies on exactly these.
+///
+/// # Panics
+/// If a panel or the C tile is too short.
+pub(crate) fn check_tile_lengths(
+    kc: usize,
+    (mr, nr): (usize, usize),
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+    ldc: usize,
+) {
+    assert!(
+        a_len >= kc * mr && b_len >= kc * nr,
+        "microkernel: short panel"
+    );
+    assert!(
+        ldc >= nr && c_len >= (mr - 1) * ldc + nr,
+        "microkernel: short C tile"
+    );
+}
+
 /// A register-blocked GEMM microkernel plus the packing it expects: everything the generic
 /// driver ([`super::gemm::gemm`]) needs to know about an instruction set and an element type.
 ///
