@@ -203,11 +203,15 @@ impl Backend for BlockedBackend {
         // The dispatch point of the attention algorithms.
         let algo = match spec.algo {
             AttentionAlgo::Auto => {
-                // Flash once the materialised score matrices would exceed the threshold.
+                // Flash once the materialised score matrices would exceed the threshold, and for
+                // f32 decode shapes (n_q ≤ DECODE_MAX_Q): the flash decode path is a dedicated
+                // kernel that allocates nothing per call, where the materialised one allocates
+                // its score matrix every generation step.
                 let threshold = spec
                     .auto_threshold
                     .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
-                if dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
+                let decode = T::DTYPE == DType::F32 && dims.n_q <= crate::flash::DECODE_MAX_Q;
+                if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
                     AttentionAlgo::Flash
                 } else {
                     AttentionAlgo::Naive
@@ -254,7 +258,7 @@ impl Backend for BlockedBackend {
         mut out: HeadsMut<'_, T>,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out)?;
+        let dims = check_attention(&q, &k, &v, &out, spec)?;
         let plan = self.attention_plan::<T>(&dims, spec)?;
         match plan.algo {
             AttentionAlgo::Naive if T::DTYPE == DType::F64 => attention::materialised(

@@ -26,8 +26,10 @@
 //!
 //! # Threads
 //! Work items are (head, query block) pairs — (head, query row, KV chunk) for decode — handed out
-//! dynamically to the pool's workers (heavy causal blocks first); each worker allocates its
-//! scratch once per call. Grouped KV heads are read in place by every query head of the group.
+//! dynamically to the pool's workers (heavy causal blocks first); each tiled worker allocates
+//! its scratch once per call, while the decode path reuses a per-thread buffer so that a
+//! generation step allocates nothing. Grouped KV heads are read in place by every query head of
+//! the group.
 
 mod decode;
 mod generic;
@@ -184,8 +186,10 @@ pub(crate) fn flash_attention_isa<T: Element>(
     };
     match path(dims, 4) {
         Path::Decode => {
-            let mut scratch = vec![0.0f32; decode_scratch_len(dims, pool.threads())];
-            decode::run(pool, isa, q, k, v, out, dims, spec, &mut scratch);
+            let need = decode_scratch_len(dims, pool.threads());
+            decode::with_scratch(need, |scratch| {
+                decode::run(pool, isa, q, k, v, out, dims, spec, scratch)
+            });
         }
         _ => tiled::run(pool, isa, q, k, v, out, dims, spec),
     }

@@ -345,7 +345,7 @@ impl Backend for Int8Backend {
         mut out: HeadsMut<'_, T>,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out)?;
+        let dims = check_attention(&q, &k, &v, &out, spec)?;
         let plan = self.attention_plan::<T>(&dims, spec)?;
         float_ops::attention(&q, &k, &v, &mut out, &dims, spec, &plan)?;
         Ok(plan)
