@@ -201,40 +201,8 @@ impl Backend for BlockedBackend {
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
         // The dispatch point of the attention algorithms.
-        let algo = match spec.algo {
-            AttentionAlgo::Auto => {
-                // Flash once the materialised score matrices would exceed the threshold, and for
-                // f32 decode shapes (n_q ≤ DECODE_MAX_Q): the flash decode path is a dedicated
-                // kernel that allocates nothing per call, where the materialised one allocates
-                // its score matrix every generation step.
-                let threshold = spec
-                    .auto_threshold
-                    .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
-                let decode = T::DTYPE == DType::F32 && dims.n_q <= crate::flash::DECODE_MAX_Q;
-                if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
-                    AttentionAlgo::Flash
-                } else {
-                    AttentionAlgo::Naive
-                }
-            }
-            other => other,
-        };
-        if algo == AttentionAlgo::Flash {
-            let scratch = crate::flash::flash_scratch_bytes(
-                dims,
-                std::mem::size_of::<T>(),
-                self.pool.threads(),
-            );
-            nanotensor::memory::check_budget(
-                "attention",
-                scratch,
-                spec.budget(),
-                " of flash-attention scratch",
-            )?;
-            return Ok(AttentionPlan {
-                algo,
-                scratch_bytes: scratch,
-            });
+        if crate::flash::resolve_algo::<T>(dims, spec) == AttentionAlgo::Flash {
+            return crate::flash::flash_plan::<T>(dims, spec, self.pool.threads());
         }
         let elem = if T::DTYPE == DType::F64 { 8 } else { 4 };
         let scratch = attention::scratch_elems(dims).saturating_mul(elem);

@@ -103,6 +103,49 @@ pub fn flash_scratch_bytes(dims: &AttentionDims, elem_size: usize, threads: usiz
     }
 }
 
+/// The algorithm `Auto` resolves to on a backend with the flash path: flash when the
+/// materialised score matrices (`H·n_q·n_kv` elements of `T`) would exceed
+/// `spec.auto_threshold` (default [`AttentionSpec::DEFAULT_AUTO_THRESHOLD`]), and for f32 decode
+/// shapes (`n_q ≤ DECODE_MAX_Q`), where the flash decode kernel is faster and allocates nothing
+/// per call while the materialised path allocates its scores every generation step. Other
+/// requests (`Naive`, `Flash`) are returned unchanged.
+pub fn resolve_algo<T: Element>(dims: &AttentionDims, spec: &AttentionSpec) -> AttentionAlgo {
+    match spec.algo {
+        AttentionAlgo::Auto => {
+            let threshold = spec
+                .auto_threshold
+                .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
+            let decode = T::DTYPE == DType::F32 && dims.n_q <= DECODE_MAX_Q;
+            if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
+                AttentionAlgo::Flash
+            } else {
+                AttentionAlgo::Naive
+            }
+        }
+        other => other,
+    }
+}
+
+/// The plan of a flash call on a pool of `threads`: its scratch ([`flash_scratch_bytes`]),
+/// refused with [`Error::MemoryBudget`] above `spec.budget()`.
+pub fn flash_plan<T: Element>(
+    dims: &AttentionDims,
+    spec: &AttentionSpec,
+    threads: usize,
+) -> Result<AttentionPlan> {
+    let scratch_bytes = flash_scratch_bytes(dims, std::mem::size_of::<T>(), threads);
+    nanotensor::memory::check_budget(
+        "attention",
+        scratch_bytes,
+        spec.budget(),
+        " of flash-attention scratch",
+    )?;
+    Ok(AttentionPlan {
+        algo: AttentionAlgo::Flash,
+        scratch_bytes,
+    })
+}
+
 /// Scaled dot-product attention by the FlashAttention algorithm (see the module docs).
 ///
 /// # Arguments
