@@ -50,9 +50,11 @@ fn main() -> nanotensor::Result<()> {
     let pool = Pool::new(threads)?;
     let mut times = Vec::new();
     let mut cpu = Vec::new();
+    let mut busiest = Vec::new();
     let mut scratch = 0;
     for _ in 0..repeats {
         let t = Instant::now();
+        let per0 = thread_cpu_ns();
         let c0 = process_cpu_ns();
         let plan = flash_attention(
             &pool,
@@ -68,6 +70,13 @@ fn main() -> nanotensor::Result<()> {
         )?;
         times.push(t.elapsed().as_secs_f64());
         cpu.push((process_cpu_ns() - c0) as f64 * 1e-9);
+        let per1 = thread_cpu_ns();
+        let max_ns = per1
+            .iter()
+            .map(|(tid, ns)| ns - per0.iter().find(|p| p.0 == *tid).map_or(0, |p| p.1))
+            .max()
+            .unwrap_or(0);
+        busiest.push(max_ns as f64 * 1e-9);
 
         scratch = plan.scratch_bytes;
     }
@@ -89,7 +98,30 @@ fn main() -> nanotensor::Result<()> {
         cpu_med * 1e3,
         dims.flops(causal) / cpu_med / 1e9
     );
+    // The busiest thread's on-CPU time is the call's critical path on idle cores: with
+    // `threads` workers, `total / busiest` is the speed-up the split allows (threads = perfect).
+    busiest.sort_by(f64::total_cmp);
+    let busy_med = busiest[busiest.len() / 2];
+    println!(
+        "  busiest thread on-CPU: median {:.1} ms; total / busiest = {:.2} (of {threads})",
+        busy_med * 1e3,
+        cpu_med / busy_med
+    );
     Ok(())
+}
+
+/// `(thread id, on-CPU ns)` of every live thread of this process (`/proc/self/task/*/schedstat`).
+fn thread_cpu_ns() -> Vec<(u64, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let tid = e.file_name().to_str()?.parse().ok()?;
+        let s = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
+        Some((tid, s.split_whitespace().next()?.parse().ok()?))
+    })
+    .collect()
 }
 
 /// On-CPU nanoseconds of every thread of this process (`/proc/self/task/*/schedstat`, first

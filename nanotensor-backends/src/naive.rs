@@ -123,7 +123,7 @@ impl Backend for NaiveBackend {
         mut out: HeadsMut<'_, T>,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out)?;
+        let dims = check_attention(&q, &k, &v, &out, spec)?;
         let plan = self.attention_plan::<T>(&dims, spec)?;
         materialized_attention(&q, &k, &v, &mut out, &dims, spec)?;
         Ok(plan)

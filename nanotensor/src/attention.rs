@@ -71,6 +71,14 @@ pub struct AttentionSpec {
     /// For [`AttentionAlgo::Auto`]: materialise the scores only when they take at most this many
     /// bytes. `None` means [`AttentionSpec::DEFAULT_AUTO_THRESHOLD`].
     pub auto_threshold: Option<u64>,
+    /// Leading K/V rows (positions `0..kv_rows_checked` of every KV head) that the caller
+    /// vouches are finite because an earlier attention call already scanned them and they have
+    /// not changed since — a KV cache whose rows were checked by the call that appended them.
+    /// `attention_into` then scans only K/V rows `kv_rows_checked..n_kv` (and all of Q) for
+    /// NaN/∞, so a decode step reads O(new rows) for validation instead of the whole cache.
+    /// `0` (the default) scans everything, as untrusted input needs; values past `n_kv` mean
+    /// `n_kv`. A false promise cannot cause undefined behaviour, only a NaN/∞ output.
+    pub kv_rows_checked: usize,
 }
 
 impl Default for AttentionSpec {
@@ -81,6 +89,7 @@ impl Default for AttentionSpec {
             algo: AttentionAlgo::Auto,
             max_memory: None,
             auto_threshold: None,
+            kv_rows_checked: 0,
         }
     }
 }
@@ -402,10 +411,20 @@ pub fn check_operands<T: Element>(
 
 /// Fails with [`Error::NonFinite`] if any element a layout covers is NaN or infinite.
 pub fn check_heads_finite<T: Element>(op: &'static str, x: &Heads<'_, T>) -> Result<()> {
+    check_heads_rows_finite(op, x, 0)
+}
+
+/// [`check_heads_finite`] restricted to rows `first_row..` of every head (rows before it are not
+/// read; `first_row ≥ rows` checks nothing). The error's `index` is the flat buffer offset.
+pub fn check_heads_rows_finite<T: Element>(
+    op: &'static str,
+    x: &Heads<'_, T>,
+    first_row: usize,
+) -> Result<()> {
     for h in 0..x.layout.heads {
-        for i in 0..x.layout.rows {
+        for i in first_row.min(x.layout.rows)..x.layout.rows {
             let row = x.row(h, i);
-            if let Some(p) = row.iter().position(|v| !v.is_finite()) {
+            if let Some(p) = first_non_finite(row) {
                 return Err(Error::NonFinite {
                     op,
                     index: x.layout.offset(h, i) + p,
@@ -415,6 +434,19 @@ pub fn check_heads_finite<T: Element>(op: &'static str, x: &Heads<'_, T>) -> Res
         }
     }
     Ok(())
+}
+
+/// Index of the first NaN/∞ of `row`. For f32 the row is first reduced without early exit
+/// (`|x| ≤ f32::MAX` over whole rows: a comparison the compiler vectorises), and searched only
+/// if that finds something: the scan runs at memory speed instead of one branch per element.
+fn first_non_finite<T: Element>(row: &[T]) -> Option<usize> {
+    if let Some(r) = T::slice_f32(row) {
+        let all_finite = r.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX));
+        if all_finite {
+            return None;
+        }
+    }
+    row.iter().position(|v| !v.is_finite())
 }
 
 /// Interprets attention operand shapes `[H, N, d]` or `[B, H, N, d]` as `(batch, layout)`.
@@ -483,6 +515,34 @@ mod tests {
         assert!(AttentionDims::validate((&q, 192), (&k, 64), (&k, 63), (&o, 192)).is_err());
         let d = AttentionDims::validate((&q, 192), (&k, 64), (&k, 64), (&o, 192)).unwrap();
         assert_eq!((d.group(), d.kv_head(5)), (3, 1));
+    }
+
+    #[test]
+    fn row_restricted_finiteness_check_skips_only_the_vouched_rows() {
+        // Token-major 2 heads × 3 rows × 2: row r of head h at 4r + 2h.
+        let l = HeadsLayout::token_major(2, 3, 2);
+        let mut data = [0.5f32; 12];
+        data[3] = f32::NAN; // row 0, head 1
+        let x = Heads {
+            data: &data,
+            layout: l,
+        };
+        assert!(check_heads_finite("t", &x).is_err());
+        assert!(check_heads_rows_finite("t", &x, 1).is_ok());
+        assert!(check_heads_rows_finite("t", &x, 7).is_ok());
+        data[8] = f32::INFINITY; // row 2, head 0
+        let x = Heads {
+            data: &data,
+            layout: l,
+        };
+        match check_heads_rows_finite("t", &x, 1) {
+            Err(Error::NonFinite { index, value, .. }) => {
+                assert_eq!(index, 8);
+                assert_eq!(value, f64::INFINITY);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_heads_rows_finite("t", &x, 3).is_ok());
     }
 
     #[test]

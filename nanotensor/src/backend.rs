@@ -95,7 +95,8 @@ pub trait Backend: Send + Sync {
     /// The [`AttentionPlan`] that ran.
     ///
     /// # Errors
-    /// Inconsistent or empty layouts, short buffers, non-finite Q/K/V, plus those of
+    /// Inconsistent or empty layouts, short buffers, non-finite Q/K/V (K/V rows before
+    /// [`AttentionSpec::kv_rows_checked`] are taken as checked), plus those of
     /// [`Backend::attention_plan`].
     fn attention_into<T: Element>(
         &self,
@@ -296,15 +297,20 @@ pub fn check_softmax<T: Element>(x: &Tensor<T>) -> Result<()> {
 }
 
 /// Validation every `attention_into` performs: consistent layouts and finite operands.
+///
+/// Q is scanned entirely; K and V from row `spec.kv_rows_checked` on (the rows before it are the
+/// caller's promise, see [`AttentionSpec::kv_rows_checked`]).
 pub fn check_attention<T: Element>(
     q: &Heads<'_, T>,
     k: &Heads<'_, T>,
     v: &Heads<'_, T>,
     out: &HeadsMut<'_, T>,
+    spec: &AttentionSpec,
 ) -> Result<AttentionDims> {
+    use crate::attention::{check_heads_finite, check_heads_rows_finite};
     let dims = check_operands(q, k, v, out)?;
-    crate::attention::check_heads_finite("attention", q)?;
-    crate::attention::check_heads_finite("attention", k)?;
-    crate::attention::check_heads_finite("attention", v)?;
+    check_heads_finite("attention", q)?;
+    check_heads_rows_finite("attention", k, spec.kv_rows_checked)?;
+    check_heads_rows_finite("attention", v, spec.kv_rows_checked)?;
     Ok(dims)
 }

@@ -10,8 +10,14 @@ use crate::error::{Error, Result};
 const FALLBACK_PHYSICAL: u64 = 4 << 30;
 
 /// Physical memory of the machine in bytes (`MemTotal` of `/proc/meminfo`), or a 4 GiB guess
-/// where that file does not exist.
+/// where that file does not exist. Read once per process and cached: every attention call asks
+/// for the default budget, and a decode step must not read a file (and allocate) each time.
 pub fn physical_memory_bytes() -> u64 {
+    static CACHED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CACHED.get_or_init(read_physical_memory)
+}
+
+fn read_physical_memory() -> u64 {
     #[cfg(target_os = "linux")]
     {
         if let Ok(info) = std::fs::read_to_string("/proc/meminfo") {

@@ -238,6 +238,8 @@ impl BackendVisitor for AttentionRun<'_> {
             algo: self.algo,
             max_memory: Some(r.max_memory),
             auto_threshold: None,
+            // Random inputs requested by the page: every K/V row is scanned.
+            kv_rows_checked: 0,
         };
         // Refuse before allocating: the algorithm's scratch first, then operands plus scratch.
         let plan = backend.attention_plan::<f32>(&dims, &spec)?;

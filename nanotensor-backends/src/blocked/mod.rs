@@ -201,36 +201,8 @@ impl Backend for BlockedBackend {
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
         // The dispatch point of the attention algorithms.
-        let algo = match spec.algo {
-            AttentionAlgo::Auto => {
-                // Flash once the materialised score matrices would exceed the threshold.
-                let threshold = spec
-                    .auto_threshold
-                    .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
-                if dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
-                    AttentionAlgo::Flash
-                } else {
-                    AttentionAlgo::Naive
-                }
-            }
-            other => other,
-        };
-        if algo == AttentionAlgo::Flash {
-            let scratch = crate::flash::flash_scratch_bytes(
-                dims,
-                std::mem::size_of::<T>(),
-                self.pool.threads(),
-            );
-            nanotensor::memory::check_budget(
-                "attention",
-                scratch,
-                spec.budget(),
-                " of flash-attention scratch",
-            )?;
-            return Ok(AttentionPlan {
-                algo,
-                scratch_bytes: scratch,
-            });
+        if crate::flash::resolve_algo::<T>(dims, spec) == AttentionAlgo::Flash {
+            return crate::flash::flash_plan::<T>(dims, spec, self.pool.threads());
         }
         let elem = if T::DTYPE == DType::F64 { 8 } else { 4 };
         let scratch = attention::scratch_elems(dims).saturating_mul(elem);
@@ -254,7 +226,7 @@ impl Backend for BlockedBackend {
         mut out: HeadsMut<'_, T>,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out)?;
+        let dims = check_attention(&q, &k, &v, &out, spec)?;
         let plan = self.attention_plan::<T>(&dims, spec)?;
         match plan.algo {
             AttentionAlgo::Naive if T::DTYPE == DType::F64 => attention::materialised(

@@ -9,9 +9,11 @@
 //! M = max_c m_c,   L = Σ_c 2^(m_c − M)·l_c,   O = Σ_c 2^(m_c − M)·acc_c / L
 //! ```
 //!
-//! **Allocation-free per step.** [`flash_decode`] takes its only scratch (the partial states,
-//! [`decode_scratch_len`] floats) from the caller, so a generation loop allocates it once; the
-//! per-chunk score buffer (`BC` floats) lives on the stack.
+//! **Allocation-free per step.** The only scratch is the partial states ([`decode_scratch_len`]
+//! floats); the per-chunk score buffer (`BC` floats) lives on the stack. [`flash_decode`] takes
+//! the partials from the caller. The trait path (`Backend::attention_into`) borrows them from a
+//! buffer owned by the calling thread ([`with_scratch`]), which grows to the largest size seen
+//! and is then reused: after the first step of a generation loop no call allocates.
 
 use super::kernel::{self, exp::exp2, Isa};
 use super::shared::SharedRows;
@@ -19,6 +21,7 @@ use super::{run_tasks, BC};
 use crate::threads::Pool;
 use nanotensor::attention::{check_operands, AttentionDims, AttentionSpec, HeadsLayout};
 use nanotensor::{Error, Heads, HeadsMut, Result};
+use std::cell::RefCell;
 
 /// Smallest number of keys worth a chunk of its own.
 const MIN_CHUNK: usize = 512;
@@ -42,6 +45,27 @@ fn split(dims: &AttentionDims, threads: usize) -> (usize, usize) {
 pub fn decode_scratch_len(dims: &AttentionDims, threads: usize) -> usize {
     let (splits, _) = split(dims, threads);
     dims.n_heads * dims.n_q * splits * (dims.v_dim + 2)
+}
+
+thread_local! {
+    /// The calling thread's reusable partial-state buffer (see [`with_scratch`]).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` floats of the calling thread's decode scratch, growing the buffer (an
+/// allocation) only when `len` exceeds every earlier request. A re-entrant call on the same thread
+/// (attention run from a task that another attention call on this thread is waiting on) finds
+/// the buffer borrowed and uses a fresh one. Contents on entry are unspecified.
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 /// f32 attention for few query rows against a long KV range, without allocating.

@@ -26,8 +26,10 @@
 //!
 //! # Threads
 //! Work items are (head, query block) pairs — (head, query row, KV chunk) for decode — handed out
-//! dynamically to the pool's workers (heavy causal blocks first); each worker allocates its
-//! scratch once per call. Grouped KV heads are read in place by every query head of the group.
+//! dynamically to the pool's workers (heavy causal blocks first); each tiled worker allocates
+//! its scratch once per call, while the decode path reuses a per-thread buffer so that a
+//! generation step allocates nothing. Grouped KV heads are read in place by every query head of
+//! the group.
 
 mod decode;
 mod generic;
@@ -99,6 +101,49 @@ pub fn flash_scratch_bytes(dims: &AttentionDims, elem_size: usize, threads: usiz
             w * 8 * (d + BC as u64 + dv)
         }
     }
+}
+
+/// The algorithm `Auto` resolves to on a backend with the flash path: flash when the
+/// materialised score matrices (`H·n_q·n_kv` elements of `T`) would exceed
+/// `spec.auto_threshold` (default [`AttentionSpec::DEFAULT_AUTO_THRESHOLD`]), and for f32 decode
+/// shapes (`n_q ≤ DECODE_MAX_Q`), where the flash decode kernel is faster and allocates nothing
+/// per call while the materialised path allocates its scores every generation step. Other
+/// requests (`Naive`, `Flash`) are returned unchanged.
+pub fn resolve_algo<T: Element>(dims: &AttentionDims, spec: &AttentionSpec) -> AttentionAlgo {
+    match spec.algo {
+        AttentionAlgo::Auto => {
+            let threshold = spec
+                .auto_threshold
+                .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
+            let decode = T::DTYPE == DType::F32 && dims.n_q <= DECODE_MAX_Q;
+            if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
+                AttentionAlgo::Flash
+            } else {
+                AttentionAlgo::Naive
+            }
+        }
+        other => other,
+    }
+}
+
+/// The plan of a flash call on a pool of `threads`: its scratch ([`flash_scratch_bytes`]),
+/// refused with [`Error::MemoryBudget`] above `spec.budget()`.
+pub fn flash_plan<T: Element>(
+    dims: &AttentionDims,
+    spec: &AttentionSpec,
+    threads: usize,
+) -> Result<AttentionPlan> {
+    let scratch_bytes = flash_scratch_bytes(dims, std::mem::size_of::<T>(), threads);
+    nanotensor::memory::check_budget(
+        "attention",
+        scratch_bytes,
+        spec.budget(),
+        " of flash-attention scratch",
+    )?;
+    Ok(AttentionPlan {
+        algo: AttentionAlgo::Flash,
+        scratch_bytes,
+    })
 }
 
 /// Scaled dot-product attention by the FlashAttention algorithm (see the module docs).
@@ -184,8 +229,10 @@ pub(crate) fn flash_attention_isa<T: Element>(
     };
     match path(dims, 4) {
         Path::Decode => {
-            let mut scratch = vec![0.0f32; decode_scratch_len(dims, pool.threads())];
-            decode::run(pool, isa, q, k, v, out, dims, spec, &mut scratch);
+            let need = decode_scratch_len(dims, pool.threads());
+            decode::with_scratch(need, |scratch| {
+                decode::run(pool, isa, q, k, v, out, dims, spec, scratch)
+            });
         }
         _ => tiled::run(pool, isa, q, k, v, out, dims, spec),
     }

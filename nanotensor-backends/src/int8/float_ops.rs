@@ -9,40 +9,34 @@
 //! multiply-accumulate at all. So both run in f32 (inputs of any element type are read through
 //! `as_f32`), with the same algorithm and memory accounting as the naive backend: the scores of
 //! every head are materialised after [`nanotensor::memory::check_budget`] approves the bytes.
-//! The tiled (flash) path is not provided here: `attention_plan` reports
-//! [`nanotensor::Error::Unsupported`] for it until the shared flash implementation is wired in.
+//! The tiled (flash) path is the shared [`crate::flash`] implementation, chosen by
+//! [`crate::flash::resolve_algo`] exactly as on the blocked backend.
 
 use nanotensor::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor::{Element, Error, Heads, HeadsMut, Result, Tensor};
 
-/// The backend name used in errors.
-const BACKEND: &str = "int8";
-
-/// Plans an attention call: the materialised path and its score bytes, within budget.
-pub fn plan<T: Element>(dims: &AttentionDims, spec: &AttentionSpec) -> Result<AttentionPlan> {
-    const OP: &str = "attention";
-    match spec.algo {
-        AttentionAlgo::Flash => Err(Error::Unsupported {
-            op: OP,
-            backend: BACKEND,
-            reason: "the flash (tiled) attention path is not wired into the int8 backend; use \
-                     --algo naive"
-                .into(),
-        }),
-        AttentionAlgo::Naive | AttentionAlgo::Auto => {
-            let scratch = dims.materialized_scores_bytes(std::mem::size_of::<f32>());
-            nanotensor::memory::check_budget(
-                OP,
-                scratch,
-                spec.budget(),
-                &dims.scores_detail("f32"),
-            )?;
-            Ok(AttentionPlan {
-                algo: AttentionAlgo::Naive,
-                scratch_bytes: scratch,
-            })
-        }
+/// Plans an attention call on a pool of `threads`: flash (shared implementation) when
+/// [`crate::flash::resolve_algo`] picks it, else the materialised path and its score bytes;
+/// either within the budget.
+pub fn plan<T: Element>(
+    dims: &AttentionDims,
+    spec: &AttentionSpec,
+    threads: usize,
+) -> Result<AttentionPlan> {
+    if crate::flash::resolve_algo::<T>(dims, spec) == AttentionAlgo::Flash {
+        return crate::flash::flash_plan::<T>(dims, spec, threads);
     }
+    let scratch = dims.materialized_scores_bytes(std::mem::size_of::<f32>());
+    nanotensor::memory::check_budget(
+        "attention",
+        scratch,
+        spec.budget(),
+        &dims.scores_detail("f32"),
+    )?;
+    Ok(AttentionPlan {
+        algo: AttentionAlgo::Naive,
+        scratch_bytes: scratch,
+    })
 }
 
 /// `softmax(scale·Q·Kᵀ + mask)·V` with the scores of all heads materialised (`dims` validated).

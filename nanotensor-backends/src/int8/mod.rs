@@ -31,7 +31,9 @@ pub mod quantize;
 
 use std::borrow::Cow;
 
-use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
+use nanotensor::attention::{
+    AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
+};
 use nanotensor::backend::{check_attention, check_linear_into_lengths, check_softmax};
 use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
@@ -365,7 +367,7 @@ impl Backend for Int8Backend {
         dims: &AttentionDims,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        float_ops::plan::<T>(dims, spec)
+        float_ops::plan::<T>(dims, spec, self.pool.threads())
     }
 
     fn attention_into<T: Element>(
@@ -376,8 +378,11 @@ impl Backend for Int8Backend {
         mut out: HeadsMut<'_, T>,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out)?;
+        let dims = check_attention(&q, &k, &v, &out, spec)?;
         let plan = self.attention_plan::<T>(&dims, spec)?;
+        if plan.algo == AttentionAlgo::Flash {
+            return crate::flash::flash_attention(&self.pool, q, k, v, out, &dims, spec);
+        }
         float_ops::attention(&q, &k, &v, &mut out, &dims, spec, &plan)?;
         Ok(plan)
     }

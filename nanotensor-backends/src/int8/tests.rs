@@ -225,9 +225,14 @@ fn float_attention_and_softmax_match_the_reference_and_honour_the_budget() {
     let q = Tensor::<f32>::randn(&[h, n, d], 1.0, 1).unwrap();
     let k = Tensor::<f32>::randn(&[hkv, n, d], 1.0, 2).unwrap();
     let v = Tensor::<f32>::randn(&[hkv, n, d], 1.0, 3).unwrap();
-    for causal in [false, true] {
+    // Auto runs the materialised path at this size; Flash the shared tiled path.
+    for (causal, algo) in [false, true]
+        .into_iter()
+        .flat_map(|c| [(c, AttentionAlgo::Auto), (c, AttentionAlgo::Flash)])
+    {
         let spec = AttentionSpec {
             causal,
+            algo,
             ..AttentionSpec::default()
         };
         let o = be.attention(&q, &k, &v, &spec).unwrap();
@@ -262,13 +267,15 @@ fn float_attention_and_softmax_match_the_reference_and_honour_the_budget() {
         be.attention(&q, &k, &v, &tight),
         Err(Error::MemoryBudget { .. })
     ));
-    let flash = AttentionSpec {
+    // Flash refuses a budget below its scratch too.
+    let flash_tight = AttentionSpec {
         algo: AttentionAlgo::Flash,
+        max_memory: Some(1000),
         ..AttentionSpec::default()
     };
     assert!(matches!(
-        be.attention(&q, &k, &v, &flash),
-        Err(Error::Unsupported { .. })
+        be.attention(&q, &k, &v, &flash_tight),
+        Err(Error::MemoryBudget { .. })
     ));
     let x = Tensor::<f32>::from_slice(&[1000.0, 1000.0, f32::NEG_INFINITY, 0.0], &[2, 2]).unwrap();
     let s = be.softmax(&x).unwrap();

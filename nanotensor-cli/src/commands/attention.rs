@@ -220,6 +220,8 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
             algo: a.algo.into(),
             max_memory: a.max_memory,
             auto_threshold: None,
+            // Inputs from the user's command: every K/V row is scanned.
+            kv_rows_checked: 0,
         };
         // Refuse before allocating anything: first the algorithm's scratch, then the operands.
         let plan = backend.attention_plan::<T>(&dims, &spec)?;

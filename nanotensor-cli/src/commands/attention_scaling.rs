@@ -201,6 +201,8 @@ impl BackendVisitor for Sweep<'_> {
                     algo,
                     max_memory: a.max_memory,
                     auto_threshold: None,
+                    // Random inputs from the user's command: every K/V row is scanned.
+                    kv_rows_checked: 0,
                 };
                 let outcome = match backend.attention_plan::<f32>(&dims, &spec) {
                     Err(Error::MemoryBudget { needed, budget, .. }) => {

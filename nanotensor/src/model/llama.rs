@@ -441,7 +441,14 @@ impl<B: Backend> Llama<B> {
             )?;
         }
 
-        let spec = AttentionSpec::causal();
+        // Cache rows `0..pos0` of every layer were scanned for NaN/∞ by the attention call of the
+        // forward that wrote them (a forward that fails before `advance` leaves `len` unchanged,
+        // so its rows are rewritten and rescanned), and nothing rewrites committed rows: only the
+        // `rows` new positions need the check — O(rows), not O(cache), per decode step.
+        let spec = AttentionSpec {
+            kv_rows_checked: pos0,
+            ..AttentionSpec::causal()
+        };
         let be = &self.backend;
         for (l, b) in self.blocks.iter().enumerate() {
             // Attention: x += W_o · attention(RoPE(W_q·n), RoPE(W_k·n), W_v·n), n = RMSNorm(x).
