@@ -402,16 +402,25 @@ pub fn check_operands<T: Element>(
 
 /// Fails with [`Error::NonFinite`] if any element a layout covers is NaN or infinite.
 pub fn check_heads_finite<T: Element>(op: &'static str, x: &Heads<'_, T>) -> Result<()> {
-    for h in 0..x.layout.heads {
-        for i in 0..x.layout.rows {
-            let row = x.row(h, i);
-            if let Some(p) = row.iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite {
-                    op,
-                    index: x.layout.offset(h, i) + p,
-                    value: row[p].as_f64(),
-                });
-            }
+    let (heads, rows) = (x.layout.heads, x.layout.rows);
+    // Walk memory in address order: token-major views (a KV cache) rows outer, heads inner.
+    let rows_outer = x.layout.head_stride < x.layout.row_stride;
+    for n in 0..heads * rows {
+        let (h, i) = if rows_outer {
+            (n % heads, n / heads)
+        } else {
+            (n / rows, n % rows)
+        };
+        let row = x.row(h, i);
+        // Branch-free test first so it vectorises (a decode step checks the whole KV cache);
+        // the position is searched only on failure.
+        if !row.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            let p = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(Error::NonFinite {
+                op,
+                index: x.layout.offset(h, i) + p,
+                value: row[p].as_f64(),
+            });
         }
     }
     Ok(())

@@ -237,7 +237,9 @@ pub fn check_linear_into<T: Element>(x: &[T], rows: usize, w: [usize; 2], out: &
             format!("{rows} rows need x of rows·in and out of rows·out elements"),
         ));
     }
-    if let Some(p) = x.iter().position(|v| !v.is_finite()) {
+    // Branch-free test first so it vectorises; the position is searched only on failure.
+    if !x.iter().fold(true, |ok, v| ok & v.is_finite()) {
+        let p = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(Error::NonFinite {
             op: OP,
             index: p,

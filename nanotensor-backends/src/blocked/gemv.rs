@@ -21,7 +21,10 @@ pub const MAX_ROWS: usize = 8;
 /// Weights of at least this many elements (16 MiB of f32: beyond a comfortable share of L3)
 /// are streamed by all threads; smaller ones by the calling thread alone. Measured: the
 /// 576 × 1536 FFN weight ran at 59 GFLOP/s on one thread and 40 on two.
-pub const PAR_MIN_WEIGHT: usize = 1 << 22;
+pub const PAR_MIN_WEIGHT: usize = 1 << 16;
+
+/// Tasks per thread a parallel product is cut into.
+pub const TASKS_PER_THREAD: usize = 4;
 
 /// `y ← x·B` for `x` row-major `m × k` (`1 ≤ m ≤ MAX_ROWS`), `B` packed `k × n` for `kernel`,
 /// `y` row-major `m × n`.
@@ -45,7 +48,14 @@ pub fn skinny<K: SkinnyKernel>(
     // worker costs; only weights beyond PAR_MIN_WEIGHT elements are split across threads.
     let pool = pool.filter(|_| k * n >= PAR_MIN_WEIGHT);
     let threads = pool.map_or(1, Pool::threads);
-    let panels_per_task = panels.div_ceil(threads);
+    // A few tasks per thread: participants claim them dynamically, so a worker that starts
+    // late (or is preempted) costs a small task's time, not half the product.
+    let tasks = if threads > 1 {
+        threads * TASKS_PER_THREAD
+    } else {
+        1
+    };
+    let panels_per_task = panels.div_ceil(tasks);
     // Accumulators, panel-major: panel q holds rows i < m of NR columns at (q·m + i)·NR.
     with_workspace::<f32, _>(Slot::B, panels * m * nr, |acc| {
         acc.fill(0.0);
@@ -100,9 +110,12 @@ fn skinny_blocks<K: SkinnyKernel>(
         }
     };
     match pool {
-        Some(p) if threads > 1 && panels > 1 => {
+        Some(p) if threads > 1 && panels > panels_per_task => {
             p.for_each_chunk_mut(acc, panels_per_task * m * nr, run)
         }
-        _ => run(0, acc),
+        _ => {
+            debug_assert!(panels_per_task >= panels, "one task must cover every panel");
+            run(0, acc)
+        }
     }
 }

@@ -203,11 +203,15 @@ impl Backend for BlockedBackend {
         // The dispatch point of the attention algorithms.
         let algo = match spec.algo {
             AttentionAlgo::Auto => {
-                // Flash once the materialised score matrices would exceed the threshold.
+                // Flash once the materialised score matrices would exceed the threshold, and
+                // for the few query rows of a decode step in f32, where flash's decode path
+                // reads K and V in place while the materialised path packs them for two GEMMs
+                // per head (measured: half the attention time of a SmolLM2 decode step).
                 let threshold = spec
                     .auto_threshold
                     .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
-                if dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
+                let decode = T::DTYPE == DType::F32 && dims.n_q <= crate::flash::DECODE_MAX_Q;
+                if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
                     AttentionAlgo::Flash
                 } else {
                     AttentionAlgo::Naive
