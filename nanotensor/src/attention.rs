@@ -424,7 +424,7 @@ pub fn check_heads_rows_finite<T: Element>(
     for h in 0..x.layout.heads {
         for i in first_row.min(x.layout.rows)..x.layout.rows {
             let row = x.row(h, i);
-            if let Some(p) = first_non_finite(row) {
+            if let Some(p) = crate::element::first_non_finite(row) {
                 return Err(Error::NonFinite {
                     op,
                     index: x.layout.offset(h, i) + p,
@@ -434,19 +434,6 @@ pub fn check_heads_rows_finite<T: Element>(
         }
     }
     Ok(())
-}
-
-/// Index of the first NaN/∞ of `row`. For f32 the row is first reduced without early exit
-/// (`|x| ≤ f32::MAX` over whole rows: a comparison the compiler vectorises), and searched only
-/// if that finds something: the scan runs at memory speed instead of one branch per element.
-fn first_non_finite<T: Element>(row: &[T]) -> Option<usize> {
-    if let Some(r) = T::slice_f32(row) {
-        let all_finite = r.iter().fold(true, |ok, v| ok & (v.abs() <= f32::MAX));
-        if all_finite {
-            return None;
-        }
-    }
-    row.iter().position(|v| !v.is_finite())
 }
 
 /// Interprets attention operand shapes `[H, N, d]` or `[B, H, N, d]` as `(batch, layout)`.

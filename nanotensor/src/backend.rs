@@ -231,7 +231,7 @@ pub fn linear_shapes(x: &[usize], w: [usize; 2]) -> Result<(usize, Vec<usize>)> 
 pub fn check_linear_into<T: Element>(x: &[T], rows: usize, w: [usize; 2], out: &[T]) -> Result<()> {
     const OP: &str = "linear";
     check_linear_into_lengths(x, rows, w, out)?;
-    if let Some(p) = x.iter().position(|v| !v.is_finite()) {
+    if let Some(p) = crate::element::first_non_finite(x) {
         return Err(Error::NonFinite {
             op: OP,
             index: p,

@@ -7,8 +7,11 @@
 //! [`PackedB`] lays them out), with the `m × NR` accumulators of each panel in L1/L2.
 //! No packing of X is needed: each of its rows is read directly.
 //!
-//! Threads split the micro-panels (the `n` dimension): each worker streams its own contiguous
-//! slices of every packed block into its own accumulators, so the two cores' bandwidth adds up.
+//! Threads split the micro-panels (the `n` dimension): the panels are cut into a few contiguous
+//! ranges per thread (tasks), each participant claims tasks dynamically and streams its ranges of
+//! every packed block into its own accumulators, so the cores' bandwidth adds up. At decode every
+//! product of a small model is split this way (SmolLM2-135M: 576 × 192 … 576 × 49152), which
+//! only pays because the [`Pool`] hands a job to a spinning worker in well under a microsecond.
 
 use super::gemm::PackedB;
 use super::kernel::SkinnyKernel;
@@ -18,10 +21,17 @@ use crate::threads::Pool;
 /// Largest `m` the skinny path takes; above it the GEMM driver is faster.
 pub const MAX_ROWS: usize = 8;
 
-/// Weights of at least this many elements (16 MiB of f32: beyond a comfortable share of L3)
-/// are streamed by all threads; smaller ones by the calling thread alone. Measured: the
-/// 576 × 1536 FFN weight ran at 59 GFLOP/s on one thread and 40 on two.
-pub const PAR_MIN_WEIGHT: usize = 1 << 22;
+/// Weights of at least this many elements (256 KiB of f32) are streamed by all threads;
+/// smaller ones by the calling thread alone. One core streams 256 KiB from DRAM in ~6 µs
+/// (~40 GB/s), several times the cost of handing a job to a spinning worker. (With the earlier
+/// pool, whose every job woke workers through the OS, the threshold had to be 4 Mi elements and
+/// SmolLM2's layer weights ran on one core; see `examples/decode_profile.rs`.)
+pub const PAR_MIN_WEIGHT: usize = 1 << 16;
+
+/// Tasks per thread a parallel product is cut into: claimed dynamically, so a participant that
+/// starts late (or is preempted) delays the product by about one task, an eighth of it on two
+/// threads, rather than by half.
+pub const TASKS_PER_THREAD: usize = 4;
 
 /// `y ← x·B` for `x` row-major `m × k` (`1 ≤ m ≤ MAX_ROWS`), `B` packed `k × n` for `kernel`,
 /// `y` row-major `m × n`.
@@ -41,11 +51,14 @@ pub fn skinny<K: SkinnyKernel>(
         "skinny: shapes"
     );
     let panels = n.div_ceil(nr);
-    // A weight that sits in cache streams in tens of microseconds, about what waking a second
-    // worker costs; only weights beyond PAR_MIN_WEIGHT elements are split across threads.
     let pool = pool.filter(|_| k * n >= PAR_MIN_WEIGHT);
     let threads = pool.map_or(1, Pool::threads);
-    let panels_per_task = panels.div_ceil(threads);
+    let tasks = if threads > 1 {
+        threads * TASKS_PER_THREAD
+    } else {
+        1
+    };
+    let panels_per_task = panels.div_ceil(tasks);
     // Accumulators, panel-major: panel q holds rows i < m of NR columns at (q·m + i)·NR.
     with_workspace::<f32, _>(Slot::B, panels * m * nr, |acc| {
         acc.fill(0.0);
@@ -100,9 +113,12 @@ fn skinny_blocks<K: SkinnyKernel>(
         }
     };
     match pool {
-        Some(p) if threads > 1 && panels > 1 => {
+        Some(p) if threads > 1 && panels > panels_per_task => {
             p.for_each_chunk_mut(acc, panels_per_task * m * nr, run)
         }
-        _ => run(0, acc),
+        _ => {
+            debug_assert!(panels_per_task >= panels, "one task must cover every panel");
+            run(0, acc)
+        }
     }
 }

@@ -178,14 +178,18 @@ fn linear_case<T: Element>(be: &BlockedBackend, rows: usize, inf: usize, outf: u
 
 #[test]
 fn linear_matches_matmul_with_transposed_weight() {
-    for threads in [1, 2] {
+    for threads in [1, 2, 3] {
         let be = BlockedBackend::new(threads).unwrap();
         for rows in [1, 2, 3, 5, 8, 9, 13, 40] {
             for (inf, outf) in [(1, 1), (7, 33), (576, 97), (200, 300)] {
                 linear_case::<f32>(&be, rows, inf, outf, TOL_F32);
             }
         }
-        // A weight above gemv::PAR_MIN_WEIGHT: the skinny path splits it across threads.
+        // SmolLM2's K/V projection and FFN down weights, above gemv::PAR_MIN_WEIGHT: split
+        // into fewer micro-panels (6 and 18) than there are tasks.
+        linear_case::<f32>(&be, 1, 576, 192, TOL_F32);
+        linear_case::<f32>(&be, 2, 1536, 576, TOL_F32);
+        // A wide weight: many micro-panels per task.
         linear_case::<f32>(&be, 1, 64, 66_000, TOL_F32);
         linear_case::<f32>(&be, 3, 64, 66_000, TOL_F32);
         linear_case::<f64>(&be, 3, 50, 41, 1e-26);
