@@ -13,7 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-step() { printf '\n== reliability: %s\n' "$*"; }
+# Each step's wall time goes into the summary (CI's time budget is checked against it).
+times=()
+step_name=""
+step_start=$SECONDS
+step() {
+  if [[ -n $step_name ]]; then times+=("$((SECONDS - step_start)) s  $step_name"); fi
+  step_name="$*"
+  step_start=$SECONDS
+  printf '\n== reliability: %s\n' "$*"
+}
 skipped() { [[ " ${RELIABILITY_SKIP:-} " == *" $1 "* ]]; }
 start=$SECONDS
 summary=()
@@ -108,5 +117,6 @@ if [[ $code -ne 2 || $msg != *"not compiled in"* || $msg != *"--features blocked
 fi
 summary+=("backend not compiled in: exit 2, \"$msg\"")
 
-step "summary ($((SECONDS - start)) s)"
+step "summary ($((SECONDS - start)) s in all)"
+for line in "${times[@]}"; do echo "  $line"; done
 for line in "${summary[@]}"; do echo "  $line"; done
