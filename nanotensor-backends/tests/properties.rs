@@ -1,8 +1,17 @@
 //! Property tests: random shapes and values, every backend, against the float64 reference and
 //! against invariants that need no reference at all.
+//!
+//! Per backend (64 cases each): matmul vs `matmul_f64` (int8: vs the per-element quantization
+//! bound instead), softmax vs `softmax_f64` plus rows summing to 1 and shift invariance, attention
+//! vs `attention_f64` (random GQA grouping, n_q ≠ n_kv, d ≠ d_v, causal or not, explicit scales)
+//! for each algorithm the backend offers, causal attention never reading the future (perturbed
+//! future K/V leave earlier rows bit-identical; the one-query decode form equals the last row),
+//! and zero-sized operands refused with an error by all three ops. Shapes run from 1 through
+//! primes to 40 (70 for softmax rows); 0 is only legal as an error case, since the API refuses
+//! empty tensors.
 
-use nanotensor::attention::{Heads, HeadsLayout, HeadsMut};
-use nanotensor::reference::{compare, matmul_f64, softmax_f64};
+use nanotensor::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
+use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
 use nanotensor::{AttentionAlgo, AttentionSpec, Backend, Tensor};
 use proptest::prelude::*;
 
@@ -32,6 +41,75 @@ fn rows() -> impl Strategy<Value = (usize, usize, Vec<f32>)> {
 /// Causal attention operands: heads, group, n, d and a seed.
 fn attention_shape() -> impl Strategy<Value = (usize, usize, usize, usize, u64)> {
     (1usize..4, 1usize..3, 2usize..40, 1usize..20, any::<u64>())
+}
+
+/// Attention operands: kv heads, group (query heads per kv head), query rows, key rows, head
+/// dims of Q·K and of V, causal mask, scale (`None`: 1/√d), seed. Query rows may exceed key rows
+/// (under the end-aligned causal mask the first rows then see no key and are zero).
+type AttentionCase = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    bool,
+    Option<f64>,
+    u64,
+);
+
+fn attention_case() -> impl Strategy<Value = AttentionCase> {
+    (
+        (1usize..4, 1usize..4, 1usize..24, 1usize..40),
+        (1usize..24, 1usize..24, any::<bool>()),
+        prop_oneof![3 => Just(None), 1 => (0.01f64..4.0).prop_map(Some)],
+        any::<u64>(),
+    )
+        .prop_map(|((h, g, nq, nkv), (d, dv, causal), scale, seed)| {
+            (h, g, nq, nkv, d, dv, causal, scale, seed)
+        })
+}
+
+fn attention_agrees<B: Backend>(
+    b: &B,
+    tol: f64,
+    algo: AttentionAlgo,
+    (h, group, nq, nkv, d, dv, causal, scale, seed): AttentionCase,
+) -> Result<(), TestCaseError> {
+    let hq = h * group;
+    let q = Tensor::<f32>::randn(&[hq, nq, d], 1.0, seed).unwrap();
+    let k = Tensor::<f32>::randn(&[h, nkv, d], 1.0, seed ^ 1).unwrap();
+    let v = Tensor::<f32>::randn(&[h, nkv, dv], 1.0, seed ^ 2).unwrap();
+    let spec = AttentionSpec {
+        causal,
+        scale,
+        algo,
+        ..AttentionSpec::default()
+    };
+    let out = b.attention(&q, &k, &v, &spec).unwrap();
+    prop_assert_eq!(out.shape(), &[hq, nq, dv]);
+    let heads = |t: &Tensor<f32>, n, dim| Heads {
+        data: t.as_slice(),
+        layout: HeadsLayout::contiguous(t.shape()[0], n, dim),
+    };
+    let dims = AttentionDims {
+        n_heads: hq,
+        n_kv_heads: h,
+        n_q: nq,
+        n_kv: nkv,
+        head_dim: d,
+        v_dim: dv,
+    };
+    let reference = attention_f64(
+        &heads(&q, nq, d),
+        &heads(&k, nkv, d),
+        &heads(&v, nkv, dv),
+        &dims,
+        &spec,
+    );
+    let r = compare(out.as_slice(), &reference);
+    prop_assert!(r.passes(tol), "{algo:?} {dims:?} causal {causal}: {r:?}");
+    Ok(())
 }
 
 fn matmul_agrees<B: Backend>(
@@ -162,6 +240,13 @@ fn zero_sized_is_an_error<B: Backend>(
     let w = Tensor::<f32>::zeros(&[k, n]).unwrap();
     let res = b.matmul(&a, &w);
     prop_assert_eq!(res.is_err(), m == 0 || k == 0 || n == 0);
+    // Softmax over [m, k] rows and attention with m query rows, n key rows, head dim k.
+    let x = Tensor::<f32>::zeros(&[m, k]).unwrap();
+    prop_assert_eq!(b.softmax(&x).is_err(), m == 0 || k == 0);
+    let q = Tensor::<f32>::zeros(&[1, m, k]).unwrap();
+    let kv = Tensor::<f32>::zeros(&[1, n, k]).unwrap();
+    let att = b.attention(&q, &kv, &kv, &AttentionSpec::default());
+    prop_assert_eq!(att.is_err(), m == 0 || k == 0 || n == 0);
     Ok(())
 }
 
@@ -178,6 +263,12 @@ macro_rules! properties {
                 #[test]
                 fn softmax_sums_to_one_and_ignores_shifts(x in rows(), shift in -30.0f32..30.0) {
                     softmax_invariants(&$backend, $ft, x, shift)?;
+                }
+                #[test]
+                fn attention_matches_f64(s in attention_case()) {
+                    for algo in $algos {
+                        attention_agrees(&$backend, $ft, algo, s)?;
+                    }
                 }
                 #[test]
                 fn causal_attention_ignores_the_future(s in attention_shape()) {
@@ -266,6 +357,12 @@ mod int8 {
         #[test]
         fn softmax_sums_to_one_and_ignores_shifts(x in rows(), shift in -30.0f32..30.0) {
             softmax_invariants(&backend(), 1e-10, x, shift)?;
+        }
+        #[test]
+        fn attention_matches_f64(s in attention_case()) {
+            for algo in [AttentionAlgo::Naive, AttentionAlgo::Auto] {
+                attention_agrees(&backend(), 1e-10, algo, s)?;
+            }
         }
         #[test]
         fn causal_attention_ignores_the_future(s in attention_shape()) {
