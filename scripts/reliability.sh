@@ -2,12 +2,13 @@
 # Reliability checks of NanoTensor (issue 9), called by scripts/test:
 #   1. fuzzing (cargo-fuzz / libFuzzer): GGUF reader, tokenizer, quantizer, bounded time each;
 #   2. Miri: the core crate's unit tests and the portable kernel paths of the backends;
-#   3. AddressSanitizer: the SIMD kernel tests of the backends.
+#   3. AddressSanitizer: the backends' tests (SIMD kernels, drivers, conformance, properties);
+#   4. the bad-input suite's "backend not compiled in" case on each single-backend build.
 # (The property tests, the CLI bad-input suite and the concurrency test are ordinary cargo tests
 # that scripts/test runs with the rest.)
 # Installs what it needs (nightly components, cargo-fuzz). Exits non-zero on any failure.
 #
-# Environment: FUZZ_SECONDS_GGUF (default 60), FUZZ_SECONDS (default 30, the other targets);
+# Environment: FUZZ_SECONDS (default 60, each target);
 # RELIABILITY_SKIP="fuzz miri asan" to skip steps locally (never in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,7 @@ if ! skipped fuzz; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   for target in gguf tokenizer quantize; do
-    if [[ $target == gguf ]]; then secs=${FUZZ_SECONDS_GGUF:-60}; else secs=${FUZZ_SECONDS:-30}; fi
+    secs=${FUZZ_SECONDS:-60}
     step "fuzz: $target for ${secs}s"
     mkdir -p "$work/$target"
     cp fuzz/corpus/"$target"/seed-* "$work/$target/"
@@ -89,16 +90,19 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 if ! skipped asan; then
-  step "asan: SIMD kernel tests under AddressSanitizer"
+  step "asan: backend tests (SIMD kernels, drivers, conformance, properties) under AddressSanitizer"
   log=$(mktemp)
-  # An explicit --target keeps the sanitizer flags off build scripts and proc macros; std itself
-  # is not rebuilt (no -Zbuild-std): our kernels and their callers are instrumented, which is what
-  # the check is for, and it saves rebuilding std in CI.
+  # The kernel unit tests run every SIMD kernel the CPU has (AVX-512, AVX2, portable) on odd
+  # shapes; the drivers' unit tests, the conformance suite and the property tests then reach the
+  # same kernels through packing, edge tiles, strided attention views and the thread pool, which
+  # is where an out-of-bounds pointer would come from. An explicit --target keeps the sanitizer
+  # flags off build scripts and proc macros; std itself is not rebuilt (no -Zbuild-std): our code
+  # is instrumented, which is what the check is for, and it saves rebuilding std in CI.
   RUSTFLAGS="-Zsanitizer=address" \
     cargo +nightly test --target x86_64-unknown-linux-gnu --target-dir target/asan \
-    -p nanotensor-backends --lib --all-features -- kernel 2>&1 | tee "$log"
+    -p nanotensor-backends --all-features --lib --test conformance --test properties 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
-  summary+=("asan nanotensor-backends kernels: $n tests passed")
+  summary+=("asan nanotensor-backends (lib, conformance, properties): $n tests passed")
   rm -f "$log"
 fi
 

@@ -88,10 +88,12 @@ fn attention_agrees<B: Backend>(
     };
     let out = b.attention(&q, &k, &v, &spec).unwrap();
     prop_assert_eq!(out.shape(), &[hq, nq, dv]);
-    let heads = |t: &Tensor<f32>, n, dim| Heads {
-        data: t.as_slice(),
-        layout: HeadsLayout::contiguous(t.shape()[0], n, dim),
-    };
+    fn heads(t: &Tensor<f32>, n: usize, dim: usize) -> Heads<'_, f32> {
+        Heads {
+            data: t.as_slice(),
+            layout: HeadsLayout::contiguous(t.shape()[0], n, dim),
+        }
+    }
     let dims = AttentionDims {
         n_heads: hq,
         n_kv_heads: h,
