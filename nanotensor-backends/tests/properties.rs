@@ -1,7 +1,7 @@
 //! Property tests: random shapes and values, every backend, against the float64 reference and
 //! against invariants that need no reference at all.
 //!
-//! Per backend (64 cases each): matmul vs `matmul_f64` (int8: vs the per-element quantization
+//! Per backend (256 cases each): matmul vs `matmul_f64` (int8: vs the per-element quantization
 //! bound instead), softmax vs `softmax_f64` plus rows summing to 1 and shift invariance, attention
 //! vs `attention_f64` (random GQA grouping, n_q ≠ n_kv, d ≠ d_v, causal or not, explicit scales)
 //! for each algorithm the backend offers, causal attention never reading the future (perturbed
@@ -257,7 +257,7 @@ macro_rules! properties {
         mod $name {
             use super::*;
             proptest! {
-                #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+                #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
                 #[test]
                 fn matmul_matches_f64(ops in matmul_operands()) {
                     matmul_agrees(&$backend, $mt, ops)?;
@@ -350,7 +350,7 @@ mod int8 {
         nanotensor_backends::int8::Int8Backend::new(2).unwrap()
     }
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
         #[test]
         fn matmul_error_within_the_quantization_bound(ops in matmul_operands()) {
             int8_matmul_within_quantization_bound(&backend(), ops)?;
