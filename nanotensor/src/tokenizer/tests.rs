@@ -45,7 +45,7 @@ fn accessors_describe_the_vocabulary() {
     assert!(!tok.is_control(u32::MAX));
     assert_eq!(tok.token_piece(byte_id(b' ')).unwrap(), "Ġ");
     assert_eq!(tok.token_bytes(byte_id(b' ')).unwrap(), b" ");
-    assert_eq!(tok.token_bytes(id(&tok, "Ġworld")).unwrap(), b" world");
+    assert_eq!(tok.token_bytes(id(tok, "Ġworld")).unwrap(), b" world");
     assert_eq!(tok.token_bytes(0).unwrap(), b"<s>");
     // Longest special first ("</s>", "<a>b" have 4 bytes; "<s>", "<a>" 3), ties by id.
     assert_eq!(tok.special_ids(), [1, 3, 0, 2]);
@@ -56,12 +56,12 @@ fn merges_apply_by_rank() {
     let tok = toy();
     assert_eq!(
         tok.encode("hello world"),
-        [id(&tok, "hello"), id(&tok, "Ġworld")]
+        [id(tok, "hello"), id(tok, "Ġworld")]
     );
     // "hel" stops at "he"+"l": "l l" needs two l's.
-    assert_eq!(tok.encode("hel"), [id(&tok, "he"), byte_id(b'l')]);
+    assert_eq!(tok.encode("hel"), [id(tok, "he"), byte_id(b'l')]);
     // " wor" without "ld".
-    assert_eq!(tok.encode(" wor"), [id(&tok, "Ġwor")]);
+    assert_eq!(tok.encode(" wor"), [id(tok, "Ġwor")]);
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn bytes_without_merges_fall_back_to_byte_tokens() {
 #[test]
 fn special_tokens_are_matched_whole() {
     let tok = toy();
-    let hello = id(&tok, "hello");
+    let hello = id(tok, "hello");
     assert_eq!(tok.encode("<s>hello</s>"), [0, hello, 1]);
     // The longer special wins where both match.
     assert_eq!(tok.encode("<a>bc"), [3, byte_id(b'c')]);
@@ -89,7 +89,7 @@ fn special_tokens_are_matched_whole() {
     // Text on both sides is pre-tokenized on its own: the space before "<s>" stays a space.
     assert_eq!(
         tok.encode("hello <s> world"),
-        [hello, byte_id(b' '), 0, id(&tok, "Ġworld")]
+        [hello, byte_id(b' '), 0, id(tok, "Ġworld")]
     );
     assert_eq!(tok.decode(&[0, hello, 1]).unwrap(), "<s>hello</s>");
 }
@@ -107,32 +107,32 @@ fn digits_are_split_one_per_token() {
 #[test]
 fn contractions_are_their_own_pieces() {
     let tok = toy();
-    assert_eq!(tok.encode("he's"), [id(&tok, "he"), id(&tok, "'s")]);
+    assert_eq!(tok.encode("he's"), [id(tok, "he"), id(tok, "'s")]);
     // Uppercase is not a contraction: "'" and "S" stay apart.
     assert_eq!(
         tok.encode("he'S"),
-        [id(&tok, "he"), byte_id(b'\''), byte_id(b'S')]
+        [id(tok, "he"), byte_id(b'\''), byte_id(b'S')]
     );
 }
 
 #[test]
 fn whitespace_runs_give_their_last_space_to_the_next_word() {
     let tok = toy();
-    let sp2 = id(&tok, "ĠĠ");
-    let world = id(&tok, "Ġworld");
+    let sp2 = id(tok, "ĠĠ");
+    let world = id(tok, "Ġworld");
     // "   world" → "  " + " world".
     assert_eq!(tok.encode("   world"), [sp2, world]);
     // Trailing run stays whole: "   " → "ĠĠ" + "Ġ".
     assert_eq!(
         tok.encode("hello   "),
-        [id(&tok, "hello"), sp2, byte_id(b' ')]
+        [id(tok, "hello"), sp2, byte_id(b' ')]
     );
     // Newlines: "\n\n" before a word gives "\n" + "\n" (no space to glue), at the end "ĊĊ".
     assert_eq!(
         tok.encode("\n\nhello"),
-        [byte_id(b'\n'), byte_id(b'\n'), id(&tok, "hello")]
+        [byte_id(b'\n'), byte_id(b'\n'), id(tok, "hello")]
     );
-    assert_eq!(tok.encode("\n\n"), [id(&tok, "ĊĊ")]);
+    assert_eq!(tok.encode("\n\n"), [id(tok, "ĊĊ")]);
 }
 
 #[test]
