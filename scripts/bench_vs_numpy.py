@@ -33,9 +33,9 @@ SHAPES = [
 
 
 def repeats_for(m, k, n):
-    """Enough repetitions for ~0.3 s per measurement, between 5 and 200."""
+    """Enough repetitions for ~0.3 s per measurement at ~200 GFLOP/s, between 5 and 300."""
     flops = 2.0 * m * n * k
-    return int(max(5, min(200, 3e10 / max(flops, 1) / 100)))
+    return int(max(5, min(300, 6e10 / max(flops, 1))))
 
 
 # OpenBLAS's worker threads busy-wait for a while after each call before they sleep. On a

@@ -320,7 +320,11 @@ impl<T: Element> Tensor<T> {
         // failure.
         const CHUNK: usize = 256;
         for (c, chunk) in self.as_slice().chunks(CHUNK).enumerate() {
-            if !chunk.iter().fold(true, |ok, x| ok & x.is_finite()) {
+            let finite = match T::slice_f32(chunk) {
+                Some(f) => all_finite_f32(f),
+                None => chunk.iter().fold(true, |ok, x| ok & x.is_finite()),
+            };
+            if !finite {
                 let p = chunk.iter().position(|x| !x.is_finite()).unwrap_or(0);
                 return Err(Error::NonFinite {
                     op,
@@ -333,9 +337,69 @@ impl<T: Element> Tensor<T> {
     }
 }
 
+/// True when no value of `x` is NaN or ±∞, tested on the bits so it vectorises with the
+/// baseline instruction set (a float `is_finite` fold measured ~2.6 values per cycle, 5–8 % of a
+/// 256³–512³ matmul).
+///
+/// A value is non-finite exactly when its 8 exponent bits are all ones; adding one unit of the
+/// exponent field (`1 << 23`) to the masked exponent then carries into bit 31, and only then.
+/// Sixteen independent OR-accumulators keep the loop free of a serial dependency.
+fn all_finite_f32(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    const ONE: u32 = 0x0080_0000;
+    const LANES: usize = 16;
+    let mut acc = [0u32; LANES];
+    let mut blocks = x.chunks_exact(LANES);
+    for block in blocks.by_ref() {
+        for (a, v) in acc.iter_mut().zip(block) {
+            *a |= (v.to_bits() & EXP) + ONE;
+        }
+    }
+    let tail = blocks
+        .remainder()
+        .iter()
+        .fold(0u32, |a, v| a | ((v.to_bits() & EXP) + ONE));
+    (acc.iter().fold(tail, |a, &b| a | b) & 0x8000_0000) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bit test agrees with `f32::is_finite` on every class of value, at every position of
+    /// the 16-lane blocks and in the tail.
+    #[test]
+    fn bit_finite_test_agrees_with_is_finite() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-45,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(0x7f80_0001),
+            f32::from_bits(0xff7f_ffff),
+        ];
+        for len in [1usize, 15, 16, 17, 40] {
+            for pos in 0..len {
+                for &s in &specials {
+                    let mut x = vec![0.5f32; len];
+                    x[pos] = s;
+                    assert_eq!(
+                        all_finite_f32(&x),
+                        s.is_finite(),
+                        "len {len} pos {pos} {s:?}"
+                    );
+                }
+            }
+        }
+        assert!(all_finite_f32(&[]));
+    }
 
     #[test]
     fn storage_is_aligned_and_sized() {

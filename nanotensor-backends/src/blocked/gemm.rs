@@ -67,7 +67,7 @@ pub struct PackedB<P> {
 impl<P: Copy + Default + Send + Sync> PackedB<P> {
     /// Packs `b` (`k × n`, any strides) for `kernel`, converting elements with `conv`. Column
     /// blocks are packed in parallel on `pool`.
-    pub fn new<K: GemmKernel<B = P>, S: Copy + Sync>(
+    pub fn new<K: GemmKernel<B = P>, S: bytemuck::Pod + Sync>(
         kernel: K,
         pool: Option<&Pool>,
         b: MatRef<'_, S>,
@@ -182,8 +182,8 @@ pub fn gemm<K, SA, SB>(
     ldc: usize,
 ) where
     K: GemmKernel,
-    SA: Copy + Sync,
-    SB: Copy + Sync,
+    SA: bytemuck::Pod + Sync,
+    SB: bytemuck::Pod + Sync,
 {
     let (m, k) = (a.rows(), a.cols());
     let (kb, n, blocking) = match b {
@@ -341,7 +341,7 @@ fn macro_kernel<K: GemmKernel>(
 }
 
 /// Packs a `kcl × ncl` block of B, its micro-panels split evenly across the pool's workers.
-fn pack_b_parallel<K: GemmKernel, S: Copy + Sync>(
+fn pack_b_parallel<K: GemmKernel, S: bytemuck::Pod + Sync>(
     kernel: K,
     pool: Option<&Pool>,
     b: MatRef<'_, S>,

@@ -5,6 +5,12 @@
 //! strides of the operands: a transposed weight, a strided attention head, or a plain row-major
 //! matrix all become the same panels.
 
+use std::any::TypeId;
+
+use bytemuck::Pod;
+
+use super::kernel::transpose::pack_lanes_f32;
+
 /// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
 ///
 /// Strides let one packing routine read row-major matrices (`cs = 1`), transposed ones
@@ -96,7 +102,11 @@ pub fn packed_len(width: usize, depth: usize, r: usize, g: usize) -> usize {
 ///
 /// For A, `src` is the A block itself (`r = MR`); for B, it is the transpose of the B block
 /// (`r = NR`), so one routine serves both.
-pub fn pack_panels<S: Copy, P: Copy + Default>(
+///
+/// `conv` converts element types. When `S` and `P` are the same type it must be the identity:
+/// the f32 → f32 transposing copy (the common case: a row-major A block, a transposed weight)
+/// then runs as a SIMD transpose ([`pack_lanes_f32`]) without calling it.
+pub fn pack_panels<S: Pod, P: Pod + Default>(
     src: MatRef<'_, S>,
     r: usize,
     g: usize,
@@ -124,6 +134,10 @@ pub fn pack_panels<S: Copy, P: Copy + Default>(
                 let base = i0 * src.rs;
                 let need = (lanes - 1) * src.rs + depth;
                 let rows = &src.data[base..base + need];
+                if let (Some(rows), Some(panel)) = (as_f32(rows), as_f32_mut(panel)) {
+                    pack_lanes_f32(rows, src.rs, lanes, depth, r, panel);
+                    continue;
+                }
                 for (p, group) in panel.chunks_exact_mut(r).take(depth).enumerate() {
                     for (i, o) in group[..lanes].iter_mut().enumerate() {
                         *o = conv(rows[i * src.rs + p]);
@@ -131,6 +145,21 @@ pub fn pack_panels<S: Copy, P: Copy + Default>(
                 }
             } else if src.rs == 1 {
                 // Lanes are contiguous in the source (row-major B seen transposed): copy runs.
+                // Whole f32 runs of the common widths are copied with a compile-time length so
+                // the copy is a few inline vector moves, not a library call per depth step.
+                if lanes == r {
+                    let run = (depth - 1) * src.cs + r;
+                    let data = &src.data[i0..i0 + run];
+                    if let (Some(data), Some(panel)) = (as_f32(data), as_f32_mut(panel)) {
+                        match r {
+                            32 => copy_runs::<32>(data, src.cs, depth, panel),
+                            16 => copy_runs::<16>(data, src.cs, depth, panel),
+                            8 => copy_runs::<8>(data, src.cs, depth, panel),
+                            _ => copy_runs_dyn(data, src.cs, depth, r, panel),
+                        }
+                        continue;
+                    }
+                }
                 for p in 0..depth {
                     let run = &src.data[i0 + p * src.cs..][..lanes];
                     for (o, &v) in panel[p * r..p * r + lanes].iter_mut().zip(run) {
@@ -152,6 +181,31 @@ pub fn pack_panels<S: Copy, P: Copy + Default>(
             }
         }
     }
+}
+
+/// `panel[p·R .. (p + 1)·R] = data[p·cs .. p·cs + R]` for `p < depth`.
+fn copy_runs<const R: usize>(data: &[f32], cs: usize, depth: usize, panel: &mut [f32]) {
+    for (p, out) in panel.chunks_exact_mut(R).take(depth).enumerate() {
+        let src: &[f32; R] = data[p * cs..p * cs + R].try_into().expect("R values");
+        out.copy_from_slice(src);
+    }
+}
+
+/// [`copy_runs`] for a width known only at run time.
+fn copy_runs_dyn(data: &[f32], cs: usize, depth: usize, r: usize, panel: &mut [f32]) {
+    for (p, out) in panel.chunks_exact_mut(r).take(depth).enumerate() {
+        out.copy_from_slice(&data[p * cs..p * cs + r]);
+    }
+}
+
+/// `s` as `f32` values when `S` is `f32` (a no-op view), `None` for every other type.
+fn as_f32<S: Pod>(s: &[S]) -> Option<&[f32]> {
+    (TypeId::of::<S>() == TypeId::of::<f32>()).then(|| bytemuck::cast_slice(s))
+}
+
+/// [`as_f32`] for a mutable slice.
+fn as_f32_mut<S: Pod>(s: &mut [S]) -> Option<&mut [f32]> {
+    (TypeId::of::<S>() == TypeId::of::<f32>()).then(|| bytemuck::cast_slice_mut(s))
 }
 
 /// A heap buffer whose usable part starts on a 64-byte boundary (one cache line, one zmm

@@ -22,6 +22,7 @@ pub mod avx2;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx512;
 pub mod scalar;
+pub mod transpose;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
@@ -29,6 +30,30 @@ use super::archparam;
 use super::pack::{self, MatRef};
 use std::ops::Add;
 use std::sync::OnceLock;
+
+/// The length checks every microkernel makes before it touches memory: the packed panels hold
+/// `kc` depth steps of `MR` (A) and `NR` (B) values, and the C tile's `MR` rows of `NR` values
+/// at stride `ldc` fit in `c`. A kernel with `unsafe` inside relies on exactly these.
+///
+/// # Panics
+/// If a panel or the C tile is too short.
+pub(crate) fn check_tile_lengths(
+    kc: usize,
+    (mr, nr): (usize, usize),
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+    ldc: usize,
+) {
+    assert!(
+        a_len >= kc * mr && b_len >= kc * nr,
+        "microkernel: short panel"
+    );
+    assert!(
+        ldc >= nr && c_len >= (mr - 1) * ldc + nr,
+        "microkernel: short C tile"
+    );
+}
 
 /// A register-blocked GEMM microkernel plus the packing it expects: everything the generic
 /// driver ([`super::gemm::gemm`]) needs to know about an instruction set and an element type.
@@ -83,7 +108,7 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// Packs `src` — `rows × depth`, the rows of an A block — into consecutive `MR`-row
     /// micro-panels in the layout above, converting each element with `conv`.
     /// `out.len()` must be `pack::packed_len(rows, depth, MR, KGROUP)`.
-    fn pack_a<S: Copy>(
+    fn pack_a<S: bytemuck::Pod>(
         &self,
         src: MatRef<'_, S>,
         conv: impl Fn(S) -> Self::A,
@@ -94,7 +119,7 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
 
     /// Packs `src` — `depth × cols`, a block of B — into consecutive `NR`-column micro-panels in
     /// the layout above. `out.len()` must be `pack::packed_len(cols, depth, NR, KGROUP)`.
-    fn pack_b<S: Copy>(
+    fn pack_b<S: bytemuck::Pod>(
         &self,
         src: MatRef<'_, S>,
         conv: impl Fn(S) -> Self::B,

@@ -43,16 +43,10 @@ impl GemmKernel for WasmF32 {
     }
 
     fn microkernel(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, acc: bool) {
-        assert!(
-            a.len() >= kc * MR && b.len() >= kc * NR,
-            "microkernel: short panel"
-        );
-        assert!(
-            ldc >= NR && c.len() >= (MR - 1) * ldc + NR,
-            "microkernel: short C tile"
-        );
+        super::check_tile_lengths(kc, (MR, NR), a.len(), b.len(), c.len(), ldc);
         // SAFETY: `self` exists only in a simd128 build (see `new`); the lengths of `a`, `b`
-        // and `c` were checked above against what `kernel_4x8` reads and writes.
+        // and `c` were checked by `check_tile_lengths` against what `kernel_4x8` reads and
+        // writes.
         unsafe { kernel_4x8(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc) }
     }
 }
