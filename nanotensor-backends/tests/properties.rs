@@ -221,13 +221,23 @@ fn causal_never_reads_future<B: Backend>(
         &spec,
     )
     .unwrap();
+    // Both rows are f32 results of different kernels (decode vs full), so they agree to
+    // rounding, not bit for bit. An output row is a convex combination of V rows, so rounding is
+    // measured against max|V|, not against the row itself: when the combination cancels to
+    // nearly zero (d = 1, say) a relative measure such as NMSE blows a one-ulp difference up
+    // (seen: NMSE 2.8e-10 for a max difference of 1.5e-7 with |V| ≈ 2). 1e-5·max|V| is about 170
+    // f32 ulps, far below any real mistake (a wrong row, key or mask moves the output by O(|V|)).
+    let vmax = v.as_slice().iter().fold(0f64, |m, x| m.max(x.abs() as f64));
     for hh in 0..hq {
         let full = &base.as_slice()[(hh * n + last) * d..(hh * n + last + 1) * d];
         let r = compare(
             &out[hh * d..(hh + 1) * d],
             &full.iter().map(|&x| x as f64).collect::<Vec<_>>(),
         );
-        prop_assert!(r.nmse < 1e-10, "decode row differs: {r:?}");
+        prop_assert!(
+            r.nonfinite_mismatches == 0 && r.max_abs <= 1e-5 * vmax,
+            "decode row differs: {r:?}, max|V| = {vmax}"
+        );
     }
     Ok(())
 }
