@@ -56,11 +56,39 @@ fn main() -> ExitCode {
         }
         eprintln!("internal error: {info}");
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_on_parse_error(e),
+    };
     match std::panic::catch_unwind(move || run(cli)) {
         Ok(code) => code,
         Err(_) => ExitCode::from(1),
     }
+}
+
+/// `--help` and `--version` print as clap renders them; a bad command line (unknown flag, bad
+/// value, missing argument) is a user error like any other: one line on stderr, exit status 2.
+/// clap's own rendering spreads over several lines (the message, the arguments it concerns,
+/// usage, a hint), so the lines before the usage are joined into one.
+fn exit_on_parse_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let rendered = e.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!("{} (see --help)", parts.join(" "));
+    std::process::exit(2);
 }
 
 fn run(cli: Cli) -> ExitCode {

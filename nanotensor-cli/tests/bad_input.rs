@@ -8,6 +8,7 @@
 //! `scripts/test`, hence CI, does): then they fail. Related one-subcommand checks live in
 //! `cli.rs`, `generate_cli.rs` and `model_cli.rs`.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -37,7 +38,11 @@ impl Drop for Scratch {
 }
 
 /// Runs the binary and checks the user-error contract; returns the stderr line.
-fn expect_user_error(args: &[&str], needle: &str, no_file: Option<&str>) -> String {
+fn expect_user_error<S: AsRef<OsStr> + std::fmt::Debug>(
+    args: &[S],
+    needle: &str,
+    no_file: Option<&str>,
+) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_nanotensor"))
         .args(args)
         .output()
@@ -91,17 +96,24 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
     let latin1 = s.file("latin1.txt", b"caf\xe9 cr\xe8me\n");
     let svg = s.path("chart.svg");
     let svg_in_missing_dir = s.path("no/such/dir/chart.svg");
-    let p = |v: &[&'static str]| -> Vec<String> { v.iter().map(|x| x.to_string()).collect() };
-    let with = |mut v: Vec<String>, extra: &[&str]| {
-        v.extend(extra.iter().map(|x| x.to_string()));
+    let empty_text = s.file("empty.txt", b"");
+    let p = |v: &[&'static str]| -> Vec<OsString> { v.iter().map(OsString::from).collect() };
+    let with = |mut v: Vec<OsString>, extra: &[&str]| {
+        v.extend(extra.iter().map(OsString::from));
         v
     };
+    // A command-line argument that is not UTF-8 (0xE9 is Latin-1 `é`).
+    let latin1_arg = {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(b"caf\xe9".to_vec())
+    };
+    let gen_file = p(&["generate", "--prompt-file"]);
     let gen = p(&["generate", "--prompt", "Hello"]);
     let mm = p(&["matmul", "--m", "4", "--k", "4", "--n", "4"]);
     let scaling = p(&["attention-scaling", "--max-n", "128", "--out"]);
 
     // (name, arguments, a word the message must contain, a file that must not exist afterwards)
-    let cases: Vec<(&str, Vec<String>, &str, Option<&str>)> = vec![
+    let cases: Vec<(&str, Vec<OsString>, &str, Option<&str>)> = vec![
         (
             "missing model file (info)",
             with(p(&["info", "--model"]), &[&missing]),
@@ -181,11 +193,42 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
             None,
         ),
         (
-            "empty prompt",
-            p(&["generate", "--prompt", ""]),
-            "prompt",
+            "missing prompt file (generate)",
+            with(gen_file.clone(), &[&s.path("none.txt")]),
+            "none.txt",
             None,
         ),
+        (
+            "directory as prompt file (generate)",
+            with(gen_file.clone(), &[&dir]),
+            "directory",
+            None,
+        ),
+        (
+            "non-UTF-8 prompt file (generate)",
+            with(gen_file.clone(), &[&latin1]),
+            "not valid UTF-8",
+            None,
+        ),
+        (
+            "non-UTF-8 prompt argument (generate)",
+            vec!["generate".into(), "--prompt".into(), latin1_arg.clone()],
+            "UTF-8",
+            None,
+        ),
+        (
+            "empty prompt",
+            p(&["generate", "--prompt", ""]),
+            "prompt is empty",
+            None,
+        ),
+        (
+            "empty prompt file",
+            with(gen_file.clone(), &[&empty_text]),
+            "prompt is empty",
+            None,
+        ),
+        ("no prompt at all", p(&["generate"]), "--prompt", None),
         (
             "--max-tokens 0",
             with(gen.clone(), &["--max-tokens", "0"]),
@@ -243,6 +286,32 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
             None,
         ),
         (
+            "zero size (matmul --m 0)",
+            p(&["matmul", "--m", "0", "--k", "4", "--n", "4"]),
+            "--m",
+            None,
+        ),
+        (
+            "size beyond u64 (matmul --m 1e30)",
+            p(&[
+                "matmul",
+                "--m",
+                "1000000000000000000000000000000",
+                "--k",
+                "4",
+                "--n",
+                "4",
+            ]),
+            "--m",
+            None,
+        ),
+        (
+            "unknown flag",
+            with(mm.clone(), &["--frobnicate"]),
+            "--frobnicate",
+            None,
+        ),
+        (
             "unknown backend (matmul)",
             with(mm.clone(), &["--backend", "cuda"]),
             "unknown backend",
@@ -281,8 +350,7 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
     ];
     let mut report = String::new();
     for (name, args, needle, no_file) in &cases {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let line = expect_user_error(&args, needle, *no_file);
+        let line = expect_user_error(args, needle, *no_file);
         report.push_str(&format!("  {name}: {line}\n"));
     }
     // The closing note's list of cases and messages (visible with `--nocapture`).
@@ -291,7 +359,7 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
 
 /// A backend that is not compiled in: only checkable on a build that leaves one out, so this runs
 /// against whatever this build lacks (nothing, with `--all-features`; `scripts/reliability.sh`
-/// also runs a naive-only binary with `--backend blocked`).
+/// runs it on the naive-only, blocked-only and int8-only builds).
 #[test]
 fn a_backend_not_compiled_in_is_named_with_its_feature() {
     for kind in nanotensor_backends::BackendKind::ALL {
@@ -314,6 +382,7 @@ fn a_backend_not_compiled_in_is_named_with_its_feature() {
             None,
         );
         assert!(line.contains(kind.feature()), "{line}");
+        println!("  backend not compiled in ({}): {line}", kind.name());
     }
 }
 
@@ -340,14 +409,35 @@ fn bad_inputs_that_need_the_model() {
     let latin1 = s.file("latin1.txt", b"caf\xe9 cr\xe8me, na\xefve\n");
     // SmolLM2's context is 8192 tokens; "a " is one token each.
     let long = "a ".repeat(9000);
-    for (args, needle) in [
+    let cases = [
         (
+            "prompt longer than the context",
             vec!["generate", "--prompt", long.as_str()],
             "exceed the context",
         ),
-        (vec!["perplexity", "--file", latin1.as_str()], "UTF-8"),
-        (vec!["tokenize", "--file", latin1.as_str()], "UTF-8"),
-    ] {
-        expect_user_error(&args, needle, None);
+        (
+            "absurd --max-tokens 1e9",
+            vec!["generate", "--prompt", "Hi", "--max-tokens", "1000000000"],
+            "exceed the context",
+        ),
+        (
+            "non-UTF-8 text file (perplexity)",
+            vec!["perplexity", "--file", latin1.as_str()],
+            "UTF-8",
+        ),
+        (
+            "non-UTF-8 text file (tokenize)",
+            vec!["tokenize", "--file", latin1.as_str()],
+            "UTF-8",
+        ),
+    ];
+    let mut report = String::new();
+    for (name, args, needle) in &cases {
+        let line = expect_user_error(args, needle, None);
+        report.push_str(&format!("  {name}: {line}\n"));
     }
+    println!(
+        "{} bad-input cases with the model, all exit 2:\n{report}",
+        cases.len()
+    );
 }

@@ -162,6 +162,34 @@ fn generate_json_has_the_fields_and_the_reference_ids() {
 }
 
 #[test]
+fn a_prompt_file_is_read_verbatim() {
+    if !have_model() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("nanotensor-prompt-{}.txt", std::process::id()));
+    std::fs::write(&path, "Once upon a time").unwrap();
+    let out = nanotensor(&[
+        "generate",
+        "--prompt-file",
+        path.to_str().unwrap(),
+        "--max-tokens",
+        "3",
+        "--json",
+    ]);
+    let _ = std::fs::remove_file(&path);
+    let v = json(&out);
+    // The same reference ids (greedy.json) as `--prompt "Once upon a time"`.
+    assert_eq!(v["prompt_ids"], serde_json::json!([6403, 1980, 253, 655]));
+    assert_eq!(v["ids"], serde_json::json!([28, 260, 2240]));
+    assert_eq!(v["prompt"], "Once upon a time");
+    // Both flags at once are refused.
+    assert_user_error(
+        &["generate", "--prompt", "Hi", "--prompt-file", "x.txt"],
+        "cannot be used with",
+    );
+}
+
+#[test]
 fn generate_streams_text_and_stops_at_eos() {
     if !have_model() {
         return;

@@ -9,7 +9,7 @@ use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
-use super::model_io::{default_model_backend, open_model, ModelFile};
+use super::model_io::{default_model_backend, open_model, read_utf8_file, ModelFile};
 use crate::output::{backend_choice_int8, backend_help, print_json, Int8Args};
 
 /// Arguments of `nanotensor generate`.
@@ -19,8 +19,11 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Text to continue (raw completion, no chat template, no BOS).
-    #[arg(long)]
-    pub prompt: String,
+    #[arg(long, required_unless_present = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from this UTF-8 file instead, verbatim (a final newline included).
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_file: Option<PathBuf>,
     /// Tokens to generate at most.
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
@@ -58,8 +61,14 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     // Cheap checks first, before the model is touched.
     let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
-    if args.prompt.is_empty() {
-        return Err(Error::invalid_arg("generate", "--prompt is empty"));
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => read_utf8_file("generate", path)?,
+        // clap requires one of the two.
+        (None, None) => String::new(),
+    };
+    if prompt.is_empty() {
+        return Err(Error::invalid_arg("generate", "the prompt is empty"));
     }
     if args.max_tokens == 0 {
         return Err(Error::invalid_arg(
@@ -76,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     sampler.validate()?;
 
     let file = open_model(args.model.as_deref())?;
-    let prompt_ids = file.tokenizer.encode(&args.prompt);
+    let prompt_ids = file.tokenizer.encode(&prompt);
     if prompt_ids.is_empty() {
         return Err(Error::invalid_arg(
             "generate",
@@ -113,6 +122,7 @@ pub fn run(args: Args) -> Result<()> {
         opts,
         Run {
             args: &args,
+            prompt: &prompt,
             file: &file,
             prompt_ids: &prompt_ids,
             opts: gen_opts,
@@ -129,7 +139,7 @@ pub fn run(args: Args) -> Result<()> {
             "int8": (out.backend == "int8").then(|| args.int8.json()),
             "threads": out.threads,
             "kv_cache": !args.no_kv_cache,
-            "prompt": args.prompt,
+            "prompt": prompt,
             "prompt_ids": prompt_ids,
             "ids": g.ids,
             "text": file.tokenizer.decode(shown)?,
@@ -191,6 +201,7 @@ struct Output {
 
 struct Run<'a> {
     args: &'a Args,
+    prompt: &'a str,
     file: &'a ModelFile,
     prompt_ids: &'a [u32],
     opts: GenerateOptions,
@@ -214,7 +225,7 @@ impl BackendVisitor for Run<'_> {
             source: e,
         };
         if stream {
-            write!(stdout, "{}", self.args.prompt).map_err(io_err)?;
+            write!(stdout, "{}", self.prompt).map_err(io_err)?;
             stdout.flush().map_err(io_err)?;
         }
         let generation = generate(&model, self.prompt_ids, &self.opts, |id| {

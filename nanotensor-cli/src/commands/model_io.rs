@@ -1,12 +1,12 @@
-//! What the model subcommands share: finding and opening the model file, its tokenizer, and
-//! the default backend.
+//! What the model subcommands share: finding and opening the model file, its tokenizer, reading
+//! a text file, and the default backend.
 
 use std::path::{Path, PathBuf};
 
 use nanotensor::gguf::GgufFile;
 use nanotensor::model_path::find_model;
 use nanotensor::tokenizer::Tokenizer;
-use nanotensor::Result;
+use nanotensor::{Error, Result};
 use nanotensor_backends::BackendKind;
 
 /// An opened model file and the tokenizer built from its vocabulary.
@@ -30,6 +30,27 @@ pub fn open_model(explicit: Option<&Path>) -> Result<ModelFile> {
         path,
         gguf,
         tokenizer,
+    })
+}
+
+/// Reads a text file verbatim (a prompt, a corpus) for subcommand `op`. Bytes that are not
+/// UTF-8 are a user error naming the file and the offset of the first bad byte; a missing file
+/// or a directory is the I/O error naming the path.
+pub fn read_utf8_file(op: &'static str, path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::invalid_arg(
+            op,
+            format!(
+                "{} is not valid UTF-8 text (first bad byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })
 }
 

@@ -10,7 +10,7 @@ use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
-use super::model_io::{default_model_backend, open_model};
+use super::model_io::{default_model_backend, open_model, read_utf8_file};
 use crate::output::{backend_choice_int8, backend_help, print_json, print_table, Int8Args};
 
 /// Arguments of `nanotensor perplexity`.
@@ -43,11 +43,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.ctx < 4 {
         return Err(Error::invalid_arg("perplexity", "--ctx must be at least 4"));
     }
-    let text = std::fs::read_to_string(&args.file).map_err(|e| Error::Io {
-        op: "perplexity",
-        path: args.file.display().to_string(),
-        source: e,
-    })?;
+    let text = read_utf8_file("perplexity", &args.file)?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let file = open_model(args.model.as_deref())?;
     let context = LlamaConfig::from_gguf(&file.gguf)?.context_length;

@@ -12,6 +12,7 @@ use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Error, Result};
 use serde_json::json;
 
+use super::model_io::read_utf8_file;
 use crate::output::{print_json, print_table};
 
 /// Arguments of `nanotensor tokenize`.
@@ -33,30 +34,25 @@ pub struct Args {
 }
 
 fn read_text(args: &Args) -> Result<String> {
-    let bytes = if let Some(text) = &args.text {
+    if let Some(text) = &args.text {
         return Ok(text.clone());
-    } else if let Some(path) = &args.file {
-        std::fs::read(path).map_err(|source| Error::Io {
+    }
+    if let Some(path) = &args.file {
+        return read_utf8_file("tokenize", path);
+    }
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Io {
             op: "tokenize",
-            path: path.display().to_string(),
+            path: "<stdin>".into(),
             source,
-        })?
-    } else {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|source| Error::Io {
-                op: "tokenize",
-                path: "<stdin>".into(),
-                source,
-            })?;
-        buf
-    };
+        })?;
     String::from_utf8(bytes).map_err(|e| {
         Error::invalid_arg(
             "tokenize",
             format!(
-                "the text is not valid UTF-8 (first bad byte at offset {})",
+                "standard input is not valid UTF-8 text (first bad byte at offset {})",
                 e.utf8_error().valid_up_to()
             ),
         )

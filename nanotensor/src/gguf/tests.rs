@@ -339,7 +339,10 @@ fn every_truncation_is_an_error() {
     let data_start = parse(full.clone()).unwrap().data_offset();
     // Cut the file at every length: inside the header/metadata/infos it is `Truncated`; inside
     // the padding or data the last tensor no longer fits (`TensorOutOfBounds`).
-    for len in (0..full.len()).step_by(MIRI_STRIDE) {
+    // Each parse takes about a second under Miri: there, a prime stride of 41 still cuts inside
+    // the header, the metadata, the tensor infos and the data, at varying offsets in each field.
+    let stride = if cfg!(miri) { 41 } else { 1 };
+    for len in (0..full.len()).step_by(stride) {
         match parse(full[..len].to_vec()) {
             Err(Error::Truncated { file_len, .. }) => assert_eq!(file_len, len as u64),
             Err(Error::TensorOutOfBounds { .. }) => assert!(len >= data_start - 31, "len {len}"),
