@@ -152,7 +152,7 @@ impl Element for half::f16 {
 /// The scan runs branch-free over chunks of 256 values and searches for the position only in a
 /// chunk that failed, so it runs at memory speed: an early-exit scan takes one branch per value,
 /// a visible share of a 256³ matmul or of a decode step. f32 data is tested on its bits
-/// ([`all_finite_f32`]).
+/// (`all_finite_f32`).
 pub fn first_non_finite<T: Element>(x: &[T]) -> Option<usize> {
     const CHUNK: usize = 256;
     for (c, chunk) in x.chunks(CHUNK).enumerate() {
