@@ -15,12 +15,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
 use nanotensor::gguf::GgufFile;
 use nanotensor::model::{perplexity, Llama};
-use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Backend, Element, PreparedWeight, Result, Tensor};
-use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+use nanotensor_backends::{with_backend, BackendOptions, BackendVisitor};
 
 const CLASSES: [&str; 9] = ["q", "k", "v", "o", "gate", "up", "down", "head", "all"];
 /// Index of `all` in [`CLASSES`].
@@ -164,17 +165,7 @@ impl BackendVisitor for Ppl<'_> {
 }
 
 fn main() -> Result<()> {
-    let file = GgufFile::open(nanotensor::model_path::find_model(None)?)?;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../nanotensor/tests/data/GPL-3"
-    );
-    let text = std::fs::read_to_string(path).expect("GPL-3 test data");
-    let tokens = Tokenizer::from_gguf(&file)?.encode(text.strip_suffix('\n').unwrap_or(&text));
-    let kind = [BackendKind::Blocked, BackendKind::Naive]
-        .into_iter()
-        .find(|k| k.is_compiled())
-        .expect("a float backend");
+    let (file, tokens, kind) = common::model_text_backend()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let names = if args.is_empty() {
         vec!["per-row".to_string(), "per-block-32".to_string()]

@@ -5,11 +5,12 @@
 //! `cargo run --release -p nanotensor-backends --features blocked --example quant_sensitivity`
 //! (the fastest float backend compiled in is used; set `NANOTENSOR_MODELS_DIR`).
 
+mod common;
+
 use nanotensor::gguf::GgufFile;
 use nanotensor::model::{perplexity, Llama};
-use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Backend, Result, Tensor};
-use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+use nanotensor_backends::{with_backend, BackendOptions, BackendVisitor};
 
 /// Symmetric int8 round trip of each group of `group` consecutive values.
 fn round_trip(w: Tensor<f32>, group: usize) -> Result<Tensor<f32>> {
@@ -52,17 +53,7 @@ impl BackendVisitor for Ppl<'_> {
 }
 
 fn main() -> Result<()> {
-    let file = GgufFile::open(nanotensor::model_path::find_model(None)?)?;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../nanotensor/tests/data/GPL-3"
-    );
-    let text = std::fs::read_to_string(path).expect("GPL-3 test data");
-    let tokens = Tokenizer::from_gguf(&file)?.encode(text.strip_suffix('\n').unwrap_or(&text));
-    let kind = [BackendKind::Blocked, BackendKind::Naive]
-        .into_iter()
-        .find(|k| k.is_compiled())
-        .expect("a float backend");
+    let (file, tokens, kind) = common::model_text_backend()?;
     let run = |class, per_row| {
         with_backend(
             kind,

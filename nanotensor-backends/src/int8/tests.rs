@@ -80,14 +80,7 @@ fn matmul_reproduces_the_dequantized_product_for_every_granularity() {
             let want = dequantized_product(&a, &b, ga, gb);
             for be in backends() {
                 for chunk in [K_MAX, 8, 12] {
-                    let be = Int8Backend {
-                        pool: Pool::new(be.threads()).unwrap(),
-                        ..be
-                    }
-                    .with_activation_granularity(ga)
-                    .with_weight_granularity(gb)
-                    .with_k_chunk(chunk)
-                    .unwrap();
+                    let be = configured(&be, ga, gb, chunk);
                     let c = be.matmul(&a, &b).unwrap();
                     let r = compare(c.as_slice(), &want);
                     assert!(
@@ -282,6 +275,24 @@ fn float_attention_and_softmax_match_the_reference_and_honour_the_budget() {
     assert_eq!(s.as_slice(), &[0.5, 0.5, 0.0, 1.0]);
 }
 
+/// `be` (a fresh pool of the same size) with the given activation and weight granularities and
+/// k chunk.
+fn configured(
+    be: &Int8Backend,
+    ga: impl Into<ActGranularity>,
+    gb: Granularity,
+    chunk: usize,
+) -> Int8Backend {
+    Int8Backend {
+        pool: Pool::new(be.threads()).unwrap(),
+        ..*be
+    }
+    .with_activation_granularity(ga)
+    .with_weight_granularity(gb)
+    .with_k_chunk(chunk)
+    .unwrap()
+}
+
 /// `A` dequantized block by block (blocks of `len` along each row, the last possibly shorter),
 /// each block through the core quantizer as a one-row tensor: an independent model of
 /// per-block activation scales.
@@ -318,14 +329,7 @@ fn per_block_activations_reproduce_the_blockwise_dequantized_product() {
                 let want = matmul_f64(&da, &db.t().unwrap()).unwrap();
                 for be in backends() {
                     for chunk in [K_MAX, 8, 64] {
-                        let be = Int8Backend {
-                            pool: Pool::new(be.threads()).unwrap(),
-                            ..be
-                        }
-                        .with_activation_granularity(ga)
-                        .with_weight_granularity(gb)
-                        .with_k_chunk(chunk)
-                        .unwrap();
+                        let be = configured(&be, ga, gb, chunk);
                         let c = be.matmul(&a, &b).unwrap();
                         let r = compare(c.as_slice(), &want);
                         assert!(

@@ -200,9 +200,6 @@ pub struct Llama<B: Backend> {
     output: B::Weight<f32>,
     /// Whether `output` was tied to the token embedding.
     tied_output: bool,
-    /// Causal attention with the scratch budget fixed at load: the default budget reads
-    /// `/proc/meminfo`, which would otherwise cost a system call per layer and token.
-    attention: AttentionSpec,
 }
 
 impl<B: Backend> std::fmt::Debug for Llama<B> {
@@ -326,10 +323,6 @@ impl<B: Backend> Llama<B> {
             output_norm,
             output,
             tied_output,
-            attention: AttentionSpec {
-                max_memory: Some(crate::memory::default_budget()),
-                ..AttentionSpec::causal()
-            },
         })
     }
 
@@ -454,7 +447,7 @@ impl<B: Backend> Llama<B> {
         // `rows` new positions need the check — O(rows), not O(cache), per decode step.
         let spec = AttentionSpec {
             kv_rows_checked: pos0,
-            ..self.attention
+            ..AttentionSpec::causal()
         };
         let be = &self.backend;
         for (l, b) in self.blocks.iter().enumerate() {
