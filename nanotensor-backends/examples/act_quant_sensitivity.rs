@@ -89,8 +89,13 @@ impl<B: Backend> Backend for FakeQuant<B> {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
-    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
-        self.inner.matmul(a, b)
+    fn matmul_into<T: Element>(
+        &self,
+        a: &Tensor<T>,
+        b: &Tensor<T>,
+        out: &mut Tensor<T>,
+    ) -> Result<()> {
+        self.inner.matmul_into(a, b, out)
     }
     fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         self.inner.softmax(x)

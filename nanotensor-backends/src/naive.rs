@@ -12,7 +12,7 @@
 
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
 use nanotensor::backend::{
-    check_attention, check_linear_into, check_matmul, check_softmax, check_weight,
+    check_attention, check_linear_into, check_matmul, check_matmul_out, check_softmax, check_weight,
 };
 use nanotensor::memory::check_budget;
 use nanotensor::{AttentionAlgo, Backend, Element, Error, PreparedWeight, Result, Tensor};
@@ -50,9 +50,14 @@ impl Backend for NaiveBackend {
         "naive"
     }
 
-    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
+    fn matmul_into<T: Element>(
+        &self,
+        a: &Tensor<T>,
+        b: &Tensor<T>,
+        c: &mut Tensor<T>,
+    ) -> Result<()> {
         let (d, out_shape) = check_matmul(a, b)?;
-        let mut c = Tensor::zeros(&out_shape)?;
+        check_matmul_out(c, &out_shape)?;
         let (av, bv) = (a.as_slice(), b.as_slice());
         let cv = c.as_mut_slice();
         for batch in 0..d.batch {
@@ -70,7 +75,7 @@ impl Backend for NaiveBackend {
                 }
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {

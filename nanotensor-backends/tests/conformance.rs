@@ -77,6 +77,15 @@ pub fn matmul_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
             b.name(),
             T::DTYPE
         );
+        // `matmul_into` overwrites a stale output (NaN here) with the same values.
+        let mut out = Tensor::from_slice(&vec![T::from_f64(f64::NAN); m * n], &[m, n]).unwrap();
+        b.matmul_into(&a, &w, &mut out).unwrap();
+        assert!(
+            out.as_slice() == c.as_slice(),
+            "{} {} matmul_into {m}x{k}x{n} differs from matmul",
+            b.name(),
+            T::DTYPE
+        );
     }
     // Batched: shared B, and per-batch B.
     let a = Tensor::<T>::randn(&[3, 5, 7], 1.0, 1).unwrap();
@@ -308,6 +317,12 @@ pub fn error_cases<B: Backend>(b: &B) {
     let bad_k = Tensor::<f32>::randn(&[5, 2], 1.0, 2).unwrap();
     assert!(matches!(
         b.matmul(&a, &bad_k),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut wrong_out = Tensor::<f32>::zeros(&[3, 3]).unwrap();
+    let good_k = Tensor::<f32>::randn(&[4, 2], 1.0, 2).unwrap();
+    assert!(matches!(
+        b.matmul_into(&a, &good_k, &mut wrong_out),
         Err(Error::ShapeMismatch { .. })
     ));
     let vecs = Tensor::<f32>::randn(&[4], 1.0, 2).unwrap();

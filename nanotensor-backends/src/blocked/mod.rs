@@ -26,7 +26,7 @@ use gemm::{BSource, PackedB};
 use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
 use nanotensor::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor::backend::{
-    check_attention, check_linear_into, check_matmul, check_softmax, check_weight,
+    check_attention, check_linear_into, check_matmul, check_matmul_out, check_softmax, check_weight,
 };
 use nanotensor::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
 use pack::MatRef;
@@ -160,9 +160,14 @@ impl Backend for BlockedBackend {
         self.pool.threads()
     }
 
-    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
+    fn matmul_into<T: Element>(
+        &self,
+        a: &Tensor<T>,
+        b: &Tensor<T>,
+        out: &mut Tensor<T>,
+    ) -> Result<()> {
         let (d, out_shape) = check_matmul(a, b)?;
-        let mut out = Tensor::zeros(&out_shape)?;
+        check_matmul_out(out, &out_shape)?;
         let (av, bv, cv) = (a.as_slice(), b.as_slice(), out.as_mut_slice());
         if d.broadcast_b {
             // A shared B: the batch is just more rows of one product.
@@ -174,7 +179,7 @@ impl Backend for BlockedBackend {
                 self.matmul_slices(&av[i * sa..][..sa], &bv[i * sb..][..sb], c, d.m, d.k, d.n);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {

@@ -311,14 +311,19 @@ impl Backend for Int8Backend {
         self.pool.threads()
     }
 
-    fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
+    fn matmul_into<T: Element>(
+        &self,
+        a: &Tensor<T>,
+        b: &Tensor<T>,
+        out: &mut Tensor<T>,
+    ) -> Result<()> {
         // The shape checks of `check_matmul`; its finiteness scan is done vectorised below.
         let (d, out_shape) = nanotensor::shape::matmul_dims(a.shape(), b.shape())?;
+        nanotensor::backend::check_matmul_out(out, &out_shape)?;
         let (m, k, n) = (d.m, d.k, d.n);
         let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
         check_operand("matmul", self.level, a.as_slice(), &af)?;
         check_operand("matmul", self.level, b.as_slice(), &bf)?;
-        let mut out = Tensor::<T>::zeros(&out_shape)?;
         let nr = self.kernel.nr();
         let pool = (k * n >= 1 << 16).then_some(&self.pool);
         let stride = stride_of(self.weights);
@@ -354,7 +359,7 @@ impl Backend for Int8Backend {
                 }
             },
         );
-        Ok(out)
+        Ok(())
     }
 
     fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
