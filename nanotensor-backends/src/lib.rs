@@ -20,6 +20,8 @@ pub mod blocked;
 pub mod flash;
 #[cfg(feature = "int8")]
 pub mod int8;
+#[cfg(any(feature = "blocked", feature = "int8"))]
+pub mod multiversion;
 #[cfg(feature = "naive")]
 pub mod naive;
 pub mod scales;

@@ -26,55 +26,8 @@ fn quantize_value(x: f32, inv: f32) -> i8 {
     (y.to_bits() as i32 - MAGIC.to_bits() as i32) as i8
 }
 
-/// Which compiled copy of the loops to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Level {
-    avx512: bool,
-}
-
-impl Level {
-    /// The best copy this CPU supports.
-    pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            Level {
-                avx512: is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vl"),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        Level { avx512: false }
-    }
-
-    /// The baseline copy (any target).
-    pub fn portable() -> Self {
-        Level { avx512: false }
-    }
-}
-
-/// Defines `pub fn $name(level, args..)` that runs `$body` compiled for AVX-512 when `level`
-/// allows it, else for the baseline target.
-macro_rules! multiversion {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
-        $(#[$doc])*
-        pub fn $name(level: Level, $($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-            fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
-            #[cfg(target_arch = "x86_64")]
-            if level.avx512 {
-                // SAFETY: `Level { avx512: true }` is only built by `detect` after checking the
-                // CPU for every feature `wide` is compiled with.
-                return unsafe { wide($($arg),*) };
-            }
-            let _ = level;
-            body($($arg),*)
-        }
-    };
-}
+use crate::multiversion::multiversion;
+pub use crate::multiversion::{all_finite, Level};
 
 multiversion! {
     /// `max |x|` of a finite slice (0 for an empty one). For finite floats the order of
@@ -82,16 +35,6 @@ multiversion! {
     /// reduction, which vectorises at any width.
     fn max_abs(x: &[f32]) -> f32 {
         f32::from_bits(x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)))
-    }
-}
-
-multiversion! {
-    /// Whether every value is finite (no early exit, so it vectorises; callers look for the
-    /// offending index only when this says no).
-    fn all_finite(x: &[f32]) -> bool {
-        // A value is NaN or ±inf exactly when its exponent bits are all ones.
-        const EXP: u32 = 0x7f80_0000;
-        x.iter().fold(0u32, |m, v| m.max(v.to_bits() & EXP)) != EXP
     }
 }
 
