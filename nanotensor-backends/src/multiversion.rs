@@ -59,6 +59,7 @@ macro_rules! multiversion {
         }
     };
 }
+#[cfg(feature = "int8")] // the int8 quantizer defines its loops with it
 pub(crate) use multiversion;
 
 multiversion! {
