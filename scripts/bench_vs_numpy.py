@@ -8,6 +8,11 @@ ratio. GFLOP/s = 2·m·n·k / median seconds.
 Decode shapes (m = 1) use prepared weights on the nanotensor side (`--prepared`: the weight is
 packed once by `prepare`, then `linear` runs per repetition); numpy gets the faster of
 `x @ B` (B row-major k×n) and `x @ W.T` (W row-major n×k), so the comparison is conservative.
+
+`--int8` adds the int8 backend next to blocked f32 (issue #4): for each thread count, 1024³ with
+both operands quantized per call (`matmul`), 1024³ and the decode LM head with the weight
+quantized once (`--prepared`: activations are still quantized per call), each int8 run
+interleaved with the blocked run of the same mode. GOP/s counts 2·m·n·k integer operations.
 """
 
 import argparse
@@ -29,6 +34,13 @@ SHAPES = [
     ("decode_ffn", 1, 576, 1536, True),
     ("decode_lmhead", 1, 576, 49152, True),
     ("prefill", 128, 576, 1536, True),
+]
+
+# The int8 comparison (`--int8`): name, m, k, n, prepared.
+INT8_SHAPES = [
+    ("square1024 per-call", 1024, 1024, 1024, False),
+    ("square1024 prepared", 1024, 1024, 1024, True),
+    ("decode_lmhead prepared", 1, 576, 49152, True),
 ]
 
 
@@ -87,6 +99,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--shapes", default=",".join(s[0] for s in SHAPES))
+    ap.add_argument("--int8", action="store_true",
+                    help="also time int8 against blocked f32 (1024^3 per call and prepared, LM head)")
     ap.add_argument("--naive", action="store_true",
                     help="also time the naive backend at 1024^3 once (takes ~4 s)")
     args = ap.parse_args()
@@ -121,6 +135,26 @@ def main():
     print("|---|---|---|---|---|")
     for shape, t, g_np, g_nt, ratio in rows:
         print(f"| {shape} | {t} | {g_np:.1f} | {g_nt:.1f} | {ratio:.2f}x |")
+    if args.int8:
+        int8_rows = []
+        for threads in [int(t) for t in args.threads.split(",")]:
+            for name, m, k, n, prepared in INT8_SHAPES:
+                rep = repeats_for(m, k, n)
+                f_s, q_s = [], []
+                for _ in range(args.rounds):
+                    f_s.append(time_nanotensor(args.cli, "blocked", m, k, n, prepared, threads, rep))
+                    q_s.append(time_nanotensor(args.cli, "int8", m, k, n, prepared, threads, rep))
+                ops = 2.0 * m * n * k
+                g_f = ops / statistics.median(f_s) / 1e9
+                g_q = ops / statistics.median(q_s) / 1e9
+                int8_rows.append((f"{name} {m}x{k}x{n}", threads, g_f, g_q, g_q / g_f))
+                print(f"  ... int8 {name} t={threads}: blocked {g_f:.1f}, int8 {g_q:.1f}",
+                      file=sys.stderr, flush=True)
+        print()
+        print("| shape | threads | blocked f32 GFLOP/s | int8 GOP/s | int8 / blocked |")
+        print("|---|---|---|---|---|")
+        for shape, t, g_f, g_q, ratio in int8_rows:
+            print(f"| {shape} | {t} | {g_f:.1f} | {g_q:.1f} | {ratio:.2f}x |")
     if args.naive:
         s_naive = time_nanotensor(args.cli, "naive", 1024, 1024, 1024, False, 1, 1)
         s_blk = time_nanotensor(args.cli, args.backend, 1024, 1024, 1024, False, 1, 10)

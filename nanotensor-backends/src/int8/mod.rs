@@ -186,6 +186,10 @@ impl Int8Backend {
 
     /// `C = A·B` for one f32 problem with B already quantized and packed: quantizes and packs
     /// A (`m × k`) into the scratch buffers, then runs the driver.
+    ///
+    /// # Returns
+    /// `false` (and `c` untouched) if A holds a NaN or an infinity: the scan for them is folded
+    /// into the scales' `max |x|`, so the caller reports the error afterwards.
     #[allow(clippy::too_many_arguments)]
     fn product(
         &self,
@@ -196,23 +200,38 @@ impl Int8Backend {
         c: &mut [f32],
         codes: &mut Vec<i8>,
         pa: &mut PackedA,
-    ) {
+    ) -> bool {
         let k = b.k;
         // Quantizing and packing are memory-bound passes: worth splitting only when large.
         let pool = (m * k >= 1 << 16).then_some(&self.pool);
         let (mr, kc) = (self.kernel.mr(), self.kc(m, k));
-        if let Some(len) = self.activations.block_len() {
-            codes.clear();
-            codes.resize(m * k, 0);
-            let mut sums = Vec::new();
-            let s = quantize::quantize_row_blocks(self.level, pool, a, m, k, len, codes, &mut sums);
-            pa.pack_codes(pool, codes, m, k, mr, kc);
-            pa.set_block_scales(m, k, len, &s, &sums);
-            gemm::gemm(&self.pool, self.kernel, pa, &[], b, cs, m, c);
-        } else {
-            let rs = quantize::quantize_rows(self.level, pool, a, m, k, self.activations, codes);
-            pa.pack_on(pool, codes, m, k, mr, kc);
-            gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
+        let rows = match self.activations {
+            ActGranularity::PerTensor => Granularity::PerTensor,
+            ActGranularity::PerRow => Granularity::PerRow,
+            ActGranularity::PerBlock(len) => {
+                // Here the scan stays a pass of its own: the block quantizer's maxima are
+                // internal to it.
+                if !quantize::all_finite(self.level, &a[..m * k]) {
+                    return false;
+                }
+                let len = len.get();
+                codes.clear();
+                codes.resize(m * k, 0);
+                let mut sums = Vec::new();
+                let s =
+                    quantize::quantize_row_blocks(self.level, pool, a, m, k, len, codes, &mut sums);
+                pa.pack_codes(pool, codes, m, k, mr, kc);
+                pa.set_block_scales(m, k, len, &s, &sums);
+                gemm::gemm(&self.pool, self.kernel, pa, &[], b, cs, m, c);
+                return true;
+            }
+        };
+        match quantize::quantize_pack_a(self.level, pool, a, m, k, rows, mr, kc, pa) {
+            Some(rs) => {
+                gemm::gemm(&self.pool, self.kernel, pa, &rs, b, cs, m, c);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -248,15 +267,16 @@ fn as_f32<T: Element>(x: &[T]) -> Cow<'_, [f32]> {
 }
 
 /// Runs `f` on an f32 view of `out`: in place for f32, through a temporary otherwise.
-fn with_f32_out<T: Element>(out: &mut [T], f: impl FnOnce(&mut [f32])) {
+fn with_f32_out<T: Element, R>(out: &mut [T], f: impl FnOnce(&mut [f32]) -> R) -> R {
     if let Some(o) = T::slice_f32_mut(out) {
-        f(o);
+        f(o)
     } else {
         let mut tmp = vec![0.0f32; out.len()];
-        f(&mut tmp);
+        let r = f(&mut tmp);
         for (o, t) in out.iter_mut().zip(tmp) {
             *o = T::from_f32(t);
         }
+        r
     }
 }
 
@@ -300,6 +320,19 @@ fn check_operand<T: Element>(op: &'static str, level: Level, orig: &[T], x: &[f3
     ))
 }
 
+/// The error for an operand whose quantization met a NaN or an infinity: [`check_operand`]'s,
+/// which locates it.
+fn non_finite_error<T: Element>(
+    op: &'static str,
+    level: Level,
+    orig: &[T],
+    x: &[f32],
+) -> Result<()> {
+    check_operand(op, level, orig, x)?;
+    // Unreachable in practice: the scales were non-finite, so some value was.
+    Err(Error::invalid_arg(op, "an activation scale is not finite"))
+}
+
 impl Backend for Int8Backend {
     type Weight<T: Element> = Int8Weight<T>;
 
@@ -322,12 +355,12 @@ impl Backend for Int8Backend {
         nanotensor::backend::check_matmul_out(out, &out_shape)?;
         let (m, k, n) = (d.m, d.k, d.n);
         let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
-        check_operand("matmul", self.level, a.as_slice(), &af)?;
+        // A's scan for NaN/inf is folded into its quantization (`product`).
         check_operand("matmul", self.level, b.as_slice(), &bf)?;
         let nr = self.kernel.nr();
         let pool = (k * n >= 1 << 16).then_some(&self.pool);
         let stride = stride_of(self.weights);
-        with_scratch(
+        let finite = with_scratch(
             |Scratch {
                  codes,
                  a: pa,
@@ -355,11 +388,18 @@ impl Backend for Int8Backend {
                     };
                     let ab = &af[bi * m * k..(bi + 1) * m * k];
                     let ob = &mut out.as_mut_slice()[bi * m * n..(bi + 1) * m * n];
-                    with_f32_out(ob, |c| self.product(ab, m, pb, cs, c, codes, pa));
+                    if !with_f32_out(ob, |c| self.product(ab, m, pb, cs, c, codes, pa)) {
+                        return false;
+                    }
                 }
+                true
             },
         );
-        Ok(())
+        if finite {
+            Ok(())
+        } else {
+            non_finite_error("matmul", self.level, a.as_slice(), &af)
+        }
     }
 
     fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
@@ -444,8 +484,8 @@ impl Backend for Int8Backend {
                 ),
             ));
         }
+        // x's scan for NaN/inf is folded into its quantization (`product`).
         let xf = as_f32(x);
-        check_operand("linear", self.level, x, &xf)?;
         let rep;
         let cs = match w.granularity {
             Granularity::PerTensor => {
@@ -460,12 +500,16 @@ impl Backend for Int8Backend {
                 stride: 1,
             },
         };
-        with_scratch(|s| {
+        let finite = with_scratch(|s| {
             with_f32_out(out, |c| {
                 self.product(&xf, rows, &w.packed, cs, c, &mut s.codes, &mut s.a)
             })
         });
-        Ok(())
+        if finite {
+            Ok(())
+        } else {
+            non_finite_error("linear", self.level, x, &xf)
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! `round_ties_even` into `vrndscaleps` and the loops into 16-lane code). [`Level`] picks the
 //! copy at run time.
 
-use super::pack::PackedB;
+use super::pack::{round_up, PackedA, PackedB};
 use crate::scales::ActGranularity;
 use crate::threads::Pool;
 use nanotensor::quant::{inverse_scale, scale_for_max_abs};
@@ -162,6 +162,114 @@ pub fn quantize_pack_b(
     scales
 }
 
+/// Codes quantized per staging step of [`quantize_pack_a`]: 512 bytes stay in L1.
+const STAGE: usize = 512;
+
+multiversion! {
+    /// `Σ codes`, exact in i32 for up to 2²⁴ codes.
+    fn sum_codes(codes: &[i8]) -> i32 {
+        codes.iter().map(|&q| q as i32).sum()
+    }
+}
+
+/// Quantizes A (`m × k`, finite or not) with one scale per row (per tensor: all equal) and packs
+/// it for the kernels in the same pass, filling `pa` as [`PackedA::pack_on`] does (codes in
+/// `MR`-row panels, offset corrections `128·Σ a` per row and `kc` block).
+///
+/// One pass instead of four (scan for NaN, quantize into a row-major code matrix, repack it
+/// into panels, sum the codes again for the corrections): each row is quantized `STAGE` values
+/// at a time into an L1-resident buffer, summed there, and its 4-byte groups scattered into the
+/// panel. The finiteness scan is folded into the scale's `max |x|` (a NaN or infinity makes the
+/// maximum, hence the scale, non-finite).
+///
+/// # Returns
+/// The per-row scales, or `None` when `x` holds a NaN or an infinity (`pa` is then unusable;
+/// the caller reports the error).
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_pack_a(
+    level: Level,
+    pool: Option<&Pool>,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    granularity: Granularity,
+    mr: usize,
+    kc: usize,
+    pa: &mut PackedA,
+) -> Option<Vec<f32>> {
+    debug_assert!(kc.is_multiple_of(4) && kc > 0 && x.len() >= m * k);
+    // `max |x|` is +inf or NaN exactly when x holds a non-finite value (checked before
+    // `scale_for_max_abs`, which would turn +inf into a finite scale).
+    let maxima: Vec<f32> = match granularity {
+        Granularity::PerTensor => vec![max_abs(level, &x[..m * k]); m],
+        Granularity::PerRow => x.chunks(k).take(m).map(|r| max_abs(level, r)).collect(),
+    };
+    if !maxima.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let scales: Vec<f32> = maxima.into_iter().map(scale_for_max_abs).collect();
+    let kp = round_up(k, 4);
+    let panels = m.div_ceil(mr);
+    let kblocks = k.div_ceil(kc);
+    pa.data.clear();
+    pa.data.resize(panels * mr * kp, 0);
+    pa.corr.clear();
+    pa.corr.resize(panels * kblocks * mr, 0);
+    (pa.mr, pa.kp, pa.kc, pa.kblocks) = (mr, kp, kc, kblocks);
+    pa.block_len = None;
+    let threads = pool.map_or(1, Pool::threads).min(panels);
+    let per_task = panels.div_ceil(threads);
+    // Each task owns whole panels: its slice of the codes and of the corrections.
+    let corr_chunks: Vec<std::sync::Mutex<&mut [i32]>> = pa
+        .corr
+        .chunks_mut(per_task * kblocks * mr)
+        .map(std::sync::Mutex::new)
+        .collect();
+    let fill = |t: usize, chunk: &mut [i8]| {
+        let mut corr = corr_chunks[t].lock().unwrap_or_else(|e| e.into_inner());
+        let mut stage = [0i8; STAGE];
+        for (pp, panel) in chunk.chunks_mut(mr * kp).enumerate() {
+            let p = t * per_task + pp;
+            let corr_p = &mut corr[pp * kblocks * mr..(pp + 1) * kblocks * mr];
+            for r in 0..mr.min(m - p * mr) {
+                let i = p * mr + r;
+                let inv = inverse_scale(scales[i]);
+                let row = &x[i * k..(i + 1) * k];
+                for (blk, block) in row.chunks(kc).enumerate() {
+                    let mut sum = 0i32;
+                    for (s, src) in block.chunks(STAGE).enumerate() {
+                        let codes = &mut stage[..src.len()];
+                        quantize_slice(level, src, inv, codes);
+                        sum = sum.wrapping_add(sum_codes(level, codes));
+                        // Group g of the row (4 consecutive k) goes to panel bytes
+                        // (g·MR + r)·4 .. +4; kc and STAGE are multiples of 4.
+                        let g0 = (blk * kc + s * STAGE) / 4;
+                        let mut quads = codes.chunks_exact(4);
+                        for (g, quad) in (&mut quads).enumerate() {
+                            let dst = ((g0 + g) * mr + r) * 4;
+                            panel[dst..dst + 4].copy_from_slice(quad);
+                        }
+                        let tail = quads.remainder();
+                        if !tail.is_empty() {
+                            let dst = ((g0 + codes.len() / 4) * mr + r) * 4;
+                            panel[dst..dst + tail.len()].copy_from_slice(tail);
+                        }
+                    }
+                    // Wrapping on purpose: only the result modulo 2³² matters (kernel docs).
+                    corr_p[blk * mr + r] = sum.wrapping_mul(128);
+                }
+            }
+        }
+    };
+    match pool {
+        Some(pool) if threads > 1 => {
+            pool.for_each_chunk_mut(&mut pa.data, per_task * mr * kp, fill)
+        }
+        _ => fill(0, &mut pa.data),
+    }
+    Some(scales)
+}
+
 /// Quantizes `rows` rows of `k` values (finite) into `codes`. Returns one scale per row (equal
 /// for every row under per-tensor granularity), or under [`ActGranularity::PerBlock`] with
 /// length `L`, `⌈k/L⌉` scales per row (row `i`'s block `b` at `i·⌈k/L⌉ + b`).
@@ -289,6 +397,42 @@ pub fn quantize_cols(
 mod tests {
     use super::*;
     use nanotensor::{QTensor, Tensor};
+
+    /// The fused quantize-and-pack gives the same panels, corrections and scales as quantizing
+    /// into a code matrix and packing it, across panel edges, `k` tails, several `kc` blocks and
+    /// staging steps, one or two threads; a NaN or infinity anywhere yields `None`.
+    #[test]
+    fn fused_quantize_pack_matches_quantize_then_pack() {
+        let pool = Pool::new(2).unwrap();
+        for &(m, k, kc) in &[(1, 4, 4), (9, 37, 12), (17, 1030, 512), (3, 600, 600)] {
+            let x = Tensor::<f32>::randn(&[m, k], 1.5, (m * k) as u64).unwrap();
+            for level in [Level::portable(), Level::detect()] {
+                for g in [Granularity::PerTensor, Granularity::PerRow] {
+                    for p in [None, Some(&pool)] {
+                        let mut codes = Vec::new();
+                        let s0 = quantize_rows(level, None, x.as_slice(), m, k, g, &mut codes);
+                        let mut want = PackedA::default();
+                        want.pack(&codes, m, k, 8, kc);
+                        let mut got = PackedA::default();
+                        let s1 = quantize_pack_a(level, p, x.as_slice(), m, k, g, 8, kc, &mut got);
+                        assert_eq!(s1.as_deref(), Some(&s0[..]), "{m}x{k} {g:?}");
+                        assert_eq!(got.data, want.data, "{m}x{k} kc {kc} {g:?}");
+                        assert_eq!(got.corr, want.corr, "{m}x{k} kc {kc} {g:?}");
+                        assert_eq!((got.kp, got.kblocks), (want.kp, want.kblocks));
+                    }
+                }
+            }
+            for bad in [f32::NAN, f32::INFINITY] {
+                let mut y = x.as_slice().to_vec();
+                y[(m * k) / 2] = bad;
+                let mut pa = PackedA::default();
+                for g in [Granularity::PerTensor, Granularity::PerRow] {
+                    let r = quantize_pack_a(Level::detect(), None, &y, m, k, g, 8, kc, &mut pa);
+                    assert!(r.is_none());
+                }
+            }
+        }
+    }
 
     #[test]
     fn codes_match_the_core_quantizer_bit_for_bit() {

@@ -178,6 +178,37 @@ fn batched_and_broadcast_matmul_and_other_element_types() {
     assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(NMSE_BOUND));
 }
 
+/// A NaN or an infinity in the activations (whose scan is folded into their quantization) is
+/// reported with its index by `matmul` and `linear`, for every activation granularity.
+#[test]
+fn non_finite_activations_are_located() {
+    let w = Tensor::<f32>::randn(&[6, 40], 1.0, 2).unwrap();
+    for act in [
+        ActGranularity::PerTensor,
+        ActGranularity::PerRow,
+        ActGranularity::PerBlock(crate::scales::BlockLen::new(8).unwrap()),
+    ] {
+        let be = Int8Backend::new(1)
+            .unwrap()
+            .with_activation_granularity(act);
+        let pw = be.prepare(w.clone()).unwrap();
+        let b = w.t().unwrap();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut x = Tensor::<f32>::randn(&[3, 40], 1.0, 1).unwrap();
+            x.as_mut_slice()[77] = bad;
+            for r in [
+                be.linear(&x, &pw).map(|_| ()),
+                be.matmul(&x, &b).map(|_| ()),
+            ] {
+                assert!(
+                    matches!(r, Err(Error::NonFinite { index: 77, .. })),
+                    "{act:?} {bad}: {r:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn zero_operands_give_zero_and_bad_input_gives_typed_errors() {
     let be = Int8Backend::new(1).unwrap();
