@@ -355,12 +355,15 @@ impl Backend for Int8Backend {
         nanotensor::backend::check_matmul_out(out, &out_shape)?;
         let (m, k, n) = (d.m, d.k, d.n);
         let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
-        // A's scan for NaN/inf is folded into its quantization (`product`).
-        check_operand("matmul", self.level, b.as_slice(), &bf)?;
+        // The scans for NaN/inf are folded into the quantization of A (`product`) and B.
+        enum Bad {
+            A,
+            B,
+        }
         let nr = self.kernel.nr();
         let pool = (k * n >= 1 << 16).then_some(&self.pool);
         let stride = stride_of(self.weights);
-        let finite = with_scratch(
+        let bad = with_scratch(
             |Scratch {
                  codes,
                  a: pa,
@@ -370,7 +373,7 @@ impl Backend for Int8Backend {
                 for bi in 0..d.batch {
                     if bi == 0 || !d.broadcast_b {
                         let bs = &bf[bi * k * n..(bi + 1) * k * n];
-                        let s = quantize::quantize_pack_b(
+                        let Some(s) = quantize::quantize_pack_b(
                             self.level,
                             pool,
                             bs,
@@ -379,7 +382,9 @@ impl Backend for Int8Backend {
                             nr,
                             self.weights,
                             pb,
-                        );
+                        ) else {
+                            return Some(Bad::B);
+                        };
                         cs = col_scales(&s, self.weights, nr);
                     }
                     let cs = ColScales {
@@ -389,16 +394,16 @@ impl Backend for Int8Backend {
                     let ab = &af[bi * m * k..(bi + 1) * m * k];
                     let ob = &mut out.as_mut_slice()[bi * m * n..(bi + 1) * m * n];
                     if !with_f32_out(ob, |c| self.product(ab, m, pb, cs, c, codes, pa)) {
-                        return false;
+                        return Some(Bad::A);
                     }
                 }
-                true
+                None
             },
         );
-        if finite {
-            Ok(())
-        } else {
-            non_finite_error("matmul", self.level, a.as_slice(), &af)
+        match bad {
+            None => Ok(()),
+            Some(Bad::A) => non_finite_error("matmul", self.level, a.as_slice(), &af),
+            Some(Bad::B) => non_finite_error("matmul", self.level, b.as_slice(), &bf),
         }
     }
 

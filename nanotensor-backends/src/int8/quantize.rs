@@ -98,9 +98,10 @@ multiversion! {
     }
 }
 
-/// Quantizes `B: [k, n]` (finite) straight into kernel panels of width `nr` (into `packed`, whose
+/// Quantizes `B: [k, n]` straight into kernel panels of width `nr` (into `packed`, whose
 /// buffer is reused), with one scale for the tensor or one per column, the panels shared among
-/// the workers of `pool`. Returns the `n` column scales.
+/// the workers of `pool`. Returns the `n` column scales, or `None` if `b` holds a NaN or an
+/// infinity (per tensor, the scan for them is the scale's own `max |x|` pass).
 #[allow(clippy::too_many_arguments)]
 pub fn quantize_pack_b(
     level: Level,
@@ -111,10 +112,21 @@ pub fn quantize_pack_b(
     nr: usize,
     granularity: Granularity,
     packed: &mut PackedB,
-) -> Vec<f32> {
+) -> Option<Vec<f32>> {
     let scales: Vec<f32> = match granularity {
-        Granularity::PerTensor => vec![scale_for_max_abs(max_abs(level, &b[..k * n])); n],
+        Granularity::PerTensor => {
+            // +inf or NaN exactly when b holds one (checked before `scale_for_max_abs`, which
+            // would turn +inf into a finite scale).
+            let max = max_abs(level, &b[..k * n]);
+            if !max.is_finite() {
+                return None;
+            }
+            vec![scale_for_max_abs(max); n]
+        }
         Granularity::PerRow => {
+            if !all_finite(level, &b[..k * n]) {
+                return None;
+            }
             let mut m = vec![0.0f32; n];
             for row in b.chunks(n).take(k) {
                 max_abs_into(level, row, &mut m);
@@ -159,7 +171,7 @@ pub fn quantize_pack_b(
         }
         _ => fill(0, &mut packed.data),
     }
-    scales
+    Some(scales)
 }
 
 /// Codes quantized per staging step of [`quantize_pack_a`]: 512 bytes stay in L1.
@@ -502,7 +514,12 @@ mod tests {
                     let s2 =
                         quantize_pack_b(level, Some(&pool), b.as_slice(), k, n, 16, g, &mut got);
                     assert_eq!(got.data, want.data);
-                    assert_eq!(s, s2);
+                    assert_eq!(Some(s), s2);
+                    for bad in [f32::NAN, f32::INFINITY] {
+                        let mut y = b.as_slice().to_vec();
+                        y[k * n / 2] = bad;
+                        assert!(quantize_pack_b(level, None, &y, k, n, 16, g, &mut got).is_none());
+                    }
                 }
             }
         }

@@ -205,6 +205,20 @@ fn non_finite_activations_are_located() {
                     "{act:?} {bad}: {r:?}"
                 );
             }
+            // And in B of a matmul, per-tensor and per-column weight scales.
+            let mut bb = b.clone();
+            bb.as_mut_slice()[123] = bad;
+            let x = Tensor::<f32>::randn(&[3, 40], 1.0, 1).unwrap();
+            for g in [Granularity::PerTensor, Granularity::PerRow] {
+                let r = Int8Backend::new(1)
+                    .unwrap()
+                    .with_weight_granularity(g)
+                    .matmul(&x, &bb);
+                assert!(
+                    matches!(r, Err(Error::NonFinite { index: 123, .. })),
+                    "{g:?}"
+                );
+            }
         }
     }
 }
