@@ -1,169 +1,76 @@
-//! The Goto/BLIS loop nest: `C ← A·B` for any [`GemmKernel`].
+//! The one Goto/BLIS loop nest of the crate: `C ← A·B` for any [`GemmKernel`] — the f32/f64
+//! FMA kernels of the blocked backend and the int8 kernels of `crate::int8` alike.
 //!
 //! ```text
+//! tasks   C split into row ranges × column ranges, one task per thread-sized piece (below)
 //! LOOP 5  for jc in 0..n step nc          B column block, packed B~ (kc × nc) lives in L3
 //! LOOP 4    for pc in 0..k step kc        pack B~ = B[pc.., jc..] into NR-wide micro-panels
 //! LOOP 3      for ic in 0..m step mc      pack A~ = A[ic.., pc..] into MR-tall micro-panels (L2)
-//!                                          — the m range is split across the worker threads
 //! LOOP 2        for jr in 0..nc step NR   one B micro-panel (kc × NR) stays in L1
 //! LOOP 1          for ir in 0..mc step MR
-//!                   microkernel: C[ic+ir.., jc+jr..] (+)= A~ micro-panel · B~ micro-panel
+//!                   tile: C[ic+ir.., jc+jr..] (+)= A~ micro-panel · B~ micro-panel
 //! ```
 //!
 //! The first depth block (`pc = 0`) overwrites C, later ones accumulate, so C needs no zeroing.
-//! Edge tiles (fewer than `MR` rows or `NR` columns left) run the same microkernel into a
-//! scratch tile whose valid part is then copied out; packed panels are zero-padded, so depth
-//! needs no edge case at all.
+//! Packed panels are zero-padded in depth, so depth needs no edge case at all.
 //!
-//! B may come pre-packed ([`PackedB`], built once by `prepare` for a weight), in which case
-//! LOOP 4 skips its packing step: a linear layer never repacks its weight.
+//! # The tile hook
+//! LOOP 1 calls [`GemmKernel::tile`] with the tile's coordinates ([`TileAt`]: first row and
+//! column, depth block index and start, valid rows and columns, accumulate). A plain kernel
+//! writes a full `MR × NR` tile; edge tiles (fewer than `MR` rows or `NR` columns left) then run
+//! into a scratch tile whose valid part is copied out. A kernel with
+//! [`GemmKernel::NATIVE_TILES`] writes edge tiles itself and applies its own epilogue: the int8
+//! kernels subtract the VNNI offset correction of the tile's A micro-panel and depth block,
+//! convert the exact i32 sums to f32 and scale them by the rows' and columns' scales (or by
+//! per-block activation scales) before adding them into the f32 C — so the sum across depth
+//! blocks is an f32 sum, and `kc` bounds each i32 accumulation.
+//!
+//! # Operand sources
+//! * A: [`ASource::Strided`] (any strides, packed block by block in LOOP 3) or
+//!   [`ASource::Panels`] (packed whole ahead of the call, see [`Panels`]).
+//! * B: [`BSource::Strided`] (packed block by block in LOOP 4), [`BSource::Packed`] ([`PackedB`],
+//!   packed once by `prepare` in the driver's block order: a linear layer never repacks its
+//!   weight) or [`BSource::Panels`].
+//!
+//! A [`Panels`] operand holds each micro-panel with the whole depth, so the depth block at `k0`
+//! of panel `p` is the contiguous slice at `p·panel_stride + k0·width`: LOOP 3/4 skip packing and
+//! the macro-kernel walks the panels by stride. The int8 backend quantizes and packs both of its
+//! operands this way in one vectorised pass (computing the offset corrections as it goes).
+//!
+//! # Threads
+//! Products under [`GemmKernel::PAR_MIN_MACS`] run on the caller. Otherwise C's rows are split
+//! into one range per thread (`⌈m / threads⌉` rounded up to `MR`). When B is pre-packed, or
+//! each thread has at least [`OWN_B_ROWS`] rows, every task runs the whole loop nest on its own
+//! piece of C (packing its own B~ if B is strided): one fork-join per product. Short row ranges
+//! with a strided B instead share one packed B~ per depth block, packed in parallel, with the
+//! row ranges forked inside LOOP 4. When there are fewer row ranges than threads (decode, the
+//! LM head: `m ≤ MR`) and the kernel has [`GemmKernel::NATIVE_TILES`] and B is [`Panels`],
+//! the tasks also split C's columns (`⌈4·threads / row ranges⌉` column ranges of whole
+//! micro-panels), so a one-row product still runs on every thread. Plain kernels write full-tile
+//! slices and keep whole rows per task; their small-`m` products with a prepared weight take the
+//! skinny path ([`super::gemv`]) instead.
 
 use super::archparam::balanced_block;
-use super::kernel::GemmKernel;
-use super::pack::{packed_len, with_workspace, AlignedBuf, MatRef, Slot};
+use super::kernel::{GemmKernel, TileAt};
+pub use super::operands::{ASource, BSource, Blocking, PackedB, Panels};
+use super::operands::{COut, PanelRun};
+use super::pack::{packed_len, with_workspace, MatRef, Slot};
 use crate::threads::Pool;
 
-/// Multiply-adds (`m·n·k`) below which a product runs on one thread (a 128³ product takes
-/// ~15 µs on one core, comparable to waking a sleeping worker).
+/// Multiply-adds (`m·n·k`) below which a product of the f32 kernels runs on one thread (a 128³
+/// product takes ~15 µs on one core, comparable to waking a sleeping worker); the default of
+/// [`GemmKernel::PAR_MIN_MACS`].
 pub const PAR_MIN_MACS: usize = 1 << 21;
 
-/// Rows per thread from which each thread packs its own copy of B~ (see [`gemm`]).
-const OWN_B_ROWS: usize = 192;
+/// Rows per thread from which each thread packs its own copy of a strided B~ (see the module
+/// docs).
+pub const OWN_B_ROWS: usize = 192;
 
-/// The depth and column block sizes of one product; they depend only on `k`, `n` and the
-/// kernel, so B packed ahead of time agrees with the driver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Blocking {
-    /// Depth per block (LOOP 4 step), a multiple of `KGROUP`.
-    pub kc: usize,
-    /// Columns per block (LOOP 5 step), a multiple of `NR`.
-    pub nc: usize,
-}
-
-impl Blocking {
-    /// Balanced blocks for a `k`-deep, `n`-wide B and kernel `K`.
-    pub fn new<K: GemmKernel>(k: usize, n: usize) -> Self {
-        Blocking {
-            kc: balanced_block(k, K::KC, K::KGROUP),
-            nc: balanced_block(n, K::NC, K::NR),
-        }
-    }
-}
-
-/// B (`k × n`) packed once into the micro-panel layout of one kernel, block by block in the
-/// order the driver consumes them: column block `jb` (LOOP 5), then depth block `pb` (LOOP 4).
-#[derive(Debug, Clone)]
-pub struct PackedB<P> {
-    buf: AlignedBuf<P>,
-    k: usize,
-    n: usize,
-    nr: usize,
-    blocking: Blocking,
-    /// Start of block `(jb, pb)` at `offsets[jb · k_blocks + pb]`.
-    offsets: Vec<usize>,
-    k_blocks: usize,
-}
-
-impl<P: Copy + Default + Send + Sync> PackedB<P> {
-    /// Packs `b` (`k × n`, any strides) for `kernel`, converting elements with `conv`. Column
-    /// blocks are packed in parallel on `pool`.
-    pub fn new<K: GemmKernel<B = P>, S: bytemuck::Pod + Sync>(
-        kernel: K,
-        pool: Option<&Pool>,
-        b: MatRef<'_, S>,
-        conv: impl Fn(S) -> P + Sync + Copy,
-    ) -> Self {
-        let (k, n) = (b.rows(), b.cols());
-        let blocking = Blocking::new::<K>(k, n);
-        let (kc, nc, g) = (blocking.kc, blocking.nc, K::KGROUP);
-        let k_blocks = k.div_ceil(kc);
-        let k_padded: usize = (0..k_blocks)
-            .map(|pb| kc.min(k - pb * kc).div_ceil(g) * g)
-            .sum();
-        let mut offsets = Vec::with_capacity(n.div_ceil(nc) * k_blocks);
-        let mut off = 0;
-        for jc in (0..n).step_by(nc) {
-            let ncl = nc.min(n - jc);
-            for pc in (0..k).step_by(kc) {
-                offsets.push(off);
-                off += packed_len(ncl, kc.min(k - pc), K::NR, g);
-            }
-        }
-        let mut buf = AlignedBuf::new(off);
-        // Every column block but the last spans `nc · k_padded` elements.
-        let per_block = nc * k_padded;
-        let pack_block = |jb: usize, out: &mut [P]| {
-            let jc = jb * nc;
-            let ncl = nc.min(n - jc);
-            let mut o = 0;
-            for pc in (0..k).step_by(kc) {
-                let kcl = kc.min(k - pc);
-                let len = packed_len(ncl, kcl, K::NR, g);
-                kernel.pack_b(b.block(pc, jc, kcl, ncl), conv, &mut out[o..o + len]);
-                o += len;
-            }
-        };
-        match pool {
-            Some(p) => p.for_each_chunk_mut(buf.as_mut_slice(), per_block, pack_block),
-            None => buf
-                .as_mut_slice()
-                .chunks_mut(per_block)
-                .enumerate()
-                .for_each(|(jb, out)| pack_block(jb, out)),
-        }
-        PackedB {
-            buf,
-            k,
-            n,
-            nr: K::NR,
-            blocking,
-            offsets,
-            k_blocks,
-        }
-    }
-
-    /// The packed block for column block `jb` and depth block `pb`.
-    pub fn block(&self, jb: usize, pb: usize) -> &[P] {
-        let i = jb * self.k_blocks + pb;
-        let end = self.offsets.get(i + 1).copied().unwrap_or(self.buf.len());
-        &self.buf.as_slice()[self.offsets[i]..end]
-    }
-
-    /// `(k, n)` of the packed B.
-    pub fn dims(&self) -> (usize, usize) {
-        (self.k, self.n)
-    }
-
-    /// The blocking it was packed with.
-    pub fn blocking(&self) -> Blocking {
-        self.blocking
-    }
-
-    /// The micro-panel width `NR` it was packed for.
-    pub fn nr(&self) -> usize {
-        self.nr
-    }
-
-    /// Bytes held (packed data, padding and block table).
-    pub fn size_bytes(&self) -> usize {
-        self.buf.size_bytes() + self.offsets.len() * std::mem::size_of::<usize>()
-    }
-}
-
-/// The B operand of [`gemm`]: a strided matrix packed on the fly, or a pre-packed one.
-#[derive(Debug, Clone, Copy)]
-pub enum BSource<'a, S, P> {
-    /// `k × n`, any strides; packed block by block inside LOOP 4.
-    Strided(MatRef<'a, S>),
-    /// Packed ahead of time by [`PackedB::new`] with the same kernel.
-    Packed(&'a PackedB<P>),
-}
-
-/// `C ← A·B` through the loop nest of the module docs.
+/// `C ← A·B` through the loop nest of the module docs, for strided A.
 ///
 /// # Arguments
 /// * `kernel` — the microkernel and packing to use
-/// * `pool` — worker threads for LOOP 3 and B packing; `None` runs on the caller
+/// * `pool` — worker threads for the tasks and B packing; `None` runs on the caller
 /// * `a` — `m × k`, any strides; elements converted by `conv_a` while packing
 /// * `b` — `k × n` ([`BSource`]); elements converted by `conv_b` while packing
 /// * `c` — row-major `m × n` with row stride `ldc ≥ n`; `c.len() ≥ (m − 1)·ldc + n`.
@@ -185,58 +92,177 @@ pub fn gemm<K, SA, SB>(
     SA: bytemuck::Pod + Sync,
     SB: bytemuck::Pod + Sync,
 {
-    let (m, k) = (a.rows(), a.cols());
-    let (kb, n, blocking) = match b {
-        BSource::Strided(bm) => (
-            bm.rows(),
-            bm.cols(),
-            Blocking::new::<K>(bm.rows(), bm.cols()),
-        ),
-        BSource::Packed(pb) => {
+    gemm_ext(
+        kernel,
+        pool,
+        ASource::Strided(a),
+        conv_a,
+        b,
+        conv_b,
+        None,
+        c,
+        ldc,
+    );
+}
+
+/// `C ← A·B` through the loop nest of the module docs, for any operand sources.
+///
+/// # Arguments
+/// As [`gemm`], plus:
+/// * `a` — `m × k` ([`ASource`])
+/// * `kc` — the depth block (LOOP 4 step), a multiple of `KGROUP`; `None` takes the balanced
+///   [`Blocking`] of `k` (or the one a [`BSource::Packed`] was packed with). Operands whose side
+///   data was computed per depth block (the int8 offset corrections) pass the `kc` they were
+///   packed with.
+///
+/// # Panics
+/// On inconsistent operands (inner dimensions, a `PackedB` of another kernel, short panels):
+/// callers validate user input before.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ext<K, SA, SB>(
+    kernel: K,
+    pool: Option<&Pool>,
+    a: ASource<'_, SA, K::A>,
+    conv_a: impl Fn(SA) -> K::A + Sync + Copy,
+    b: BSource<'_, SB, K::B>,
+    conv_b: impl Fn(SB) -> K::B + Sync + Copy,
+    kc: Option<usize>,
+    c: &mut [K::C],
+    ldc: usize,
+) where
+    K: GemmKernel,
+    SA: bytemuck::Pod + Sync,
+    SB: bytemuck::Pod + Sync,
+{
+    let (m, k) = a.dims();
+    let (kb, n) = b.dims();
+    let blocking = match (b, kc) {
+        (BSource::Packed(pb), _) => {
             assert_eq!(pb.nr(), K::NR, "gemm: B packed for another kernel");
-            let (kb, n) = pb.dims();
-            (kb, n, pb.blocking())
+            assert!(
+                kc.is_none_or(|kc| kc == pb.blocking().kc),
+                "gemm: kc of packed B"
+            );
+            pb.blocking()
         }
+        (_, Some(kc)) => Blocking {
+            kc,
+            nc: balanced_block(n, K::NC, K::NR),
+        },
+        (_, None) => Blocking::new::<K>(k, n),
     };
     assert_eq!(k, kb, "gemm: inner dimensions");
     assert!(
         m > 0 && k > 0 && n > 0 && ldc >= n,
         "gemm: empty or bad ldc"
     );
+    assert!(
+        blocking.kc > 0 && blocking.kc.is_multiple_of(K::KGROUP),
+        "gemm: kc"
+    );
+    let kp = k.div_ceil(K::KGROUP) * K::KGROUP;
+    if let ASource::Panels(p) = a {
+        assert!(p.panel_stride >= K::MR * kp, "gemm: A panel stride");
+        assert!(
+            p.data.len() >= m.div_ceil(K::MR) * p.panel_stride,
+            "gemm: short A panels"
+        );
+    }
+    if let BSource::Panels(p) = b {
+        assert!(p.panel_stride >= K::NR * kp, "gemm: B panel stride");
+        assert!(
+            p.data.len() >= n.div_ceil(K::NR) * p.panel_stride,
+            "gemm: short B panels"
+        );
+    }
     let c = &mut c[..(m - 1) * ldc + n];
-    let (kc, nc, g) = (blocking.kc, blocking.nc, K::KGROUP);
+    let out = COut {
+        ptr: c.as_mut_ptr(),
+        ldc,
+    };
+    let ops = Ops {
+        kernel,
+        conv_a,
+        conv_b,
+        blocking,
+    };
+    // SAFETY: `out` views the `m × n` matrix at stride `ldc` inside `c` (length checked above),
+    // which stays mutably borrowed until `nest` returns.
+    unsafe { nest(&ops, pool, a, b, out, 0, 0) };
+}
+
+/// What every task of one product shares.
+struct Ops<K, FA, FB> {
+    kernel: K,
+    conv_a: FA,
+    conv_b: FB,
+    blocking: Blocking,
+}
+
+/// The loop nest on the piece of C whose top-left element is `(row0, col0)` of the product
+/// (both multiples of `MR`/`NR`): `a` holds its rows, `b` its columns, `c` points at it.
+///
+/// # Safety
+/// `c` must be valid for reads and writes of the `a.rows × b.cols` piece at stride `c.ldc`, and
+/// no other thread may touch it during the call.
+unsafe fn nest<K, SA, SB, FA, FB>(
+    ops: &Ops<K, FA, FB>,
+    pool: Option<&Pool>,
+    a: ASource<'_, SA, K::A>,
+    b: BSource<'_, SB, K::B>,
+    c: COut<K::C>,
+    row0: usize,
+    col0: usize,
+) where
+    K: GemmKernel,
+    SA: bytemuck::Pod + Sync,
+    SB: bytemuck::Pod + Sync,
+    FA: Fn(SA) -> K::A + Sync + Copy,
+    FB: Fn(SB) -> K::B + Sync + Copy,
+{
+    let kernel = ops.kernel;
+    let (m, k) = a.dims();
+    let n = b.dims().1;
+    let (kc, nc, g) = (ops.blocking.kc, ops.blocking.nc, K::KGROUP);
     let (mr, nr) = (K::MR, K::NR);
 
     // Products below PAR_MIN_MACS run on the caller: waking workers would cost more.
-    let pool = pool.filter(|_| m * n * k >= PAR_MIN_MACS);
+    let pool = pool.filter(|_| m * n * k >= K::PAR_MIN_MACS);
     // Rows of C per thread (a multiple of MR), and the mc that splits them evenly.
     let threads = pool.map_or(1, Pool::threads);
     let rows_per_task = m.div_ceil(threads).div_ceil(mr) * mr;
-    let mc = balanced_block(rows_per_task, K::MC, mr);
+    let mc = balanced_block(rows_per_task, kernel.mc(), mr);
+    let row_tasks = m.div_ceil(rows_per_task);
+    // Column ranges: only for kernels that write their tiles natively, on whole-packed B, and
+    // only when the row ranges alone leave threads idle (decode).
+    let col_tasks = if K::NATIVE_TILES && matches!(b, BSource::Panels(_)) && row_tasks < threads {
+        let panels = n.div_ceil(nr);
+        let per = panels.div_ceil((4 * threads).div_ceil(row_tasks).clamp(1, panels));
+        panels.div_ceil(per)
+    } else {
+        1
+    };
+    let cols_per_task = n.div_ceil(nr).div_ceil(col_tasks) * nr;
 
-    // With enough rows per thread (or B already packed), each thread runs the whole loop nest
-    // on its own rows of C, packing its own B~ when B is strided: one fork-join per product
+    // With enough rows per thread (or B already packed), each task runs the whole loop nest on
+    // its own piece of C, packing its own B~ when B is strided: one fork-join per product
     // instead of two per depth block, which matters when the cores are shared. Duplicating the
     // B packing costs O(k·n) per thread against O(rows·k·n) of FMAs, so it only pays for tall
     // row blocks; short ones share one packed B~ (below).
-    if threads > 1 && m > rows_per_task {
-        if let (Some(p), true) = (
-            pool,
-            matches!(b, BSource::Packed(_)) || rows_per_task >= OWN_B_ROWS,
-        ) {
-            p.for_each_chunk_mut(c, rows_per_task * ldc, |t, c_rows| {
-                let row0 = t * rows_per_task;
-                let rows = rows_per_task.min(m - row0);
-                gemm(
-                    kernel,
-                    None,
-                    a.block(row0, 0, rows, k),
-                    conv_a,
-                    b,
-                    conv_b,
-                    c_rows,
-                    ldc,
+    let prepacked = !matches!(b, BSource::Strided(_));
+    if let Some(p) = pool {
+        if row_tasks * col_tasks > 1 && (prepacked || rows_per_task >= OWN_B_ROWS) {
+            p.for_each(row_tasks * col_tasks, |t| {
+                let (r0, c0) = (
+                    (t / col_tasks) * rows_per_task,
+                    (t % col_tasks) * cols_per_task,
                 );
+                let (rows, cols) = (rows_per_task.min(m - r0), cols_per_task.min(n - c0));
+                let (a_t, b_t) = (a.rows(r0, rows, mr), b.cols(c0, cols, nr));
+                // SAFETY: task `t` owns rows r0..r0+rows × columns c0..c0+cols of this piece
+                // (the ranges of distinct tasks are disjoint and inside it), which the caller
+                // gave us exclusively.
+                unsafe { nest(ops, None, a_t, b_t, c.at(r0, c0), row0 + r0, col0 + c0) };
             });
             return;
         }
@@ -244,7 +270,7 @@ pub fn gemm<K, SA, SB>(
 
     let b_len = match b {
         BSource::Strided(_) => packed_len(nc.min(n), kc.min(k), nr, g),
-        BSource::Packed(_) => 0,
+        _ => 0,
     };
     with_workspace::<K::B, _>(Slot::B, b_len, |b_buf| {
         for (jb, jc) in (0..n).step_by(nc).enumerate() {
@@ -254,92 +280,148 @@ pub fn gemm<K, SA, SB>(
                 // LOOP 4: split k into kc-deep blocks; pack B~ (or take the pre-packed block).
                 let kcl = kc.min(k - pc);
                 let kcp = kcl.div_ceil(g) * g;
-                let b_tilde: &[K::B] = match b {
-                    BSource::Packed(packed) => packed.block(jb, pb),
+                let b_run = match b {
+                    BSource::Packed(packed) => PanelRun::packed(packed.block(jb, pb), kcp * nr),
+                    BSource::Panels(panels) => panels.run(nr, jc / nr, pc, kcp),
                     BSource::Strided(bm) => {
                         let len = packed_len(ncl, kcl, nr, g);
                         let out = &mut b_buf[..len];
-                        pack_b_parallel(kernel, pool, bm.block(pc, jc, kcl, ncl), conv_b, out);
-                        &b_buf[..len]
+                        let conv = ops.conv_b;
+                        pack_b_parallel(kernel, pool, bm.block(pc, jc, kcl, ncl), conv, out);
+                        PanelRun::packed(&b_buf[..len], kcp * nr)
                     }
                 };
-                let accumulate = pc > 0;
-                let run_rows = |task: usize, c_rows: &mut [K::C]| {
-                    let row0 = task * rows_per_task;
-                    let rows = rows_per_task.min(m - row0);
-                    let a_len = packed_len(mc.min(rows), kcl, mr, g);
+                let step = Step {
+                    kcp,
+                    k_block: pb,
+                    k0: pc,
+                    accumulate: pc > 0,
+                };
+                let run_rows = |task: usize| {
+                    let r0 = task * rows_per_task;
+                    let rows = rows_per_task.min(m - r0);
+                    let a_len = match a {
+                        ASource::Strided(_) => packed_len(mc.min(rows), kcl, mr, g),
+                        ASource::Panels(_) => 0,
+                    };
                     with_workspace::<K::A, _>(Slot::A, a_len, |a_tilde| {
-                        let mut edge = vec![K::C::default(); mr * nr];
+                        let mut edge =
+                            vec![K::C::default(); if K::NATIVE_TILES { 0 } else { mr * nr }];
                         for ic in (0..rows).step_by(mc) {
-                            // LOOP 3: split this thread's rows into mc-tall blocks; pack A~.
+                            // LOOP 3: split this task's rows into mc-tall blocks; pack A~.
                             let mcl = mc.min(rows - ic);
-                            let a_len = packed_len(mcl, kcl, mr, g);
-                            let a_block = a.block(row0 + ic, pc, mcl, kcl);
-                            kernel.pack_a(a_block, conv_a, &mut a_tilde[..a_len]);
-                            macro_kernel(
-                                kernel,
-                                kcp,
-                                &a_tilde[..a_len],
+                            let a_run = match a {
+                                ASource::Strided(am) => {
+                                    let a_len = packed_len(mcl, kcl, mr, g);
+                                    let a_block = am.block(r0 + ic, pc, mcl, kcl);
+                                    kernel.pack_a(a_block, ops.conv_a, &mut a_tilde[..a_len]);
+                                    PanelRun::packed(&a_tilde[..a_len], kcp * mr)
+                                }
+                                ASource::Panels(panels) => panels.run(mr, (r0 + ic) / mr, pc, kcp),
+                            };
+                            let tiles = Tiles {
+                                a: a_run,
                                 mcl,
-                                b_tilde,
+                                b: b_run,
                                 ncl,
-                                &mut c_rows[ic * ldc + jc..],
-                                ldc,
-                                accumulate,
-                                &mut edge,
-                            );
+                                row0: row0 + r0 + ic,
+                                col0: col0 + jc,
+                            };
+                            // SAFETY: rows r0+ic .. r0+ic+mcl × columns jc .. jc+ncl lie inside
+                            // this piece of C, whose row range r0.. belongs to this task alone.
+                            unsafe {
+                                macro_kernel(kernel, &step, &tiles, c.at(r0 + ic, jc), &mut edge)
+                            };
                         }
                     });
                 };
                 match pool {
-                    Some(p) => p.for_each_chunk_mut(c, rows_per_task * ldc, run_rows),
-                    None => run_rows(0, c),
+                    Some(p) if row_tasks > 1 => p.for_each(row_tasks, run_rows),
+                    _ => (0..row_tasks).for_each(run_rows),
                 }
             }
         }
     });
 }
 
-/// LOOP 2 and LOOP 1 over one packed A block (`mcl` rows) and one packed B block (`ncl`
-/// columns): every `MR × NR` tile of `c` (whose first element is the block's top-left).
-#[allow(clippy::too_many_arguments)]
-fn macro_kernel<K: GemmKernel>(
-    kernel: K,
+/// The depth block LOOP 4 is on.
+struct Step {
     kcp: usize,
-    a_tilde: &[K::A],
-    mcl: usize,
-    b_tilde: &[K::B],
-    ncl: usize,
-    c: &mut [K::C],
-    ldc: usize,
+    k_block: usize,
+    k0: usize,
     accumulate: bool,
+}
+
+/// One packed A block (`mcl` rows) and one packed B block (`ncl` columns) of the macro-kernel,
+/// and where its top-left tile lies in C.
+struct Tiles<'a, A, B> {
+    a: PanelRun<'a, A>,
+    mcl: usize,
+    b: PanelRun<'a, B>,
+    ncl: usize,
+    row0: usize,
+    col0: usize,
+}
+
+/// LOOP 2 and LOOP 1 over one packed A block and one packed B block: every `MR × NR` tile of
+/// `c` (which points at the block's top-left element).
+///
+/// # Safety
+/// `c` must be valid for reads and writes of the `mcl × ncl` block at stride `c.ldc`, touched
+/// by no other thread during the call; for plain kernels (no `NATIVE_TILES`) the whole rows of
+/// the block's full tiles up to column `ncl` must be too (the tile slices span them).
+unsafe fn macro_kernel<K: GemmKernel>(
+    kernel: K,
+    step: &Step,
+    t: &Tiles<'_, K::A, K::B>,
+    c: COut<K::C>,
     edge: &mut [K::C],
 ) {
     let (mr, nr) = (K::MR, K::NR);
-    for (jr, b_panel) in b_tilde.chunks_exact(kcp * nr).enumerate() {
+    for jr in 0..t.ncl.div_ceil(nr) {
         // LOOP 2: one NR-wide B micro-panel, kept in L1 across LOOP 1.
+        let b_panel = t.b.get(jr);
         let j = jr * nr;
-        let nr_eff = nr.min(ncl - j);
-        for (ir, a_panel) in a_tilde.chunks_exact(kcp * mr).enumerate() {
+        let nr_eff = nr.min(t.ncl - j);
+        for ir in 0..t.mcl.div_ceil(mr) {
             // LOOP 1: one MR-tall A micro-panel → one MR × NR tile of C.
+            let a_panel = t.a.get(ir);
             let i = ir * mr;
-            let mr_eff = mr.min(mcl - i);
-            let off = i * ldc + j;
-            if mr_eff == mr && nr_eff == nr {
-                kernel.microkernel(kcp, a_panel, b_panel, &mut c[off..], ldc, accumulate);
+            let mr_eff = mr.min(t.mcl - i);
+            let at = TileAt {
+                row: t.row0 + i,
+                col: t.col0 + j,
+                k_block: step.k_block,
+                k0: step.k0,
+                rows: mr_eff,
+                cols: nr_eff,
+                accumulate: step.accumulate,
+            };
+            let tile = c.at(i, j);
+            if K::NATIVE_TILES || (mr_eff == mr && nr_eff == nr) {
+                // SAFETY: the tile's valid rows × columns lie inside the block the caller gave
+                // us; a full tile's span lies inside it too (plain kernels).
+                unsafe { kernel.tile(step.kcp, a_panel, b_panel, &at, tile.ptr, c.ldc) };
             } else {
-                kernel.microkernel(kcp, a_panel, b_panel, edge, nr, false);
+                let full = TileAt {
+                    rows: mr,
+                    cols: nr,
+                    accumulate: false,
+                    ..at
+                };
+                // SAFETY: `edge` is a private MR × NR tile at stride NR.
+                unsafe { kernel.tile(step.kcp, a_panel, b_panel, &full, edge.as_mut_ptr(), nr) };
                 for (ii, tile_row) in edge.chunks_exact(nr).take(mr_eff).enumerate() {
-                    let row = &mut c[off + ii * ldc..off + ii * ldc + nr_eff];
+                    // SAFETY: row ii < mr_eff of the tile holds nr_eff elements of the block.
+                    let row = unsafe { std::slice::from_raw_parts_mut(tile.at(ii, 0).ptr, nr_eff) };
                     for (o, &t) in row.iter_mut().zip(tile_row) {
-                        *o = if accumulate { *o + t } else { t };
+                        *o = if step.accumulate { *o + t } else { t };
                     }
                 }
             }
         }
     }
 }
-
 /// Packs a `kcl × ncl` block of B, its micro-panels split evenly across the pool's workers.
 fn pack_b_parallel<K: GemmKernel, S: bytemuck::Pod + Sync>(
     kernel: K,

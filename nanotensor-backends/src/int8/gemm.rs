@@ -1,54 +1,41 @@
-//! The int8 GEMM driver: Goto/BLIS loops around the int8 microkernel.
+//! The int8 product on the crate's one GEMM loop nest ([`crate::blocked::gemm`]).
 //!
 //! ```text
 //! C[m×n] = Σ_kc-blocks  tile( A panels (MR × kc),  B panels (kc × NR) )  · rs[i] · cs[j]
 //! ```
 //!
 //! Both operands arrive fully packed (A per call, B per call or once at `prepare`), each panel
-//! holding the whole `k` range, so the classic loops only choose *which slice* to feed:
+//! holding the whole `k` range: they enter the driver as [`Panels`] sources, so its LOOP 4/3 skip
+//! packing and only choose *which slice* to feed. [`Int8Tiles`] is the [`GemmKernel`] the driver
+//! runs: it carries the product's side data (the packed A with its offset corrections and
+//! optional per-block scales, the row scales `rs`, the column scales `cs`) and its
+//! [`tile`](GemmKernel::tile) hook turns the driver's tile coordinates ([`TileAt`]) into the
+//! int8 microkernel call with the fused dequantizing epilogue:
 //!
-//! ```text
-//! tasks: row blocks of MC rows × column ranges        (LOOP 5/3 of Goto, spread over threads)
-//!   LOOP 4: k in kc blocks                              (i32 accumulation spans one block)
-//!     LOOP 2: B micro-panel jr (kc × NR, stays in L1)
-//!       LOOP 1: A micro-panel ir (MR × kc, from the L2-resident MC × kc block)
-//!         microkernel: MR × NR tile, accumulate = (kc block > 0)
-//! ```
-//!
-//! Between `kc` blocks the partial sums are added in f32 (each block's i32 result is exact), so a
-//! block must not span more than [`super::kernel::K_MAX`] values of `k`; the caller picks `kc`.
-//!
-//! # Why not the blocked backend's generic driver
-//! `blocked::gemm` is generic over a `GemmKernel` with `A`/`B`/`C` element types and a `KGROUP`,
-//! so an `i8 × u8 → i32` kernel type-checks in it. It was not used, for structural reasons,
-//! each of which would cost the int8 path speed or exactness:
-//! * its microkernel contract writes the tile in the accumulator type `C` and accumulates across
-//!   `kc` blocks in `C`: for int8 that is an `m × n` i32 matrix plus a second pass to dequantize
-//!   it (`(acc − corr)·sa·sb`), and an i32 sum over all of `k` (the split at `K_MAX` would have
-//!   to wrap the whole driver). Here the dequantization is fused into the microkernel epilogue
-//!   and each `kc` block's exact i32 sum is added in f32;
-//! * the VNNI offset correction `128·Σ_k a[i, k]` has no slot in that contract; here it is
-//!   computed while A is packed and applied per tile;
-//! * its packing converts element by element through a closure; here both operands are
-//!   quantized and packed by vectorised passes (fused for B);
-//! * its tiles are always `MR` rows: a decode row (`m = 1`) would pay `MR×` the multiplies. Here
-//!   the kernels are specialised on the row count (`R = 1..=MR`);
-//! * per-block activation scales rescale *inside* the `k` loop (every 16–32 values of `k`, into
-//!   an f32 accumulator): the generic microkernel has no per-block scale input.
-//!
-//! The loop nest, the names (LOOP 4 … LOOP 1, `MR`, `NR`, `kc`, `mc`) and the one-door kernel
-//! dispatch are the same; only the panel formats and the epilogue differ.
+//! * the A micro-panel `row / MR` and depth block `k_block` select the VNNI offset correction
+//!   (or, with per-block scales, the block scales from `k0` and the scaled correction);
+//! * `row` selects the row scales, `col / NR` the column scales;
+//! * `rows`, `cols` are the valid part of the tile: the kernels are specialised on the row count
+//!   (`R = 1..=MR`, so a decode row does not pay `MR×`) and mask their stores to `cols`, so the
+//!   kernel declares [`NATIVE_TILES`](GemmKernel::NATIVE_TILES) — no scratch tile, and the
+//!   driver may split C's columns across threads when `m` is small (decode, LM head);
+//! * `accumulate` (depth block > 0) adds the block's dequantized sum into C in f32: each block's
+//!   i32 sum is exact, so a block must not span more than [`super::kernel::K_MAX`] values of `k`;
+//!   the caller picks `kc` and the driver uses exactly the `kc` A was packed with.
 //!
 //! Decode (`m ≤ MR`) is the same nest with one A panel and `kc` = all of `k`: every B panel is
 //! streamed from memory exactly once — the GEMV path for prepared weights.
 
 use super::kernel::{Kernel, TileOut};
 use super::pack::{PackedA, PackedB};
+use crate::blocked::gemm::{gemm_ext, ASource, BSource, Panels};
+use crate::blocked::kernel::{GemmKernel, TileAt};
 use crate::threads::Pool;
 
 /// `kc` for GEMM: a B micro-panel of `KC × 32` bytes (16 KiB) stays in the 32 KiB L1d.
 pub const KC: usize = 512;
-/// Rows of A per task block: `MC × KC` = 64 KiB of A stays in L2 across the B micro-panels.
+/// Rows of A per block (LOOP 3 step): `MC × KC` = 64 KiB of A stays in L2 across the B
+/// micro-panels.
 pub const MC: usize = 128;
 
 /// `(kc, mc)` in force: [`KC`] and [`MC`], or the experiment overrides `NT_INT8_KC` /
@@ -82,22 +69,96 @@ pub struct ColScales<'a> {
     pub stride: usize,
 }
 
-/// The output matrix, shared by tasks that write disjoint tiles of it.
-struct OutPtr(*mut f32);
-// SAFETY: tasks only write disjoint tiles through it (see `gemm`), and the owning slice outlives
-// the parallel section.
-unsafe impl Sync for OutPtr {}
-// SAFETY: as above.
-unsafe impl Send for OutPtr {}
+/// The int8 microkernel of tile `MR × NR` as a [`GemmKernel`] of the shared driver, with the
+/// side data of one product (see the module docs). Only [`gemm`] builds one, after checking the
+/// operands against each other.
+#[derive(Debug, Clone, Copy)]
+pub struct Int8Tiles<'a, const MR: usize, const NR: usize> {
+    kernel: Kernel,
+    a: &'a PackedA,
+    rs: &'a [f32],
+    cs: ColScales<'a>,
+}
 
-impl OutPtr {
-    /// Element `off` of the matrix (a method, so closures capture the `Sync` wrapper).
-    ///
-    /// # Safety
-    /// `off` must lie inside the matrix.
-    unsafe fn at(&self, off: usize) -> *mut f32 {
-        // SAFETY: forwarded to the caller.
-        unsafe { self.0.add(off) }
+impl<const MR: usize, const NR: usize> GemmKernel for Int8Tiles<'_, MR, NR> {
+    type A = i8;
+    type B = u8;
+    type C = f32;
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KGROUP: usize = 4;
+    const MC: usize = MC;
+    const KC: usize = KC;
+    /// No column blocking: a task streams its whole column range per depth block (B panels
+    /// are packed whole, so there is nothing to pack per `nc` block).
+    const NC: usize = 1 << 40;
+    const NATIVE_TILES: bool = true;
+    const PAR_MIN_MACS: usize = PARALLEL_MIN_MACS;
+
+    fn name(&self) -> &'static str {
+        self.kernel.kind().name()
+    }
+
+    fn mc(&self) -> usize {
+        blocking().1.div_ceil(MR) * MR
+    }
+
+    /// The exact product of the codes, `C (+)= Σ_k a·(b − 128)` as f32 (no scales): the
+    /// offset correction is summed from the A micro-panel itself. The driver does not use it
+    /// (it calls [`tile`](GemmKernel::tile)); it gives the int8 tile the plain contract of
+    /// the trait. `b` holds offset-binary codes, as packed for [`Int8Tiles`].
+    fn microkernel(&self, kc: usize, a: &[i8], b: &[u8], c: &mut [f32], ldc: usize, acc: bool) {
+        assert!(kc.is_multiple_of(4) && a.len() >= kc * MR && b.len() >= kc * NR);
+        assert!(
+            ldc >= NR && c.len() >= (MR - 1) * ldc + NR,
+            "microkernel: short C tile"
+        );
+        let mut corr = [0i32; super::kernel::MR_MAX];
+        for quad_rows in a[..kc * MR].chunks_exact(4 * MR) {
+            for (r, quad) in quad_rows.chunks_exact(4).enumerate() {
+                let s: i32 = quad.iter().map(|&q| q as i32).sum();
+                corr[r] = corr[r].wrapping_add(s.wrapping_mul(128));
+            }
+        }
+        let ones = [1.0f32; NR];
+        let out = TileOut {
+            c: c.as_mut_ptr(),
+            ldc,
+            cols: NR,
+            rs: &ones[..MR],
+            cs: &ones,
+            accumulate: acc,
+        };
+        // SAFETY: `c` is an exclusive slice holding the MR × NR tile at stride `ldc` (checked
+        // above), and the kernel writes only those elements.
+        unsafe { self.kernel.tile(MR, kc / 4, a, &corr[..MR], b, &out) };
+    }
+
+    unsafe fn tile(&self, kc: usize, a: &[i8], b: &[u8], at: &TileAt, c: *mut f32, ldc: usize) {
+        let (ip, blk) = (at.row / MR, at.k_block);
+        let out = TileOut {
+            c,
+            ldc,
+            cols: at.cols,
+            rs: self.rs.get(at.row..).unwrap_or(&[]),
+            cs: &self.cs.values[at.col * self.cs.stride..],
+            accumulate: at.accumulate,
+        };
+        match self.a.block_len {
+            // SAFETY: the driver's contract for NATIVE_TILES kernels: the tile's rows × cols
+            // elements at `c` are valid and this call's alone.
+            None => unsafe {
+                self.kernel
+                    .tile(at.rows, kc / 4, a, self.a.corr(ip, blk), b, &out)
+            },
+            // SAFETY: as above; `k0` is a multiple of the block length (asserted by `gemm`), so
+            // the block scales start at block `k0 / len`.
+            Some(len) => unsafe {
+                let (bs, fc) = (self.a.block_scales(ip, at.k0), self.a.fcorr(ip, blk));
+                self.kernel
+                    .tile_blocks(at.rows, kc / 4, len / 4, a, bs, fc, b, &out)
+            },
+        }
     }
 }
 
@@ -123,73 +184,25 @@ pub fn gemm(
     let (mr, nr, n, k, kc) = (kernel.mr(), kernel.nr(), b.n, b.k, a.kc);
     assert!(a.mr == mr && b.nr == nr && a.kp == b.kp && c.len() >= m * n);
     assert!(kc.is_multiple_of(4) && kc <= super::kernel::K_MAX);
+    assert!(a.data.len() >= m.div_ceil(mr) * mr * a.kp);
     if let Some(len) = a.block_len {
         assert!(kc >= k || kc.is_multiple_of(len));
     } else {
         assert!(rs.len() >= m);
     }
     assert!(cs.values.len() >= (b.panels() - 1) * nr * cs.stride + nr);
-    let m_panels = m.div_ceil(mr);
-    let n_panels = b.panels();
-    let mc_panels = (blocking().1 / mr).max(1);
-    let row_blocks = m_panels.div_ceil(mc_panels);
-    let threads = if m * n * k < PARALLEL_MIN_MACS {
-        1
-    } else {
-        pool.threads()
-    };
-    let col_splits = if threads == 1 {
-        1
-    } else {
-        (4 * threads).div_ceil(row_blocks).clamp(1, n_panels)
-    };
-    let cols_per = n_panels.div_ceil(col_splits);
-    let out = OutPtr(c.as_mut_ptr());
-    let task = |t: usize| {
-        let (rb, cb) = (t / col_splits, t % col_splits);
-        let ips = rb * mc_panels..((rb + 1) * mc_panels).min(m_panels);
-        let jps = cb * cols_per..((cb + 1) * cols_per).min(n_panels);
-        // LOOP 4: kc blocks.
-        for (blk, k0) in (0..k).step_by(kc).enumerate() {
-            let kc4 = kc.min(k - k0).div_ceil(4);
-            // LOOP 2: B micro-panels.
-            for jp in jps.clone() {
-                let bp = b.block(jp, k0, kc4);
-                let cols = nr.min(n - jp * nr);
-                let cs_p = &cs.values[jp * nr * cs.stride..];
-                // LOOP 1: A micro-panels.
-                for ip in ips.clone() {
-                    let rows = mr.min(m - ip * mr);
-                    let tile = TileOut {
-                        // SAFETY: (ip·mr, jp·nr) is inside the m × n matrix of `c`.
-                        c: unsafe { out.at(ip * mr * n + jp * nr) },
-                        ldc: n,
-                        cols,
-                        rs: rs.get(ip * mr..).unwrap_or(&[]),
-                        cs: cs_p,
-                        accumulate: blk > 0,
-                    };
-                    let ab = a.block(ip, k0, kc4);
-                    match a.block_len {
-                        // SAFETY: the tile's rows × cols elements lie inside `c` (rows ≤
-                        // m − ip·mr, cols ≤ n − jp·nr), and tile (ip, jp) belongs to exactly
-                        // one task, so no other thread touches it.
-                        None => unsafe { kernel.tile(rows, kc4, ab, a.corr(ip, blk), bp, &tile) },
-                        // SAFETY: as above; `k0` is a multiple of the block length (asserted
-                        // before the loop), so the block scales start at block `k0 / len`.
-                        Some(len) => unsafe {
-                            let (bs, fc) = (a.block_scales(ip, k0), a.fcorr(ip, blk));
-                            kernel.tile_blocks(rows, kc4, len / 4, ab, bs, fc, bp, &tile)
-                        },
-                    }
-                }
-            }
+    let a_src = ASource::<i8, i8>::Panels(Panels::new(&a.data, m, k, mr * a.kp));
+    let b_src = BSource::<u8, u8>::Panels(Panels::new(&b.data, n, k, nr * b.kp));
+    let pool = Some(pool);
+    match (mr, nr) {
+        (8, 32) => {
+            let tiles = Int8Tiles::<8, 32> { kernel, a, rs, cs };
+            gemm_ext(tiles, pool, a_src, |x| x, b_src, |x| x, Some(kc), c, n);
         }
-    };
-    let tasks = row_blocks * col_splits;
-    if threads == 1 {
-        (0..tasks).for_each(task);
-    } else {
-        pool.for_each(tasks, task);
+        (4, 16) => {
+            let tiles = Int8Tiles::<4, 16> { kernel, a, rs, cs };
+            gemm_ext(tiles, pool, a_src, |x| x, b_src, |x| x, Some(kc), c, n);
+        }
+        _ => unreachable!("int8 kernels have 8 × 32 or 4 × 16 tiles"),
     }
 }

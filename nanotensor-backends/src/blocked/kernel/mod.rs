@@ -59,29 +59,22 @@ pub(crate) fn check_tile_lengths(
 /// driver ([`super::gemm::gemm`]) needs to know about an instruction set and an element type.
 ///
 /// The driver owns the loop nest, the cache blocking and the threading; a kernel owns the
-/// register tile. Any kernel that implements this trait — f32 FMA kernels here, an
-/// `i8 × u8 → i32` VNNI kernel in the int8 backend — reuses the same driver and packing code.
+/// register tile and what is written into C. Two kinds of kernel share the one driver:
 ///
-/// # Packed layouts
-/// Depth (the `k` index) is grouped by [`KGROUP`](GemmKernel::KGROUP) = `g` (1 for float
-/// kernels; 4 for VNNI, whose instruction multiplies 4 adjacent bytes and adds them into one
-/// i32 lane). With `kc` already rounded up to a multiple of `g`:
+/// * **plain** kernels (the f32/f64 FMA kernels here) implement [`microkernel`]: a full
+///   `MR × NR` tile of `C (+)= A_panel · B_panel` into a slice. The driver's default
+///   [`tile`](GemmKernel::tile) calls it, and runs edge tiles into a scratch tile it then copies
+///   out;
+/// * **epilogue** kernels (the int8 kernels of `crate::int8`) override [`tile`](GemmKernel::tile):
+///   the driver hands them the tile's coordinates ([`TileAt`]: row, column, depth block, valid
+///   rows and columns), from which they look up their side data (per-row and per-column scales,
+///   offset corrections) in the kernel value itself, and they set
+///   [`NATIVE_TILES`](GemmKernel::NATIVE_TILES) because they write exactly the valid part of the
+///   tile (no scratch tile; and tasks may then split C by columns too).
 ///
-/// * a packed **A micro-panel** holds rows `i ∈ 0..MR` and depths `p ∈ 0..kc` at
-///   `((p / g)·MR + i)·g + p % g`;
-/// * a packed **B micro-panel** holds columns `j ∈ 0..NR` and depths `p` at
-///   `((p / g)·NR + j)·g + p % g`.
+/// [`microkernel`]: GemmKernel::microkernel
 ///
-/// For `g = 1` that is the classic layout: `MR` consecutive A values per depth step, `NR`
-/// consecutive B values per depth step. Rows, columns and depths past the matrix edge are
-/// packed as zeros (`Default`), so the microkernel never needs an edge case in `k`, and the
-/// driver only trims `m`/`n` edges when it writes C.
-///
-/// # Safety contract for implementors
-/// The trait is safe to implement; implementations that use `unsafe` internally must check
-/// the slice lengths stated on [`microkernel`](GemmKernel::microkernel) before touching memory,
-/// and must only be constructible when their instruction set is available.
-pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
+pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug {
     /// Element of the packed A panels (e.g. `f32`, or `u8` for VNNI).
     type A: bytemuck::Pod + Default + Send + Sync + 'static;
     /// Element of the packed B panels (e.g. `f32`, or `i8` for VNNI).
@@ -101,6 +94,18 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
     const KC: usize = archparam::KC;
     /// Columns of B per packed block (LOOP 5 step); a multiple of `NR`.
     const NC: usize = archparam::NC;
+    /// Whether [`tile`](GemmKernel::tile) handles edge tiles itself and writes only the valid
+    /// `rows × cols` elements of a tile (never a slice spanning other columns). The driver then
+    /// skips the scratch tile, and may give threads column ranges of C as well as row ranges.
+    const NATIVE_TILES: bool = false;
+    /// Multiply-adds (`m·n·k`) below which the driver runs a product on the calling thread.
+    const PAR_MIN_MACS: usize = 1 << 21;
+
+    /// Rows of A per packed block (LOOP 3 step) for this product: [`MC`](GemmKernel::MC)
+    /// unless a kernel takes it from its configuration. A multiple of `MR`.
+    fn mc(&self) -> usize {
+        Self::MC
+    }
 
     /// Short name for logs and benchmarks (`"avx512-f32-12x32"`).
     fn name(&self) -> &'static str;
@@ -149,6 +154,55 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug + 'static {
         ldc: usize,
         accumulate: bool,
     );
+
+    /// The driver's door to the kernel: one tile of C at `at`, from a packed A micro-panel and
+    /// a packed B micro-panel of depth `kc` (a multiple of `KGROUP`). Plain kernels keep this
+    /// default, which runs [`microkernel`](GemmKernel::microkernel) on the full `MR × NR` tile
+    /// with `at.accumulate`.
+    ///
+    /// # Safety
+    /// `c` points at element `(at.row, at.col)` of C with row stride `ldc ≥ NR`. With
+    /// [`NATIVE_TILES`](GemmKernel::NATIVE_TILES), the elements `c + i·ldc + j` for
+    /// `i < at.rows`, `j < at.cols` must be valid for reads and writes and touched by no other
+    /// thread during the call. Without it, `at` must be a full tile (`MR × NR`) and the whole
+    /// span `c .. c + (MR − 1)·ldc + NR` must be valid and exclusively the caller's (the
+    /// default builds one slice over it).
+    unsafe fn tile(
+        &self,
+        kc: usize,
+        a: &[Self::A],
+        b: &[Self::B],
+        at: &TileAt,
+        c: *mut Self::C,
+        ldc: usize,
+    ) {
+        debug_assert!(at.rows == Self::MR && at.cols == Self::NR);
+        // SAFETY: the caller owns the span `c .. c + (MR − 1)·ldc + NR` exclusively and it is
+        // valid (this method's contract for kernels without NATIVE_TILES).
+        let c = unsafe { std::slice::from_raw_parts_mut(c, (Self::MR - 1) * ldc + Self::NR) };
+        self.microkernel(kc, a, b, c, ldc, at.accumulate);
+    }
+}
+
+/// Where a tile of C lies in the product, as the driver hands it to
+/// [`GemmKernel::tile`]: enough for a kernel to find its side data (scales of the tile's rows
+/// and columns, corrections of its A micro-panel and depth block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileAt {
+    /// First row of the tile in C, a multiple of `MR` (A micro-panel `row / MR`).
+    pub row: usize,
+    /// First column of the tile in C, a multiple of `NR` (B micro-panel `col / NR`).
+    pub col: usize,
+    /// Index of the depth block (LOOP 4 iteration).
+    pub k_block: usize,
+    /// First depth `k0` of that block (a multiple of `kc`).
+    pub k0: usize,
+    /// Valid rows of the tile, `1..=MR`.
+    pub rows: usize,
+    /// Valid columns of the tile, `1..=NR`.
+    pub cols: usize,
+    /// Add to C (a later depth block) instead of overwriting it (the first).
+    pub accumulate: bool,
 }
 
 /// The skinny path (m = 1…8 rows of A against packed B panels): what decode-time `linear`
