@@ -228,14 +228,23 @@ unsafe fn nest<K, SA, SB, FA, FB>(
 
     // Products below PAR_MIN_MACS run on the caller: waking workers would cost more.
     let pool = pool.filter(|_| m * n * k >= K::PAR_MIN_MACS);
-    // Rows of C per thread (a multiple of MR), and the mc that splits them evenly.
     let threads = pool.map_or(1, Pool::threads);
-    let rows_per_task = m.div_ceil(threads).div_ceil(mr) * mr;
+    // Both operands packed whole: the nest packs nothing, so a task can be as small as one
+    // mc-row block at no cost. Tasks then run outermost (on the pool, or in order on the
+    // caller), which keeps each task's rows of C in L2 across the depth blocks and lets the
+    // workers balance the load on shared cores.
+    let whole = matches!(a, ASource::Panels(_)) && matches!(b, BSource::Panels(_));
+    // Rows of C per task (a multiple of MR), and the mc that splits them evenly.
+    let rows_per_task = if whole {
+        kernel.mc().div_ceil(mr) * mr
+    } else {
+        m.div_ceil(threads).div_ceil(mr) * mr
+    };
     let mc = balanced_block(rows_per_task, kernel.mc(), mr);
     let row_tasks = m.div_ceil(rows_per_task);
-    // Column ranges: only for kernels that write their tiles natively, on whole-packed B, and
-    // only when the row ranges alone leave threads idle (decode).
-    let col_tasks = if K::NATIVE_TILES && matches!(b, BSource::Panels(_)) && row_tasks < threads {
+    // Column ranges (kernels that write their tiles natively, on whole-packed B): enough for
+    // about four tasks per thread when the row blocks alone are fewer (decode, the LM head).
+    let col_tasks = if K::NATIVE_TILES && matches!(b, BSource::Panels(_)) && threads > 1 {
         let panels = n.div_ceil(nr);
         let per = panels.div_ceil((4 * threads).div_ceil(row_tasks).clamp(1, panels));
         panels.div_ceil(per)
@@ -250,22 +259,26 @@ unsafe fn nest<K, SA, SB, FA, FB>(
     // B packing costs O(k·n) per thread against O(rows·k·n) of FMAs, so it only pays for tall
     // row blocks; short ones share one packed B~ (below).
     let prepacked = !matches!(b, BSource::Strided(_));
-    if let Some(p) = pool {
-        if row_tasks * col_tasks > 1 && (prepacked || rows_per_task >= OWN_B_ROWS) {
-            p.for_each(row_tasks * col_tasks, |t| {
-                let (r0, c0) = (
-                    (t / col_tasks) * rows_per_task,
-                    (t % col_tasks) * cols_per_task,
-                );
-                let (rows, cols) = (rows_per_task.min(m - r0), cols_per_task.min(n - c0));
-                let (a_t, b_t) = (a.rows(r0, rows, mr), b.cols(c0, cols, nr));
-                // SAFETY: task `t` owns rows r0..r0+rows × columns c0..c0+cols of this piece
-                // (the ranges of distinct tasks are disjoint and inside it), which the caller
-                // gave us exclusively.
-                unsafe { nest(ops, None, a_t, b_t, c.at(r0, c0), row0 + r0, col0 + c0) };
-            });
-            return;
+    let own_nest = whole || (pool.is_some() && (prepacked || rows_per_task >= OWN_B_ROWS));
+    let tasks = row_tasks * col_tasks;
+    if tasks > 1 && own_nest {
+        let task = |t: usize| {
+            let (r0, c0) = (
+                (t / col_tasks) * rows_per_task,
+                (t % col_tasks) * cols_per_task,
+            );
+            let (rows, cols) = (rows_per_task.min(m - r0), cols_per_task.min(n - c0));
+            let (a_t, b_t) = (a.rows(r0, rows, mr), b.cols(c0, cols, nr));
+            // SAFETY: task `t` owns rows r0..r0+rows × columns c0..c0+cols of this piece (the
+            // ranges of distinct tasks are disjoint and inside it), which the caller gave us
+            // exclusively.
+            unsafe { nest(ops, None, a_t, b_t, c.at(r0, c0), row0 + r0, col0 + c0) };
+        };
+        match pool {
+            Some(p) => p.for_each(tasks, task),
+            None => (0..tasks).for_each(task),
         }
+        return;
     }
 
     let b_len = match b {

@@ -1,8 +1,8 @@
 //! Tests of the blocked backend against the float64 references of `nanotensor::reference`.
 
-use super::gemm::{gemm, BSource, PackedB};
+use super::gemm::{gemm, gemm_ext, ASource, BSource, PackedB, Panels};
 use super::kernel::{with_f32_kernel, F32Kernel, GemmKernel};
-use super::pack::MatRef;
+use super::pack::{packed_len, MatRef};
 use super::*;
 use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
 use nanotensor::Error;
@@ -91,6 +91,56 @@ fn driver_with_every_kernel_matches_f64_reference_on_odd_shapes() {
             check_gemm_kernel(k, None);
             check_gemm_kernel(k, Some(&pool));
         });
+    }
+}
+
+/// Operands packed whole ([`Panels`], each micro-panel holding all of `k`) through the plain
+/// kernels: the macro-kernel walks the panels by stride, depth blocks start inside the panels
+/// (k = 1030 → two blocks), edge tiles go through the scratch tile, and with two threads the
+/// tasks are mc-row blocks. Against the f64 reference; nothing past column `n` is written.
+#[test]
+fn operands_packed_whole_are_walked_by_stride() {
+    fn run<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: &Pool) {
+        let (mr, nr) = (K::MR, K::NR);
+        for &(m, k, n) in &[
+            (13, 33, 31),
+            (301, 1030, 33),
+            (130, 200, 300),
+            (1, 576, 300),
+        ] {
+            let a = Tensor::<f32>::randn(&[m, k], 1.0, 7).unwrap();
+            let b = Tensor::<f32>::randn(&[k, n], 1.0, 8).unwrap();
+            let want = matmul_f64(&a, &b).unwrap();
+            let am = MatRef::new(a.as_slice(), m, k, k, 1);
+            let bm = MatRef::new(b.as_slice(), k, n, n, 1);
+            let mut pa = vec![0.0f32; packed_len(m, k, mr, 1)];
+            kern.pack_a(am, |x| x, &mut pa);
+            let mut pb = vec![0.0f32; packed_len(n, k, nr, 1)];
+            kern.pack_b(bm, |x| x, &mut pb);
+            for p in [None, Some(pool)] {
+                let ldc = n + 2;
+                let mut c = vec![f32::NAN; m * ldc];
+                gemm_ext(
+                    kern,
+                    p,
+                    ASource::<f32, f32>::Panels(Panels::new(&pa, m, k, mr * k)),
+                    |x| x,
+                    BSource::<f32, f32>::Panels(Panels::new(&pb, n, k, nr * k)),
+                    |x| x,
+                    None,
+                    &mut c,
+                    ldc,
+                );
+                let got: Vec<f32> = c.chunks(ldc).flat_map(|r| r[..n].to_vec()).collect();
+                let cmp = compare(&got, &want);
+                assert!(cmp.passes(TOL_F32), "{} {m}x{k}x{n}: {cmp:?}", kern.name());
+                assert!(c.chunks(ldc).all(|r| r[n..].iter().all(|v| v.is_nan())));
+            }
+        }
+    }
+    let pool = Pool::new(2).unwrap();
+    for kern in F32Kernel::available() {
+        with_f32_kernel!(kern, k => run(k, &pool));
     }
 }
 

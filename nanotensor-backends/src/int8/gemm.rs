@@ -206,3 +206,46 @@ pub fn gemm(
         _ => unreachable!("int8 kernels have 8 × 32 or 4 × 16 tiles"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocked::kernel::tests::check_kernel;
+
+    /// The adapter's plain [`GemmKernel::microkernel`] (the exact code product, no scales) on
+    /// every int8 kernel of this CPU, against direct integer sums.
+    #[test]
+    fn int8_tiles_microkernel_is_the_exact_code_product() {
+        let a = PackedA::default();
+        let cs = ColScales {
+            values: &[],
+            stride: 0,
+        };
+        let to_a = |x: f64| x as i8;
+        // B is stored offset-binary: code + 128.
+        let to_b = |x: f64| ((x as i8) as u8) ^ 0x80;
+        for kernel in Kernel::all_supported() {
+            let rs: &[f32] = &[];
+            match (kernel.mr(), kernel.nr()) {
+                (8, 32) => {
+                    let t = Int8Tiles::<8, 32> {
+                        kernel,
+                        a: &a,
+                        rs,
+                        cs,
+                    };
+                    check_kernel(t, to_a, to_b, |c| c as f64, 0.0);
+                }
+                _ => {
+                    let t = Int8Tiles::<4, 16> {
+                        kernel,
+                        a: &a,
+                        rs,
+                        cs,
+                    };
+                    check_kernel(t, to_a, to_b, |c| c as f64, 0.0);
+                }
+            }
+        }
+    }
+}

@@ -147,6 +147,49 @@ fn linear_with_prepared_weights_matches_and_is_a_quarter_of_the_bytes() {
     }
 }
 
+/// Products large enough (≥ `gemm::PARALLEL_MIN_MACS`) that two threads really split them in
+/// the shared loop nest: a decode row (one row block, so the tasks split the columns: partial
+/// last column range, n not a multiple of NR), a few row blocks (rows × columns tasks, a partial
+/// last row block) and several depth blocks (k chunk 64). Checked against the f64 product of the
+/// dequantized codes, per-row and per-block activation scales.
+#[test]
+fn threaded_tasks_split_rows_and_columns_exactly() {
+    for (m, k, n) in [(1, 576, 8200), (300, 200, 100)] {
+        assert!(m * k * n >= gemm::PARALLEL_MIN_MACS);
+        let a = Tensor::<f32>::randn(&[m, k], 1.0, 41).unwrap();
+        let b = Tensor::<f32>::randn(&[k, n], 1.0, 42).unwrap();
+        let db = QTensor::quantize(&b.t().unwrap(), Granularity::PerRow)
+            .unwrap()
+            .dequantize::<f64>()
+            .unwrap();
+        let db = db.t().unwrap();
+        let per_block = ActGranularity::PerBlock(crate::BlockLen::new(32).unwrap());
+        for ga in [ActGranularity::PerRow, per_block] {
+            let da = match ga {
+                ActGranularity::PerBlock(_) => dequantize_blocks(&a, 32),
+                _ => QTensor::quantize(&a, Granularity::PerRow)
+                    .unwrap()
+                    .dequantize::<f64>()
+                    .unwrap(),
+            };
+            let want = matmul_f64(&da, &db).unwrap();
+            for be in backends().into_iter().filter(|b| b.threads() == 2) {
+                for chunk in [K_MAX, 64] {
+                    let be = configured(&be, ga, Granularity::PerRow, chunk);
+                    let w = be.prepare(b.t().unwrap()).unwrap();
+                    let y = be.linear(&a, &w).unwrap();
+                    let r = compare(y.as_slice(), &want);
+                    assert!(
+                        r.passes(1e-10),
+                        "{:?} {m}x{k}x{n} {ga:?} chunk {chunk}: {r:?}",
+                        be.kernel
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn reductions_longer_than_k_max_are_split() {
     // 127·127·140,000 ≈ 2.26e9 overflows i32: only the split keeps the sum right.
