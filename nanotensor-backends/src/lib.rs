@@ -3,9 +3,11 @@
 //! ## Features
 //! - `naive` (default): [`naive::NaiveBackend`], the "scar" — textbook loops, one thread, the
 //!   correctness oracle and the baseline of every benchmark.
-//! - `blocked` (default): [`blocked::BlockedBackend`] — Goto/BLIS cache-blocked GEMM with packed
+//! - `blocked` (default): `blocked::BlockedBackend` — Goto/BLIS cache-blocked GEMM with packed
 //!   panels, runtime-selected SIMD microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128),
 //!   a skinny decode path for prepared weights, and a worker pool.
+//! - `blocked` or `int8`: the rest of [`blocked`] — the one GEMM loop nest ([`blocked::gemm`]),
+//!   packing and the kernel trait — which the int8 backend runs its kernels on.
 //! - `blocked` or `int8`: [`flash`], tiled attention with an online softmax (FlashAttention), the
 //!   `AttentionAlgo::Flash` path of those backends.
 //!
@@ -14,7 +16,7 @@
 //!
 //! [`select`] picks a backend by name at run time (`--backend`).
 
-#[cfg(feature = "blocked")]
+#[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod blocked;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod flash;

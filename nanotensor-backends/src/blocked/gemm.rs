@@ -48,7 +48,7 @@
 //! the tasks also split C's columns (`⌈4·threads / row ranges⌉` column ranges of whole
 //! micro-panels), so a one-row product still runs on every thread. Plain kernels write full-tile
 //! slices and keep whole rows per task; their small-`m` products with a prepared weight take the
-//! skinny path ([`super::gemv`]) instead.
+//! skinny path (`blocked::gemv`) instead.
 
 use super::archparam::balanced_block;
 use super::kernel::{GemmKernel, TileAt};

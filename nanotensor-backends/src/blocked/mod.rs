@@ -1,15 +1,22 @@
 //! The blocked backend: BLAS-class matrix products in the Goto/BLIS structure.
 //!
-//! * [`gemm`] — the loop nest driver (LOOP 5 … LOOP 1), generic over a [`kernel::GemmKernel`];
+//! * [`gemm`] — the crate's one loop nest driver (tasks, LOOP 5 … LOOP 1), generic over a
+//!   [`kernel::GemmKernel`]: the f32/f64 kernels here and the int8 kernels of `crate::int8`
+//!   (through their tile hook) both run on it;
 //! * [`pack`] — packing of A and B blocks into micro-panels;
 //! * [`archparam`] — the cache blocks `mc`, `kc`, `nc` chosen for Zen 4, with the reasoning;
 //! * [`kernel`] — the microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128) and `detect()`;
-//! * [`gemv`] — the skinny decode path (`m ≤ 8`) that streams a prepared weight once;
+//! * `gemv` — the skinny decode path (`m ≤ 8`) that streams a prepared weight once;
 //! * `attention` — the materialised attention algorithm on these kernels.
+//!
+//! With only the `int8` feature, the GEMM machinery (`archparam`, `gemm`, `kernel`, `pack`) is
+//! compiled for the int8 backend, but not the blocked backend itself (`BlockedBackend`, `gemv`,
+//! `attention`: feature `blocked`).
 //!
 //! `f32` takes the fast path (the detected SIMD kernel); `bf16`/`f16` are widened to f32 while
 //! packing and use the same kernels; `f64` runs the portable f64 kernel through the same driver.
-//! All `unsafe` is confined to [`kernel`].
+//! `unsafe` lives in [`kernel`] (the SIMD code) and, for the raw view of C through which the
+//! driver's tasks write disjoint tiles, in [`gemm`] and its operand module.
 
 pub mod archparam;
 #[cfg(feature = "blocked")]

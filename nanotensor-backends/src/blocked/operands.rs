@@ -176,7 +176,7 @@ impl<'a, P> Panels<'a, P> {
     }
 }
 
-/// The A operand of [`gemm_ext`]: a strided matrix packed on the fly, or panels packed whole.
+/// The A operand of [`gemm_ext`](super::gemm::gemm_ext): a strided matrix packed on the fly, or panels packed whole.
 #[derive(Debug, Clone, Copy)]
 pub enum ASource<'a, S, P> {
     /// `m × k`, any strides; packed block by block inside LOOP 3.
@@ -202,7 +202,7 @@ impl<S: Copy, P> ASource<'_, S, P> {
     }
 }
 
-/// The B operand of [`gemm`]: a strided matrix packed on the fly, or a pre-packed one.
+/// The B operand of [`gemm`](super::gemm::gemm): a strided matrix packed on the fly, or a pre-packed one.
 #[derive(Debug, Clone, Copy)]
 pub enum BSource<'a, S, P> {
     /// `k × n`, any strides; packed block by block inside LOOP 4.

@@ -91,7 +91,7 @@ impl<const MR: usize, const NR: usize> GemmKernel for Int8Tiles<'_, MR, NR> {
     const KC: usize = KC;
     /// No column blocking: a task streams its whole column range per depth block (B panels
     /// are packed whole, so there is nothing to pack per `nc` block).
-    const NC: usize = 1 << 40;
+    const NC: usize = usize::MAX / 2;
     const NATIVE_TILES: bool = true;
     const PAR_MIN_MACS: usize = PARALLEL_MIN_MACS;
 
@@ -211,6 +211,53 @@ pub fn gemm(
 mod tests {
     use super::*;
     use crate::blocked::kernel::tests::check_kernel;
+
+    /// The product through the shared nest on one thread (small enough for Miri): edge tiles
+    /// in rows and columns, several depth blocks (`kc` = 8 of k = 42), per-row and per-column
+    /// scales, against the scaled i64 product of the codes.
+    #[test]
+    fn gemm_matches_the_scaled_integer_product() {
+        let (m, k, n) = (11, 42, 37);
+        let mut rng = nanotensor::rng::Rng::new(9);
+        let mut codes = |len: usize| -> Vec<i8> {
+            (0..len)
+                .map(|_| rng.uniform(-127.0, 127.0).round() as i8)
+                .collect()
+        };
+        let (ca, cb) = (codes(m * k), codes(n * k));
+        let rs: Vec<f32> = (0..m).map(|i| 0.5 + i as f32 / 8.0).collect();
+        let pool = Pool::new(1).unwrap();
+        for kernel in Kernel::all_supported() {
+            let (mr, nr) = (kernel.mr(), kernel.nr());
+            let mut csv: Vec<f32> = (0..n).map(|j| 1.0 + j as f32 / 16.0).collect();
+            csv.resize(n.div_ceil(nr) * nr, 0.0);
+            let b = PackedB::from_rows(&cb, n, k, nr);
+            for kc in [8, 44] {
+                let mut a = PackedA::default();
+                a.pack(&ca, m, k, mr, kc);
+                let mut c = vec![f32::NAN; m * n];
+                let cs = ColScales {
+                    values: &csv,
+                    stride: 1,
+                };
+                gemm(&pool, kernel, &a, &rs, &b, cs, m, &mut c);
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: i64 = (0..k)
+                            .map(|q| ca[i * k + q] as i64 * cb[j * k + q] as i64)
+                            .sum();
+                        let want = dot as f64 * rs[i] as f64 * csv[j] as f64;
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                            "{:?} kc {kc} ({i},{j}): {got} vs {want}",
+                            kernel.kind()
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// The adapter's plain [`GemmKernel::microkernel`] (the exact code product, no scales) on
     /// every int8 kernel of this CPU, against direct integer sums.

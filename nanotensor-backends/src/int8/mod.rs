@@ -18,6 +18,9 @@
 //! * `matmul(a, b)` quantizes both operands per call (`b` with the weight granularity, per column).
 //! * Accumulation is in i32 over at most [`kernel::K_MAX`] values of `k` (exactness bound, see
 //!   [`kernel`]), then rescaled by `sa·sb` into f32 and summed across `k` blocks in f32.
+//! * The products run on the crate's one GEMM loop nest ([`crate::blocked::gemm`]): [`gemm`]
+//!   wraps the int8 microkernels as a `GemmKernel` whose tile hook applies the offset correction
+//!   and the scales (the dequantizing epilogue) per tile.
 //! * Softmax and attention run in float: see [`float_ops`] for why.
 //!
 //! Every element type is accepted; non-f32 inputs are converted to f32 before quantization and

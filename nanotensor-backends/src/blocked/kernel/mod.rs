@@ -15,7 +15,12 @@
 //! caches the choice. A kernel value such as [`avx512::Avx512F32`] can only be obtained from
 //! `detect` after the CPU feature check succeeded, so holding one *is* the proof that its
 //! `#[target_feature]` functions may run: that is the safety argument of every `unsafe` call
-//! into them. All `unsafe` of the blocked backend lives in these kernel modules.
+//! into them. All SIMD `unsafe` of the blocked backend lives in these kernel modules (the driver
+//! has only the raw view of C its tasks write through, see [`GemmKernel::tile`]).
+//!
+//! The same trait serves the int8 backend: `crate::int8::gemm::Int8Tiles` implements
+//! [`GemmKernel`] for the int8 kernels through the [`GemmKernel::tile`] hook, so there is one loop
+//! nest for both backends.
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx2;
@@ -74,6 +79,28 @@ pub(crate) fn check_tile_lengths(
 ///
 /// [`microkernel`]: GemmKernel::microkernel
 ///
+/// # Packed layouts
+/// Depth (the `k` index) is grouped by [`KGROUP`](GemmKernel::KGROUP) = `g` (1 for float
+/// kernels; 4 for VNNI, whose instruction multiplies 4 adjacent bytes and adds them into one
+/// i32 lane). With `kc` already rounded up to a multiple of `g`:
+///
+/// * a packed **A micro-panel** holds rows `i ∈ 0..MR` and depths `p ∈ 0..kc` at
+///   `((p / g)·MR + i)·g + p % g`;
+/// * a packed **B micro-panel** holds columns `j ∈ 0..NR` and depths `p` at
+///   `((p / g)·NR + j)·g + p % g`.
+///
+/// For `g = 1` that is the classic layout: `MR` consecutive A values per depth step, `NR`
+/// consecutive B values per depth step. Rows, columns and depths past the matrix edge are
+/// packed as zeros (`Default`), so the microkernel never needs an edge case in `k`, and the
+/// driver only trims `m`/`n` edges when it writes C. (The int8 operands use this layout with
+/// `g = 4` but are packed by `crate::int8::pack`, B as offset-binary bytes whose padding is
+/// 128, i.e. code 0; they reach the driver as whole-packed `Panels`.)
+///
+/// # Safety contract for implementors
+/// The trait is safe to implement; implementations that use `unsafe` internally must check
+/// the slice lengths stated on [`microkernel`](GemmKernel::microkernel) (or, for an overridden
+/// [`tile`](GemmKernel::tile), the panel lengths and the tile contract stated there) before
+/// touching memory, and must only be constructible when their instruction set is available.
 pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug {
     /// Element of the packed A panels (e.g. `f32`, or `u8` for VNNI).
     type A: bytemuck::Pod + Default + Send + Sync + 'static;
