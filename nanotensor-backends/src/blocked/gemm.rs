@@ -37,18 +37,22 @@
 //! the macro-kernel walks the panels by stride. The int8 backend quantizes and packs both of its
 //! operands this way in one vectorised pass (computing the offset corrections as it goes).
 //!
-//! # Threads
+//! # Tasks and threads
 //! Products under [`GemmKernel::PAR_MIN_MACS`] run on the caller. Otherwise C's rows are split
 //! into one range per thread (`⌈m / threads⌉` rounded up to `MR`). When B is pre-packed, or
 //! each thread has at least [`OWN_B_ROWS`] rows, every task runs the whole loop nest on its own
 //! piece of C (packing its own B~ if B is strided): one fork-join per product. Short row ranges
 //! with a strided B instead share one packed B~ per depth block, packed in parallel, with the
-//! row ranges forked inside LOOP 4. When there are fewer row ranges than threads (decode, the
-//! LM head: `m ≤ MR`) and the kernel has [`GemmKernel::NATIVE_TILES`] and B is [`Panels`],
-//! the tasks also split C's columns (`⌈4·threads / row ranges⌉` column ranges of whole
-//! micro-panels), so a one-row product still runs on every thread. Plain kernels write full-tile
-//! slices and keep whole rows per task; their small-`m` products with a prepared weight take the
-//! skinny path (`blocked::gemv`) instead.
+//! row ranges forked inside LOOP 4.
+//!
+//! When both operands are [`Panels`] the nest packs nothing, so tasks cost nothing to split
+//! finely: each task is one `mc`-row block (tasks run outermost, in order when single-threaded,
+//! so a task's rows of C stay in L2 across the depth blocks; on the pool, idle workers claim the
+//! next task, which balances shared cores). Kernels with [`GemmKernel::NATIVE_TILES`] on a
+//! [`Panels`] B also get column ranges of whole micro-panels, `⌈4·threads / row tasks⌉` of
+//! them, so a one-row product (decode, the LM head) still runs on every thread. Plain kernels
+//! write full-tile slices and so always keep whole rows per task; their small-`m` products with
+//! a prepared weight take the skinny path (`blocked::gemv`) instead.
 
 use super::archparam::balanced_block;
 use super::kernel::{GemmKernel, TileAt};

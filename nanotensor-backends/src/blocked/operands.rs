@@ -142,11 +142,9 @@ pub struct Panels<'a, P> {
 
 impl<'a, P> Panels<'a, P> {
     /// `len` rows (A) or columns (B) of `depth` values, panels `panel_stride` elements apart
-    /// in `data`.
-    ///
-    /// # Panics
-    /// If `data` is shorter than `⌈len / width⌉` panels of `panel_stride` (`width` = the
-    /// kernel's `MR` or `NR`, checked by the driver against `panel_stride ≥ width · depth`).
+    /// in `data`. The driver ([`gemm_ext`](super::gemm::gemm_ext)) panics unless
+    /// `panel_stride ≥ width · kp` and `data` holds `⌈len / width⌉` panels (`width` = the
+    /// kernel's `MR` or `NR`, `kp` = `depth` rounded up to `KGROUP`).
     pub fn new(data: &'a [P], len: usize, depth: usize, panel_stride: usize) -> Self {
         Panels {
             data,
@@ -165,7 +163,8 @@ impl<'a, P> Panels<'a, P> {
         }
     }
 
-    /// The depth block from `k0` of `kcp` depths of the first `count` panels of `width`.
+    /// The depth block `k0 .. k0 + kcp` of the panels (of `width` rows or columns) from panel
+    /// `first` on.
     pub(super) fn run(self, width: usize, first: usize, k0: usize, kcp: usize) -> PanelRun<'a, P> {
         PanelRun {
             data: self.data,
@@ -176,7 +175,8 @@ impl<'a, P> Panels<'a, P> {
     }
 }
 
-/// The A operand of [`gemm_ext`](super::gemm::gemm_ext): a strided matrix packed on the fly, or panels packed whole.
+/// The A operand of [`gemm_ext`](super::gemm::gemm_ext): a strided matrix packed on the fly, or
+/// panels packed whole.
 #[derive(Debug, Clone, Copy)]
 pub enum ASource<'a, S, P> {
     /// `m × k`, any strides; packed block by block inside LOOP 3.
@@ -202,7 +202,8 @@ impl<S: Copy, P> ASource<'_, S, P> {
     }
 }
 
-/// The B operand of [`gemm`](super::gemm::gemm): a strided matrix packed on the fly, or a pre-packed one.
+/// The B operand of [`gemm`](super::gemm::gemm): a strided matrix packed on the fly, packed
+/// once ahead of time in the driver's block order, or panels packed whole.
 #[derive(Debug, Clone, Copy)]
 pub enum BSource<'a, S, P> {
     /// `k × n`, any strides; packed block by block inside LOOP 4.

@@ -135,6 +135,7 @@ impl<const MR: usize, const NR: usize> GemmKernel for Int8Tiles<'_, MR, NR> {
     }
 
     unsafe fn tile(&self, kc: usize, a: &[i8], b: &[u8], at: &TileAt, c: *mut f32, ldc: usize) {
+        debug_assert_eq!((self.kernel.mr(), self.kernel.nr()), (MR, NR));
         let (ip, blk) = (at.row / MR, at.k_block);
         let out = TileOut {
             c,
