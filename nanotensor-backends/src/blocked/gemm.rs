@@ -50,9 +50,9 @@
 //! so a task's rows of C stay in L2 across the depth blocks; on the pool, idle workers claim the
 //! next task, which balances shared cores). Kernels with [`GemmKernel::NATIVE_TILES`] on a
 //! [`Panels`] B also get column ranges of whole micro-panels, `⌈4·threads / row tasks⌉` of
-//! them, so a one-row product (decode, the LM head) still runs on every thread. Plain kernels
-//! write full-tile slices and so always keep whole rows per task; their small-`m` products with
-//! a prepared weight take the skinny path (`blocked::gemv`) instead.
+//! them, so a one-row product (decode, the LM head) still runs on every thread. The f32 backend
+//! never hands the driver a [`Panels`] B, so its tasks always keep whole rows; its small-`m`
+//! products with a prepared weight take the skinny path (`blocked::gemv`) instead.
 
 use super::archparam::balanced_block;
 use super::kernel::{GemmKernel, TileAt};

@@ -5,13 +5,18 @@
 //! operand. Per depth step: 2 vector loads, 12 broadcasts, 24 FMAs — Zen 4 issues one 512-bit
 //! FMA per cycle, so the loads (≤ 2 per cycle) never limit, and 24 independent accumulators
 //! hide the 4-cycle FMA latency many times over.
+//!
+//! Edge tiles run natively ([`GemmKernel::NATIVE_TILES`]): one const-generic body serves the
+//! full tile and every row count `R < 12` (only `R` accumulator pairs, so a 4-row edge panel does
+//! a third of the FMAs), and columns past the edge are neither read nor written thanks to
+//! AVX-512 store/load masks.
 
 #[cfg(target_arch = "x86")]
 use std::arch::x86::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::{GemmKernel, SkinnyKernel};
+use super::{GemmKernel, SkinnyKernel, TileAt};
 
 const MR: usize = 12;
 const NR: usize = 32;
@@ -48,6 +53,49 @@ impl GemmKernel for Avx512F32 {
         // reads and writes.
         unsafe { kernel_12x32(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc) }
     }
+
+    /// Edge tiles are computed in place: only the valid rows are multiplied (a 256-row C ends
+    /// in a 4-row panel, which a full tile would compute three times over), and the valid
+    /// columns are read and written through AVX-512 masks — no scratch tile, no copy.
+    const NATIVE_TILES: bool = true;
+
+    unsafe fn tile(&self, kc: usize, a: &[f32], b: &[f32], at: &TileAt, c: *mut f32, ldc: usize) {
+        let (rows, cols) = (at.rows, at.cols);
+        assert!(
+            (1..=MR).contains(&rows) && (1..=NR).contains(&cols) && ldc >= cols,
+            "tile: bad geometry"
+        );
+        assert!(
+            a.len() >= kc * MR && b.len() >= kc * NR,
+            "microkernel: short panel"
+        );
+        let (a, b, acc) = (a.as_ptr(), b.as_ptr(), at.accumulate);
+        if rows == MR && cols == NR {
+            // SAFETY: AVX-512F was detected (the value's existence proves it); the panels were
+            // length-checked above; the caller owns the full tile (`tile`'s contract with
+            // NATIVE_TILES: `rows × cols` elements at stride `ldc`).
+            return unsafe { kernel_12x32(kc, a, b, c, ldc, acc) };
+        }
+        let cols = cols as u32;
+        // SAFETY: as above; the edge kernel touches rows < `rows` and, through the masks,
+        // columns < `cols` only.
+        unsafe {
+            match rows {
+                1 => kernel_edge::<1>(kc, a, b, c, ldc, acc, cols),
+                2 => kernel_edge::<2>(kc, a, b, c, ldc, acc, cols),
+                3 => kernel_edge::<3>(kc, a, b, c, ldc, acc, cols),
+                4 => kernel_edge::<4>(kc, a, b, c, ldc, acc, cols),
+                5 => kernel_edge::<5>(kc, a, b, c, ldc, acc, cols),
+                6 => kernel_edge::<6>(kc, a, b, c, ldc, acc, cols),
+                7 => kernel_edge::<7>(kc, a, b, c, ldc, acc, cols),
+                8 => kernel_edge::<8>(kc, a, b, c, ldc, acc, cols),
+                9 => kernel_edge::<9>(kc, a, b, c, ldc, acc, cols),
+                10 => kernel_edge::<10>(kc, a, b, c, ldc, acc, cols),
+                11 => kernel_edge::<11>(kc, a, b, c, ldc, acc, cols),
+                _ => kernel_edge::<12>(kc, a, b, c, ldc, acc, cols),
+            }
+        }
+    }
 }
 
 impl SkinnyKernel for Avx512F32 {
@@ -75,7 +123,7 @@ impl SkinnyKernel for Avx512F32 {
     }
 }
 
-/// `C[0..12, 0..32] (+)= Σ_p A[p·12 + i] · B[p·32 + j]`.
+/// `C[0..12, 0..32] (+)= Σ_p A[p·12 + i] · B[p·32 + j]`: the full tile.
 ///
 /// # Safety
 /// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` writable
@@ -89,13 +137,53 @@ unsafe fn kernel_12x32(
     ldc: usize,
     accumulate: bool,
 ) {
+    // SAFETY: forwarded; without masks the kernel writes the 12 full rows of 32.
+    unsafe { kernel_rows::<MR, false>(kc, a, b, c, ldc, accumulate, NR as u32) }
+}
+
+/// An edge tile: `C[0..R, 0..cols] (+)= Σ_p A[p·12 + i] · B[p·32 + j]` from full-size panels.
+///
+/// # Safety
+/// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` readable
+/// and writable for rows `i < R` at `c + i·ldc`, `cols ≤ 32` floats each.
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_edge<const R: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    cols: u32,
+) {
+    // SAFETY: forwarded; the masks limit every access of C to columns < `cols`.
+    unsafe { kernel_rows::<R, true>(kc, a, b, c, ldc, accumulate, cols) }
+}
+
+/// The microkernel for the first `R` rows of a 12-row A panel (`R` accumulator pairs), with
+/// C accessed in full 32-wide rows or (`MASKED`) through masks for its first `cols` columns.
+///
+/// # Safety
+/// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` readable
+/// and writable for rows `i < R` at `c + i·ldc`, 32 floats each, or `cols` when `MASKED`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_rows<const R: usize, const MASKED: bool>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    cols: u32,
+) {
     // Start fetching the C tile now so its rows are in cache when the sums are written.
-    for i in 0..MR {
+    for i in 0..R {
         let row = c.wrapping_add(i * ldc) as *const i8;
         _mm_prefetch::<_MM_HINT_T0>(row);
         _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
     }
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
         // SAFETY: the caller guarantees `kc` steps of 32 B values and 12 A values.
@@ -105,7 +193,7 @@ unsafe fn kernel_12x32(
             _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(8 * MR) as *const i8);
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: `i < 12` values of this depth step of A are readable.
+            // SAFETY: `i < R ≤ 12` values of this depth step of A are readable.
             let ai = _mm512_set1_ps(unsafe { *a.add(i) });
             row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
             row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
@@ -116,17 +204,38 @@ unsafe fn kernel_12x32(
             b = b.add(NR);
         }
     }
+    // Column masks of the two 16-lane halves (all ones when not MASKED).
+    let (m0, m1): (__mmask16, __mmask16) = if MASKED {
+        let lo = cols.min(16);
+        let hi = cols.saturating_sub(16).min(16);
+        (
+            ((1u32 << lo) - 1) as __mmask16,
+            ((1u32 << hi) - 1) as __mmask16,
+        )
+    } else {
+        (!0, !0)
+    };
     for (i, row) in acc.iter().enumerate() {
-        // SAFETY: row `i < 12` of the C tile is writable for 32 floats (caller contract).
+        // SAFETY: row `i < R` of the C tile is accessible for 32 floats, or for the columns
+        // the masks select (caller contract); masked-off lanes are neither read nor written.
         unsafe {
             let ci = c.add(i * ldc);
             let (mut r0, mut r1) = (row[0], row[1]);
-            if accumulate {
-                r0 = _mm512_add_ps(r0, _mm512_loadu_ps(ci));
-                r1 = _mm512_add_ps(r1, _mm512_loadu_ps(ci.add(16)));
+            if MASKED {
+                if accumulate {
+                    r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, ci));
+                    r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, ci.add(16)));
+                }
+                _mm512_mask_storeu_ps(ci, m0, r0);
+                _mm512_mask_storeu_ps(ci.add(16), m1, r1);
+            } else {
+                if accumulate {
+                    r0 = _mm512_add_ps(r0, _mm512_loadu_ps(ci));
+                    r1 = _mm512_add_ps(r1, _mm512_loadu_ps(ci.add(16)));
+                }
+                _mm512_storeu_ps(ci, r0);
+                _mm512_storeu_ps(ci.add(16), r1);
             }
-            _mm512_storeu_ps(ci, r0);
-            _mm512_storeu_ps(ci.add(16), r1);
         }
     }
 }

@@ -66,10 +66,11 @@ pub(crate) fn check_tile_lengths(
 /// The driver owns the loop nest, the cache blocking and the threading; a kernel owns the
 /// register tile and what is written into C. Two kinds of kernel share the one driver:
 ///
-/// * **plain** kernels (the f32/f64 FMA kernels here) implement [`microkernel`]: a full
-///   `MR × NR` tile of `C (+)= A_panel · B_panel` into a slice. The driver's default
-///   [`tile`](GemmKernel::tile) calls it, and runs edge tiles into a scratch tile it then copies
-///   out;
+/// * **plain** kernels (the AVX2, portable and wasm f32/f64 FMA kernels here) implement
+///   [`microkernel`]: a full `MR × NR` tile of `C (+)= A_panel · B_panel` into a slice. The
+///   driver's default [`tile`](GemmKernel::tile) calls it, and runs edge tiles into a scratch
+///   tile it then copies out. The AVX-512 f32 kernel also overrides `tile` with native edge
+///   tiles (only the valid rows computed, columns masked), see [`avx512`];
 /// * **epilogue** kernels (the int8 kernels of `crate::int8`) override [`tile`](GemmKernel::tile):
 ///   the driver hands them the tile's coordinates ([`TileAt`]: row, column, depth block, valid
 ///   rows and columns), from which they look up their side data (per-row and per-column scales,
@@ -392,6 +393,71 @@ pub(crate) mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A kernel with `NATIVE_TILES` computes every edge tile (`rows × cols` of the full panels)
+    /// exactly, overwriting or accumulating, and leaves every element outside it untouched.
+    fn check_native_edges<K: GemmKernel<A = f32, B = f32, C = f32>>(k: K) {
+        if !K::NATIVE_TILES {
+            return;
+        }
+        let (mr, nr) = (K::MR, K::NR);
+        let mut rng = nanotensor::rng::Rng::new(11);
+        let kc = 9;
+        let a: Vec<f32> = (0..kc * mr)
+            .map(|_| rng.uniform(-3.0, 3.0).round() as f32)
+            .collect();
+        let b: Vec<f32> = (0..kc * nr)
+            .map(|_| rng.uniform(-3.0, 3.0).round() as f32)
+            .collect();
+        let mut pa = vec![0.0f32; kc * mr];
+        k.pack_a(MatRef::new(&a, mr, kc, kc, 1), |x| x, &mut pa);
+        let mut pb = vec![0.0f32; kc * nr];
+        k.pack_b(MatRef::new(&b, kc, nr, nr, 1), |x| x, &mut pb);
+        let ldc = nr + 5;
+        const CANARY: f32 = -12345.0;
+        for rows in 1..=mr {
+            for cols in [1, 2, nr / 2 - 1, nr / 2, nr / 2 + 1, nr - 1, nr] {
+                for accumulate in [false, true] {
+                    let mut c = vec![CANARY; mr * ldc];
+                    let at = TileAt {
+                        row: 0,
+                        col: 0,
+                        k_block: 0,
+                        k0: 0,
+                        rows,
+                        cols,
+                        accumulate,
+                    };
+                    // SAFETY: `c` holds MR rows of `ldc ≥ NR` elements, all ours.
+                    unsafe { k.tile(kc, &pa, &pb, &at, c.as_mut_ptr(), ldc) };
+                    for i in 0..mr {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j];
+                            if i < rows && j < cols {
+                                let sum: f32 = (0..kc).map(|p| a[i * kc + p] * b[p * nr + j]).sum();
+                                let want = if accumulate { CANARY + sum } else { sum };
+                                assert_eq!(got, want, "{} {rows}x{cols} ({i},{j})", k.name());
+                            } else {
+                                assert_eq!(
+                                    got,
+                                    CANARY,
+                                    "{} {rows}x{cols} wrote ({i},{j})",
+                                    k.name()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn native_edge_tiles_write_exactly_the_valid_part() {
+        for kern in F32Kernel::available() {
+            with_f32_kernel!(kern, k => check_native_edges(k));
         }
     }
 
