@@ -86,14 +86,34 @@ multiversion! {
 }
 
 multiversion! {
-    /// One group of four `k` of a B panel: `out[c] = 4 offset-binary codes of column c`, the
-    /// code of row `t` in byte `t` (little-endian), `q = clamp(round(x·inv[c]), ±127) + 128`.
-    fn quantize_pack_group(r0: &[f32], r1: &[f32], r2: &[f32], r3: &[f32], inv: &[f32], out: &mut [u8]) {
+    /// Group `g` (four consecutive `k`: rows `r0..r3` of B, restricted to some run of whole
+    /// panels) of every panel in `out` (panel `p` at `p·panel_len`, its group `g` at `g·nr·4`):
+    /// per column `c`, 4 offset-binary codes, the code of row `t` in byte `t`,
+    /// `q = clamp(round(x·inv[c]), ±127) + 128`.
+    ///
+    /// Rows are read front to back and each panel gets one contiguous `4·nr`-byte run, so a
+    /// call streams 4 rows of B once (walking a panel down all of `k` instead reads B in
+    /// 128-byte strips a row apart).
+    fn quantize_pack_rows(
+        r0: &[f32],
+        r1: &[f32],
+        r2: &[f32],
+        r3: &[f32],
+        inv: &[f32],
+        nr: usize,
+        panel_len: usize,
+        g: usize,
+        out: &mut [u8]
+    ) {
         let q = |x: f32, r: f32| ((quantize_value(x, r) as u8) ^ 0x80) as u32;
-        for (c, o) in out.chunks_exact_mut(4).enumerate().take(inv.len()) {
-            let r = inv[c];
-            let word = q(r0[c], r) | (q(r1[c], r) << 8) | (q(r2[c], r) << 16) | (q(r3[c], r) << 24);
-            o.copy_from_slice(&word.to_le_bytes());
+        let strips = r0.chunks(nr).zip(r1.chunks(nr)).zip(r2.chunks(nr)).zip(r3.chunks(nr));
+        for (p, ((((a, b), c), d), s)) in strips.zip(inv.chunks(nr)).enumerate() {
+            let o = &mut out[p * panel_len + g * nr * 4..][..s.len() * 4];
+            let cols = a.iter().zip(b).zip(c).zip(d).zip(s);
+            for (w, ((((&x0, &x1), &x2), &x3), &r)) in o.chunks_exact_mut(4).zip(cols) {
+                let word = q(x0, r) | (q(x1, r) << 8) | (q(x2, r) << 16) | (q(x3, r) << 24);
+                w.copy_from_slice(&word.to_le_bytes());
+            }
         }
     }
 }
@@ -148,21 +168,23 @@ pub fn quantize_pack_b(
     let threads = pool.map_or(1, Pool::threads).min(panels);
     let per_task = panels.div_ceil(threads);
     let fill = |t: usize, chunk: &mut [u8]| {
-        for (pp, panel) in chunk.chunks_mut(nr * kp).enumerate() {
-            let p = t * per_task + pp;
-            let (j0, w) = (p * nr, nr.min(n - p * nr));
-            for g in 0..kp / 4 {
-                let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
-                quantize_pack_group(
-                    level,
-                    &rows[0][j0..j0 + w],
-                    &rows[1][j0..j0 + w],
-                    &rows[2][j0..j0 + w],
-                    &rows[3][j0..j0 + w],
-                    &inv[j0..j0 + w],
-                    &mut panel[g * nr * 4..g * nr * 4 + w * 4],
-                );
-            }
+        // This task's panels cover columns j0..j1.
+        let j0 = t * per_task * nr;
+        let j1 = (j0 + chunk.len() / kp).min(n);
+        for g in 0..kp / 4 {
+            let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
+            quantize_pack_rows(
+                level,
+                &rows[0][j0..j1],
+                &rows[1][j0..j1],
+                &rows[2][j0..j1],
+                &rows[3][j0..j1],
+                &inv[j0..j1],
+                nr,
+                nr * kp,
+                g,
+                chunk,
+            );
         }
     };
     match pool {
