@@ -86,7 +86,7 @@ multiversion! {
 }
 
 multiversion! {
-    /// Group `g` (four consecutive `k`: rows `r0..r3` of B, restricted to some run of whole
+    /// Group `g` (four consecutive `k`: `rows` of B, restricted to some run of whole
     /// panels) of every panel in `out` (panel `p` at `p·panel_len`, its group `g` at `g·nr·4`):
     /// per column `c`, 4 offset-binary codes, the code of row `t` in byte `t`,
     /// `q = clamp(round(x·inv[c]), ±127) + 128`.
@@ -95,10 +95,7 @@ multiversion! {
     /// call streams 4 rows of B once (walking a panel down all of `k` instead reads B in
     /// 128-byte strips a row apart).
     fn quantize_pack_rows(
-        r0: &[f32],
-        r1: &[f32],
-        r2: &[f32],
-        r3: &[f32],
+        rows: [&[f32]; 4],
         inv: &[f32],
         nr: usize,
         panel_len: usize,
@@ -106,6 +103,7 @@ multiversion! {
         out: &mut [u8]
     ) {
         let q = |x: f32, r: f32| ((quantize_value(x, r) as u8) ^ 0x80) as u32;
+        let [r0, r1, r2, r3] = rows;
         let strips = r0.chunks(nr).zip(r1.chunks(nr)).zip(r2.chunks(nr)).zip(r3.chunks(nr));
         for (p, ((((a, b), c), d), s)) in strips.zip(inv.chunks(nr)).enumerate() {
             let o = &mut out[p * panel_len + g * nr * 4..][..s.len() * 4];
@@ -175,10 +173,7 @@ pub fn quantize_pack_b(
             let rows = [row(4 * g), row(4 * g + 1), row(4 * g + 2), row(4 * g + 3)];
             quantize_pack_rows(
                 level,
-                &rows[0][j0..j1],
-                &rows[1][j0..j1],
-                &rows[2][j0..j1],
-                &rows[3][j0..j1],
+                rows.map(|r| &r[j0..j1]),
                 &inv[j0..j1],
                 nr,
                 nr * kp,
