@@ -309,13 +309,7 @@ fn check_operand<T: Element>(op: &'static str, level: Level, orig: &[T], x: &[f3
     if quantize::all_finite(level, x) {
         return Ok(());
     }
-    if let Some(p) = orig.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            op,
-            index: p,
-            value: orig[p].as_f64(),
-        });
-    }
+    crate::multiversion::check_finite(op, level, orig)?;
     let p = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
     Err(Error::invalid_arg(
         op,

@@ -32,6 +32,23 @@ pub fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
 
+/// Writes the codes of row `r` of an A panel (`mr` rows), starting at group `g0` (codes
+/// `4·g0..`): group `g` (4 consecutive `k`) goes to panel bytes `(g·mr + r)·4 .. +4`; a last
+/// partial group fills the front of its slot.
+#[inline]
+pub(super) fn scatter_quads(codes: &[i8], panel: &mut [i8], g0: usize, mr: usize, r: usize) {
+    let mut quads = codes.chunks_exact(4);
+    for (g, quad) in (&mut quads).enumerate() {
+        let dst = ((g0 + g) * mr + r) * 4;
+        panel[dst..dst + 4].copy_from_slice(quad);
+    }
+    let tail = quads.remainder();
+    if !tail.is_empty() {
+        let dst = ((g0 + codes.len() / 4) * mr + r) * 4;
+        panel[dst..dst + tail.len()].copy_from_slice(tail);
+    }
+}
+
 /// A operand packed into `MR`-row panels, with its offset corrections per `kc` block.
 #[derive(Debug, Default)]
 pub struct PackedA {
@@ -59,22 +76,13 @@ pub struct PackedA {
 
 impl PackedA {
     /// Packs `m` rows of `k` codes (row `i` at `codes[i·k..]`) for tiles of `mr` rows and `kc`
-    /// blocks (`kc` a multiple of 4). Reuses the buffers.
+    /// blocks (`kc` a multiple of 4), with their offset corrections. Reuses the buffers.
+    ///
+    /// The backend quantizes and packs activations in one pass
+    /// ([`super::quantize::quantize_pack_a`]); this two-step form packs codes that already exist
+    /// (kernel tests, benchmarks, and the reference that pass is tested against).
     pub fn pack(&mut self, codes: &[i8], m: usize, k: usize, mr: usize, kc: usize) {
-        self.pack_on(None, codes, m, k, mr, kc);
-    }
-
-    /// [`PackedA::pack`] with the panels shared among the workers of `pool`.
-    pub fn pack_on(
-        &mut self,
-        pool: Option<&Pool>,
-        codes: &[i8],
-        m: usize,
-        k: usize,
-        mr: usize,
-        kc: usize,
-    ) {
-        self.pack_codes(pool, codes, m, k, mr, kc);
+        self.pack_codes(None, codes, m, k, mr, kc);
         self.corr.clear();
         self.corr.resize(m.div_ceil(mr) * self.kblocks * mr, 0);
         for i in 0..m {
@@ -87,7 +95,19 @@ impl PackedA {
         }
     }
 
-    /// [`PackedA::pack_on`] without the per-row corrections `corr` (left empty): for per-block
+    /// Sizes the buffers for `m × k` codes in `mr`-row panels and `kc` blocks (`kc` a multiple
+    /// of 4): `data` zeroed (padding must be 0), `corr` emptied, per-row scales mode.
+    pub(super) fn reset(&mut self, m: usize, k: usize, mr: usize, kc: usize) {
+        debug_assert!(kc.is_multiple_of(4) && kc > 0);
+        let kp = round_up(k, 4);
+        self.data.clear();
+        self.data.resize(m.div_ceil(mr) * mr * kp, 0);
+        self.corr.clear();
+        (self.mr, self.kp, self.kc, self.kblocks) = (mr, kp, kc, k.div_ceil(kc));
+        self.block_len = None;
+    }
+
+    /// [`PackedA::pack`] without the per-row corrections `corr` (left empty): for per-block
     /// scales, whose corrections [`PackedA::set_block_scales`] computes instead.
     pub fn pack_codes(
         &mut self,
@@ -98,15 +118,9 @@ impl PackedA {
         mr: usize,
         kc: usize,
     ) {
-        debug_assert!(kc.is_multiple_of(4) && kc > 0 && codes.len() >= m * k);
-        let kp = round_up(k, 4);
-        let panels = m.div_ceil(mr);
-        let kblocks = k.div_ceil(kc);
-        self.data.clear();
-        self.data.resize(panels * mr * kp, 0);
-        self.corr.clear();
-        (self.mr, self.kp, self.kc, self.kblocks) = (mr, kp, kc, kblocks);
-        self.block_len = None;
+        debug_assert!(codes.len() >= m * k);
+        self.reset(m, k, mr, kc);
+        let (kp, panels) = (self.kp, m.div_ceil(mr));
         let threads = pool.map_or(1, Pool::threads).min(panels);
         let per_task = panels.div_ceil(threads);
         let fill = |t: usize, chunk: &mut [i8]| {
@@ -114,17 +128,7 @@ impl PackedA {
                 let p = t * per_task + pp;
                 for r in 0..mr.min(m - p * mr) {
                     let i = p * mr + r;
-                    let row = &codes[i * k..(i + 1) * k];
-                    let mut quads = row.chunks_exact(4);
-                    for (g, quad) in (&mut quads).enumerate() {
-                        let dst = (g * mr + r) * 4;
-                        panel[dst..dst + 4].copy_from_slice(quad);
-                    }
-                    let tail = quads.remainder();
-                    if !tail.is_empty() {
-                        let dst = ((k / 4) * mr + r) * 4;
-                        panel[dst..dst + tail.len()].copy_from_slice(tail);
-                    }
+                    scatter_quads(&codes[i * k..(i + 1) * k], panel, 0, mr, r);
                 }
             }
         };

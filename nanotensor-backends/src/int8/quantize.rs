@@ -7,7 +7,7 @@
 //! `round_ties_even` into `vrndscaleps` and the loops into 16-lane code). [`Level`] picks the
 //! copy at run time.
 
-use super::pack::{round_up, PackedA, PackedB};
+use super::pack::{scatter_quads, PackedA, PackedB};
 use crate::scales::ActGranularity;
 use crate::threads::Pool;
 use nanotensor::quant::{inverse_scale, scale_for_max_abs};
@@ -202,7 +202,7 @@ multiversion! {
 }
 
 /// Quantizes A (`m × k`, finite or not) with one scale per row (per tensor: all equal) and packs
-/// it for the kernels in the same pass, filling `pa` as [`PackedA::pack_on`] does (codes in
+/// it for the kernels in the same pass, filling `pa` as [`PackedA::pack`] does (codes in
 /// `MR`-row panels, offset corrections `128·Σ a` per row and `kc` block).
 ///
 /// One pass instead of four (scan for NaN, quantize into a row-major code matrix, repack it
@@ -237,15 +237,9 @@ pub fn quantize_pack_a(
         return None;
     }
     let scales: Vec<f32> = maxima.into_iter().map(scale_for_max_abs).collect();
-    let kp = round_up(k, 4);
-    let panels = m.div_ceil(mr);
-    let kblocks = k.div_ceil(kc);
-    pa.data.clear();
-    pa.data.resize(panels * mr * kp, 0);
-    pa.corr.clear();
+    pa.reset(m, k, mr, kc);
+    let (kp, kblocks, panels) = (pa.kp, pa.kblocks, m.div_ceil(mr));
     pa.corr.resize(panels * kblocks * mr, 0);
-    (pa.mr, pa.kp, pa.kc, pa.kblocks) = (mr, kp, kc, kblocks);
-    pa.block_len = None;
     let threads = pool.map_or(1, Pool::threads).min(panels);
     let per_task = panels.div_ceil(threads);
     // Each task owns whole panels: its slice of the codes and of the corrections.
@@ -270,19 +264,8 @@ pub fn quantize_pack_a(
                         let codes = &mut stage[..src.len()];
                         quantize_slice(level, src, inv, codes);
                         sum = sum.wrapping_add(sum_codes(level, codes));
-                        // Group g of the row (4 consecutive k) goes to panel bytes
-                        // (g·MR + r)·4 .. +4; kc and STAGE are multiples of 4.
-                        let g0 = (blk * kc + s * STAGE) / 4;
-                        let mut quads = codes.chunks_exact(4);
-                        for (g, quad) in (&mut quads).enumerate() {
-                            let dst = ((g0 + g) * mr + r) * 4;
-                            panel[dst..dst + 4].copy_from_slice(quad);
-                        }
-                        let tail = quads.remainder();
-                        if !tail.is_empty() {
-                            let dst = ((g0 + codes.len() / 4) * mr + r) * 4;
-                            panel[dst..dst + tail.len()].copy_from_slice(tail);
-                        }
+                        // kc and STAGE are multiples of 4: this stage starts a group.
+                        scatter_quads(codes, panel, (blk * kc + s * STAGE) / 4, mr, r);
                     }
                     // Wrapping on purpose: only the result modulo 2³² matters (kernel docs).
                     corr_p[blk * mr + r] = sum.wrapping_mul(128);

@@ -49,9 +49,19 @@ impl GemmKernel for Avx512F32 {
     fn microkernel(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, acc: bool) {
         super::check_tile_lengths(kc, (MR, NR), a.len(), b.len(), c.len(), ldc);
         // SAFETY: `self` exists only if AVX-512F was detected (see `new`), and the lengths of
-        // `a`, `b` and `c` were checked by `check_tile_lengths` against what `kernel_12x32`
+        // `a`, `b` and `c` were checked by `check_tile_lengths` against what `kernel_rows`
         // reads and writes.
-        unsafe { kernel_12x32(kc, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, acc) }
+        unsafe {
+            kernel_rows::<MR, false>(
+                kc,
+                a.as_ptr(),
+                b.as_ptr(),
+                c.as_mut_ptr(),
+                ldc,
+                acc,
+                NR as u32,
+            )
+        }
     }
 
     /// Edge tiles are computed in place: only the valid rows are multiplied (a 256-row C ends
@@ -74,25 +84,25 @@ impl GemmKernel for Avx512F32 {
             // SAFETY: AVX-512F was detected (the value's existence proves it); the panels were
             // length-checked above; the caller owns the full tile (`tile`'s contract with
             // NATIVE_TILES: `rows × cols` elements at stride `ldc`).
-            return unsafe { kernel_12x32(kc, a, b, c, ldc, acc) };
+            return unsafe { kernel_rows::<MR, false>(kc, a, b, c, ldc, acc, NR as u32) };
         }
         let cols = cols as u32;
         // SAFETY: as above; the edge kernel touches rows < `rows` and, through the masks,
         // columns < `cols` only.
         unsafe {
             match rows {
-                1 => kernel_edge::<1>(kc, a, b, c, ldc, acc, cols),
-                2 => kernel_edge::<2>(kc, a, b, c, ldc, acc, cols),
-                3 => kernel_edge::<3>(kc, a, b, c, ldc, acc, cols),
-                4 => kernel_edge::<4>(kc, a, b, c, ldc, acc, cols),
-                5 => kernel_edge::<5>(kc, a, b, c, ldc, acc, cols),
-                6 => kernel_edge::<6>(kc, a, b, c, ldc, acc, cols),
-                7 => kernel_edge::<7>(kc, a, b, c, ldc, acc, cols),
-                8 => kernel_edge::<8>(kc, a, b, c, ldc, acc, cols),
-                9 => kernel_edge::<9>(kc, a, b, c, ldc, acc, cols),
-                10 => kernel_edge::<10>(kc, a, b, c, ldc, acc, cols),
-                11 => kernel_edge::<11>(kc, a, b, c, ldc, acc, cols),
-                _ => kernel_edge::<12>(kc, a, b, c, ldc, acc, cols),
+                1 => kernel_rows::<1, true>(kc, a, b, c, ldc, acc, cols),
+                2 => kernel_rows::<2, true>(kc, a, b, c, ldc, acc, cols),
+                3 => kernel_rows::<3, true>(kc, a, b, c, ldc, acc, cols),
+                4 => kernel_rows::<4, true>(kc, a, b, c, ldc, acc, cols),
+                5 => kernel_rows::<5, true>(kc, a, b, c, ldc, acc, cols),
+                6 => kernel_rows::<6, true>(kc, a, b, c, ldc, acc, cols),
+                7 => kernel_rows::<7, true>(kc, a, b, c, ldc, acc, cols),
+                8 => kernel_rows::<8, true>(kc, a, b, c, ldc, acc, cols),
+                9 => kernel_rows::<9, true>(kc, a, b, c, ldc, acc, cols),
+                10 => kernel_rows::<10, true>(kc, a, b, c, ldc, acc, cols),
+                11 => kernel_rows::<11, true>(kc, a, b, c, ldc, acc, cols),
+                _ => kernel_rows::<12, true>(kc, a, b, c, ldc, acc, cols),
             }
         }
     }
@@ -123,50 +133,13 @@ impl SkinnyKernel for Avx512F32 {
     }
 }
 
-/// `C[0..12, 0..32] (+)= Σ_p A[p·12 + i] · B[p·32 + j]`: the full tile.
-///
-/// # Safety
-/// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` writable
-/// for rows `i < 12` at `c + i·ldc`, 32 floats each.
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_12x32(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    // SAFETY: forwarded; without masks the kernel writes the 12 full rows of 32.
-    unsafe { kernel_rows::<MR, false>(kc, a, b, c, ldc, accumulate, NR as u32) }
-}
-
-/// An edge tile: `C[0..R, 0..cols] (+)= Σ_p A[p·12 + i] · B[p·32 + j]` from full-size panels.
-///
-/// # Safety
-/// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` readable
-/// and writable for rows `i < R` at `c + i·ldc`, `cols ≤ 32` floats each.
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_edge<const R: usize>(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-    cols: u32,
-) {
-    // SAFETY: forwarded; the masks limit every access of C to columns < `cols`.
-    unsafe { kernel_rows::<R, true>(kc, a, b, c, ldc, accumulate, cols) }
-}
-
-/// The microkernel for the first `R` rows of a 12-row A panel (`R` accumulator pairs), with
-/// C accessed in full 32-wide rows or (`MASKED`) through masks for its first `cols` columns.
+/// The microkernel: `C[0..R, 0..cols] (+)= Σ_p A[p·12 + i] · B[p·32 + j]` for the first `R`
+/// rows of a 12-row A panel (`R` accumulator pairs). The full tile is `R = 12` unmasked (C read
+/// and written in whole 32-wide rows); an edge tile is `MASKED`, its first `cols` columns only.
 ///
 /// # Safety
 /// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` readable
 /// and writable for rows `i < R` at `c + i·ldc`, 32 floats each, or `cols` when `MASKED`.
-#[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel_rows<const R: usize, const MASKED: bool>(
     kc: usize,
