@@ -71,6 +71,8 @@ pub trait Backend: Send + Sync {
     ///
     /// # Errors
     /// Those of [`Backend::matmul`], and [`Error::ShapeMismatch`] if `out` has another shape.
+    /// After an [`Error::NonFinite`] the contents of `out` are unspecified: a backend may find
+    /// the NaN/∞ through the product itself (see the blocked backend).
     fn matmul_into<T: Element>(
         &self,
         a: &Tensor<T>,

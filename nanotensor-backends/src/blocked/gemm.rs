@@ -39,11 +39,13 @@
 //!
 //! # Tasks and threads
 //! Products under [`GemmKernel::PAR_MIN_MACS`] run on the caller. Otherwise C's rows are split
-//! into one range per thread (`⌈m / threads⌉` rounded up to `MR`). When B is pre-packed, or
-//! each thread has at least [`OWN_B_ROWS`] rows, every task runs the whole loop nest on its own
-//! piece of C (packing its own B~ if B is strided): one fork-join per product. Short row ranges
-//! with a strided B instead share one packed B~ per depth block, packed in parallel, with the
-//! row ranges forked inside LOOP 4.
+//! into one range per thread (`⌈m / threads⌉` rounded up to `MR`). When B is pre-packed, every
+//! task runs the whole loop nest on its own piece of C: one fork-join per product. A strided B
+//! is instead packed once per depth block into one B~ that all threads share, each packing an
+//! equal share of its micro-panels, with the row ranges forked inside LOOP 4 (two fork-joins
+//! per depth block). Each thread packing all of B~ for itself instead saves the second
+//! fork-join but doubles the packing: measured interleaved on 2 threads, the shared B~ was
+//! 1–2 % faster at 512³–2048³.
 //!
 //! When both operands are [`Panels`] the nest packs nothing, so tasks cost nothing to split
 //! finely: each task is one `mc`-row block (tasks run outermost, in order when single-threaded,
@@ -60,15 +62,12 @@ pub use super::operands::{ASource, BSource, Blocking, PackedB, Panels};
 use super::operands::{COut, PanelRun};
 use super::pack::{packed_len, with_workspace, MatRef, Slot};
 use crate::threads::Pool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Multiply-adds (`m·n·k`) below which a product of the f32 kernels runs on one thread (a 128³
 /// product takes ~15 µs on one core, comparable to waking a sleeping worker); the default of
 /// [`GemmKernel::PAR_MIN_MACS`].
 pub const PAR_MIN_MACS: usize = 1 << 21;
-
-/// Rows per thread from which each thread packs its own copy of a strided B~ (see the module
-/// docs).
-pub const OWN_B_ROWS: usize = 192;
 
 /// `C ← A·B` through the loop nest of the module docs, for strided A.
 ///
@@ -81,6 +80,14 @@ pub const OWN_B_ROWS: usize = 192;
 ///   Overwritten (not accumulated into).
 ///
 /// `m`, `k`, `n` must be non-zero (callers validate shapes first).
+///
+/// # Returns
+/// Whether the kernel flagged NaN or ±∞ in the finished C (only kernels with
+/// [`GemmKernel::FLAGS_NON_FINITE`] do; others always give `false`). For a float product a
+/// `false` from a flagging kernel proves both operands finite: NaN and ±∞ are absorbing —
+/// `NaN·x`, `±∞·0` are NaN, `±∞·x` is ±∞ for `x ≠ 0`, and a sum holding a NaN or ±∞ term is
+/// NaN or ±∞ — so a non-finite `A[i, p]` leaves every `C[i, j]` non-finite, and a non-finite
+/// `B[p, j]` every `C[i, j]`. A `true` may also come from finite operands whose sums overflow.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<K, SA, SB>(
     kernel: K,
@@ -91,7 +98,8 @@ pub fn gemm<K, SA, SB>(
     conv_b: impl Fn(SB) -> K::B + Sync + Copy,
     c: &mut [K::C],
     ldc: usize,
-) where
+) -> bool
+where
     K: GemmKernel,
     SA: bytemuck::Pod + Sync,
     SB: bytemuck::Pod + Sync,
@@ -106,7 +114,7 @@ pub fn gemm<K, SA, SB>(
         None,
         c,
         ldc,
-    );
+    )
 }
 
 /// `C ← A·B` through the loop nest of the module docs, for any operand sources.
@@ -118,6 +126,9 @@ pub fn gemm<K, SA, SB>(
 ///   [`Blocking`] of `k` (or the one a [`BSource::Packed`] was packed with). Operands whose side
 ///   data was computed per depth block (the int8 offset corrections) pass the `kc` they were
 ///   packed with.
+///
+/// # Returns
+/// Whether the kernel flagged NaN or ±∞ in the finished C, as [`gemm`].
 ///
 /// # Panics
 /// On inconsistent operands (inner dimensions, a `PackedB` of another kernel, short panels):
@@ -133,7 +144,8 @@ pub fn gemm_ext<K, SA, SB>(
     kc: Option<usize>,
     c: &mut [K::C],
     ldc: usize,
-) where
+) -> bool
+where
     K: GemmKernel,
     SA: bytemuck::Pod + Sync,
     SB: bytemuck::Pod + Sync,
@@ -164,6 +176,10 @@ pub fn gemm_ext<K, SA, SB>(
         blocking.kc > 0 && blocking.kc.is_multiple_of(K::KGROUP),
         "gemm: kc"
     );
+    assert!(
+        K::NATIVE_TILES || !K::FLAGS_NON_FINITE,
+        "gemm: a flagging kernel writes C natively"
+    );
     let kp = k.div_ceil(K::KGROUP) * K::KGROUP;
     if let ASource::Panels(p) = a {
         assert!(p.panel_stride >= K::MR * kp, "gemm: A panel stride");
@@ -189,10 +205,13 @@ pub fn gemm_ext<K, SA, SB>(
         conv_a,
         conv_b,
         blocking,
+        non_finite: AtomicBool::new(false),
     };
     // SAFETY: `out` views the `m × n` matrix at stride `ldc` inside `c` (length checked above),
     // which stays mutably borrowed until `nest` returns.
     unsafe { nest(&ops, pool, a, b, out, 0, 0) };
+    // Every task has ended (the pool's join orders their stores before this load).
+    ops.non_finite.load(Ordering::Relaxed)
 }
 
 /// What every task of one product shares.
@@ -201,6 +220,8 @@ struct Ops<K, FA, FB> {
     conv_a: FA,
     conv_b: FB,
     blocking: Blocking,
+    /// Set by any task whose tiles flagged NaN/±∞ in the finished C.
+    non_finite: AtomicBool,
 }
 
 /// The loop nest on the piece of C whose top-left element is `(row0, col0)` of the product
@@ -257,13 +278,10 @@ unsafe fn nest<K, SA, SB, FA, FB>(
     };
     let cols_per_task = n.div_ceil(nr).div_ceil(col_tasks) * nr;
 
-    // With enough rows per thread (or B already packed), each task runs the whole loop nest on
-    // its own piece of C, packing its own B~ when B is strided: one fork-join per product
-    // instead of two per depth block, which matters when the cores are shared. Duplicating the
-    // B packing costs O(k·n) per thread against O(rows·k·n) of FMAs, so it only pays for tall
-    // row blocks; short ones share one packed B~ (below).
+    // B already packed: each task runs the whole loop nest on its own piece of C, one
+    // fork-join per product. A strided B is packed into one shared B~ per depth block (below).
     let prepacked = !matches!(b, BSource::Strided(_));
-    let own_nest = whole || (pool.is_some() && (prepacked || rows_per_task >= OWN_B_ROWS));
+    let own_nest = whole || (pool.is_some() && prepacked);
     let tasks = row_tasks * col_tasks;
     if tasks > 1 && own_nest {
         let task = |t: usize| {
@@ -313,6 +331,7 @@ unsafe fn nest<K, SA, SB, FA, FB>(
                     k_block: pb,
                     k0: pc,
                     accumulate: pc > 0,
+                    last: pc + kcl == k,
                 };
                 let run_rows = |task: usize| {
                     let r0 = task * rows_per_task;
@@ -346,9 +365,12 @@ unsafe fn nest<K, SA, SB, FA, FB>(
                             };
                             // SAFETY: rows r0+ic .. r0+ic+mcl × columns jc .. jc+ncl lie inside
                             // this piece of C, whose row range r0.. belongs to this task alone.
-                            unsafe {
+                            let flagged = unsafe {
                                 macro_kernel(kernel, &step, &tiles, c.at(r0 + ic, jc), &mut edge)
                             };
+                            if flagged {
+                                ops.non_finite.store(true, Ordering::Relaxed);
+                            }
                         }
                     });
                 };
@@ -367,6 +389,8 @@ struct Step {
     k_block: usize,
     k0: usize,
     accumulate: bool,
+    /// The last depth block: the tiles write finished values of C.
+    last: bool,
 }
 
 /// One packed A block (`mcl` rows) and one packed B block (`ncl` columns) of the macro-kernel,
@@ -381,7 +405,8 @@ struct Tiles<'a, A, B> {
 }
 
 /// LOOP 2 and LOOP 1 over one packed A block and one packed B block: every `MR × NR` tile of
-/// `c` (which points at the block's top-left element).
+/// `c` (which points at the block's top-left element). Returns whether a tile flagged NaN/±∞
+/// (see [`GemmKernel::tile`]).
 ///
 /// # Safety
 /// `c` must be valid for reads and writes of the `mcl × ncl` block at stride `c.ldc`, touched
@@ -393,8 +418,9 @@ unsafe fn macro_kernel<K: GemmKernel>(
     t: &Tiles<'_, K::A, K::B>,
     c: COut<K::C>,
     edge: &mut [K::C],
-) {
+) -> bool {
     let (mr, nr) = (K::MR, K::NR);
+    let mut flagged = false;
     for jr in 0..t.ncl.div_ceil(nr) {
         // LOOP 2: one NR-wide B micro-panel, kept in L1 across LOOP 1.
         let b_panel = t.b.get(jr);
@@ -413,12 +439,13 @@ unsafe fn macro_kernel<K: GemmKernel>(
                 rows: mr_eff,
                 cols: nr_eff,
                 accumulate: step.accumulate,
+                last: step.last,
             };
             let tile = c.at(i, j);
             if K::NATIVE_TILES || (mr_eff == mr && nr_eff == nr) {
                 // SAFETY: the tile's valid rows × columns lie inside the block the caller gave
                 // us; a full tile's span lies inside it too (plain kernels).
-                unsafe { kernel.tile(step.kcp, a_panel, b_panel, &at, tile.ptr, c.ldc) };
+                flagged |= unsafe { kernel.tile(step.kcp, a_panel, b_panel, &at, tile.ptr, c.ldc) };
             } else {
                 let full = TileAt {
                     rows: mr,
@@ -426,8 +453,11 @@ unsafe fn macro_kernel<K: GemmKernel>(
                     accumulate: false,
                     ..at
                 };
-                // SAFETY: `edge` is a private MR × NR tile at stride NR.
-                unsafe { kernel.tile(step.kcp, a_panel, b_panel, &full, edge.as_mut_ptr(), nr) };
+                // SAFETY: `edge` is a private MR × NR tile at stride NR. (Its flag is not C's:
+                // flagging kernels have native tiles, asserted in `gemm_ext`.)
+                let _ = unsafe {
+                    kernel.tile(step.kcp, a_panel, b_panel, &full, edge.as_mut_ptr(), nr)
+                };
                 for (ii, tile_row) in edge.chunks_exact(nr).take(mr_eff).enumerate() {
                     // SAFETY: row ii < mr_eff of the tile holds nr_eff elements of the block.
                     let row = unsafe { std::slice::from_raw_parts_mut(tile.at(ii, 0).ptr, nr_eff) };
@@ -438,6 +468,7 @@ unsafe fn macro_kernel<K: GemmKernel>(
             }
         }
     }
+    flagged
 }
 /// Packs a `kcl × ncl` block of B, its micro-panels split evenly across the pool's workers.
 fn pack_b_parallel<K: GemmKernel, S: bytemuck::Pod + Sync>(

@@ -208,6 +208,54 @@ fn matmul_rejects_bad_input_with_errors() {
     assert!(BlockedBackend::new(0).is_err());
 }
 
+/// Every NaN/±∞ in either operand is reported with its flat index, whichever path found it:
+/// the AVX-512 kernel's flag on the finished C (which must survive depth blocks, threads and
+/// batches) or the operand scan. Finite operands whose sums overflow are not an error.
+#[test]
+fn matmul_names_every_non_finite_operand_element() {
+    // (a shape, b shape): two depth blocks (k > kc), a threaded product, a batch.
+    let cases: [(&[usize], &[usize]); 3] = [
+        (&[37, 600], &[600, 45]),
+        (&[160, 128], &[128, 130]),
+        (&[2, 20, 30], &[2, 30, 17]),
+    ];
+    for threads in [1, 2] {
+        let be = BlockedBackend::new(threads).unwrap();
+        for (sa, sb) in cases {
+            let a = Tensor::<f32>::randn(sa, 1.0, 3).unwrap();
+            let b = Tensor::<f32>::randn(sb, 1.0, 4).unwrap();
+            assert!(be.matmul(&a, &b).is_ok());
+            for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for (in_a, len) in [(true, a.numel()), (false, b.numel())] {
+                    for pos in [0, len / 2 + 1, len - 1] {
+                        let (mut a, mut b) = (a.clone(), b.clone());
+                        let x = if in_a { &mut a } else { &mut b };
+                        x.as_mut_slice()[pos] = special;
+                        match be.matmul(&a, &b) {
+                            Err(Error::NonFinite { index, .. }) => assert_eq!(index, pos),
+                            other => panic!("{sa:?}·{sb:?} {special} at {pos}: {other:?}"),
+                        }
+                    }
+                }
+            }
+            // ∞ times a zero row of B is NaN, not ∞; both count.
+            let (mut a, mut b) = (a.clone(), b.clone());
+            a.as_mut_slice()[1] = f32::INFINITY;
+            let n = *sb.last().unwrap();
+            b.as_mut_slice()[n..2 * n].fill(0.0);
+            assert!(matches!(
+                be.matmul(&a, &b),
+                Err(Error::NonFinite { index: 1, .. })
+            ));
+            // Finite operands, overflowing sums: infinite C, no error (as the naive backend).
+            let big_a = Tensor::full(sa, 1e30f32).unwrap();
+            let big_b = Tensor::full(sb, 1e30f32).unwrap();
+            let c = be.matmul(&big_a, &big_b).unwrap();
+            assert!(c.as_slice().iter().all(|v| *v == f32::INFINITY));
+        }
+    }
+}
+
 /// `linear(x, prepare(W))` against the f64 product `x · Wᵀ`, for skinny (m ≤ 8) and GEMM
 /// row counts, on 1 and 2 threads.
 fn linear_case<T: Element>(be: &BlockedBackend, rows: usize, inf: usize, outf: usize, tol: f64) {

@@ -134,7 +134,15 @@ impl<const MR: usize, const NR: usize> GemmKernel for Int8Tiles<'_, MR, NR> {
         unsafe { self.kernel.tile(MR, kc / 4, a, &corr[..MR], b, &out) };
     }
 
-    unsafe fn tile(&self, kc: usize, a: &[i8], b: &[u8], at: &TileAt, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        &self,
+        kc: usize,
+        a: &[i8],
+        b: &[u8],
+        at: &TileAt,
+        c: *mut f32,
+        ldc: usize,
+    ) -> bool {
         debug_assert_eq!((self.kernel.mr(), self.kernel.nr()), (MR, NR));
         let (ip, blk) = (at.row / MR, at.k_block);
         let out = TileOut {
@@ -160,6 +168,8 @@ impl<const MR: usize, const NR: usize> GemmKernel for Int8Tiles<'_, MR, NR> {
                     .tile_blocks(at.rows, kc / 4, len / 4, a, bs, fc, b, &out)
             },
         }
+        // The int8 operands were checked for NaN/±∞ as they were quantized.
+        false
     }
 }
 

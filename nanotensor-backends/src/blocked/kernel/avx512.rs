@@ -10,6 +10,9 @@
 //! full tile and every row count `R < 12` (only `R` accumulator pairs, so a 4-row edge panel does
 //! a third of the FMAs), and columns past the edge are neither read nor written thanks to
 //! AVX-512 store/load masks.
+//!
+//! In the last depth block the store also flags NaN/±∞ among the finished values
+//! ([`GemmKernel::FLAGS_NON_FINITE`]), which lets `matmul` skip its scan of the operands.
 
 #[cfg(target_arch = "x86")]
 use std::arch::x86::*;
@@ -59,8 +62,9 @@ impl GemmKernel for Avx512F32 {
                 c.as_mut_ptr(),
                 ldc,
                 acc,
+                false,
                 NR as u32,
-            )
+            );
         }
     }
 
@@ -69,7 +73,20 @@ impl GemmKernel for Avx512F32 {
     /// columns are read and written through AVX-512 masks — no scratch tile, no copy.
     const NATIVE_TILES: bool = true;
 
-    unsafe fn tile(&self, kc: usize, a: &[f32], b: &[f32], at: &TileAt, c: *mut f32, ldc: usize) {
+    /// The final store of the last depth block also tests the values for NaN/±∞ (exponent
+    /// bits all ones): two logic operations and a compare per 16 lanes, next to the 24 FMAs
+    /// per depth step of the tile, instead of a separate pass over A and B before the product.
+    const FLAGS_NON_FINITE: bool = true;
+
+    unsafe fn tile(
+        &self,
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        at: &TileAt,
+        c: *mut f32,
+        ldc: usize,
+    ) -> bool {
         let (rows, cols) = (at.rows, at.cols);
         assert!(
             (1..=MR).contains(&rows) && (1..=NR).contains(&cols) && ldc >= cols,
@@ -79,30 +96,30 @@ impl GemmKernel for Avx512F32 {
             a.len() >= kc * MR && b.len() >= kc * NR,
             "microkernel: short panel"
         );
-        let (a, b, acc) = (a.as_ptr(), b.as_ptr(), at.accumulate);
+        let (a, b, acc, last) = (a.as_ptr(), b.as_ptr(), at.accumulate, at.last);
         if rows == MR && cols == NR {
             // SAFETY: AVX-512F was detected (the value's existence proves it); the panels were
             // length-checked above; the caller owns the full tile (`tile`'s contract with
             // NATIVE_TILES: `rows × cols` elements at stride `ldc`).
-            return unsafe { kernel_rows::<MR, false>(kc, a, b, c, ldc, acc, NR as u32) };
+            return unsafe { kernel_rows::<MR, false>(kc, a, b, c, ldc, acc, last, NR as u32) };
         }
         let cols = cols as u32;
         // SAFETY: as above; the edge kernel touches rows < `rows` and, through the masks,
         // columns < `cols` only.
         unsafe {
             match rows {
-                1 => kernel_rows::<1, true>(kc, a, b, c, ldc, acc, cols),
-                2 => kernel_rows::<2, true>(kc, a, b, c, ldc, acc, cols),
-                3 => kernel_rows::<3, true>(kc, a, b, c, ldc, acc, cols),
-                4 => kernel_rows::<4, true>(kc, a, b, c, ldc, acc, cols),
-                5 => kernel_rows::<5, true>(kc, a, b, c, ldc, acc, cols),
-                6 => kernel_rows::<6, true>(kc, a, b, c, ldc, acc, cols),
-                7 => kernel_rows::<7, true>(kc, a, b, c, ldc, acc, cols),
-                8 => kernel_rows::<8, true>(kc, a, b, c, ldc, acc, cols),
-                9 => kernel_rows::<9, true>(kc, a, b, c, ldc, acc, cols),
-                10 => kernel_rows::<10, true>(kc, a, b, c, ldc, acc, cols),
-                11 => kernel_rows::<11, true>(kc, a, b, c, ldc, acc, cols),
-                _ => kernel_rows::<12, true>(kc, a, b, c, ldc, acc, cols),
+                1 => kernel_rows::<1, true>(kc, a, b, c, ldc, acc, last, cols),
+                2 => kernel_rows::<2, true>(kc, a, b, c, ldc, acc, last, cols),
+                3 => kernel_rows::<3, true>(kc, a, b, c, ldc, acc, last, cols),
+                4 => kernel_rows::<4, true>(kc, a, b, c, ldc, acc, last, cols),
+                5 => kernel_rows::<5, true>(kc, a, b, c, ldc, acc, last, cols),
+                6 => kernel_rows::<6, true>(kc, a, b, c, ldc, acc, last, cols),
+                7 => kernel_rows::<7, true>(kc, a, b, c, ldc, acc, last, cols),
+                8 => kernel_rows::<8, true>(kc, a, b, c, ldc, acc, last, cols),
+                9 => kernel_rows::<9, true>(kc, a, b, c, ldc, acc, last, cols),
+                10 => kernel_rows::<10, true>(kc, a, b, c, ldc, acc, last, cols),
+                11 => kernel_rows::<11, true>(kc, a, b, c, ldc, acc, last, cols),
+                _ => kernel_rows::<12, true>(kc, a, b, c, ldc, acc, last, cols),
             }
         }
     }
@@ -136,10 +153,12 @@ impl SkinnyKernel for Avx512F32 {
 /// The microkernel: `C[0..R, 0..cols] (+)= Σ_p A[p·12 + i] · B[p·32 + j]` for the first `R`
 /// rows of a 12-row A panel (`R` accumulator pairs). The full tile is `R = 12` unmasked (C read
 /// and written in whole 32-wide rows); an edge tile is `MASKED`, its first `cols` columns only.
+/// Returns, when `check` is set, whether a value written is NaN or ±∞ (else `false`).
 ///
 /// # Safety
 /// AVX-512F must be available; `a` readable for `kc·12`, `b` for `kc·32` floats; `c` readable
 /// and writable for rows `i < R` at `c + i·ldc`, 32 floats each, or `cols` when `MASKED`.
+#[allow(clippy::too_many_arguments)] // the flat operand list of a BLAS microkernel
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel_rows<const R: usize, const MASKED: bool>(
     kc: usize,
@@ -148,8 +167,9 @@ unsafe fn kernel_rows<const R: usize, const MASKED: bool>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    check: bool,
     cols: u32,
-) {
+) -> bool {
     // Start fetching the C tile now so its rows are in cache when the sums are written.
     for i in 0..R {
         let row = c.wrapping_add(i * ldc) as *const i8;
@@ -188,6 +208,9 @@ unsafe fn kernel_rows<const R: usize, const MASKED: bool>(
     } else {
         (!0, !0)
     };
+    // NaN and ±∞ are exactly the values whose exponent bits are all ones.
+    let exp = _mm512_set1_epi32(0x7f80_0000);
+    let mut bad: __mmask16 = 0;
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: row `i < R` of the C tile is accessible for 32 floats, or for the columns
         // the masks select (caller contract); masked-off lanes are neither read nor written.
@@ -209,8 +232,15 @@ unsafe fn kernel_rows<const R: usize, const MASKED: bool>(
                 _mm512_storeu_ps(ci, r0);
                 _mm512_storeu_ps(ci.add(16), r1);
             }
+            if check {
+                let e0 = _mm512_and_si512(_mm512_castps_si512(r0), exp);
+                let e1 = _mm512_and_si512(_mm512_castps_si512(r1), exp);
+                bad |= _mm512_mask_cmpeq_epi32_mask(m0, e0, exp);
+                bad |= _mm512_mask_cmpeq_epi32_mask(m1, e1, exp);
+            }
         }
     }
+    bad != 0
 }
 
 /// `acc[i·32 + j] += Σ_p x[i·ldx + p] · b[p·32 + j]` for `M` rows: the decode path. For `M ≤ 2`

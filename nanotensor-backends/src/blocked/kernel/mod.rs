@@ -128,6 +128,11 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug {
     const NATIVE_TILES: bool = false;
     /// Multiply-adds (`m·n·k`) below which the driver runs a product on the calling thread.
     const PAR_MIN_MACS: usize = 1 << 21;
+    /// Whether [`tile`](GemmKernel::tile) reports NaN or ±∞ among the values it writes in the
+    /// last depth block ([`TileAt::last`]), i.e. among the finished elements of C. The driver
+    /// then tells its caller whether the product came out all finite, which for a float
+    /// product also proves both operands finite (see [`super::gemm::gemm`]).
+    const FLAGS_NON_FINITE: bool = false;
 
     /// Rows of A per packed block (LOOP 3 step) for this product: [`MC`](GemmKernel::MC)
     /// unless a kernel takes it from its configuration. A multiple of `MR`.
@@ -188,6 +193,10 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug {
     /// default, which runs [`microkernel`](GemmKernel::microkernel) on the full `MR × NR` tile
     /// with `at.accumulate`.
     ///
+    /// # Returns
+    /// With [`FLAGS_NON_FINITE`](GemmKernel::FLAGS_NON_FINITE), whether `at.last` is set and a
+    /// value written is NaN or ±∞; `false` otherwise.
+    ///
     /// # Safety
     /// `c` points at element `(at.row, at.col)` of C with row stride `ldc ≥ NR`. With
     /// [`NATIVE_TILES`](GemmKernel::NATIVE_TILES), the elements `c + i·ldc + j` for
@@ -203,12 +212,13 @@ pub trait GemmKernel: Copy + Send + Sync + std::fmt::Debug {
         at: &TileAt,
         c: *mut Self::C,
         ldc: usize,
-    ) {
+    ) -> bool {
         debug_assert!(at.rows == Self::MR && at.cols == Self::NR);
         // SAFETY: the caller owns the span `c .. c + (MR − 1)·ldc + NR` exclusively and it is
         // valid (this method's contract for kernels without NATIVE_TILES).
         let c = unsafe { std::slice::from_raw_parts_mut(c, (Self::MR - 1) * ldc + Self::NR) };
         self.microkernel(kc, a, b, c, ldc, at.accumulate);
+        false
     }
 }
 
@@ -231,6 +241,8 @@ pub struct TileAt {
     pub cols: usize,
     /// Add to C (a later depth block) instead of overwriting it (the first).
     pub accumulate: bool,
+    /// The last depth block: the values the tile writes are the finished elements of C.
+    pub last: bool,
 }
 
 /// The skinny path (m = 1…8 rows of A against packed B panels): what decode-time `linear`
@@ -429,9 +441,12 @@ pub(crate) mod tests {
                         rows,
                         cols,
                         accumulate,
+                        last: true,
                     };
                     // SAFETY: `c` holds MR rows of `ldc ≥ NR` elements, all ours.
-                    unsafe { k.tile(kc, &pa, &pb, &at, c.as_mut_ptr(), ldc) };
+                    let flagged = unsafe { k.tile(kc, &pa, &pb, &at, c.as_mut_ptr(), ldc) };
+                    // Small integers in, small integers out: nothing to flag.
+                    assert!(!flagged, "{} flagged a finite tile", k.name());
                     for i in 0..mr {
                         for j in 0..ldc {
                             let got = c[i * ldc + j];
@@ -451,6 +466,96 @@ pub(crate) mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A kernel with `FLAGS_NON_FINITE` flags a tile exactly when `last` is set and a value it
+    /// writes is NaN or ±∞: from a special value in its A rows or B columns, from an infinite
+    /// old C value it accumulates onto, or from overflow; and never from values outside the
+    /// tile's valid rows and columns (a special value in a padded B lane or in C past `cols`).
+    fn check_flags<K: GemmKernel<A = f32, B = f32, C = f32>>(k: K) {
+        if !K::FLAGS_NON_FINITE {
+            return;
+        }
+        let (mr, nr, kc) = (K::MR, K::NR, 5);
+        let ldc = nr + 3;
+        // Runs one tile on A (`kc × MR` packed values) and B (`kc × NR`) over `c`.
+        let run = |pa: &[f32], pb: &[f32], c: &mut [f32], rows, cols, accumulate, last| {
+            let at = TileAt {
+                row: 0,
+                col: 0,
+                k_block: 0,
+                k0: 0,
+                rows,
+                cols,
+                accumulate,
+                last,
+            };
+            // SAFETY: `c` holds MR rows of `ldc ≥ NR` elements, all ours.
+            unsafe { k.tile(kc, pa, pb, &at, c.as_mut_ptr(), ldc) }
+        };
+        let ones_a = vec![1.0f32; kc * mr];
+        let ones_b = vec![1.0f32; kc * nr];
+        for rows in [1, mr / 2, mr] {
+            for cols in [1, nr / 2 + 1, nr] {
+                for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut c = vec![0.0f32; mr * ldc];
+                    // In A: row `rows − 1`, any depth, meets a B of ones (and zeros: ∞·0).
+                    let mut pa = ones_a.clone();
+                    pa[2 * mr + rows - 1] = special;
+                    let zeros_b = vec![0.0f32; kc * nr];
+                    for pb in [&ones_b, &zeros_b] {
+                        assert!(
+                            run(&pa, pb, &mut c, rows, cols, false, true),
+                            "{rows}x{cols} A"
+                        );
+                        assert!(!run(&pa, pb, &mut c, rows, cols, false, false), "not last");
+                    }
+                    // In B: the last valid column is flagged, a padded lane past it is not.
+                    let mut pb = ones_b.clone();
+                    pb[3 * nr + cols - 1] = special;
+                    assert!(run(&ones_a, &pb, &mut c, rows, cols, false, true), "B col");
+                    if cols < nr {
+                        let mut pb = ones_b.clone();
+                        pb[3 * nr + cols] = special;
+                        assert!(!run(&ones_a, &pb, &mut c, rows, cols, false, true), "pad");
+                    }
+                    // In the old C: accumulated onto when valid, ignored past `cols`.
+                    let mut c = vec![0.0f32; mr * ldc];
+                    c[(rows - 1) * ldc + cols - 1] = special;
+                    if cols < nr {
+                        c[cols] = special;
+                    }
+                    assert!(
+                        run(&ones_a, &ones_b, &mut c, rows, cols, true, true),
+                        "old C"
+                    );
+                    let mut c = vec![0.0f32; mr * ldc];
+                    if cols < nr {
+                        c[cols] = special;
+                        let flagged = run(&ones_a, &ones_b, &mut c, rows, cols, true, true);
+                        assert!(!flagged, "C past the valid columns");
+                    }
+                }
+                // Finite operands whose sum overflows.
+                let big = vec![f32::MAX; kc * mr];
+                let mut c = vec![0.0f32; mr * ldc];
+                assert!(
+                    run(&big, &ones_b, &mut c, rows, cols, false, true),
+                    "overflow"
+                );
+                assert!(
+                    !run(&ones_a, &ones_b, &mut c, rows, cols, false, true),
+                    "finite"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn flagging_kernels_flag_exactly_the_non_finite_tiles() {
+        for kern in F32Kernel::available() {
+            with_f32_kernel!(kern, k => check_flags(k));
         }
     }
 
