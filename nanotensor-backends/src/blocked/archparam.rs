@@ -24,13 +24,16 @@
 //!   live in L2. What `kc` then buys is fewer passes over C (each depth block reloads and
 //!   re-stores the whole C) and fewer packing restarts: the full driver at 1024³ went from
 //!   ~160 GFLOP/s at `kc = 192` to ~175 at 512 and ~180 at 1024 (on-CPU time; 2048³ ~185-192
-//!   for all `kc ≥ 256`). **`kc = 512`**: the B micro-panel is 64 KiB (L2), the A micro-panel
-//!   `12 · 512 · 4` = 24 KiB, and C is revisited `k / 512` times. `kc` is also rebalanced per call
-//!   so the last depth block is not a sliver (`k = 576` → two blocks of 288).
+//!   for all `kc ≥ 256`). On 2 threads, where the two cores share the memory bus and meet at a
+//!   fork-join after every depth block (a strided B is packed into one shared B~ per block),
+//!   1024 beat 512 in interleaved runs: 2048³ +3.0 %, 1024³ +0.8 %, 1024 × 4096 · 4096 × 1024
+//!   +2.5 %, SmolLM2 prefill +4 %; 512³ and 1 thread were unchanged. **`kc = 1024`**: the B
+//!   micro-panel is 128 KiB (L2), the A micro-panel `12 · 1024 · 4` = 48 KiB, and C is revisited
+//!   `k / 1024` times. `kc` is also rebalanced per call so the last depth block is not a sliver
+//!   (`k = 1536` → two blocks of 768).
 //! * **`mc`** — the packed A block `mc · kc · 4` bytes is reused for every B micro-panel, so it
-//!   must stay in **L2** next to the B micro-panel in flight: `mc = 144` gives 288 KiB, a bit over
-//!   a quarter of the 1 MiB L2, leaving room for the B micro-panel (64 KiB), C lines and the
-//!   other hyper-thread. Measured `mc` from 48 to 384 changed the driver by less than the noise
+//!   must stay in **L2** next to the B micro-panel in flight: `mc = 144` gives 576 KiB, a bit over
+//!   half of the 1 MiB L2, leaving room for the B micro-panel (128 KiB) and C lines. Measured `mc` from 48 to 384 changed the driver by less than the noise
 //!   (±5 %). `mc` is a multiple of every kernel's `MR` (12, 6, 4).
 //! * **`nc`** — the packed B block `kc · nc · 4` bytes is reused by every A block, so it should
 //!   stay in **L3**: `nc = 4096` gives 8 MiB, a quarter of the shared 32 MiB L3, so both
@@ -40,7 +43,7 @@
 /// Rows of A per packed block (LOOP 3 step). Must be a multiple of every `MR`.
 pub const MC: usize = 144;
 /// Depth per packed panel (LOOP 4 step).
-pub const KC: usize = 512;
+pub const KC: usize = 1024;
 /// Columns of B per packed block (LOOP 5 step). Must be a multiple of every `NR`.
 pub const NC: usize = 4096;
 
@@ -63,7 +66,8 @@ mod tests {
     #[test]
     fn balanced_blocks_cover_without_slivers() {
         assert_eq!(balanced_block(576, 256, 1), 192);
-        assert_eq!(balanced_block(576, KC, 1), 288);
+        assert_eq!(balanced_block(576, 512, 1), 288);
+        assert_eq!(balanced_block(1536, KC, 1), 768);
         assert_eq!(balanced_block(1024, 192, 1), 171);
         assert_eq!(balanced_block(5, 192, 4), 8);
         assert_eq!(balanced_block(1, 192, 12), 12);

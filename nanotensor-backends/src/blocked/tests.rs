@@ -11,7 +11,7 @@ use nanotensor::HeadsLayout;
 const TOL_F32: f64 = 1e-10;
 
 /// Shapes `(m, k, n)`: ones, primes, around powers of two, tall, skinny, matvec, and sizes
-/// that are not multiples of any MR/NR or of kc (512), with k spanning several depth blocks (kc),
+/// that are not multiples of any MR/NR or of kc (1024), with k spanning several depth blocks (kc),
 /// m several row blocks (mc = 144) and n several column blocks (nc = 4096).
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
@@ -33,10 +33,11 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (20, 1100, 45),
     (301, 1030, 33),
     (3, 20, 4200),
-    // Above gemm::PAR_MIN_MACS, so two threads really split them: ≥ 192 rows per thread (each
-    // thread packs its own B~), and fewer rows per thread (one B~ packed by both threads).
+    // Above gemm::PAR_MIN_MACS, so two threads really split them, sharing one B~ that both
+    // pack: tall and short row ranges, and two depth blocks (the second accumulates).
     (400, 100, 70),
     (130, 200, 300),
+    (50, 1100, 90),
 ];
 
 fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Option<&Pool>) {
@@ -215,7 +216,7 @@ fn matmul_rejects_bad_input_with_errors() {
 fn matmul_names_every_non_finite_operand_element() {
     // (a shape, b shape): two depth blocks (k > kc), a threaded product, a batch.
     let cases: [(&[usize], &[usize]); 3] = [
-        (&[37, 600], &[600, 45]),
+        (&[37, 1100], &[1100, 60]),
         (&[160, 128], &[128, 130]),
         (&[2, 20, 30], &[2, 30, 17]),
     ];
