@@ -95,13 +95,26 @@ impl DTypeArg {
     }
 }
 
-/// Runs `f` once to warm up, then `repeat` times; returns the median wall time in seconds and the
-/// last result.
+/// Warm-up before timing: calls of `f` until this much time has passed (at least one call).
+///
+/// The first call pays for page faults of fresh buffers; the first milliseconds of a new
+/// process also run a multi-threaded backend at about one thread's speed. Measured here at 256³
+/// on 2 threads, calls ran at ~250 GFLOP/s for the first 4–13 ms and ~470 after (the worker's
+/// first wake-up lands it on the caller's core until the scheduler moves it), which at the
+/// 300 calls of a 256³ measurement (21 ms) halved some runs. 100 ms covers it.
+pub const WARMUP: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `f` for [`WARMUP`], then `repeat` times; returns the median wall time in seconds and
+/// the last result.
 pub fn time_median<R>(repeat: usize, mut f: impl FnMut() -> Result<R>) -> Result<(f64, R)> {
     if repeat == 0 {
         return Err(Error::invalid_arg("repeat", "--repeat must be at least 1"));
     }
+    let start = Instant::now();
     let mut last = f()?;
+    while start.elapsed() < WARMUP {
+        last = f()?;
+    }
     let mut times = Vec::with_capacity(repeat);
     for _ in 0..repeat {
         let t0 = Instant::now();
