@@ -32,12 +32,13 @@
 //!   `k / 1024` times. `kc` is also rebalanced per call so the last depth block is not a sliver
 //!   (`k = 1536` → two blocks of 768).
 //! * **`mc`** — the packed A block `mc · kc · 4` bytes is reused for every B micro-panel, so it
-//!   must stay in **L2** next to the B micro-panel in flight: `mc = 144` gives 576 KiB, a bit over
-//!   half of the 1 MiB L2, leaving room for the B micro-panel (128 KiB) and C lines. Measured `mc` from 48 to 384 changed the driver by less than the noise
-//!   (±5 %). `mc` is a multiple of every kernel's `MR` (12, 6, 4).
+//!   must stay in **L2** next to the B micro-panel in flight: `mc = 144` gives 576 KiB, a bit
+//!   over half of the 1 MiB L2, leaving room for the B micro-panel (128 KiB) and C lines.
+//!   Measured `mc` from 48 to 384 changed the driver by less than the noise (±5 %; at `kc` =
+//!   1024, 72–240 likewise). `mc` is a multiple of every kernel's `MR` (12, 6, 4).
 //! * **`nc`** — the packed B block `kc · nc · 4` bytes is reused by every A block, so it should
-//!   stay in **L3**: `nc = 4096` gives 8 MiB, a quarter of the shared 32 MiB L3, so both
-//!   threads' A blocks and the C stream fit beside it. `nc` from 512 to 4096 measured the same
+//!   stay in **L3**: `nc = 4096` gives up to 16 MiB at `kc` = 1024, half the shared 32 MiB L3,
+//!   so both threads' A blocks and the C stream fit beside it. `nc` from 512 to 4096 measured the same
 //!   within noise; the larger value packs A fewer times for wide B.
 
 /// Rows of A per packed block (LOOP 3 step). Must be a multiple of every `MR`.

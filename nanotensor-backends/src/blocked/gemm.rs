@@ -6,7 +6,7 @@
 //! LOOP 5  for jc in 0..n step nc          B column block, packed B~ (kc × nc) lives in L3
 //! LOOP 4    for pc in 0..k step kc        pack B~ = B[pc.., jc..] into NR-wide micro-panels
 //! LOOP 3      for ic in 0..m step mc      pack A~ = A[ic.., pc..] into MR-tall micro-panels (L2)
-//! LOOP 2        for jr in 0..nc step NR   one B micro-panel (kc × NR) stays in L1
+//! LOOP 2        for jr in 0..nc step NR   one B micro-panel (kc × NR) stays in L1/L2
 //! LOOP 1          for ir in 0..mc step MR
 //!                   tile: C[ic+ir.., jc+jr..] (+)= A~ micro-panel · B~ micro-panel
 //! ```
@@ -16,7 +16,9 @@
 //!
 //! # The tile hook
 //! LOOP 1 calls [`GemmKernel::tile`] with the tile's coordinates ([`TileAt`]: first row and
-//! column, depth block index and start, valid rows and columns, accumulate). A plain kernel
+//! column, depth block index and start, valid rows and columns, accumulate, last depth block);
+//! it returns whether a kernel with [`GemmKernel::FLAGS_NON_FINITE`] saw NaN/±∞ in the
+//! finished values (the product's result, below). A plain kernel
 //! writes a full `MR × NR` tile; edge tiles (fewer than `MR` rows or `NR` columns left) then run
 //! into a scratch tile whose valid part is copied out. A kernel with
 //! [`GemmKernel::NATIVE_TILES`] writes edge tiles itself and applies its own epilogue: the int8
@@ -84,10 +86,12 @@ pub const PAR_MIN_MACS: usize = 1 << 21;
 /// # Returns
 /// Whether the kernel flagged NaN or ±∞ in the finished C (only kernels with
 /// [`GemmKernel::FLAGS_NON_FINITE`] do; others always give `false`). For a float product a
-/// `false` from a flagging kernel proves both operands finite: NaN and ±∞ are absorbing —
-/// `NaN·x`, `±∞·0` are NaN, `±∞·x` is ±∞ for `x ≠ 0`, and a sum holding a NaN or ±∞ term is
-/// NaN or ±∞ — so a non-finite `A[i, p]` leaves every `C[i, j]` non-finite, and a non-finite
-/// `B[p, j]` every `C[i, j]`. A `true` may also come from finite operands whose sums overflow.
+/// `false` from a flagging kernel proves both *converted* operands finite: NaN and ±∞ are
+/// absorbing — `NaN·x`, `±∞·0` are NaN, `±∞·x` is ±∞ for `x ≠ 0`, and a sum holding a NaN or
+/// ±∞ term is NaN or ±∞ — so a non-finite `A[i, p]` leaves every `C[i, j]` non-finite, and a
+/// non-finite `B[p, j]` every `C[i, j]`. It says the same of the caller's operands only when
+/// `conv_a`/`conv_b` keep non-finite values non-finite (the identity does; a clamping
+/// conversion would not). A `true` may also come from finite operands whose sums overflow.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<K, SA, SB>(
     kernel: K,

@@ -70,7 +70,8 @@ pub struct Args {
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Timed repetitions after one warm-up run; the median is reported.
+    /// Timed repetitions after a warm-up (repeated calls for 0.1 s, at least one); the
+    /// median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
     /// Memory budget for the call (e.g. 8G, 512MiB); default half the physical memory.

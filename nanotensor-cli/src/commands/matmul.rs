@@ -31,7 +31,8 @@ pub struct Args {
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Timed repetitions after one warm-up run; the median is reported.
+    /// Timed repetitions after a warm-up (repeated calls for 0.1 s, at least one); the
+    /// median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
     /// Compare with a float64 reference and report the NMSE.

@@ -515,6 +515,12 @@ pub(crate) mod tests {
                     let mut pb = ones_b.clone();
                     pb[3 * nr + cols - 1] = special;
                     assert!(run(&ones_a, &pb, &mut c, rows, cols, false, true), "B col");
+                    // In a padded A row (past `rows`): never multiplied, never flagged.
+                    if rows < mr {
+                        let mut pa = ones_a.clone();
+                        pa[2 * mr + rows] = special;
+                        assert!(!run(&pa, &ones_b, &mut c, rows, cols, false, true), "A pad");
+                    }
                     if cols < nr {
                         let mut pb = ones_b.clone();
                         pb[3 * nr + cols] = special;

@@ -68,7 +68,8 @@ impl SkinnyKernel for WasmF32 {
 
 /// One row of the skinny product: `acc[j] += Σ_p x[p] · b[p·8 + j]`, `j < 8`, with the eight
 /// sums in two registers for the whole depth. The packed panel streams once per row; at decode
-/// (`m = 1`) that is once in all, and for a few rows the 16 KiB panel is re-read from L1/L2.
+/// (`m = 1`) that is once in all, and for a few rows the panel (`kc · 8 · 4` bytes, 32 KiB at
+/// `kc` = 1024) is re-read from L1/L2.
 ///
 /// # Safety
 /// simd128 must be enabled; `x` readable for `kc` floats, `b` for `kc·8`, `acc` read-writable
