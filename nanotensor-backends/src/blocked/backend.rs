@@ -4,7 +4,7 @@ use super::{attention, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
-use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel, GemmKernel};
+use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
 use nanotensor::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor::backend::{
     check_attention, check_linear_into_lengths, check_matmul_out, check_softmax, check_weight,
@@ -40,8 +40,8 @@ impl BlockedBackend {
     /// shape or finiteness checks beyond the lengths. The building block of [`Backend::matmul`].
     ///
     /// Returns `true` when the product itself proved both operands finite: an f32 product on a
-    /// kernel that flags NaN/±∞ in C ([`GemmKernel::FLAGS_NON_FINITE`]) and found none (see
-    /// [`gemm::gemm`] for why that suffices). `false` leaves the check to the caller.
+    /// kernel that flags NaN/±∞ in C ([`kernel::GemmKernel::FLAGS_NON_FINITE`]) and found none
+    /// (see [`gemm::gemm`] for why that suffices). `false` leaves the check to the caller.
     fn matmul_slices<T: Element>(
         &self,
         a: &[T],
@@ -59,8 +59,7 @@ impl BlockedBackend {
         {
             let (am, bm) = (MatRef::new(a32, m, k, k, 1), MatRef::new(b32, k, n, n, 1));
             return with_f32_kernel!(self.kernel, kern => {
-                let flagged = gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n);
-                flags_non_finite(&kern) && !flagged
+                gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)
             });
         } else if T::DTYPE == DType::F64 {
             let mut c64 = vec![0.0f64; m * n];
@@ -372,8 +371,3 @@ fn softmax_rows_generic<T: Element>(x: &mut [T], n: usize) {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
-
-/// Whether kernel `K` flags NaN/±∞ in the C it writes ([`GemmKernel::FLAGS_NON_FINITE`]).
-fn flags_non_finite<K: GemmKernel>(_: &K) -> bool {
-    K::FLAGS_NON_FINITE
-}

@@ -84,14 +84,14 @@ pub const PAR_MIN_MACS: usize = 1 << 21;
 /// `m`, `k`, `n` must be non-zero (callers validate shapes first).
 ///
 /// # Returns
-/// Whether the kernel flagged NaN or ±∞ in the finished C (only kernels with
-/// [`GemmKernel::FLAGS_NON_FINITE`] do; others always give `false`). For a float product a
-/// `false` from a flagging kernel proves both *converted* operands finite: NaN and ±∞ are
-/// absorbing — `NaN·x`, `±∞·0` are NaN, `±∞·x` is ±∞ for `x ≠ 0`, and a sum holding a NaN or
-/// ±∞ term is NaN or ±∞ — so a non-finite `A[i, p]` leaves every `C[i, j]` non-finite, and a
-/// non-finite `B[p, j]` every `C[i, j]`. It says the same of the caller's operands only when
-/// `conv_a`/`conv_b` keep non-finite values non-finite (the identity does; a clamping
-/// conversion would not). A `true` may also come from finite operands whose sums overflow.
+/// Whether the product proved both *converted* operands finite: the kernel flags NaN/±∞ in
+/// the finished C ([`GemmKernel::FLAGS_NON_FINITE`]) and flagged none. That suffices for a
+/// float product because NaN and ±∞ are absorbing — `NaN·x`, `±∞·0` are NaN, `±∞·x` is ±∞ for
+/// `x ≠ 0`, and a sum holding a NaN or ±∞ term is NaN or ±∞ — so a non-finite `A[i, p]` leaves
+/// every `C[i, j]` non-finite, and a non-finite `B[p, j]` every `C[i, j]`. It says the same of
+/// the caller's operands only when `conv_a`/`conv_b` keep non-finite values non-finite (the
+/// identity does; a clamping conversion would not). `false` proves nothing: a kernel that does
+/// not flag, an operand that is not finite, or finite operands whose sums overflow.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<K, SA, SB>(
     kernel: K,
@@ -132,7 +132,7 @@ where
 ///   packed with.
 ///
 /// # Returns
-/// Whether the kernel flagged NaN or ±∞ in the finished C, as [`gemm`].
+/// Whether the product proved both converted operands finite, as [`gemm`].
 ///
 /// # Panics
 /// On inconsistent operands (inner dimensions, a `PackedB` of another kernel, short panels):
@@ -215,7 +215,7 @@ where
     // which stays mutably borrowed until `nest` returns.
     unsafe { nest(&ops, pool, a, b, out, 0, 0) };
     // Every task has ended (the pool's join orders their stores before this load).
-    ops.non_finite.load(Ordering::Relaxed)
+    K::FLAGS_NON_FINITE && !ops.non_finite.load(Ordering::Relaxed)
 }
 
 /// What every task of one product shares.

@@ -408,6 +408,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// The first tile of a one-depth-block product with `rows × cols` valid elements.
+    fn tile_at(rows: usize, cols: usize, accumulate: bool, last: bool) -> TileAt {
+        TileAt {
+            row: 0,
+            col: 0,
+            k_block: 0,
+            k0: 0,
+            rows,
+            cols,
+            accumulate,
+            last,
+        }
+    }
+
     /// A kernel with `NATIVE_TILES` computes every edge tile (`rows × cols` of the full panels)
     /// exactly, overwriting or accumulating, and leaves every element outside it untouched.
     fn check_native_edges<K: GemmKernel<A = f32, B = f32, C = f32>>(k: K) {
@@ -433,16 +447,7 @@ pub(crate) mod tests {
             for cols in [1, 2, nr / 2 - 1, nr / 2, nr / 2 + 1, nr - 1, nr] {
                 for accumulate in [false, true] {
                     let mut c = vec![CANARY; mr * ldc];
-                    let at = TileAt {
-                        row: 0,
-                        col: 0,
-                        k_block: 0,
-                        k0: 0,
-                        rows,
-                        cols,
-                        accumulate,
-                        last: true,
-                    };
+                    let at = tile_at(rows, cols, accumulate, true);
                     // SAFETY: `c` holds MR rows of `ldc ≥ NR` elements, all ours.
                     let flagged = unsafe { k.tile(kc, &pa, &pb, &at, c.as_mut_ptr(), ldc) };
                     // Small integers in, small integers out: nothing to flag.
@@ -481,16 +486,7 @@ pub(crate) mod tests {
         let ldc = nr + 3;
         // Runs one tile on A (`kc × MR` packed values) and B (`kc × NR`) over `c`.
         let run = |pa: &[f32], pb: &[f32], c: &mut [f32], rows, cols, accumulate, last| {
-            let at = TileAt {
-                row: 0,
-                col: 0,
-                k_block: 0,
-                k0: 0,
-                rows,
-                cols,
-                accumulate,
-                last,
-            };
+            let at = tile_at(rows, cols, accumulate, last);
             // SAFETY: `c` holds MR rows of `ldc ≥ NR` elements, all ours.
             unsafe { k.tile(kc, pa, pb, &at, c.as_mut_ptr(), ldc) }
         };
