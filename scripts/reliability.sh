@@ -28,18 +28,22 @@ skipped() { [[ " ${RELIABILITY_SKIP:-} " == *" $1 "* ]]; }
 start=$SECONDS
 summary=()
 
-step "nightly toolchain, miri, rust-src, cargo-fuzz"
-rustup toolchain install nightly --profile minimal >/dev/null 2>&1 || true
-rustup +nightly component add miri rust-src
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked
+# One dated nightly and one cargo-fuzz version, so that every machine fuzzes, runs Miri and builds
+# with AddressSanitizer on the same compiler (a floating `nightly` changes under CI from one day
+# to the next). NANOTENSOR_NIGHTLY overrides the toolchain locally.
+NIGHTLY=${NANOTENSOR_NIGHTLY:-nightly-2026-10-30}
+CARGO_FUZZ_VERSION=0.13.2
+step "nightly toolchain ($NIGHTLY), miri, rust-src, cargo-fuzz $CARGO_FUZZ_VERSION"
+rustup toolchain install "$NIGHTLY" --profile minimal --component miri,rust-src
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
-cargo +nightly fuzz --version
+cargo "+$NIGHTLY" fuzz --version
 
 # ---------------------------------------------------------------------------------------------
 if ! skipped fuzz; then
   step "fuzz: build the targets"
-  (cd fuzz && cargo +nightly fuzz build -O)
+  (cd fuzz && cargo "+$NIGHTLY" fuzz build -O)
   # Corpus directories libFuzzer grows are scratch copies; the committed seeds stay as they are.
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
@@ -52,7 +56,7 @@ if ! skipped fuzz; then
     # -malloc_limit_mb: any single allocation above 16 MB is a crash. Inputs are at most 64 KB,
     # so that is 256 times the file: a reader that sizes a buffer by a header's claimed count
     # instead of by the bytes really present trips it. -rss_limit_mb bounds the whole process.
-    if ! (cd fuzz && cargo +nightly fuzz run -O "$target" "$work/$target" -- \
+    if ! (cd fuzz && cargo "+$NIGHTLY" fuzz run -O "$target" "$work/$target" -- \
           -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=16 \
           -print_final_stats=1 -artifact_prefix="$ROOT/fuzz/artifacts/$target-" ) >"$log" 2>&1; then
       tail -n 60 "$log"
@@ -73,7 +77,7 @@ if ! skipped miri; then
   # which exact-value tests (hand-computed logs, NaN bit patterns) rightly reject.
   export MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation -Zmiri-deterministic-floats"
   log=$(mktemp)
-  cargo +nightly miri test -p nanotensor --lib 2>&1 | tee "$log"
+  cargo "+$NIGHTLY" miri test -p nanotensor --lib 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
   summary+=("miri nanotensor --lib: $n tests passed")
 
@@ -84,7 +88,7 @@ if ! skipped miri; then
   # rayon pool are left out: crossbeam-epoch trips Miri's experimental Stacked Borrows model.
   # `int8::gemm::tests` adds a small product through the shared GEMM loop nest (its raw view of
   # C, edge tiles, several depth blocks) on one thread.
-  cargo +nightly miri test -p nanotensor-backends --lib --all-features -- kernel:: int8::gemm::tests 2>&1 | tee "$log"
+  cargo "+$NIGHTLY" miri test -p nanotensor-backends --lib --all-features -- kernel:: int8::gemm::tests 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
   summary+=("miri nanotensor-backends kernels: $n tests passed")
   rm -f "$log"
@@ -101,7 +105,7 @@ if ! skipped asan; then
   # flags off build scripts and proc macros; std itself is not rebuilt (no -Zbuild-std): our code
   # is instrumented, which is what the check is for, and it saves rebuilding std in CI.
   RUSTFLAGS="-Zsanitizer=address" \
-    cargo +nightly test --target x86_64-unknown-linux-gnu --target-dir target/asan \
+    cargo "+$NIGHTLY" test --target x86_64-unknown-linux-gnu --target-dir target/asan \
     -p nanotensor-backends --all-features --lib --test conformance --test properties 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
   summary+=("asan nanotensor-backends (lib, conformance, properties): $n tests passed")

@@ -1,5 +1,5 @@
 //! The LLaMA model on the real SmolLM2-135M-Instruct file, on every compiled-in backend, against
-//! references computed by other tools (`/work/shared/fixtures/smollm2/`, copied below):
+//! references computed by other tools (`tests/fixtures/smollm2/` of the repository):
 //!
 //! - `greedy.json`: greedy ids after "Once upon a time" from an exact (float64) evaluation of the
 //!   dequantized weights, which llama.cpp on the F32 conversion reproduces; and the top-5 logits
@@ -18,23 +18,67 @@ use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Backend, Result};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
 
-/// "Once upon a time" (greedy.json `prompt_token_ids`).
-const PROMPT: [u32; 4] = [6403, 1980, 253, 655];
-/// greedy.json `f32_token_ids`; `stable_prefix_len` is 32 (all of them).
-const F32_IDS: [u32; 32] = [
-    28, 260, 2240, 282, 23324, 27108, 436, 253, 15114, 39228, 28, 351, 25854, 41658, 284, 14055,
-    9018, 30, 1249, 347, 260, 929, 3514, 411, 28, 260, 2240, 2585, 288, 5946, 624, 2798,
-];
-/// greedy.json `first_step_top5_f64`.
-const TOP5: [(u32, f64); 5] = [
-    (28, 18.142016516347304),
-    (281, 14.082531357775387),
-    (665, 13.367245938400163),
-    (260, 12.935527540913803),
-    (253, 12.92802187207367),
-];
-/// ppl.json: llama.cpp, F32 weights, n_ctx 128, 59 chunks.
-const PPL_F32_CTX128: f64 = 24.2318;
+/// The SmolLM2 reference data of the repository (`tests/fixtures/smollm2/`).
+struct Fixture {
+    /// greedy.json: the prompt's ids ("Once upon a time").
+    prompt: Vec<u32>,
+    /// greedy.json `f32_token_ids`: the exact (float64) greedy continuation.
+    f32_ids: Vec<u32>,
+    /// greedy.json `first_step_top5_f64`: the top-5 logits after the prompt, in float64.
+    top5: Vec<(u32, f64)>,
+    /// ppl.json: llama.cpp's perplexity with the F32 weights at `n_ctx = 128`.
+    ppl_f32_ctx128: f64,
+}
+
+fn read_fixture(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../tests/fixtures/smollm2/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("an array of ids")
+        .iter()
+        .map(|x| u32::try_from(x.as_u64().expect("an id")).expect("an id fits u32"))
+        .collect()
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let greedy = read_fixture("greedy.json");
+        let case = &greedy["cases"][0];
+        assert_eq!(case["prompt"], "Once upon a time");
+        let f32_ids = ids(&case["f32_token_ids"]);
+        assert_eq!(
+            case["stable_prefix_len"].as_u64(),
+            Some(f32_ids.len() as u64)
+        );
+        let top5 = case["first_step_top5_f64"]
+            .as_array()
+            .expect("top-5 pairs")
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap()))
+            .collect();
+        let ppl = read_fixture("ppl.json");
+        let f32_row = ppl["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["weights"].as_str().unwrap().starts_with("F32") && r["n_ctx"] == 128)
+            .expect("the F32 n_ctx 128 figure");
+        Fixture {
+            prompt: ids(&case["prompt_token_ids"]),
+            f32_ids,
+            top5,
+            ppl_f32_ctx128: f32_row["ppl"].as_f64().unwrap(),
+        }
+    })
+}
 
 fn model_file() -> Option<GgufFile> {
     match find_model(None) {
@@ -72,7 +116,7 @@ fn fastest() -> BackendKind {
 /// Greedy tokens for this test: the whole stable prefix on every backend (the naive one takes a
 /// few seconds for 32 tokens with the KV cache).
 fn tokens_for(_kind: BackendKind) -> usize {
-    F32_IDS.len()
+    fixture().f32_ids.len()
 }
 
 struct Greedy<'a> {
@@ -90,7 +134,7 @@ impl BackendVisitor for Greedy<'_> {
             kv_cache: self.kv_cache,
             ..Default::default()
         };
-        Ok(generate(&model, &PROMPT, &opts, |_| Ok(()))?.ids)
+        Ok(generate(&model, &fixture().prompt, &opts, |_| Ok(()))?.ids)
     }
 }
 
@@ -102,8 +146,10 @@ impl BackendVisitor for FirstLogits<'_> {
     type Output = Vec<f32>;
     fn visit<B: Backend>(self, backend: B) -> Result<Vec<f32>> {
         let model = Llama::load(backend, self.file)?;
-        let mut state = model.new_state(PROMPT.len())?;
-        Ok(model.forward(&mut state, &PROMPT, Logits::Last)?.to_vec())
+        let mut state = model.new_state(fixture().prompt.len())?;
+        Ok(model
+            .forward(&mut state, &fixture().prompt, Logits::Last)?
+            .to_vec())
     }
 }
 
@@ -136,7 +182,7 @@ fn greedy_ids_match_the_exact_reference() {
             },
         )
         .unwrap();
-        assert_eq!(ids, F32_IDS[..n], "{kind}: greedy ids differ");
+        assert_eq!(ids, fixture().f32_ids[..n], "{kind}: greedy ids differ");
         eprintln!("{kind}: {n} greedy ids match");
     }
 }
@@ -151,7 +197,7 @@ fn first_step_logits_are_within_0_02_of_float64() {
     )
     .unwrap();
     assert_eq!(logits.len(), 49152);
-    for (id, want) in TOP5 {
+    for &(id, want) in &fixture().top5 {
         let got = f64::from(logits[id as usize]);
         assert!((got - want).abs() < 0.02, "token {id}: {got} vs {want}");
     }
@@ -159,7 +205,8 @@ fn first_step_logits_are_within_0_02_of_float64() {
     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
     order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
     let top: Vec<u32> = order[..5].to_vec();
-    assert_eq!(top, TOP5.map(|(id, _)| id));
+    let want: Vec<u32> = fixture().top5.iter().map(|&(id, _)| id).collect();
+    assert_eq!(top, want);
 }
 
 #[test]
@@ -180,7 +227,7 @@ fn kv_cache_on_and_off_give_identical_ids() {
         };
         let (on, off) = (run(true), run(false));
         assert_eq!(on, off, "{kind}");
-        assert_eq!(on, F32_IDS[..5], "{kind}");
+        assert_eq!(on, fixture().f32_ids[..5], "{kind}");
     }
 }
 
@@ -220,14 +267,15 @@ fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
     )
     .unwrap();
     assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
-    let rel = (r.ppl / PPL_F32_CTX128 - 1.0).abs();
+    let want = fixture().ppl_f32_ctx128;
+    let rel = (r.ppl / want - 1.0).abs();
     eprintln!(
         "{kind}: ppl {:.4} ({:.3}% from llama.cpp) in {:.1} s",
         r.ppl,
         100.0 * rel,
         r.seconds
     );
-    assert!(rel < 0.005, "ppl {} vs {PPL_F32_CTX128}", r.ppl);
+    assert!(rel < 0.005, "ppl {} vs {want}", r.ppl);
 }
 
 /// Issue 7's int8 target: per-row (per output channel) weight scales within 1 % of llama.cpp's
@@ -255,11 +303,12 @@ fn int8_per_row_weights_with_per_block_activations_are_within_1_percent() {
         },
     )
     .unwrap();
-    let rel = r.ppl / PPL_F32_CTX128 - 1.0;
+    let want = fixture().ppl_f32_ctx128;
+    let rel = r.ppl / want - 1.0;
     eprintln!(
         "int8 per-row/per-block-16: ppl {:.4} ({:+.2}%)",
         r.ppl,
         100.0 * rel
     );
-    assert!(rel.abs() < 0.01, "ppl {} vs {PPL_F32_CTX128}", r.ppl);
+    assert!(rel.abs() < 0.01, "ppl {} vs {want}", r.ppl);
 }

@@ -21,10 +21,7 @@ fn model() -> Option<PathBuf> {
 }
 
 fn fixture(name: &str) -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/smollm2/"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/smollm2/");
     let text = std::fs::read_to_string(format!("{path}{name}")).expect("fixture readable");
     serde_json::from_str(&text).expect("fixture is JSON")
 }

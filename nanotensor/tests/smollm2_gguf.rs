@@ -1,6 +1,6 @@
 //! The GGUF reader on the real model, SmolLM2-135M-Instruct Q4_1.
 //!
-//! Expected structure: `../shared/fixtures/smollm2/README.md` (30 blocks, 134,515,008
+//! Expected structure: `tests/fixtures/smollm2/README.md` (30 blocks, 134,515,008
 //! parameters, Q8_0 token embedding, Q4_1 matrices, F32 norms). Expected dequantized values:
 //! printed by the independent Python `gguf` package (`gguf.GGUFReader` + `gguf.dequantize`,
 //! gguf-py from llama.cpp) on the same file.

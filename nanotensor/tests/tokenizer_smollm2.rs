@@ -1,8 +1,8 @@
 //! The tokenizer on the real SmolLM2-135M-Instruct vocabulary, against independent references:
 //!
-//! - `../shared/fixtures/smollm2/tokenize.json`: ids from llama.cpp's `llama-tokenize`;
-//! - `../shared/fixtures/smollm2/greedy.json`: the prompt ids llama.cpp used;
-//! - `../shared/fixtures/smollm2/ppl.json`: the token count of the GPL-3 text (7638-7639);
+//! - `tests/fixtures/smollm2/tokenize.json`: ids from llama.cpp's `llama-tokenize`;
+//! - `tests/fixtures/smollm2/greedy.json`: the prompt ids llama.cpp used;
+//! - `tests/fixtures/smollm2/ppl.json`: the token count of the GPL-3 text (7638-7639);
 //! - `tests/data/smollm2_hf_cases.json`: random strings tokenized by Hugging Face `tokenizers`
 //!   (`scripts/gen-tokenizer-cases.py`).
 //!
@@ -17,7 +17,7 @@ use nanotensor::tokenizer::{PreTokenizer, Tokenizer};
 use nanotensor::Error;
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/smollm2");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/smollm2");
 
 /// The tokenizer of the model, built once per test binary; `None` (after saying why, once) when
 /// the model file is absent and not required.

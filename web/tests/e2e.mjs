@@ -4,16 +4,18 @@
 // and Debian's chromium (headless, through playwright-core), loads the page, runs the kernel
 // panels and compares the numbers the page shows with the native library's output for the same
 // seeded inputs (the `expect` example). If the SmolLM2 model is available it then loads it and
-// checks 8 greedy tokens for the fixture prompt against ../shared/fixtures/smollm2/greedy.json.
-// Saves web/screenshot.png. Server and browser are stopped on every exit path.
+// checks 8 greedy tokens for the fixture prompt against tests/fixtures/smollm2/greedy.json.
+// Saves a screenshot to target/web-e2e/screenshot.png (E2E_SCREENSHOT=PATH writes it elsewhere,
+// e.g. web/screenshot.png to refresh the README's picture on purpose). Server and browser are
+// stopped on every exit path.
 //
-// Environment: NANOTENSOR_MODELS_DIR (default <repo>/models, then /work/models-cache),
+// Environment: NANOTENSOR_MODELS_DIR (default <repo>/models),
 // E2E_MATMUL_SIZE (default 256) and E2E_REPEAT (default 1): the matmul comparison's size and
 // timed repetitions (the page/native GFLOP/s of each backend is printed); E2E_GEN_TOKENS
 // (default 8, at most the fixture's 32): greedy tokens generated and compared.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -71,7 +73,7 @@ function nativeExpect(op, requests) {
 }
 
 function findModelsDir() {
-  for (const d of [process.env.NANOTENSOR_MODELS_DIR, join(REPO, 'models'), '/work/models-cache']) {
+  for (const d of [process.env.NANOTENSOR_MODELS_DIR, join(REPO, 'models')]) {
     if (d && existsSync(join(d, MODEL_FILE))) return d;
   }
   return null;
@@ -234,9 +236,9 @@ async function main() {
   // ---- model panel -------------------------------------------------------------------------
   const modelInBuild = /model: yes/.test(info);
   if (!modelsDir || !modelInBuild) {
-    console.log(`skip model panel: ${!modelInBuild ? 'the model is not in this build' : `no ${MODEL_FILE} in $NANOTENSOR_MODELS_DIR, <repo>/models or /work/models-cache`}`);
+    console.log(`skip model panel: ${!modelInBuild ? 'the model is not in this build' : `no ${MODEL_FILE} in $NANOTENSOR_MODELS_DIR or <repo>/models`}`);
   } else {
-    const fixture = JSON.parse(readFileSync(join(REPO, '..', 'shared', 'fixtures', 'smollm2', 'greedy.json'), 'utf8'));
+    const fixture = JSON.parse(readFileSync(join(REPO, 'tests', 'fixtures', 'smollm2', 'greedy.json'), 'utf8'));
     const kase = fixture.cases.find((c) => c.prompt === 'Once upon a time');
     await check('model: wrong file is reported in the page', async () => {
       await page.fill('#model-url', 'index.html');
@@ -288,8 +290,10 @@ async function main() {
     }
   }
 
-  await page.screenshot({ path: join(WEB, 'screenshot.png'), fullPage: true });
-  console.log(`screenshot: ${join(WEB, 'screenshot.png')}`);
+  const shot = resolve(process.env.E2E_SCREENSHOT || join(REPO, 'target', 'web-e2e', 'screenshot.png'));
+  mkdirSync(dirname(shot), { recursive: true });
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`screenshot: ${shot}`);
   await check('no uncaught errors in the page', async () => {
     const unexpected = consoleErrors.filter((e) => !/Failed to load resource/.test(e));
     assert.deepEqual(unexpected, []);
