@@ -36,10 +36,10 @@ impl BackendVisitor for Bench<'_, '_> {
         let len = HEADS * self.n * HEAD_DIM;
         let dims = AttentionDims::validate((&l, len), (&l, len), (&l, len), (&l, len))?;
         let mut out = vec![0.0f32; len];
-        for algo in [AttentionAlgo::Naive, AttentionAlgo::Flash] {
+        for algo in [AttentionAlgo::Materialized, AttentionAlgo::Flash] {
             let cap = match (backend.name(), algo) {
                 ("naive", _) => 512,
-                (_, AttentionAlgo::Naive) => 4096,
+                (_, AttentionAlgo::Materialized) => 4096,
                 _ => usize::MAX,
             };
             let spec = AttentionSpec {

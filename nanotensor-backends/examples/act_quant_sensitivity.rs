@@ -20,6 +20,7 @@ mod common;
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
 use nanotensor::gguf::GgufFile;
 use nanotensor::model::{perplexity, Llama};
+use nanotensor::shape::MatmulDims;
 use nanotensor::{Backend, Element, PreparedWeight, Result, Tensor};
 use nanotensor_backends::{with_backend, BackendOptions, BackendVisitor};
 
@@ -89,35 +90,38 @@ impl<B: Backend> Backend for FakeQuant<B> {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
-    fn matmul_into<T: Element>(
+    fn matmul_impl<T: Element>(
         &self,
         a: &Tensor<T>,
         b: &Tensor<T>,
         out: &mut Tensor<T>,
+        d: &MatmulDims,
     ) -> Result<()> {
-        self.inner.matmul_into(a, b, out)
+        self.inner.matmul_impl(a, b, out, d)
     }
-    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        self.inner.softmax(x)
+    fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        self.inner.softmax_impl(x)
     }
-    fn attention_plan<T: Element>(
+    fn attention_plan_impl<T: Element>(
         &self,
         d: &AttentionDims,
         s: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        self.inner.attention_plan::<T>(d, s)
+        self.inner.attention_plan_impl::<T>(d, s)
     }
-    fn attention_into<T: Element>(
+    fn attention_impl<T: Element>(
         &self,
         q: Heads<'_, T>,
         k: Heads<'_, T>,
         v: Heads<'_, T>,
         out: HeadsMut<'_, T>,
+        dims: &AttentionDims,
         spec: &AttentionSpec,
-    ) -> Result<AttentionPlan> {
-        self.inner.attention_into(q, k, v, out, spec)
+        plan: &AttentionPlan,
+    ) -> Result<()> {
+        self.inner.attention_impl(q, k, v, out, dims, spec, plan)
     }
-    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>> {
+    fn prepare_impl<T: Element>(&self, w: Tensor<T>, _: [usize; 2]) -> Result<Self::Weight<T>> {
         let i = self.prepared.fetch_add(1, Ordering::Relaxed);
         let class = if i < 7 * self.n_layers { i % 7 } else { 7 };
         Ok(Tagged {
@@ -125,7 +129,7 @@ impl<B: Backend> Backend for FakeQuant<B> {
             class,
         })
     }
-    fn linear_into<T: Element>(
+    fn linear_impl<T: Element>(
         &self,
         x: &[T],
         rows: usize,

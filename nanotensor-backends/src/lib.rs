@@ -31,8 +31,28 @@ pub mod select;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod threads;
 
-pub use scales::{ActGranularity, BlockLen, Granularity};
-pub use select::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+pub use scales::{ActGranularity, BlockLen, Granularity, Int8Options};
+pub use select::{with_backend, BackendKind, BackendOptions, BackendVisitor, BuildBackend};
+
+#[cfg(feature = "blocked")]
+pub use blocked::BlockedBackend;
+#[cfg(feature = "int8")]
+pub use int8::Int8Backend;
+#[cfg(feature = "naive")]
+pub use naive::NaiveBackend;
+
+/// The fastest backend compiled into this build, for code that should not name one:
+/// [`BlockedBackend`] if the `blocked` feature is on, else [`Int8Backend`], else
+/// [`NaiveBackend`]. Every backend has `new(threads) -> Result<Self>` and `Default` (one
+/// worker per core), so `DefaultBackend::default()` compiles under any single backend feature.
+#[cfg(feature = "blocked")]
+pub type DefaultBackend = BlockedBackend;
+/// The fastest backend compiled into this build (see the `blocked` build's docs).
+#[cfg(all(feature = "int8", not(feature = "blocked")))]
+pub type DefaultBackend = Int8Backend;
+/// The fastest backend compiled into this build (see the `blocked` build's docs).
+#[cfg(all(feature = "naive", not(feature = "blocked"), not(feature = "int8")))]
+pub type DefaultBackend = NaiveBackend;
 
 /// The README's Rust example runs as a doctest of this crate, so the first screen always works.
 #[cfg(all(doctest, feature = "naive"))]

@@ -77,8 +77,14 @@ multiversion! {
 /// baseline's 4); other element types go through the core's scan.
 ///
 /// # Errors
-/// [`Error::NonFinite`] with the first offending index and value.
-pub fn check_finite<T: Element>(op: &'static str, level: Level, x: &[T]) -> Result<()> {
+/// [`Error::NonFinite`] with `operand` (the name of `x` in `op`) and the first offending index
+/// and value.
+pub fn check_finite<T: Element>(
+    op: &'static str,
+    operand: &'static str,
+    level: Level,
+    x: &[T],
+) -> Result<()> {
     if let Some(f) = T::slice_f32(x) {
         if all_finite(level, f) {
             return Ok(());
@@ -88,6 +94,7 @@ pub fn check_finite<T: Element>(op: &'static str, level: Level, x: &[T]) -> Resu
         None => Ok(()),
         Some(index) => Err(Error::NonFinite {
             op,
+            operand,
             index,
             value: x[index].as_f64(),
         }),
@@ -120,7 +127,7 @@ mod tests {
                         let mut x = vec![0.5f32; len];
                         x[pos] = v;
                         assert_eq!(all_finite(level, &x), v.is_finite(), "{len} {pos} {v}");
-                        let r = check_finite("t", level, &x);
+                        let r = check_finite("t", "x", level, &x);
                         match r {
                             Ok(()) => assert!(v.is_finite()),
                             Err(Error::NonFinite { index, .. }) => assert_eq!(index, pos),
@@ -130,6 +137,6 @@ mod tests {
                 }
             }
         }
-        assert!(check_finite("t", Level::detect(), &[1.0f64, f64::NAN]).is_err());
+        assert!(check_finite("t", "x", Level::detect(), &[1.0f64, f64::NAN]).is_err());
     }
 }

@@ -11,20 +11,41 @@
 //! for 100,000 tokens in f32).
 
 use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
-use nanotensor::backend::{
-    check_attention, check_linear_into, check_matmul, check_matmul_out, check_softmax, check_weight,
-};
+use nanotensor::backend::{check_linear_finite, check_matmul_finite};
 use nanotensor::memory::check_budget;
+use nanotensor::shape::MatmulDims;
 use nanotensor::{AttentionAlgo, Backend, Element, Error, PreparedWeight, Result, Tensor};
 
 /// The scar: plain nested loops on one thread. Also the correctness oracle.
+///
+/// Accuracy: exact up to the final rounding of each output (sums in f64). Speed: the baseline
+/// every other backend is measured against, hundreds of times slower than `blocked`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct NaiveBackend;
+pub struct NaiveBackend {
+    // Built through `new`/`default`, like every backend.
+    _private: (),
+}
 
 impl NaiveBackend {
-    /// The naive backend (it has no settings).
-    pub fn new() -> Self {
-        NaiveBackend
+    /// The naive backend. It always runs on the calling thread; `threads` is accepted (and
+    /// checked) so that every backend has the same constructor.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for zero threads.
+    pub fn new(threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(Error::invalid_arg(
+                "threads",
+                "the thread count must be at least 1",
+            ));
+        }
+        Ok(NaiveBackend { _private: () })
+    }
+}
+
+impl crate::select::BuildBackend for NaiveBackend {
+    fn build(opts: &crate::BackendOptions) -> Result<Self> {
+        Self::new(opts.threads)
     }
 }
 
@@ -50,14 +71,14 @@ impl Backend for NaiveBackend {
         "naive"
     }
 
-    fn matmul_into<T: Element>(
+    fn matmul_impl<T: Element>(
         &self,
         a: &Tensor<T>,
         b: &Tensor<T>,
         c: &mut Tensor<T>,
+        d: &MatmulDims,
     ) -> Result<()> {
-        let (d, out_shape) = check_matmul(a, b)?;
-        check_matmul_out(c, &out_shape)?;
+        check_matmul_finite(a, b)?;
         let (av, bv) = (a.as_slice(), b.as_slice());
         let cv = c.as_mut_slice();
         for batch in 0..d.batch {
@@ -78,8 +99,7 @@ impl Backend for NaiveBackend {
         Ok(())
     }
 
-    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        check_softmax(x)?;
+    fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         let row_len = *x.shape().last().expect("rank checked");
         let mut y = Tensor::zeros(x.shape())?;
         for (row, out) in x
@@ -92,7 +112,7 @@ impl Backend for NaiveBackend {
         Ok(y)
     }
 
-    fn attention_plan<T: Element>(
+    fn attention_plan_impl<T: Element>(
         &self,
         dims: &AttentionDims,
         spec: &AttentionSpec,
@@ -115,31 +135,29 @@ impl Backend for NaiveBackend {
             &dims.scores_detail(T::DTYPE.name()),
         )?;
         Ok(AttentionPlan {
-            algo: AttentionAlgo::Naive,
+            algo: AttentionAlgo::Materialized,
             scratch_bytes,
         })
     }
 
-    fn attention_into<T: Element>(
+    fn attention_impl<T: Element>(
         &self,
         q: Heads<'_, T>,
         k: Heads<'_, T>,
         v: Heads<'_, T>,
         mut out: HeadsMut<'_, T>,
+        dims: &AttentionDims,
         spec: &AttentionSpec,
-    ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out, spec)?;
-        let plan = self.attention_plan::<T>(&dims, spec)?;
-        materialized_attention(&q, &k, &v, &mut out, &dims, spec)?;
-        Ok(plan)
+        _plan: &AttentionPlan,
+    ) -> Result<()> {
+        materialized_attention(&q, &k, &v, &mut out, dims, spec)
     }
 
-    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<NaiveWeight<T>> {
-        check_weight(&w)?;
+    fn prepare_impl<T: Element>(&self, w: Tensor<T>, _shape: [usize; 2]) -> Result<NaiveWeight<T>> {
         Ok(NaiveWeight { w })
     }
 
-    fn linear_into<T: Element>(
+    fn linear_impl<T: Element>(
         &self,
         x: &[T],
         rows: usize,
@@ -147,7 +165,7 @@ impl Backend for NaiveBackend {
         out: &mut [T],
     ) -> Result<()> {
         let [n_out, n_in] = w.shape();
-        check_linear_into(x, rows, [n_out, n_in], out)?;
+        check_linear_finite(x)?;
         let wv = w.w.as_slice();
         for r in 0..rows {
             for o in 0..n_out {
@@ -251,7 +269,7 @@ mod tests {
             max_memory: Some(8 << 30),
             ..AttentionSpec::default()
         };
-        let e = NaiveBackend
+        let e = NaiveBackend::default()
             .attention_plan::<f32>(&dims, &spec)
             .unwrap_err();
         let msg = e.to_string();
@@ -283,7 +301,7 @@ mod tests {
             ..AttentionSpec::default()
         };
         assert!(matches!(
-            NaiveBackend.attention_plan::<f32>(&dims, &spec),
+            NaiveBackend::default().attention_plan::<f32>(&dims, &spec),
             Err(Error::Unsupported { .. })
         ));
     }
@@ -292,7 +310,7 @@ mod tests {
     fn small_matmul_by_hand() {
         let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
         let b = Tensor::from_slice(&[7.0f32, 8.0, 9.0, 10.0, 11.0, 12.0], &[3, 2]).unwrap();
-        let c = NaiveBackend.matmul(&a, &b).unwrap();
+        let c = NaiveBackend::default().matmul(&a, &b).unwrap();
         assert_eq!(c.as_slice(), &[58.0, 64.0, 139.0, 154.0]);
     }
 }

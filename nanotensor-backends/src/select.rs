@@ -1,61 +1,125 @@
-//! Choosing a backend at run time.
+//! Choosing a backend at run time: the one backend registry.
 //!
 //! The [`Backend`] trait has generic methods, so it cannot be a trait object. Instead a caller
 //! writes a [`BackendVisitor`] — "what to do with some backend `B`" — and [`with_backend`]
 //! matches the run-time choice once and calls it with the concrete type. Everything inside the
 //! visitor is monomorphic.
+//!
+//! The table in the [`registry!`] invocation below is the only list of backends: the
+//! [`BackendKind`] enum, its names and cargo features, [`BackendKind::ALL`], the compiled-in
+//! check, the dispatch of [`with_backend`] and each backend's settings for reports are all
+//! generated from it, so a backend cannot be known by name and missing from dispatch. The CLI's
+//! help and errors, the browser build and the scripts' per-backend loops derive from it in turn
+//! (`nanotensor backends`, [`BackendKind::compiled`]).
 
 use nanotensor::{Backend, Error, Result};
 
-use crate::scales::{ActGranularity, Granularity};
+use crate::scales::Int8Options;
 
-/// The backends NanoTensor knows, whether or not they are compiled into this build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BackendKind {
-    /// Textbook loops (cargo feature `naive`).
-    Naive,
+/// How a registered backend is built from [`BackendOptions`], and which of those options it
+/// reads (for reports). Every backend in the registry implements it.
+pub trait BuildBackend: Backend + Sized {
+    /// The backend configured by `opts` (each backend reads the options that concern it).
+    ///
+    /// # Errors
+    /// Zero threads or threads the OS refuses to start.
+    fn build(opts: &BackendOptions) -> Result<Self>;
+}
+
+/// Generates the registry from one table: `Variant => "name", "feature", module::Type, settings`
+/// where `settings` maps the options to the backend's own settings for reports (name, value).
+macro_rules! registry {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, $feature:literal, $ty:path,
+        |$o:ident| $settings:expr; )*) => {
+        /// The backends NanoTensor knows, whether or not they are compiled into this build.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum BackendKind {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        /// How many backends the registry holds.
+        const COUNT: usize = [$( $name, )*].len();
+
+        impl BackendKind {
+            /// Every backend, in the order tables and charts show them.
+            pub const ALL: [BackendKind; COUNT] = [$( BackendKind::$variant, )*];
+
+            /// Name used by `--backend`.
+            pub fn name(self) -> &'static str {
+                match self { $( BackendKind::$variant => $name, )* }
+            }
+
+            /// The cargo feature of `nanotensor-backends` that compiles it in.
+            pub fn feature(self) -> &'static str {
+                match self { $( BackendKind::$variant => $feature, )* }
+            }
+
+            /// Whether this build contains the backend.
+            pub fn is_compiled(self) -> bool {
+                match self { $( BackendKind::$variant => cfg!(feature = $feature), )* }
+            }
+
+            /// The backend's own settings among `opts`, as (name, value) pairs for reports;
+            /// empty for a backend without settings of its own.
+            pub fn settings(self, opts: &BackendOptions) -> Vec<(&'static str, String)> {
+                match self { $( BackendKind::$variant => { let $o = opts; $settings } )* }
+            }
+        }
+
+        fn dispatch<V: BackendVisitor>(
+            kind: BackendKind,
+            opts: &BackendOptions,
+            visitor: V,
+        ) -> Result<V::Output> {
+            match kind {
+                $(
+                    #[cfg(feature = $feature)]
+                    BackendKind::$variant => visitor.visit(<$ty as BuildBackend>::build(opts)?),
+                )*
+                #[allow(unreachable_patterns)]
+                other => Err({
+                    drop(visitor);
+                    other.not_compiled()
+                }),
+            }
+        }
+    };
+}
+
+registry! {
+    /// Textbook loops, one thread: the scar and the oracle (cargo feature `naive`).
+    Naive => "naive", "naive", crate::naive::NaiveBackend, |_o| Vec::new();
     /// Cache-blocked, packed, SIMD, multi-threaded (cargo feature `blocked`).
-    Blocked,
+    Blocked => "blocked", "blocked", crate::blocked::BlockedBackend, |_o| Vec::new();
     /// Symmetric int8 quantization with integer kernels (cargo feature `int8`).
-    Int8,
+    Int8 => "int8", "int8", crate::int8::Int8Backend, |o| o.int8.settings();
 }
 
 impl BackendKind {
-    /// Every backend, in the order tables and charts show them.
-    pub const ALL: [BackendKind; 3] = [BackendKind::Naive, BackendKind::Blocked, BackendKind::Int8];
-
-    /// Name used by `--backend`.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Naive => "naive",
-            BackendKind::Blocked => "blocked",
-            BackendKind::Int8 => "int8",
-        }
-    }
-
-    /// The cargo feature that compiles it in (same as the name).
-    pub fn feature(self) -> &'static str {
-        self.name()
-    }
-
-    /// Whether this build contains the backend.
-    pub fn is_compiled(self) -> bool {
-        match self {
-            BackendKind::Naive => cfg!(feature = "naive"),
-            BackendKind::Blocked => cfg!(feature = "blocked"),
-            BackendKind::Int8 => cfg!(feature = "int8"),
-        }
-    }
-
     /// The backends compiled into this build.
     pub fn compiled() -> Vec<BackendKind> {
         Self::ALL.into_iter().filter(|k| k.is_compiled()).collect()
+    }
+
+    /// Comma-separated names of every backend.
+    pub fn all_names() -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+        names.join(", ")
     }
 
     /// Comma-separated names of the compiled-in backends.
     pub fn compiled_names() -> String {
         let names: Vec<&str> = Self::compiled().into_iter().map(Self::name).collect();
         names.join(", ")
+    }
+
+    /// The fastest float backend compiled in (blocked, else int8, else naive), as
+    /// [`crate::DefaultBackend`] is at compile time.
+    pub fn best_compiled() -> BackendKind {
+        [BackendKind::Blocked, BackendKind::Int8, BackendKind::Naive]
+            .into_iter()
+            .find(|k| k.is_compiled())
+            .unwrap_or(BackendKind::Naive)
     }
 
     /// Parses a backend name. Unknown names and backends not compiled in are errors; the latter
@@ -68,19 +132,24 @@ impl BackendKind {
                 Error::invalid_arg(
                     "backend",
                     format!(
-                        "unknown backend `{name}` (known: naive, blocked, int8; compiled in: {})",
+                        "unknown backend `{name}` (known: {}; compiled in: {})",
+                        Self::all_names(),
                         Self::compiled_names()
                     ),
                 )
             })?;
         if !kind.is_compiled() {
-            return Err(Error::BackendNotCompiled {
-                name: name.to_string(),
-                feature: kind.feature().to_string(),
-                available: Self::compiled_names(),
-            });
+            return Err(kind.not_compiled());
         }
         Ok(kind)
+    }
+
+    fn not_compiled(self) -> Error {
+        Error::BackendNotCompiled {
+            name: self.name().to_string(),
+            feature: format!("nanotensor-backends/{}", self.feature()),
+            available: Self::compiled_names(),
+        }
     }
 }
 
@@ -90,23 +159,20 @@ impl std::fmt::Display for BackendKind {
     }
 }
 
-/// Settings of the backend constructors (each backend reads the ones that concern it).
+/// Settings of the backend constructors: what all share, and each backend's own options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendOptions {
     /// Worker threads (ignored by single-threaded backends).
     pub threads: usize,
-    /// int8 only: scale granularity of the weights (default per tensor).
-    pub int8_weights: Granularity,
-    /// int8 only: scale granularity of the activations (default per tensor).
-    pub int8_activations: ActGranularity,
+    /// The int8 backend's options (scale granularities).
+    pub int8: Int8Options,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            int8_weights: Granularity::PerTensor,
-            int8_activations: ActGranularity::PerTensor,
+            int8: Int8Options::default(),
         }
     }
 }
@@ -135,27 +201,7 @@ pub fn with_backend<V: BackendVisitor>(
             "the thread count must be at least 1",
         ));
     }
-    match kind {
-        #[cfg(feature = "naive")]
-        BackendKind::Naive => visitor.visit(crate::naive::NaiveBackend::new()),
-        #[cfg(feature = "blocked")]
-        BackendKind::Blocked => visitor.visit(crate::blocked::BlockedBackend::new(opts.threads)?),
-        #[cfg(feature = "int8")]
-        BackendKind::Int8 => visitor.visit(
-            crate::int8::Int8Backend::new(opts.threads)?
-                .with_weight_granularity(opts.int8_weights)
-                .with_activation_granularity(opts.int8_activations),
-        ),
-        #[allow(unreachable_patterns)]
-        other => Err({
-            drop(visitor);
-            Error::BackendNotCompiled {
-                name: other.name().to_string(),
-                feature: other.feature().to_string(),
-                available: BackendKind::compiled_names(),
-            }
-        }),
-    }
+    dispatch(kind, &opts, visitor)
 }
 
 #[cfg(test)]
@@ -186,5 +232,48 @@ mod tests {
             ..BackendOptions::default()
         };
         assert!(with_backend(BackendKind::Naive, zero, Name).is_err());
+    }
+
+    /// Every backend feature of this crate's Cargo.toml is a registry entry and every entry a
+    /// feature: a backend added with a feature but no entry (or the reverse) fails here.
+    #[test]
+    fn registry_matches_the_cargo_features() {
+        let manifest = include_str!("../Cargo.toml");
+        let features = manifest
+            .split("[features]")
+            .nth(1)
+            .expect("a [features] table")
+            .split("\n[")
+            .next()
+            .unwrap();
+        let mut names: Vec<&str> = features
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .filter(|k| !k.is_empty() && *k != "default")
+            .collect();
+        names.sort_unstable();
+        let mut registered: Vec<&str> = BackendKind::ALL.iter().map(|k| k.feature()).collect();
+        registered.sort_unstable();
+        assert_eq!(names, registered);
+    }
+
+    /// A compiled backend is reachable through dispatch, and one left out is refused naming
+    /// the dependency's feature.
+    #[test]
+    fn dispatch_covers_every_compiled_backend() {
+        for kind in BackendKind::ALL {
+            match with_backend(kind, BackendOptions::default(), Name) {
+                Ok(name) => {
+                    assert!(kind.is_compiled());
+                    assert_eq!(name, kind.name());
+                }
+                Err(Error::BackendNotCompiled { feature, .. }) => {
+                    assert!(!kind.is_compiled());
+                    assert_eq!(feature, format!("nanotensor-backends/{}", kind.feature()));
+                }
+                Err(e) => panic!("{kind}: {e}"),
+            }
+        }
+        assert!(BackendKind::best_compiled().is_compiled());
     }
 }

@@ -70,7 +70,7 @@ pub fn matmul_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
         let w = Tensor::<T>::randn(&[k, n], 1.0, 200 + i as u64).unwrap();
         let c = b.matmul(&a, &w).unwrap();
         assert_eq!(c.shape(), &[m, n]);
-        let r = compare(c.as_slice(), &matmul_f64(&a, &w).unwrap());
+        let r = compare(c.as_slice(), &matmul_f64(&a, &w).unwrap()).expect("same length");
         assert!(
             r.passes(bound),
             "{} {} matmul {m}x{k}x{n}: {r:?} > {bound}",
@@ -92,11 +92,15 @@ pub fn matmul_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
     let w = Tensor::<T>::randn(&[7, 9], 1.0, 2).unwrap();
     let c = b.matmul(&a, &w).unwrap();
     assert_eq!(c.shape(), &[3, 5, 9]);
-    assert!(compare(c.as_slice(), &matmul_f64(&a, &w).unwrap()).passes(bound));
+    assert!(compare(c.as_slice(), &matmul_f64(&a, &w).unwrap())
+        .expect("same length")
+        .passes(bound));
     let w = Tensor::<T>::randn(&[3, 7, 4], 1.0, 3).unwrap();
     let c = b.matmul(&a, &w).unwrap();
     assert_eq!(c.shape(), &[3, 5, 4]);
-    assert!(compare(c.as_slice(), &matmul_f64(&a, &w).unwrap()).passes(bound));
+    assert!(compare(c.as_slice(), &matmul_f64(&a, &w).unwrap())
+        .expect("same length")
+        .passes(bound));
 }
 
 pub fn linear_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
@@ -109,7 +113,7 @@ pub fn linear_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
         assert_eq!(nanotensor::PreparedWeight::shape(&pw), [n, k]);
         let y = b.linear(&x, &pw).unwrap();
         assert_eq!(y.shape(), &[m, n]);
-        let r = compare(y.as_slice(), &reference);
+        let r = compare(y.as_slice(), &reference).expect("same length");
         assert!(r.passes(bound), "{} linear {m}x{k}x{n}: {r:?}", b.name());
     }
 }
@@ -137,7 +141,7 @@ pub fn softmax_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
     for (i, x) in softmax_inputs::<T>().iter().enumerate() {
         let y = b.softmax(x).unwrap();
         assert_eq!(y.shape(), x.shape());
-        let r = compare(y.as_slice(), &softmax_f64(x));
+        let r = compare(y.as_slice(), &softmax_f64(x)).expect("same length");
         assert!(r.passes(bound), "{} softmax case {i}: {r:?}", b.name());
     }
 }
@@ -210,7 +214,7 @@ pub fn attention_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance, algos: &[
             };
             let (out, reference) = run_attention(b, &q, &k, &v, &spec);
             assert_eq!(out.shape(), &[h, nq, dv]);
-            let r = compare(out.as_slice(), &reference);
+            let r = compare(out.as_slice(), &reference).expect("same length");
             assert!(
                 r.passes(bound),
                 "{} {algo:?} attention case {i} {:?}: {r:?}",
@@ -228,7 +232,7 @@ pub fn attention_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance, algos: &[
             ..AttentionSpec::default()
         };
         let (out, reference) = run_attention(b, &q, &k, &v, &spec);
-        let r = compare(out.as_slice(), &reference);
+        let r = compare(out.as_slice(), &reference).expect("same length");
         assert!(r.passes(bound), "{} {algo:?} large logits: {r:?}", b.name());
         // Causal with more queries than keys: the first rows see nothing and must be zero.
         let q = Tensor::<T>::randn(&[1, 6, 4], 1.0, 10).unwrap();
@@ -241,7 +245,9 @@ pub fn attention_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance, algos: &[
         };
         let (out, reference) = run_attention(b, &q, &k, &v, &spec);
         assert!(out.as_slice()[..12].iter().all(|x| *x == T::zero()));
-        assert!(compare(out.as_slice(), &reference).passes(bound));
+        assert!(compare(out.as_slice(), &reference)
+            .expect("same length")
+            .passes(bound));
     }
 }
 
@@ -303,7 +309,7 @@ pub fn strided_attention_case<B: Backend>(b: &B, tol: &Tolerance, algo: Attentio
                 .copy_from_slice(&out[src..src + d]);
         }
     }
-    let r = compare(&out_hmajor, &reference);
+    let r = compare(&out_hmajor, &reference).expect("same length");
     assert!(
         r.passes(tol.float_f32),
         "{} strided attention: {r:?}",
@@ -352,7 +358,7 @@ pub fn error_cases<B: Backend>(b: &B) {
     ));
     // Memory budget: a tiny budget refuses the materialised path before running.
     let spec = AttentionSpec {
-        algo: AttentionAlgo::Naive,
+        algo: AttentionAlgo::Materialized,
         max_memory: Some(16),
         ..AttentionSpec::default()
     };
@@ -373,7 +379,59 @@ pub fn error_cases<B: Backend>(b: &B) {
         .is_err());
     let mut xn = Tensor::<f32>::randn(&[2, 4], 1.0, 1).unwrap();
     xn.as_mut_slice()[0] = f32::NAN;
-    assert!(matches!(b.linear(&xn, &w), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        b.linear(&xn, &w),
+        Err(Error::NonFinite { operand: "x", .. })
+    ));
+    // The error names the operand that holds the NaN/∞.
+    let finite = Tensor::<f32>::randn(&[2, 2], 1.0, 5).unwrap();
+    assert!(matches!(
+        b.matmul(&nan, &finite),
+        Err(Error::NonFinite { operand: "A", .. })
+    ));
+    assert!(matches!(
+        b.matmul(&finite, &nan),
+        Err(Error::NonFinite { operand: "B", .. })
+    ));
+    for (which, name) in [(0, "Q"), (1, "K"), (2, "V")] {
+        let mut ops = [q.clone(), q.clone(), q.clone()];
+        ops[which].as_mut_slice()[7] = f32::INFINITY;
+        match b.attention(&ops[0], &ops[1], &ops[2], &AttentionSpec::default()) {
+            Err(Error::NonFinite { operand, .. }) => assert_eq!(operand, name),
+            other => panic!("{}: {name} holds ∞: {other:?}", b.name()),
+        }
+    }
+    // The attention spec is validated on every algorithm, before any backend code runs.
+    for scale in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.5] {
+        for algo in [
+            AttentionAlgo::Auto,
+            AttentionAlgo::Materialized,
+            AttentionAlgo::Flash,
+        ] {
+            let spec = AttentionSpec {
+                scale: Some(scale),
+                algo,
+                ..AttentionSpec::default()
+            };
+            assert!(
+                matches!(
+                    b.attention(&q, &q, &q, &spec),
+                    Err(Error::InvalidArgument { .. })
+                ),
+                "{} {algo:?} accepted scale {scale}",
+                b.name()
+            );
+            let dims = nanotensor::AttentionDims {
+                n_heads: 3,
+                n_kv_heads: 3,
+                n_q: 4,
+                n_kv: 4,
+                head_dim: 8,
+                v_dim: 8,
+            };
+            assert!(b.attention_plan::<f32>(&dims, &spec).is_err());
+        }
+    }
 }
 
 /// Generates the conformance tests of one backend.
@@ -444,9 +502,9 @@ macro_rules! conformance {
 #[cfg(feature = "naive")]
 conformance!(
     naive,
-    nanotensor_backends::naive::NaiveBackend::new(),
+    nanotensor_backends::naive::NaiveBackend::default(),
     Tolerance::FLOAT,
-    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+    algos = [AttentionAlgo::Materialized, AttentionAlgo::Auto]
 );
 
 // The blocked backend offers both algorithms: the materialised one (`Naive`), FlashAttention
@@ -457,7 +515,7 @@ conformance!(
     nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
     Tolerance::FLOAT,
     algos = [
-        AttentionAlgo::Naive,
+        AttentionAlgo::Materialized,
         AttentionAlgo::Flash,
         AttentionAlgo::Auto
     ]
@@ -481,7 +539,7 @@ conformance!(
         f64: 1e-3,
         bf16: 1e-3,
     },
-    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+    algos = [AttentionAlgo::Materialized, AttentionAlgo::Auto]
 );
 
 // int8 with per-output-channel weight scales and llama.cpp-style activation scales per block of
@@ -502,5 +560,5 @@ conformance!(
         f64: 1e-3,
         bf16: 1e-3,
     },
-    algos = [AttentionAlgo::Naive, AttentionAlgo::Auto]
+    algos = [AttentionAlgo::Materialized, AttentionAlgo::Auto]
 );

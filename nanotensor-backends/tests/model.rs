@@ -288,9 +288,15 @@ fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
 fn int8_per_row_weights_with_per_block_activations_are_within_1_percent() {
     let Some(file) = model_file() else { return };
     let tokens = gpl3_tokens(&file);
+    // The accurate preset is exactly this scheme.
+    let accurate = nanotensor_backends::Int8Options::accurate();
+    assert_eq!(accurate.weights, nanotensor::Granularity::PerRow);
+    assert_eq!(
+        accurate.activations,
+        nanotensor_backends::ActGranularity::parse("per-block-16").unwrap()
+    );
     let opts = BackendOptions {
-        int8_weights: nanotensor::Granularity::PerRow,
-        int8_activations: nanotensor_backends::ActGranularity::parse("per-block-16").unwrap(),
+        int8: accurate,
         ..BackendOptions::default()
     };
     let r = with_backend(

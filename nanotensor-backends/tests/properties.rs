@@ -109,7 +109,7 @@ fn attention_agrees<B: Backend>(
         &dims,
         &spec,
     );
-    let r = compare(out.as_slice(), &reference);
+    let r = compare(out.as_slice(), &reference).expect("same length");
     prop_assert!(r.passes(tol), "{algo:?} {dims:?} causal {causal}: {r:?}");
     Ok(())
 }
@@ -122,7 +122,7 @@ fn matmul_agrees<B: Backend>(
     let a = Tensor::from_vec(av, &[m, k]).unwrap();
     let w = Tensor::from_vec(bv, &[k, n]).unwrap();
     let c = b.matmul(&a, &w).unwrap();
-    let r = compare(c.as_slice(), &matmul_f64(&a, &w).unwrap());
+    let r = compare(c.as_slice(), &matmul_f64(&a, &w).unwrap()).expect("same length");
     prop_assert!(r.passes(tol), "{m}x{k}x{n}: {r:?}");
     Ok(())
 }
@@ -135,7 +135,9 @@ fn softmax_invariants<B: Backend>(
 ) -> Result<(), TestCaseError> {
     let x = Tensor::from_vec(xs, &[r, c]).unwrap();
     let y = b.softmax(&x).unwrap();
-    prop_assert!(compare(y.as_slice(), &softmax_f64(&x)).passes(tol));
+    prop_assert!(compare(y.as_slice(), &softmax_f64(&x))
+        .expect("same length")
+        .passes(tol));
     for row in y.as_slice().chunks(c) {
         let s: f64 = row.iter().map(|&v| v as f64).sum();
         prop_assert!((s - 1.0).abs() < 1e-5, "row sums to {s}");
@@ -144,12 +146,13 @@ fn softmax_invariants<B: Backend>(
     // softmax(x + c) = softmax(x): the max subtraction makes it exact up to rounding of x + c.
     let shifted = Tensor::from_fn(&[r, c], |i| x.as_slice()[i] + shift).unwrap();
     let ys = b.softmax(&shifted).unwrap();
-    let r = compare(ys.as_slice(), &softmax_f64(&shifted));
+    let r = compare(ys.as_slice(), &softmax_f64(&shifted)).expect("same length");
     prop_assert!(r.passes(tol));
     let diff = compare(
         ys.as_slice(),
         &y.as_slice().iter().map(|&v| v as f64).collect::<Vec<_>>(),
-    );
+    )
+    .expect("same length");
     prop_assert!(
         diff.max_abs < 1e-4,
         "shift changed the result by {}",
@@ -233,7 +236,8 @@ fn causal_never_reads_future<B: Backend>(
         let r = compare(
             &out[hh * d..(hh + 1) * d],
             &full.iter().map(|&x| x as f64).collect::<Vec<_>>(),
-        );
+        )
+        .expect("same length");
         prop_assert!(
             r.nonfinite_mismatches == 0 && r.max_abs <= 1e-5 * vmax,
             "decode row differs: {r:?}, max|V| = {vmax}"
@@ -300,10 +304,10 @@ macro_rules! properties {
 #[cfg(feature = "naive")]
 properties!(
     naive,
-    nanotensor_backends::naive::NaiveBackend::new(),
+    nanotensor_backends::naive::NaiveBackend::default(),
     matmul_tol = 1e-10,
     float_tol = 1e-10,
-    algos = [AttentionAlgo::Naive]
+    algos = [AttentionAlgo::Materialized]
 );
 
 #[cfg(feature = "blocked")]
@@ -313,7 +317,7 @@ properties!(
     matmul_tol = 1e-10,
     float_tol = 1e-10,
     algos = [
-        AttentionAlgo::Naive,
+        AttentionAlgo::Materialized,
         AttentionAlgo::Flash,
         AttentionAlgo::Auto
     ]
@@ -372,19 +376,114 @@ mod int8 {
         }
         #[test]
         fn attention_matches_f64(s in attention_case()) {
-            for algo in [AttentionAlgo::Naive, AttentionAlgo::Auto] {
+            for algo in [AttentionAlgo::Materialized, AttentionAlgo::Auto] {
                 attention_agrees(&backend(), 1e-10, algo, s)?;
             }
         }
         #[test]
         fn causal_attention_ignores_the_future(s in attention_shape()) {
-            for algo in [AttentionAlgo::Naive, AttentionAlgo::Auto] {
+            for algo in [AttentionAlgo::Materialized, AttentionAlgo::Auto] {
                 causal_never_reads_future(&backend(), algo, s)?;
             }
         }
         #[test]
         fn empty_operands_are_refused(m in 0usize..3, k in 0usize..3, n in 0usize..3) {
             zero_sized_is_an_error(&backend(), m, k, n)?;
+        }
+    }
+}
+
+/// Random attention specs (valid and invalid scales, causal or not, each algorithm) on every
+/// compiled backend: all refuse an invalid spec with the same error; on a valid one, every
+/// backend and algorithm that runs it agrees with the float64 reference (the naive backend may
+/// answer `Unsupported` for flash, the only capability difference the contract allows).
+mod specs {
+    use super::*;
+    use nanotensor::reference::attention_tensor_f64;
+    use nanotensor::Error;
+    use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+
+    /// What one (backend, algorithm) did with a spec.
+    #[derive(Debug)]
+    enum Outcome {
+        Ran(Vec<f32>),
+        Refused(std::mem::Discriminant<Error>, String),
+    }
+
+    struct RunAll<'a> {
+        q: &'a Tensor<f32>,
+        kv: &'a Tensor<f32>,
+        spec: AttentionSpec,
+    }
+
+    impl BackendVisitor for RunAll<'_> {
+        type Output = Vec<(AttentionAlgo, Outcome)>;
+        fn visit<B: Backend>(self, b: B) -> nanotensor::Result<Self::Output> {
+            let algos = [
+                AttentionAlgo::Auto,
+                AttentionAlgo::Materialized,
+                AttentionAlgo::Flash,
+            ];
+            Ok(algos
+                .into_iter()
+                .map(|algo| {
+                    let spec = AttentionSpec { algo, ..self.spec };
+                    let outcome = match b.attention(self.q, self.kv, self.kv, &spec) {
+                        Ok(t) => Outcome::Ran(t.as_slice().to_vec()),
+                        Err(e) => Outcome::Refused(std::mem::discriminant(&e), e.to_string()),
+                    };
+                    (algo, outcome)
+                })
+                .collect())
+        }
+    }
+
+    fn scale() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            (0.01f64..2.0).prop_map(Some),
+            prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.25])
+                .prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_backend_and_algorithm_agrees_on_random_specs(
+            heads in 1usize..4, n in 1usize..24, d in 1usize..17,
+            causal in any::<bool>(), scale in scale(), seed in any::<u64>(),
+        ) {
+            let q = Tensor::<f32>::randn(&[heads, n, d], 1.0, seed).unwrap();
+            let kv = Tensor::<f32>::randn(&[heads, n, d], 1.0, seed ^ 1).unwrap();
+            let spec = AttentionSpec { causal, scale, ..AttentionSpec::default() };
+            let valid = scale.is_none_or(|s| s.is_finite() && s > 0.0);
+            let reference = attention_tensor_f64(&q, &kv, &kv, &spec);
+            prop_assert_eq!(reference.is_ok(), valid);
+            for kind in BackendKind::compiled() {
+                let opts = BackendOptions { threads: 2, ..BackendOptions::default() };
+                let outcomes = with_backend(kind, opts, RunAll { q: &q, kv: &kv, spec }).unwrap();
+                for (algo, outcome) in outcomes {
+                    match (&reference, outcome) {
+                        (Err(want), Outcome::Refused(got, msg)) => {
+                            prop_assert_eq!(got, std::mem::discriminant(want), "{} {:?}: {}", kind, algo, msg);
+                        }
+                        (Ok(want), Outcome::Ran(got)) => {
+                            let r = compare(&got, want).expect("same length");
+                            prop_assert!(r.nonfinite_mismatches == 0 && r.nmse < 1e-9,
+                                "{} {:?}: {:?}", kind, algo, r);
+                        }
+                        (Ok(_), Outcome::Refused(_, msg))
+                            if kind == BackendKind::Naive && algo == AttentionAlgo::Flash =>
+                        {
+                            prop_assert!(msg.contains("materialises"), "{}", msg);
+                        }
+                        (want, got) => {
+                            prop_assert!(false, "{} {:?}: reference {:?}, backend {:?}", kind, algo, want.is_ok(), got);
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -3,14 +3,80 @@
 use std::time::Instant;
 
 use nanotensor::{Error, Result};
-use nanotensor_backends::{ActGranularity, BackendKind, BackendOptions, Granularity};
+use nanotensor_backends::{ActGranularity, BackendKind, BackendOptions, Granularity, Int8Options};
 
-/// Help text for `--backend`, naming the backends compiled into this binary.
+/// Help text for `--backend`, naming the backends of the registry and those compiled in.
 pub fn backend_help() -> String {
     format!(
-        "Backend to run: naive, blocked or int8 (compiled in: {})",
+        "Backend to run: {} (compiled in: {})",
+        BackendKind::all_names(),
         BackendKind::compiled_names()
     )
+}
+
+/// A backend's own settings as a JSON object (`null` when it has none).
+fn settings_json(kind: BackendKind, opts: &BackendOptions) -> serde_json::Value {
+    let settings = kind.settings(opts);
+    if settings.is_empty() {
+        return serde_json::Value::Null;
+    }
+    settings
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Backends that have settings of their own (int8's scale granularities), from the registry.
+fn backends_with_settings() -> impl Iterator<Item = BackendKind> {
+    let defaults = BackendOptions::default();
+    BackendKind::ALL
+        .into_iter()
+        .filter(move |k| !k.settings(&defaults).is_empty())
+}
+
+/// Adds to a one-backend report a field per backend that has settings of its own, named after
+/// it: the settings for the backend that ran (`"int8": {"weights": …, "activations": …}`),
+/// `null` for the others.
+pub fn with_settings(
+    mut report: serde_json::Value,
+    kind: BackendKind,
+    opts: &BackendOptions,
+) -> serde_json::Value {
+    for k in backends_with_settings() {
+        let v = if k == kind {
+            settings_json(k, opts)
+        } else {
+            serde_json::Value::Null
+        };
+        report[k.name()] = v;
+    }
+    report
+}
+
+/// Adds to a several-backend report a field per backend that has settings of its own, with the
+/// settings `opts` gives it.
+pub fn with_all_settings(
+    mut report: serde_json::Value,
+    opts: &BackendOptions,
+) -> serde_json::Value {
+    for k in backends_with_settings() {
+        report[k.name()] = settings_json(k, opts);
+    }
+    report
+}
+
+/// A backend's own settings for human-readable output, e.g. `weights per-row, activations
+/// per-block-32`; `None` when it has none.
+pub fn settings_label(kind: BackendKind, opts: &BackendOptions) -> Option<String> {
+    let settings = kind.settings(opts);
+    (!settings.is_empty()).then(|| {
+        settings
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// `--int8-weights` and `--int8-activations`: the int8 backend's scale granularities (other
@@ -30,33 +96,23 @@ pub struct Int8Args {
 }
 
 impl Int8Args {
-    /// The JSON fields describing these settings (added to a command's report for int8).
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "weights": self.int8_weights.name(),
-            "activations": self.int8_activations.name(),
-        })
-    }
-
-    /// A short label, e.g. `weights per-row, activations per-block-32`.
-    pub fn label(&self) -> String {
-        format!(
-            "weights {}, activations {}",
-            self.int8_weights.name(),
-            self.int8_activations.name()
-        )
+    /// The int8 backend's options these flags select.
+    pub fn options(&self) -> Int8Options {
+        Int8Options {
+            weights: self.int8_weights,
+            activations: self.int8_activations,
+        }
     }
 }
 
-/// [`backend_choice`] with the int8 scale granularities applied.
-pub fn backend_choice_int8(
+/// [`backend_choice`] with the backends' own options applied (int8's scale granularities).
+pub fn backend_choice_with(
     name: &str,
     threads: Option<usize>,
     int8: &Int8Args,
 ) -> Result<(BackendKind, BackendOptions)> {
     let (kind, mut opts) = backend_choice(name, threads)?;
-    opts.int8_weights = int8.int8_weights;
-    opts.int8_activations = int8.int8_activations;
+    opts.int8 = int8.options();
     Ok((kind, opts))
 }
 

@@ -14,7 +14,7 @@
 //! (`n_q = 1` sees every cached key) and reduces to the square lower-triangular mask when
 //! `n_q == n_kv`.
 //!
-//! Two algorithms compute it. The *materialised* path (`AttentionAlgo::Naive`) builds `S` for
+//! Two algorithms compute it. The *materialised* path (`AttentionAlgo::Materialized`) builds `S` for
 //! every head — `H·n_q·n_kv` elements: 40 GB per head at n = 100,000 in f32. The *flash* path
 //! (`AttentionAlgo::Flash`) streams K/V in blocks with an online softmax and needs O(n·d).
 
@@ -27,27 +27,29 @@ pub enum AttentionAlgo {
     /// Let the backend choose: flash when the materialised scores would exceed the threshold.
     #[default]
     Auto,
-    /// Materialise the full score matrix, softmax it, multiply by V.
-    Naive,
+    /// Materialise the full score matrix, softmax it, multiply by V (`--algo naive` on the
+    /// command line, the textbook algorithm; any backend may run it).
+    Materialized,
     /// Tiled attention with an online softmax; no score matrix.
     Flash,
 }
 
 impl AttentionAlgo {
-    /// Lower-case name used by the CLI and JSON output.
+    /// Lower-case name used by the CLI (`--algo`) and JSON output (`algo`): `naive` for
+    /// [`AttentionAlgo::Materialized`], the command line's established word for it.
     pub fn name(self) -> &'static str {
         match self {
             AttentionAlgo::Auto => "auto",
-            AttentionAlgo::Naive => "naive",
+            AttentionAlgo::Materialized => "naive",
             AttentionAlgo::Flash => "flash",
         }
     }
 
-    /// Parses `naive`, `flash` or `auto`.
+    /// Parses `naive` (or `materialized`), `flash` or `auto`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "auto" => Ok(AttentionAlgo::Auto),
-            "naive" => Ok(AttentionAlgo::Naive),
+            "naive" | "materialized" => Ok(AttentionAlgo::Materialized),
             "flash" => Ok(AttentionAlgo::Flash),
             other => Err(Error::invalid_arg(
                 "attention",
@@ -111,6 +113,24 @@ impl AttentionSpec {
     pub fn scale_for(&self, head_dim: usize) -> f64 {
         self.scale
             .unwrap_or_else(|| 1.0 / (head_dim.max(1) as f64).sqrt())
+    }
+
+    /// Checks the fields that have an invalid range: a `scale` must be finite and positive (a NaN
+    /// scale would turn every score into NaN, an infinite one every softmax into a hard max or
+    /// NaN, and a non-positive one inverts or flattens attention).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(s) = self.scale {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::invalid_arg(
+                    "attention",
+                    format!("scale must be finite and positive, got {s}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The memory budget in force.
@@ -394,7 +414,8 @@ impl<T: Element> HeadsMut<'_, T> {
     }
 }
 
-/// Validates the operands of an attention call. Every backend calls this first.
+/// Validates the operand layouts of an attention call ([`crate::Backend::attention_into`] does,
+/// before any backend code runs).
 pub fn check_operands<T: Element>(
     q: &Heads<'_, T>,
     k: &Heads<'_, T>,
@@ -410,14 +431,19 @@ pub fn check_operands<T: Element>(
 }
 
 /// Fails with [`Error::NonFinite`] if any element a layout covers is NaN or infinite.
-pub fn check_heads_finite<T: Element>(op: &'static str, x: &Heads<'_, T>) -> Result<()> {
-    check_heads_rows_finite(op, x, 0)
+pub fn check_heads_finite<T: Element>(
+    op: &'static str,
+    operand: &'static str,
+    x: &Heads<'_, T>,
+) -> Result<()> {
+    check_heads_rows_finite(op, operand, x, 0)
 }
 
 /// [`check_heads_finite`] restricted to rows `first_row..` of every head (rows before it are not
 /// read; `first_row ≥ rows` checks nothing). The error's `index` is the flat buffer offset.
 pub fn check_heads_rows_finite<T: Element>(
     op: &'static str,
+    operand: &'static str,
     x: &Heads<'_, T>,
     first_row: usize,
 ) -> Result<()> {
@@ -427,6 +453,7 @@ pub fn check_heads_rows_finite<T: Element>(
             if let Some(p) = crate::element::first_non_finite(row) {
                 return Err(Error::NonFinite {
                     op,
+                    operand,
                     index: x.layout.offset(h, i) + p,
                     value: row[p].as_f64(),
                 });
@@ -514,22 +541,22 @@ mod tests {
             data: &data,
             layout: l,
         };
-        assert!(check_heads_finite("t", &x).is_err());
-        assert!(check_heads_rows_finite("t", &x, 1).is_ok());
-        assert!(check_heads_rows_finite("t", &x, 7).is_ok());
+        assert!(check_heads_finite("t", "x", &x).is_err());
+        assert!(check_heads_rows_finite("t", "x", &x, 1).is_ok());
+        assert!(check_heads_rows_finite("t", "x", &x, 7).is_ok());
         data[8] = f32::INFINITY; // row 2, head 0
         let x = Heads {
             data: &data,
             layout: l,
         };
-        match check_heads_rows_finite("t", &x, 1) {
+        match check_heads_rows_finite("t", "x", &x, 1) {
             Err(Error::NonFinite { index, value, .. }) => {
                 assert_eq!(index, 8);
                 assert_eq!(value, f64::INFINITY);
             }
             other => panic!("{other:?}"),
         }
-        assert!(check_heads_rows_finite("t", &x, 3).is_ok());
+        assert!(check_heads_rows_finite("t", "x", &x, 3).is_ok());
     }
 
     #[test]

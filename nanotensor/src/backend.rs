@@ -8,14 +8,15 @@
 //!
 //! # Errors
 //! Every method validates its operands (shapes, emptiness, finiteness, memory budget) before it
-//! computes, and returns [`Error`](crate::Error::Format) (see [`crate::error`]) naming the op and the shapes. Kernels behind the
-//! checks assume valid input.
+//! computes, and returns an [`Error`] (see [`crate::error`]) naming the op, the operand and the
+//! shapes. Kernels behind the checks assume valid input.
 
 use crate::attention::{
     check_operands, layout_of_shape, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
 };
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::shape::MatmulDims;
 use crate::tensor::Tensor;
 
 /// A weight matrix prepared once by a backend (packed, quantized) and applied many times.
@@ -29,8 +30,23 @@ pub trait PreparedWeight: Send + Sync {
 /// The operations a NanoTensor backend provides.
 ///
 /// Every method is a contract on the maths, the shapes and the errors; the conformance harness
-/// (`nanotensor-backends/tests/conformance.rs`) checks each backend against a float64 reference.
-pub trait Backend: Send + Sync {
+/// (`nanotensor-backends/tests/conformance.rs`) checks each backend against a float64 reference
+/// and feeds each one the same table of bad inputs.
+///
+/// # Validation the trait enforces
+/// Callers use the provided methods (`matmul`, `matmul_into`, `softmax`, `attention_plan`,
+/// `attention_into`, `attention`, `prepare`, `linear`, `linear_into`). Each validates shapes,
+/// emptiness and the attention spec, then calls the backend's `*_impl` method, which may assume
+/// them. A backend implements only the `*_impl` methods, so it cannot skip those checks.
+///
+/// Finiteness is the one check left to the backend (a hook), because a fast backend can prove
+/// it more cheaply than a separate scan: the blocked backend's f32 kernel flags NaN/∞ in the
+/// finished product, int8 folds the scan into quantization. `softmax`, `prepare` and
+/// `attention_into` check finiteness before the hook runs (their scan is cheap next to the
+/// work); `matmul_impl` and `linear_impl` must return [`Error::NonFinite`] naming the operand
+/// for any NaN/∞ input — [`check_matmul_finite`] and [`check_linear_finite`] are the plain
+/// scans. The conformance harness checks that every backend does.
+pub trait Backend: Send + Sync + 'static {
     /// A weight in this backend's preferred form: plain rows (naive), packed panels (blocked),
     /// `i8` codes and a scale (int8).
     type Weight<T: Element>: PreparedWeight;
@@ -54,11 +70,12 @@ pub trait Backend: Send + Sync {
     ///
     /// # Errors
     /// Rank < 2, a zero dimension, `k` mismatch, differing batch dims ([`Error::ShapeMismatch`] /
-    /// [`Error::InvalidShape`]); NaN or infinity in either operand ([`Error::NonFinite`]).
+    /// [`Error::InvalidShape`]); NaN or infinity in either operand ([`Error::NonFinite`], naming
+    /// `A` or `B`).
     fn matmul<T: Element>(&self, a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
-        let (_, out_shape) = crate::shape::matmul_dims(a.shape(), b.shape())?;
+        let (dims, out_shape) = crate::shape::matmul_dims(a.shape(), b.shape())?;
         let mut out = Tensor::zeros(&out_shape)?;
-        self.matmul_into(a, b, &mut out)?;
+        self.matmul_impl(a, b, &mut out, &dims)?;
         Ok(out)
     }
 
@@ -66,8 +83,7 @@ pub trait Backend: Send + Sync {
     /// product's shape `[.., m, n]` and is fully overwritten (its old values are ignored).
     ///
     /// A loop that multiplies many times (a benchmark, a layer applied per step) reuses one
-    /// output instead of allocating, zeroing and page-faulting a fresh one per call — for a
-    /// 1024 × 1024 result that is 4 MiB and, measured here, 5–15% of the product's time.
+    /// output instead of allocating, zeroing and page-faulting a fresh one per call.
     ///
     /// # Errors
     /// Those of [`Backend::matmul`], and [`Error::ShapeMismatch`] if `out` has another shape.
@@ -78,6 +94,21 @@ pub trait Backend: Send + Sync {
         a: &Tensor<T>,
         b: &Tensor<T>,
         out: &mut Tensor<T>,
+    ) -> Result<()> {
+        let (dims, out_shape) = crate::shape::matmul_dims(a.shape(), b.shape())?;
+        check_matmul_out(out, &out_shape)?;
+        self.matmul_impl(a, b, out, &dims)
+    }
+
+    /// The backend's product behind [`Backend::matmul_into`]: shapes are checked (`dims` are
+    /// those of `a` and `b`, `out` has the product's shape). Must fail with
+    /// [`Error::NonFinite`] if `a` or `b` holds NaN/∞ (see the trait docs).
+    fn matmul_impl<T: Element>(
+        &self,
+        a: &Tensor<T>,
+        b: &Tensor<T>,
+        out: &mut Tensor<T>,
+        dims: &MatmulDims,
     ) -> Result<()>;
 
     /// Numerically stable softmax along the last axis: `y_j = exp(x_j − max x) / Σ exp(x_i − max x)`.
@@ -87,15 +118,33 @@ pub trait Backend: Send + Sync {
     ///
     /// # Errors
     /// Rank 0 or a zero dimension ([`Error::InvalidShape`]); NaN or `+inf` ([`Error::NonFinite`]).
-    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>>;
+    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        check_softmax(x)?;
+        self.softmax_impl(x)
+    }
+
+    /// The backend's softmax behind [`Backend::softmax`]: `x` has rank ≥ 1, no zero dimension,
+    /// no NaN and no `+inf`.
+    fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>>;
 
     /// Which algorithm an attention call with these sizes and this spec runs, and how much scratch
     /// memory it needs — computed before anything is allocated.
     ///
     /// # Errors
-    /// [`Error::Unsupported`] if the backend lacks the requested algorithm;
-    /// [`Error::MemoryBudget`] if the scratch exceeds [`AttentionSpec::budget`].
+    /// An invalid spec ([`AttentionSpec::validate`]); [`Error::Unsupported`] if the backend lacks
+    /// the requested algorithm; [`Error::MemoryBudget`] if the scratch exceeds
+    /// [`AttentionSpec::budget`].
     fn attention_plan<T: Element>(
+        &self,
+        dims: &AttentionDims,
+        spec: &AttentionSpec,
+    ) -> Result<AttentionPlan> {
+        spec.validate()?;
+        self.attention_plan_impl::<T>(dims, spec)
+    }
+
+    /// The backend's planner behind [`Backend::attention_plan`]: the spec is valid.
+    fn attention_plan_impl<T: Element>(
         &self,
         dims: &AttentionDims,
         spec: &AttentionSpec,
@@ -118,9 +167,9 @@ pub trait Backend: Send + Sync {
     /// The [`AttentionPlan`] that ran.
     ///
     /// # Errors
-    /// Inconsistent or empty layouts, short buffers, non-finite Q/K/V (K/V rows before
-    /// [`AttentionSpec::kv_rows_checked`] are taken as checked), plus those of
-    /// [`Backend::attention_plan`].
+    /// An invalid spec; inconsistent or empty layouts, short buffers; non-finite Q/K/V (naming
+    /// the operand; K/V rows before [`AttentionSpec::kv_rows_checked`] are taken as checked);
+    /// plus those of [`Backend::attention_plan`].
     fn attention_into<T: Element>(
         &self,
         q: Heads<'_, T>,
@@ -128,11 +177,33 @@ pub trait Backend: Send + Sync {
         v: Heads<'_, T>,
         out: HeadsMut<'_, T>,
         spec: &AttentionSpec,
-    ) -> Result<AttentionPlan>;
+    ) -> Result<AttentionPlan> {
+        spec.validate()?;
+        let dims = check_attention(&q, &k, &v, &out, spec)?;
+        let plan = self.attention_plan_impl::<T>(&dims, spec)?;
+        self.attention_impl(q, k, v, out, &dims, spec, &plan)?;
+        Ok(plan)
+    }
+
+    /// The backend's attention behind [`Backend::attention_into`]: spec, layouts and
+    /// finiteness are checked, `dims` describes the operands and `plan` is what
+    /// [`Backend::attention_plan_impl`] chose for them (the algorithm to run).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_impl<T: Element>(
+        &self,
+        q: Heads<'_, T>,
+        k: Heads<'_, T>,
+        v: Heads<'_, T>,
+        out: HeadsMut<'_, T>,
+        dims: &AttentionDims,
+        spec: &AttentionSpec,
+        plan: &AttentionPlan,
+    ) -> Result<()>;
 
     /// Tensor form of [`Backend::attention_into`]: `q` `[H, n_q, d]`, `k` `[H_kv, n_kv, d]`,
     /// `v` `[H_kv, n_kv, d_v]` (each optionally with a leading batch dim); returns
-    /// `[H, n_q, d_v]` (or `[B, H, n_q, d_v]`).
+    /// `[H, n_q, d_v]` (or `[B, H, n_q, d_v]`). [`Backend::attention_with_plan`] also returns
+    /// the plan that ran.
     fn attention<T: Element>(
         &self,
         q: &Tensor<T>,
@@ -140,7 +211,20 @@ pub trait Backend: Send + Sync {
         v: &Tensor<T>,
         spec: &AttentionSpec,
     ) -> Result<Tensor<T>> {
+        Ok(self.attention_with_plan(q, k, v, spec)?.0)
+    }
+
+    /// [`Backend::attention`] returning the [`AttentionPlan`] that ran as well (the same for
+    /// every batch entry: it depends only on the sizes and the spec).
+    fn attention_with_plan<T: Element>(
+        &self,
+        q: &Tensor<T>,
+        k: &Tensor<T>,
+        v: &Tensor<T>,
+        spec: &AttentionSpec,
+    ) -> Result<(Tensor<T>, AttentionPlan)> {
         const OP: &str = "attention";
+        spec.validate()?;
         let (bq, ql) = layout_of_shape(OP, q.shape())?;
         let (bk, kl) = layout_of_shape(OP, k.shape())?;
         let (bv, vl) = layout_of_shape(OP, v.shape())?;
@@ -155,14 +239,15 @@ pub trait Backend: Send + Sync {
         let ol = crate::attention::HeadsLayout::contiguous(ql.heads, ql.rows, vl.dim);
         let mut out_shape = q.shape().to_vec();
         *out_shape.last_mut().expect("rank >= 3") = vl.dim;
-        // Validate before allocating the output.
+        // Validate and plan before allocating the output.
         let (per_q, per_k, per_v) = (
             q.numel() / bq.max(1),
             k.numel() / bk.max(1),
             v.numel() / bv.max(1),
         );
         let per_o = ol.required_len().unwrap_or(usize::MAX);
-        AttentionDims::validate((&ql, per_q), (&kl, per_k), (&vl, per_v), (&ol, per_o))?;
+        let dims = AttentionDims::validate((&ql, per_q), (&kl, per_k), (&vl, per_v), (&ol, per_o))?;
+        let plan = self.attention_plan_impl::<T>(&dims, spec)?;
         let mut out = Tensor::zeros(&out_shape)?;
         for b in 0..bq {
             let os = &mut out.as_mut_slice()[b * per_o..(b + 1) * per_o];
@@ -186,7 +271,7 @@ pub trait Backend: Send + Sync {
                 spec,
             )?;
         }
-        Ok(out)
+        Ok((out, plan))
     }
 
     /// Prepares a weight `W` of shape `[out_features, in_features]` once (at model load) for
@@ -194,7 +279,14 @@ pub trait Backend: Send + Sync {
     ///
     /// # Errors
     /// Not 2-D, empty, or non-finite.
-    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>>;
+    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>> {
+        let shape = check_weight(&w)?;
+        self.prepare_impl(w, shape)
+    }
+
+    /// The backend's preparation behind [`Backend::prepare`]: `w` is a finite, non-empty
+    /// `[out_features, in_features]` matrix (`shape`).
+    fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>>;
 
     /// A linear layer `y = x·Wᵀ` with a prepared weight.
     ///
@@ -210,7 +302,7 @@ pub trait Backend: Send + Sync {
     fn linear<T: Element>(&self, x: &Tensor<T>, w: &Self::Weight<T>) -> Result<Tensor<T>> {
         let (rows, out_shape) = linear_shapes(x.shape(), w.shape())?;
         let mut out = Tensor::zeros(&out_shape)?;
-        self.linear_into(x.as_slice(), rows, w, out.as_mut_slice())?;
+        self.linear_impl(x.as_slice(), rows, w, out.as_mut_slice())?;
         Ok(out)
     }
 
@@ -220,6 +312,19 @@ pub trait Backend: Send + Sync {
     /// # Errors
     /// Buffer lengths that do not match `rows` and the weight's shape; non-finite `x`.
     fn linear_into<T: Element>(
+        &self,
+        x: &[T],
+        rows: usize,
+        w: &Self::Weight<T>,
+        out: &mut [T],
+    ) -> Result<()> {
+        check_linear_into_lengths(x, rows, w.shape(), out)?;
+        self.linear_impl(x, rows, w, out)
+    }
+
+    /// The backend's linear layer behind [`Backend::linear_into`]: `rows ≥ 1` and the buffer
+    /// lengths match the weight. Must fail with [`Error::NonFinite`] if `x` holds NaN/∞.
+    fn linear_impl<T: Element>(
         &self,
         x: &[T],
         rows: usize,
@@ -250,13 +355,16 @@ pub fn linear_shapes(x: &[usize], w: [usize; 2]) -> Result<(usize, Vec<usize>)> 
     Ok((rows, out))
 }
 
-/// Buffer-length checks of `linear_into`, plus finiteness of `x`.
-pub fn check_linear_into<T: Element>(x: &[T], rows: usize, w: [usize; 2], out: &[T]) -> Result<()> {
-    const OP: &str = "linear";
-    check_linear_into_lengths(x, rows, w, out)?;
+/// The plain finiteness scan of `linear_impl`'s input `x` (a backend may fuse it with its own
+/// pass over `x` instead).
+///
+/// # Errors
+/// [`Error::NonFinite`] naming `x`.
+pub fn check_linear_finite<T: Element>(x: &[T]) -> Result<()> {
     if let Some(p) = crate::element::first_non_finite(x) {
         return Err(Error::NonFinite {
-            op: OP,
+            op: "linear",
+            operand: "x",
             index: p,
             value: x[p].as_f64(),
         });
@@ -264,8 +372,7 @@ pub fn check_linear_into<T: Element>(x: &[T], rows: usize, w: [usize; 2], out: &
     Ok(())
 }
 
-/// The buffer-length checks of [`check_linear_into`] alone, for a backend that scans `x` for
-/// non-finite values itself (e.g. vectorised, fused with its quantization).
+/// The buffer-length checks of [`Backend::linear_into`].
 pub fn check_linear_into_lengths<T>(x: &[T], rows: usize, w: [usize; 2], out: &[T]) -> Result<()> {
     if rows == 0 || x.len() != rows.saturating_mul(w[1]) || out.len() != rows.saturating_mul(w[0]) {
         return Err(Error::mismatch(
@@ -283,19 +390,17 @@ pub fn check_weight<T: Element>(w: &Tensor<T>) -> Result<[usize; 2]> {
     const OP: &str = "prepare";
     crate::shape::check_rank(OP, w.shape(), 2)?;
     crate::shape::check_non_empty(OP, w.shape())?;
-    w.check_finite(OP)?;
+    w.check_finite(OP, "weight")?;
     Ok([w.shape()[0], w.shape()[1]])
 }
 
-/// Checks shared by every `matmul`: shapes plus finiteness. Returns the dims and output shape.
-pub fn check_matmul<T: Element>(
-    a: &Tensor<T>,
-    b: &Tensor<T>,
-) -> Result<(crate::shape::MatmulDims, Vec<usize>)> {
-    let dims = crate::shape::matmul_dims(a.shape(), b.shape())?;
-    a.check_finite("matmul")?;
-    b.check_finite("matmul")?;
-    Ok(dims)
+/// The plain finiteness scan of `matmul_impl`'s operands.
+///
+/// # Errors
+/// [`Error::NonFinite`] naming `A` or `B`.
+pub fn check_matmul_finite<T: Element>(a: &Tensor<T>, b: &Tensor<T>) -> Result<()> {
+    a.check_finite("matmul", "A")?;
+    b.check_finite("matmul", "B")
 }
 
 /// The output check of every `matmul_into`: `out` must have the product's shape.
@@ -325,6 +430,7 @@ pub fn check_softmax<T: Element>(x: &Tensor<T>) -> Result<()> {
     {
         return Err(Error::NonFinite {
             op: OP,
+            operand: "x",
             index: p,
             value: x.as_slice()[p].as_f64(),
         });
@@ -345,8 +451,8 @@ pub fn check_attention<T: Element>(
 ) -> Result<AttentionDims> {
     use crate::attention::{check_heads_finite, check_heads_rows_finite};
     let dims = check_operands(q, k, v, out)?;
-    check_heads_finite("attention", q)?;
-    check_heads_rows_finite("attention", k, spec.kv_rows_checked)?;
-    check_heads_rows_finite("attention", v, spec.kv_rows_checked)?;
+    check_heads_finite("attention", "Q", q)?;
+    check_heads_rows_finite("attention", "K", k, spec.kv_rows_checked)?;
+    check_heads_rows_finite("attention", "V", v, spec.kv_rows_checked)?;
     Ok(dims)
 }

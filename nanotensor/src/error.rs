@@ -74,9 +74,11 @@ pub enum Error {
 
     // ---- values ------------------------------------------------------------------------------
     /// A NaN or infinity where the operation needs finite input.
-    #[error("{op}: non-finite value {value} at flat index {index}")]
+    #[error("{op}: non-finite value {value} in {operand} at flat index {index}")]
     NonFinite {
         op: &'static str,
+        /// Which input holds it (`"A"`, `"B"`, `"Q"`, `"K"`, `"V"`, `"x"`, `"weight"`, …).
+        operand: &'static str,
         index: usize,
         value: f64,
     },
@@ -120,7 +122,7 @@ pub enum Error {
         reason: String,
     },
     /// A backend that was not compiled into this build.
-    #[error("backend `{name}` is not compiled in; rebuild with `--features {feature}` (compiled in: {available})")]
+    #[error("backend `{name}` is not compiled in; enable the cargo feature `{feature}` (compiled in: {available})")]
     BackendNotCompiled {
         name: String,
         feature: String,

@@ -166,6 +166,7 @@ impl QTensor {
         if let Some(p) = data.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
                 op: OP,
+                operand: "data",
                 index: p,
                 value: data[p].as_f64(),
             });

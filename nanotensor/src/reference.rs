@@ -3,9 +3,9 @@
 //! These are written for clarity, not speed, and compute in `f64` whatever the input type, so a
 //! float32 backend is compared with something ~2⁻²⁹ more precise than itself.
 
-use crate::attention::{AttentionDims, AttentionSpec, Heads};
+use crate::attention::{layout_of_shape, AttentionDims, AttentionSpec, Heads, HeadsLayout};
 use crate::element::Element;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shape::matmul_dims;
 use crate::tensor::Tensor;
 
@@ -98,6 +98,61 @@ pub fn attention_f64<T: Element>(
     out
 }
 
+/// Tensor form of [`attention_f64`], with the shapes [`crate::Backend::attention`] takes: `q`
+/// `[H, n_q, d]`, `k` `[H_kv, n_kv, d]`, `v` `[H_kv, n_kv, d_v]`, each optionally with the same
+/// leading batch dim. Returns `[H, n_q, d_v]` (per batch entry, concatenated) in f64.
+///
+/// # Errors
+/// An invalid spec, shapes that do not form an attention call (the checks of
+/// [`crate::Backend::attention`]).
+pub fn attention_tensor_f64<T: Element>(
+    q: &Tensor<T>,
+    k: &Tensor<T>,
+    v: &Tensor<T>,
+    spec: &AttentionSpec,
+) -> Result<Vec<f64>> {
+    const OP: &str = "attention reference";
+    spec.validate()?;
+    let (bq, ql) = layout_of_shape(OP, q.shape())?;
+    let (bk, kl) = layout_of_shape(OP, k.shape())?;
+    let (bv, vl) = layout_of_shape(OP, v.shape())?;
+    if q.rank() != k.rank() || k.rank() != v.rank() || bq != bk || bk != bv {
+        return Err(Error::mismatch(
+            OP,
+            q.shape(),
+            k.shape(),
+            "Q, K and V need the same rank and batch size",
+        ));
+    }
+    let ol = HeadsLayout::contiguous(ql.heads, ql.rows, vl.dim);
+    let per = |t: &Tensor<T>, b: usize| t.numel() / b.max(1);
+    let (per_q, per_k, per_v) = (per(q, bq), per(k, bk), per(v, bv));
+    let per_o = ol.required_len().unwrap_or(usize::MAX);
+    let dims = AttentionDims::validate((&ql, per_q), (&kl, per_k), (&vl, per_v), (&ol, per_o))?;
+    let mut out = Vec::with_capacity(bq.saturating_mul(per_o));
+    fn entry<'a, T: Element>(
+        t: &'a Tensor<T>,
+        b: usize,
+        n: usize,
+        layout: HeadsLayout,
+    ) -> Heads<'a, T> {
+        Heads {
+            data: &t.as_slice()[b * n..(b + 1) * n],
+            layout,
+        }
+    }
+    for b in 0..bq {
+        out.extend(attention_f64(
+            &entry(q, b, per_q, ql),
+            &entry(k, b, per_k, kl),
+            &entry(v, b, per_v, vl),
+            &dims,
+            spec,
+        ));
+    }
+    Ok(out)
+}
+
 /// How far `actual` is from `reference`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Comparison {
@@ -117,8 +172,18 @@ impl Comparison {
 }
 
 /// Compares `actual` against a float64 `reference` of the same length.
-pub fn compare<T: Element>(actual: &[T], reference: &[f64]) -> Comparison {
-    assert_eq!(actual.len(), reference.len(), "compare: lengths differ");
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the two have different lengths.
+pub fn compare<T: Element>(actual: &[T], reference: &[f64]) -> Result<Comparison> {
+    if actual.len() != reference.len() {
+        return Err(Error::mismatch(
+            "compare",
+            &[actual.len()],
+            &[reference.len()],
+            "the result and its reference must have the same length",
+        ));
+    }
     let (mut num, mut den, mut max_abs, mut bad) = (0.0f64, 0.0f64, 0.0f64, 0usize);
     for (a, &b) in actual.iter().zip(reference) {
         let a = a.as_f64();
@@ -142,11 +207,11 @@ pub fn compare<T: Element>(actual: &[T], reference: &[f64]) -> Comparison {
     } else {
         num / den
     };
-    Comparison {
+    Ok(Comparison {
         nmse,
         max_abs,
         nonfinite_mismatches: bad,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -213,12 +278,12 @@ mod tests {
 
     #[test]
     fn compare_flags_nan_and_measures_nmse() {
-        let c = compare(&[1.0f32, 2.0], &[1.0, 2.0]);
+        let c = compare(&[1.0f32, 2.0], &[1.0, 2.0]).expect("same length");
         assert_eq!(c.nmse, 0.0);
-        let c = compare(&[f32::NAN, 2.0], &[1.0, 2.0]);
+        let c = compare(&[f32::NAN, 2.0], &[1.0, 2.0]).expect("same length");
         assert_eq!(c.nonfinite_mismatches, 1);
         assert!(!c.passes(1.0));
-        let c = compare(&[1.1f64, 2.0], &[1.0, 2.0]);
+        let c = compare(&[1.1f64, 2.0], &[1.0, 2.0]).expect("same length");
         assert!((c.nmse - 0.01 / 5.0).abs() < 1e-12);
     }
 }

@@ -313,11 +313,13 @@ impl<T: Element> Tensor<T> {
         Ok(out)
     }
 
-    /// Fails with [`Error::NonFinite`] on the first NaN or infinity.
-    pub fn check_finite(&self, op: &'static str) -> Result<()> {
+    /// Fails with [`Error::NonFinite`] on the first NaN or infinity; `operand` names this tensor
+    /// in the error (`"A"`, `"weight"`, …).
+    pub fn check_finite(&self, op: &'static str, operand: &'static str) -> Result<()> {
         match crate::element::first_non_finite(self.as_slice()) {
             Some(p) => Err(Error::NonFinite {
                 op,
+                operand,
                 index: p,
                 value: self.as_slice()[p].as_f64(),
             }),
@@ -396,7 +398,7 @@ mod tests {
         assert_eq!(t, u);
         let bad = Tensor::<f32>::from_slice(&[1.0, f32::NAN], &[2]).unwrap();
         assert!(matches!(
-            bad.check_finite("x"),
+            bad.check_finite("x", "x"),
             Err(Error::NonFinite { index: 1, .. })
         ));
     }

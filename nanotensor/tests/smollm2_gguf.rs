@@ -300,7 +300,7 @@ fn dequantized_weights_are_finite_and_plausible() {
     assert_eq!(names.len(), 2 + 2 * 9);
     for name in &names {
         let t = f.dequantize(name).unwrap();
-        t.check_finite("test").unwrap();
+        t.check_finite("test", "tensor").unwrap();
         let n = t.numel() as f64;
         let mean_abs = t
             .as_slice()

@@ -138,7 +138,7 @@ impl BackendVisitor for MatmulRun<'_> {
         let b = Tensor::<f32>::randn(&[r.k, r.n], 1.0, r.seed.wrapping_add(1))?;
         let (seconds, c) = time_median(r.repeat, || backend.matmul(&a, &b))?;
         let nmse = if r.check {
-            Some(compare(c.as_slice(), &matmul_f64(&a, &b)?).nmse)
+            Some(compare(c.as_slice(), &matmul_f64(&a, &b)?)?.nmse)
         } else {
             None
         };

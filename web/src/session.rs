@@ -14,13 +14,10 @@
 //! exactly one decode step: tokens/s = (tokens − 1) / Σ seconds of calls 2….
 
 use nanotensor::gguf::GgufFile;
-use nanotensor::model::{Llama, Logits, Sampler, SamplerConfig, State};
+use nanotensor::model::{Llama, LlamaConfig, Logits, Sampler, SamplerConfig, State};
 use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Backend, Error, Result};
-use nanotensor_backends::blocked::BlockedBackend;
-use nanotensor_backends::int8::Int8Backend;
-use nanotensor_backends::naive::NaiveBackend;
-use nanotensor_backends::BackendKind;
+use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
 use serde::Serialize;
 
 use crate::clock::now_seconds;
@@ -66,21 +63,42 @@ pub struct TokenReport {
     pub seconds: f64,
 }
 
-/// A loaded LLaMA model, its backend fixed at load time.
-enum AnyModel {
-    Naive(Llama<NaiveBackend>),
-    Blocked(Llama<BlockedBackend>),
-    Int8(Llama<Int8Backend>),
+/// A loaded LLaMA model, its backend fixed at load time: the few calls the page makes, behind
+/// a trait object so that the backend registry's one dispatch ([`with_backend`]) builds it.
+trait PageModel {
+    fn config(&self) -> &LlamaConfig;
+    fn weights_bytes(&self) -> usize;
+    fn backend_name(&self) -> &'static str;
+    fn new_state(&self, capacity: usize) -> Result<State>;
+    fn forward_last(&self, state: &mut State, tokens: &[u32]) -> Result<Vec<f32>>;
 }
 
-macro_rules! with_model {
-    ($any:expr, $m:ident => $body:expr) => {
-        match $any {
-            AnyModel::Naive($m) => $body,
-            AnyModel::Blocked($m) => $body,
-            AnyModel::Int8($m) => $body,
-        }
-    };
+impl<B: Backend> PageModel for Llama<B> {
+    fn config(&self) -> &LlamaConfig {
+        Llama::config(self)
+    }
+    fn weights_bytes(&self) -> usize {
+        Llama::weights_bytes(self)
+    }
+    fn backend_name(&self) -> &'static str {
+        self.backend().name()
+    }
+    fn new_state(&self, capacity: usize) -> Result<State> {
+        Llama::new_state(self, capacity)
+    }
+    fn forward_last(&self, state: &mut State, tokens: &[u32]) -> Result<Vec<f32>> {
+        Ok(self.forward(state, tokens, Logits::Last)?.to_vec())
+    }
+}
+
+/// Loads the model onto whichever backend [`with_backend`] built.
+struct Load<'a>(&'a GgufFile);
+
+impl BackendVisitor for Load<'_> {
+    type Output = Box<dyn PageModel>;
+    fn visit<B: Backend>(self, backend: B) -> Result<Box<dyn PageModel>> {
+        Ok(Box::new(Llama::load(backend, self.0)?))
+    }
 }
 
 /// A generation in progress.
@@ -100,7 +118,7 @@ struct Generation {
 
 /// A model loaded from GGUF bytes, and the generation in progress, if any.
 pub struct ModelSession {
-    model: AnyModel,
+    model: Box<dyn PageModel>,
     tokenizer: Tokenizer,
     info: ModelInfo,
     generation: Option<Generation>,
@@ -116,7 +134,8 @@ impl std::fmt::Debug for ModelSession {
 
 impl ModelSession {
     /// Parses `bytes` as GGUF and prepares every weight for `backend` (`blocked`: f32 packed
-    /// panels; `int8`: int8 weights with per-row scales; `naive`: f32 as stored).
+    /// panels; `int8`: int8 weights with the int8 backend's default options, one scale per
+    /// tensor; `naive`: f32 as stored).
     ///
     /// # Errors
     /// Not a GGUF file, a truncated one, an architecture or element type the library does not
@@ -127,13 +146,16 @@ impl ModelSession {
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let summary = file.summary();
         // One thread: the page has one (wasm32 without shared memory).
-        let model = match kind {
-            BackendKind::Naive => AnyModel::Naive(Llama::load(NaiveBackend::new(), &file)?),
-            BackendKind::Blocked => AnyModel::Blocked(Llama::load(BlockedBackend::new(1)?, &file)?),
-            BackendKind::Int8 => AnyModel::Int8(Llama::load(Int8Backend::new(1)?, &file)?),
+        let opts = BackendOptions {
+            threads: 1,
+            ..BackendOptions::default()
         };
-        let (cfg, weights_bytes, backend_name) =
-            with_model!(&model, m => (m.config().clone(), m.weights_bytes(), m.backend().name()));
+        let model = with_backend(kind, opts, Load(&file))?;
+        let (cfg, weights_bytes, backend_name) = (
+            model.config().clone(),
+            model.weights_bytes(),
+            model.backend_name(),
+        );
         let name = summary.name.clone().unwrap_or_else(|| "(unnamed)".into());
         let types: Vec<String> = summary
             .by_type
@@ -219,11 +241,12 @@ impl ModelSession {
             });
         }
         let t0 = now_seconds();
-        let (state, logits) = with_model!(&self.model, m => {
+        let (state, logits) = {
+            let m = &self.model;
             let mut state = m.new_state(needed)?;
-            let logits = m.forward(&mut state, &prompt_ids, Logits::Last)?.to_vec();
+            let logits = m.forward_last(&mut state, &prompt_ids)?;
             (state, logits)
-        });
+        };
         let prefill_seconds = now_seconds() - t0;
         self.generation = Some(Generation {
             state,
@@ -251,14 +274,12 @@ impl ModelSession {
             .ok_or_else(|| Error::invalid_arg(OP, "no generation started"))?;
         let t0 = now_seconds();
         if let Some(tok) = g.pending.take() {
-            g.logits = with_model!(&self.model, m => {
-                if g.kv_cache {
-                    m.forward(&mut g.state, &[tok], Logits::Last)?.to_vec()
-                } else {
-                    g.state.reset();
-                    m.forward(&mut g.state, &g.seq, Logits::Last)?.to_vec()
-                }
-            });
+            g.logits = if g.kv_cache {
+                self.model.forward_last(&mut g.state, &[tok])?
+            } else {
+                g.state.reset();
+                self.model.forward_last(&mut g.state, &g.seq)?
+            };
         }
         let id = g.sampler.sample(&g.logits)?;
         let seconds = now_seconds() - t0;

@@ -1,4 +1,4 @@
-//! Materialised attention on the blocked kernels (`AttentionAlgo::Naive`).
+//! Materialised attention on the blocked kernels (`AttentionAlgo::Materialized`).
 //!
 //! Per query head `h` reading KV head `g`:
 //! ```text

@@ -71,7 +71,7 @@ fn check_gemm_kernel<K: GemmKernel<A = f32, B = f32, C = f32>>(kern: K, pool: Op
             kern.name()
         );
         let got: Vec<f32> = c.chunks(ldc).flat_map(|r| r[..n].to_vec()).collect();
-        let cmp = compare(&got, &want);
+        let cmp = compare(&got, &want).expect("same length");
         assert!(cmp.passes(TOL_F32), "{} {m}x{k}x{n}: {cmp:?}", kern.name());
         assert!(
             c.chunks(ldc).all(|r| r[n..].iter().all(|v| v.is_nan())),
@@ -143,7 +143,7 @@ fn operands_packed_whole_are_walked_by_stride() {
                     ldc,
                 );
                 let got: Vec<f32> = c.chunks(ldc).flat_map(|r| r[..n].to_vec()).collect();
-                let cmp = compare(&got, &want);
+                let cmp = compare(&got, &want).expect("same length");
                 assert!(cmp.passes(TOL_F32), "{} {m}x{k}x{n}: {cmp:?}", kern.name());
                 assert!(c.chunks(ldc).all(|r| r[n..].iter().all(|v| v.is_nan())));
             }
@@ -167,14 +167,14 @@ fn driver_handles_transposed_and_strided_operands() {
     let am = MatRef::new(a.as_slice(), k, m, m, 1).t();
     let bm = MatRef::new(b.as_slice(), n, k, k, 1).t();
     with_f32_kernel!(kernel::detect(), kern => gemm(kern, None, am, |x| x, BSource::Strided(bm), |x| x, &mut c, n));
-    assert!(compare(&c, &want).passes(TOL_F32));
+    assert!(compare(&c, &want).expect("same length").passes(TOL_F32));
 }
 
 fn backend_matmul_case<T: Element>(be: &BlockedBackend, m: usize, k: usize, n: usize, tol: f64) {
     let a = Tensor::<T>::randn(&[m, k], 1.0, 5).unwrap();
     let b = Tensor::<T>::randn(&[k, n], 1.0, 6).unwrap();
     let c = be.matmul(&a, &b).unwrap();
-    let cmp = compare(c.as_slice(), &matmul_f64(&a, &b).unwrap());
+    let cmp = compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).expect("same length");
     assert!(cmp.passes(tol), "{} {m}x{k}x{n}: {cmp:?}", T::DTYPE);
 }
 
@@ -201,7 +201,9 @@ fn batched_matmul_with_shared_and_per_batch_b() {
         let b = Tensor::<f32>::randn(b_shape, 1.0, 2).unwrap();
         let c = be.matmul(&a, &b).unwrap();
         assert_eq!(c.shape(), &[3, 17, 23]);
-        assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(TOL_F32));
+        assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap())
+            .expect("same length")
+            .passes(TOL_F32));
     }
 }
 
@@ -277,7 +279,7 @@ fn linear_case<T: Element>(be: &BlockedBackend, rows: usize, inf: usize, outf: u
     assert_eq!(pw.shape(), [outf, inf]);
     let y = be.linear(&x, &pw).unwrap();
     assert_eq!(y.shape(), &[rows, outf]);
-    let cmp = compare(y.as_slice(), &want);
+    let cmp = compare(y.as_slice(), &want).expect("same length");
     assert!(
         cmp.passes(tol),
         "{} linear {rows}x{inf}->{outf}: {cmp:?}",
@@ -349,10 +351,16 @@ fn softmax_matches_reference_for_every_type_and_masks() {
     x.as_mut_slice()[..37].fill(f32::NEG_INFINITY);
     x.as_mut_slice()[40] = f32::NEG_INFINITY;
     let y = be.softmax(&x).unwrap();
-    assert!(compare(y.as_slice(), &softmax_f64(&x)).passes(1e-12));
+    assert!(compare(y.as_slice(), &softmax_f64(&x))
+        .expect("same length")
+        .passes(1e-12));
     assert!(y.as_slice()[..37].iter().all(|&v| v == 0.0));
     let x64 = Tensor::<f64>::randn(&[4, 9], 1e3, 4).unwrap();
-    assert!(compare(be.softmax(&x64).unwrap().as_slice(), &softmax_f64(&x64)).passes(1e-28));
+    assert!(
+        compare(be.softmax(&x64).unwrap().as_slice(), &softmax_f64(&x64))
+            .expect("same length")
+            .passes(1e-28)
+    );
     let bad = Tensor::<f32>::from_slice(&[f32::INFINITY], &[1]).unwrap();
     assert!(be.softmax(&bad).is_err());
 }
@@ -372,7 +380,7 @@ fn attention_case<T: Element>(
     let v = Tensor::<T>::randn(&[hkv, nkv, dv], 1.0, 3).unwrap();
     let spec = AttentionSpec {
         causal,
-        algo: AttentionAlgo::Naive,
+        algo: AttentionAlgo::Materialized,
         ..AttentionSpec::default()
     };
     let out = be.attention(&q, &k, &v, &spec).unwrap();
@@ -394,7 +402,7 @@ fn attention_case<T: Element>(
     )
     .unwrap();
     let want = attention_f64(&qh, &kh, &vh, &dims, &spec);
-    let cmp = compare(out.as_slice(), &want);
+    let cmp = compare(out.as_slice(), &want).expect("same length");
     assert!(
         cmp.passes(tol),
         "{} h={h}/{hkv} {nq}x{nkv} causal={causal}: {cmp:?}",
@@ -427,7 +435,7 @@ fn attention_reads_token_major_layouts_in_place() {
     };
     let mut out = vec![0.0f32; n * h * d];
     let spec = AttentionSpec {
-        algo: AttentionAlgo::Naive,
+        algo: AttentionAlgo::Materialized,
         ..AttentionSpec::causal()
     };
     be.attention_into(
@@ -456,7 +464,7 @@ fn attention_reads_token_major_layouts_in_place() {
         .flat_map(|hh| (0..n).flat_map(move |i| (0..d).map(move |x| (hh, i, x))))
         .map(|(hh, i, x)| out[l.offset(hh, i) + x])
         .collect();
-    assert!(compare(&got, &want).passes(TOL_F32));
+    assert!(compare(&got, &want).expect("same length").passes(TOL_F32));
 }
 
 #[test]
@@ -471,7 +479,7 @@ fn attention_budget_and_flash_dispatch() {
         v_dim: 64,
     };
     let spec = AttentionSpec {
-        algo: AttentionAlgo::Naive,
+        algo: AttentionAlgo::Materialized,
         max_memory: Some(1 << 30),
         ..AttentionSpec::default()
     };
@@ -504,7 +512,7 @@ fn attention_budget_and_flash_dispatch() {
     };
     assert_eq!(
         be.attention_plan::<f32>(&small, &auto).unwrap().algo,
-        AttentionAlgo::Naive
+        AttentionAlgo::Materialized
     );
 }
 

@@ -119,7 +119,7 @@ pub fn resolve_algo<T: Element>(dims: &AttentionDims, spec: &AttentionSpec) -> A
             if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
                 AttentionAlgo::Flash
             } else {
-                AttentionAlgo::Naive
+                AttentionAlgo::Materialized
             }
         }
         other => other,

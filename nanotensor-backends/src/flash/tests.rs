@@ -125,7 +125,7 @@ fn run_case<T: Element>(
             out[o..o + c.dv].to_vec()
         })
         .collect();
-    let cmp = compare(&got, &want);
+    let cmp = compare(&got, &want).expect("same length");
     assert_eq!(cmp.nonfinite_mismatches, 0, "{c:?} {isa:?}");
     (cmp.nmse, plan)
 }
@@ -445,7 +445,7 @@ fn decode_with_caller_scratch_splits_the_kv_range() {
         )
         .unwrap();
         let want = attention_f64(&qh, &kh, &vh, &dims, &spec);
-        let cmp = compare(&out, &want);
+        let cmp = compare(&out, &want).expect("same length");
         assert!(cmp.passes(1e-10), "{cmp:?}");
     }
 }

@@ -34,7 +34,7 @@ pub fn plan<T: Element>(
         &dims.scores_detail("f32"),
     )?;
     Ok(AttentionPlan {
-        algo: AttentionAlgo::Naive,
+        algo: AttentionAlgo::Materialized,
         scratch_bytes: scratch,
     })
 }

@@ -37,7 +37,6 @@ use std::borrow::Cow;
 use nanotensor::attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
 };
-use nanotensor::backend::{check_attention, check_linear_into_lengths, check_softmax};
 use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
 use crate::scales::ActGranularity;
@@ -108,6 +107,33 @@ impl Int8Backend {
             weights: Granularity::PerTensor,
             k_chunk: K_MAX,
         })
+    }
+
+    /// A backend with `threads` workers configured by `opts` (scale granularities).
+    ///
+    /// # Errors
+    /// Zero threads.
+    pub fn with_options(threads: usize, opts: crate::scales::Int8Options) -> Result<Self> {
+        Ok(Self::new(threads)?
+            .with_weight_granularity(opts.weights)
+            .with_activation_granularity(opts.activations))
+    }
+
+    /// The accurate preset ([`crate::scales::Int8Options::accurate`]): per-row weight scales,
+    /// per-block-16 activation scales.
+    ///
+    /// # Errors
+    /// Zero threads.
+    pub fn accurate(threads: usize) -> Result<Self> {
+        Self::with_options(threads, crate::scales::Int8Options::accurate())
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> crate::scales::Int8Options {
+        crate::scales::Int8Options {
+            weights: self.weights,
+            activations: self.activations,
+        }
     }
 
     /// Activation scales per tensor (default), per row, or per block of `k`
@@ -305,11 +331,17 @@ fn stride_of(g: Granularity) -> usize {
 /// Finiteness of an operand, checked on its f32 form with the vectorised scan: NaN/inf in the
 /// original is [`Error::NonFinite`]; a finite value that overflowed the f32 conversion (possible
 /// for f64 input) cannot be given an f32 scale and is [`Error::InvalidArgument`].
-fn check_operand<T: Element>(op: &'static str, level: Level, orig: &[T], x: &[f32]) -> Result<()> {
+fn check_operand<T: Element>(
+    op: &'static str,
+    operand: &'static str,
+    level: Level,
+    orig: &[T],
+    x: &[f32],
+) -> Result<()> {
     if quantize::all_finite(level, x) {
         return Ok(());
     }
-    crate::multiversion::check_finite(op, level, orig)?;
+    crate::multiversion::check_finite(op, operand, level, orig)?;
     let p = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
     Err(Error::invalid_arg(
         op,
@@ -321,13 +353,29 @@ fn check_operand<T: Element>(op: &'static str, level: Level, orig: &[T], x: &[f3
 /// which locates it.
 fn non_finite_error<T: Element>(
     op: &'static str,
+    operand: &'static str,
     level: Level,
     orig: &[T],
     x: &[f32],
 ) -> Result<()> {
-    check_operand(op, level, orig, x)?;
+    check_operand(op, operand, level, orig, x)?;
     // Unreachable in practice: the scales were non-finite, so some value was.
     Err(Error::invalid_arg(op, "an activation scale is not finite"))
+}
+
+impl crate::select::BuildBackend for Int8Backend {
+    fn build(opts: &crate::BackendOptions) -> Result<Self> {
+        Self::with_options(opts.threads, opts.int8)
+    }
+}
+
+impl Default for Int8Backend {
+    /// One worker per available core (one thread if the OS refuses more), default options.
+    fn default() -> Self {
+        Self::new(crate::threads::Pool::default_threads())
+            .or_else(|_| Self::new(1))
+            .expect("a one-thread pool starts no OS thread and cannot fail")
+    }
 }
 
 impl Backend for Int8Backend {
@@ -341,15 +389,14 @@ impl Backend for Int8Backend {
         self.pool.threads()
     }
 
-    fn matmul_into<T: Element>(
+    fn matmul_impl<T: Element>(
         &self,
         a: &Tensor<T>,
         b: &Tensor<T>,
         out: &mut Tensor<T>,
+        d: &nanotensor::shape::MatmulDims,
     ) -> Result<()> {
-        // The shape checks of `check_matmul`; its finiteness scan is done vectorised below.
-        let (d, out_shape) = nanotensor::shape::matmul_dims(a.shape(), b.shape())?;
-        nanotensor::backend::check_matmul_out(out, &out_shape)?;
+        // The finiteness scan is folded into the quantization (below).
         let (m, k, n) = (d.m, d.k, d.n);
         let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
         // The scans for NaN/inf are folded into the quantization of A (`product`) and B.
@@ -399,17 +446,16 @@ impl Backend for Int8Backend {
         );
         match bad {
             None => Ok(()),
-            Some(Bad::A) => non_finite_error("matmul", self.level, a.as_slice(), &af),
-            Some(Bad::B) => non_finite_error("matmul", self.level, b.as_slice(), &bf),
+            Some(Bad::A) => non_finite_error("matmul", "A", self.level, a.as_slice(), &af),
+            Some(Bad::B) => non_finite_error("matmul", "B", self.level, b.as_slice(), &bf),
         }
     }
 
-    fn softmax<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        check_softmax(x)?;
+    fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         float_ops::softmax(x)
     }
 
-    fn attention_plan<T: Element>(
+    fn attention_plan_impl<T: Element>(
         &self,
         dims: &AttentionDims,
         spec: &AttentionSpec,
@@ -417,28 +463,28 @@ impl Backend for Int8Backend {
         float_ops::plan::<T>(dims, spec, self.pool.threads())
     }
 
-    fn attention_into<T: Element>(
+    fn attention_impl<T: Element>(
         &self,
         q: Heads<'_, T>,
         k: Heads<'_, T>,
         v: Heads<'_, T>,
         mut out: HeadsMut<'_, T>,
+        dims: &AttentionDims,
         spec: &AttentionSpec,
-    ) -> Result<AttentionPlan> {
-        let dims = check_attention(&q, &k, &v, &out, spec)?;
-        let plan = self.attention_plan::<T>(&dims, spec)?;
+        plan: &AttentionPlan,
+    ) -> Result<()> {
         if plan.algo == AttentionAlgo::Flash {
-            return crate::flash::flash_attention(&self.pool, q, k, v, out, &dims, spec);
+            crate::flash::flash_attention(&self.pool, q, k, v, out, dims, spec)?;
+            return Ok(());
         }
-        float_ops::attention(&q, &k, &v, &mut out, &dims, spec, &plan)?;
-        Ok(plan)
+        float_ops::attention(&q, &k, &v, &mut out, dims, spec, plan)
     }
 
-    fn prepare<T: Element>(&self, w: Tensor<T>) -> Result<Self::Weight<T>> {
-        let shape = nanotensor::backend::check_weight(&w)?;
+    fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>> {
         let [n, k] = shape;
         let wf = as_f32(w.as_slice());
-        check_operand("prepare", self.level, w.as_slice(), &wf)?;
+        // Finite (checked by `prepare`); f64 values beyond the f32 range are refused here.
+        check_operand("prepare", "weight", self.level, w.as_slice(), &wf)?;
         // The vectorised quantizer: codes bit-identical to `QTensor::quantize` (tested).
         let mut codes = Vec::new();
         let s = quantize::quantize_rows(
@@ -466,16 +512,13 @@ impl Backend for Int8Backend {
         })
     }
 
-    fn linear_into<T: Element>(
+    fn linear_impl<T: Element>(
         &self,
         x: &[T],
         rows: usize,
         w: &Self::Weight<T>,
         out: &mut [T],
     ) -> Result<()> {
-        // The length checks of `check_linear_into`; its (scalar) finiteness scan is done
-        // vectorised by `check_operand` below.
-        check_linear_into_lengths(x, rows, w.shape, out)?;
         if w.kernel != self.kernel.kind() {
             return Err(Error::invalid_arg(
                 "linear",
@@ -510,7 +553,7 @@ impl Backend for Int8Backend {
         if finite {
             Ok(())
         } else {
-            non_finite_error("linear", self.level, x, &xf)
+            non_finite_error("linear", "x", self.level, x, &xf)
         }
     }
 }

@@ -59,7 +59,7 @@ fn matmul_is_accurate_against_the_unquantized_f64_reference() {
             let a = Tensor::<f32>::randn(&[m, k], 1.0, 1 + s as u64).unwrap();
             let b = Tensor::<f32>::randn(&[k, n], 1.0, 50 + s as u64).unwrap();
             let c = be.matmul(&a, &b).unwrap();
-            let r = compare(c.as_slice(), &matmul_f64(&a, &b).unwrap());
+            let r = compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).expect("same length");
             assert!(
                 r.passes(NMSE_BOUND),
                 "{:?} {m}x{k}x{n}: {r:?}",
@@ -82,7 +82,7 @@ fn matmul_reproduces_the_dequantized_product_for_every_granularity() {
                 for chunk in [K_MAX, 8, 12] {
                     let be = configured(&be, ga, gb, chunk);
                     let c = be.matmul(&a, &b).unwrap();
-                    let r = compare(c.as_slice(), &want);
+                    let r = compare(c.as_slice(), &want).expect("same length");
                     assert!(
                         r.passes(1e-11),
                         "{:?} {ga:?}/{gb:?} chunk {chunk}: {r:?}",
@@ -104,7 +104,9 @@ fn per_row_activations_rescue_an_outlier_row() {
     let nmse_rest = |g| {
         let be = Int8Backend::new(1).unwrap().with_activation_granularity(g);
         let c = be.matmul(&a, &b).unwrap();
-        compare(&c.as_slice()[n..], &want[n..]).nmse
+        compare(&c.as_slice()[n..], &want[n..])
+            .expect("same length")
+            .nmse
     };
     let (t, r) = (
         nmse_rest(Granularity::PerTensor),
@@ -138,9 +140,9 @@ fn linear_with_prepared_weights_matches_and_is_a_quarter_of_the_bytes() {
                 let y = be.linear(&x, &pw).unwrap();
                 assert_eq!(y.shape(), &[m, n]);
                 let want = dequantized_product(&x, &wt, Granularity::PerTensor, g);
-                let r = compare(y.as_slice(), &want);
+                let r = compare(y.as_slice(), &want).expect("same length");
                 assert!(r.passes(1e-11), "{:?} {g:?} m={m}: {r:?}", be.kernel);
-                let r = compare(y.as_slice(), &matmul_f64(&x, &wt).unwrap());
+                let r = compare(y.as_slice(), &matmul_f64(&x, &wt).unwrap()).expect("same length");
                 assert!(r.passes(NMSE_BOUND), "{r:?}");
             }
         }
@@ -178,7 +180,7 @@ fn threaded_tasks_split_rows_and_columns_exactly() {
                     let be = configured(&be, ga, Granularity::PerRow, chunk);
                     let w = be.prepare(b.t().unwrap()).unwrap();
                     let y = be.linear(&a, &w).unwrap();
-                    let r = compare(y.as_slice(), &want);
+                    let r = compare(y.as_slice(), &want).expect("same length");
                     assert!(
                         r.passes(1e-10),
                         "{:?} {m}x{k}x{n} {ga:?} chunk {chunk}: {r:?}",
@@ -213,12 +215,16 @@ fn batched_and_broadcast_matmul_and_other_element_types() {
     ] {
         let c = be.matmul(&a, &b).unwrap();
         assert_eq!(c.shape(), &[3, 10, 12]);
-        assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(NMSE_BOUND));
+        assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap())
+            .expect("same length")
+            .passes(NMSE_BOUND));
     }
     let a = Tensor::<half::bf16>::randn(&[5, 40], 1.0, 4).unwrap();
     let b = Tensor::<half::bf16>::randn(&[40, 7], 1.0, 5).unwrap();
     let c = be.matmul(&a, &b).unwrap();
-    assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap()).passes(NMSE_BOUND));
+    assert!(compare(c.as_slice(), &matmul_f64(&a, &b).unwrap())
+        .expect("same length")
+        .passes(NMSE_BOUND));
 }
 
 /// A NaN or an infinity in the activations (whose scan is folded into their quantization) is
@@ -338,7 +344,9 @@ fn float_attention_and_softmax_match_the_reference_and_honour_the_budget() {
             &dims,
             &spec,
         );
-        assert!(compare(o.as_slice(), &want).passes(1e-10));
+        assert!(compare(o.as_slice(), &want)
+            .expect("same length")
+            .passes(1e-10));
     }
     let tight = AttentionSpec {
         max_memory: Some(1000),
@@ -419,7 +427,7 @@ fn per_block_activations_reproduce_the_blockwise_dequantized_product() {
                     for chunk in [K_MAX, 8, 64] {
                         let be = configured(&be, ga, gb, chunk);
                         let c = be.matmul(&a, &b).unwrap();
-                        let r = compare(c.as_slice(), &want);
+                        let r = compare(c.as_slice(), &want).expect("same length");
                         assert!(
                             r.passes(1e-10),
                             "{:?} {m}x{k}x{n} len {len} {gb:?} chunk {chunk}: {r:?}",
@@ -428,7 +436,7 @@ fn per_block_activations_reproduce_the_blockwise_dequantized_product() {
                         // The prepared-weight path (decode and prefill shapes) agrees too.
                         let w = be.prepare(b.t().unwrap()).unwrap();
                         let y = be.linear(&a, &w).unwrap();
-                        let r = compare(y.as_slice(), &want);
+                        let r = compare(y.as_slice(), &want).expect("same length");
                         assert!(r.passes(1e-10), "linear {m}x{k}x{n}: {r:?}");
                     }
                 }
@@ -453,7 +461,9 @@ fn per_block_activations_confine_an_outlier_channel() {
             .unwrap()
             .with_weight_granularity(Granularity::PerRow)
             .with_activation_granularity(g);
-        compare(be.matmul(&a, &b).unwrap().as_slice(), &want).nmse
+        compare(be.matmul(&a, &b).unwrap().as_slice(), &want)
+            .expect("same length")
+            .nmse
     };
     let (row, block) = (
         nmse(ActGranularity::PerRow),

@@ -29,7 +29,7 @@ impl From<AlgoArg> for AttentionAlgo {
     fn from(a: AlgoArg) -> Self {
         match a {
             AlgoArg::Auto => AttentionAlgo::Auto,
-            AlgoArg::Naive => AttentionAlgo::Naive,
+            AlgoArg::Naive => AttentionAlgo::Materialized,
             AlgoArg::Flash => AttentionAlgo::Flash,
         }
     }
@@ -266,7 +266,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
         })?;
         let nmse = if a.check {
             let reference = attention_f64(&qh, &kh, &vh, &dims, &spec);
-            Some(compare(out.as_slice(), &reference).nmse)
+            Some(compare(out.as_slice(), &reference)?.nmse)
         } else {
             None
         };

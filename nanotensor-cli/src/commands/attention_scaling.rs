@@ -178,7 +178,7 @@ impl BackendVisitor for Sweep<'_> {
         let a = self.args;
         let (h, d) = (a.heads as usize, a.head_dim as usize);
         let sizes: Vec<usize> = SIZES.into_iter().filter(|&n| n as u64 <= a.max_n).collect();
-        let algos = [AttentionAlgo::Naive, AttentionAlgo::Flash];
+        let algos = [AttentionAlgo::Materialized, AttentionAlgo::Flash];
         let bar = ProgressBar::new((sizes.len() * algos.len()) as u64);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]")

@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::model_io::open_model;
 use crate::output::{
-    backend_choice, backend_choice_int8, median, print_json, print_table, Int8Args,
+    backend_choice, backend_choice_with, median, print_json, print_table, settings_label,
+    with_all_settings, Int8Args,
 };
 
 /// Prompt text for the benchmark, repeated until it fills `--prompt-tokens`.
@@ -105,8 +106,14 @@ pub fn run(args: Args) -> Result<()> {
         KvMode::Off => &[false],
     };
     let mut rows = Vec::new();
+    let kinds_run = kinds.clone();
+    let (_, settings_opts) = backend_choice_with(
+        BackendKind::best_compiled().name(),
+        args.threads,
+        &args.int8,
+    )?;
     for kind in kinds {
-        let (_, opts) = backend_choice_int8(kind.name(), args.threads, &args.int8)?;
+        let (_, opts) = backend_choice_with(kind.name(), args.threads, &args.int8)?;
         rows.extend(with_backend(
             kind,
             opts,
@@ -144,14 +151,16 @@ pub fn run(args: Args) -> Result<()> {
                 ratios.insert(r.backend.to_string(), json!(x));
             }
         }
-        print_json(&json!({
-            "prompt_tokens": args.prompt_tokens,
-            "decode_tokens": args.decode_tokens,
-            "repeat": args.repeat,
-            "int8": args.int8.json(),
-            "results": results,
-            "kv_off_over_on_decode_time": ratios,
-        }));
+        print_json(&with_all_settings(
+            json!({
+                "prompt_tokens": args.prompt_tokens,
+                "decode_tokens": args.decode_tokens,
+                "repeat": args.repeat,
+                "results": results,
+                "kv_off_over_on_decode_time": ratios,
+            }),
+            &settings_opts,
+        ));
     } else {
         let mut table = vec![vec![
             "backend".to_string(),
@@ -174,8 +183,10 @@ pub fn run(args: Args) -> Result<()> {
             ]);
         }
         print_table(&table);
-        if rows.iter().any(|r| r.backend == "int8") {
-            println!("int8: {}", args.int8.label());
+        for kind in &kinds_run {
+            if let Some(l) = settings_label(*kind, &settings_opts) {
+                println!("{kind}: {l}");
+            }
         }
         let mut seen = Vec::new();
         for r in &rows {

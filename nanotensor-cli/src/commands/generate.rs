@@ -10,7 +10,9 @@ use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, read_utf8_file, ModelFile};
-use crate::output::{backend_choice_int8, backend_help, print_json, Int8Args};
+use crate::output::{
+    backend_choice_with, backend_help, print_json, settings_label, with_settings, Int8Args,
+};
 
 /// Arguments of `nanotensor generate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,7 +62,7 @@ pub struct Args {
 /// Runs `nanotensor generate`.
 pub fn run(args: Args) -> Result<()> {
     // Cheap checks first, before the model is touched.
-    let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
+    let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
     let prompt = match (&args.prompt, &args.prompt_file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) => read_utf8_file("generate", path)?,
@@ -133,42 +135,41 @@ pub fn run(args: Args) -> Result<()> {
     let shown = visible_ids(&g.ids, g.stopped);
     let s = &g.stats;
     if args.json {
-        print_json(&json!({
-            "model": file.path.display().to_string(),
-            "backend": out.backend,
-            "int8": (out.backend == "int8").then(|| args.int8.json()),
-            "threads": out.threads,
-            "kv_cache": !args.no_kv_cache,
-            "prompt": prompt,
-            "prompt_ids": prompt_ids,
-            "ids": g.ids,
-            "text": file.tokenizer.decode(shown)?,
-            "stopped_at_eos": g.stopped,
-            "temperature": args.temperature,
-            "top_k": args.top_k,
-            "top_p": args.top_p,
-            "seed": args.seed,
-            "prompt_tokens": s.prompt_tokens,
-            "generated_tokens": s.generated_tokens,
-            "load_seconds": out.load_seconds,
-            "prefill_seconds": s.prefill_seconds,
-            "decode_seconds": s.decode_seconds,
-            "seconds": seconds,
-            "prefill_tokens_per_s": s.prefill_tokens_per_s,
-            "decode_tokens_per_s": s.decode_tokens_per_s,
-            "weights_bytes": s.weights_bytes,
-            "kv_cache_bytes": s.kv_cache_bytes,
-        }));
+        print_json(&with_settings(
+            json!({
+                "model": file.path.display().to_string(),
+                "backend": out.backend,
+                "threads": out.threads,
+                "kv_cache": !args.no_kv_cache,
+                "prompt": prompt,
+                "prompt_ids": prompt_ids,
+                "ids": g.ids,
+                "text": file.tokenizer.decode(shown)?,
+                "stopped_at_eos": g.stopped,
+                "temperature": args.temperature,
+                "top_k": args.top_k,
+                "top_p": args.top_p,
+                "seed": args.seed,
+                "prompt_tokens": s.prompt_tokens,
+                "generated_tokens": s.generated_tokens,
+                "load_seconds": out.load_seconds,
+                "prefill_seconds": s.prefill_seconds,
+                "decode_seconds": s.decode_seconds,
+                "seconds": seconds,
+                "prefill_tokens_per_s": s.prefill_tokens_per_s,
+                "decode_tokens_per_s": s.decode_tokens_per_s,
+                "weights_bytes": s.weights_bytes,
+                "kv_cache_bytes": s.kv_cache_bytes,
+            }),
+            kind,
+            &opts,
+        ));
     } else {
         eprintln!(
             "\n[{} backend{}, {} threads, KV cache {}] load {:.2} s | prefill {} tokens {:.1} tok/s | \
              decode {} tokens {:.1} tok/s | weights {} | KV {}",
             out.backend,
-            if out.backend == "int8" {
-                format!(" ({})", args.int8.label())
-            } else {
-                String::new()
-            },
+            settings_label(kind, &opts).map_or(String::new(), |l| format!(" ({l})")),
             out.threads,
             if args.no_kv_cache { "off" } else { "on" },
             out.load_seconds,

@@ -7,8 +7,8 @@ use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use crate::output::{
-    backend_choice_int8, backend_help, parse_bytes, print_json, print_table, time_median, DTypeArg,
-    Int8Args,
+    backend_choice_with, backend_help, parse_bytes, print_json, print_table, settings_label,
+    time_median, with_settings, DTypeArg, Int8Args,
 };
 
 /// Arguments of `nanotensor matmul`.
@@ -57,7 +57,7 @@ pub struct Args {
 
 /// Runs `nanotensor matmul`.
 pub fn run(args: Args) -> Result<()> {
-    let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
+    let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
     let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
     let elem = match args.dtype {
         DTypeArg::F32 => 4u64,
@@ -107,7 +107,6 @@ pub fn run(args: Args) -> Result<()> {
         let mut v = json!({
             "op": "matmul",
             "backend": report.backend,
-            "int8": (report.backend == "int8").then(|| args.int8.json()),
             "m": m, "k": k, "n": n,
             "dtype": args.dtype.name(),
             "threads": report.threads,
@@ -116,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
             "seconds": report.seconds,
             "gflops": gflops,
         });
+        v = with_settings(v, kind, &opts);
         if let Some(nmse) = report.nmse {
             v["nmse"] = json!(nmse);
             v["max_abs_err"] = json!(report.max_abs);
@@ -127,10 +127,9 @@ pub fn run(args: Args) -> Result<()> {
             vec!["op".into(), "matmul".into()],
             vec![
                 "backend".into(),
-                if report.backend == "int8" {
-                    format!("int8 ({})", args.int8.label())
-                } else {
-                    report.backend.into()
+                match settings_label(kind, &opts) {
+                    Some(l) => format!("{} ({l})", report.backend),
+                    None => report.backend.into(),
                 },
             ],
             vec!["shape".into(), format!("{m}×{k} · {k}×{n}")],
@@ -190,7 +189,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
             time_median(self.args.repeat, || backend.matmul_into(&a, &b, &mut c))?.0
         };
         let (nmse, max_abs) = if self.args.check {
-            let r = compare(c.as_slice(), &matmul_f64(&a, &b)?);
+            let r = compare(c.as_slice(), &matmul_f64(&a, &b)?)?;
             (Some(r.nmse), r.max_abs)
         } else {
             (None, 0.0)

@@ -11,7 +11,10 @@ use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, read_utf8_file};
-use crate::output::{backend_choice_int8, backend_help, print_json, print_table, Int8Args};
+use crate::output::{
+    backend_choice_with, backend_help, print_json, print_table, settings_label, with_settings,
+    Int8Args,
+};
 
 /// Arguments of `nanotensor perplexity`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,7 +42,7 @@ pub struct Args {
 
 /// Runs `nanotensor perplexity`.
 pub fn run(args: Args) -> Result<()> {
-    let (kind, opts) = backend_choice_int8(&args.backend, args.threads, &args.int8)?;
+    let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
     if args.ctx < 4 {
         return Err(Error::invalid_arg("perplexity", "--ctx must be at least 4"));
     }
@@ -79,31 +82,33 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let seconds = t0.elapsed().as_secs_f64();
     if args.json {
-        print_json(&json!({
-            "model": file.path.display().to_string(),
-            "file": args.file.display().to_string(),
-            "backend": backend,
-            "int8": (backend == "int8").then(|| args.int8.json()),
-            "threads": threads,
-            "ctx": r.n_ctx,
-            "tokens": tokens.len(),
-            "chunks": r.chunks,
-            "tokens_scored": r.tokens_scored,
-            "mean_nll": r.mean_nll,
-            "ppl": r.ppl,
-            "eval_seconds": r.seconds,
-            "seconds": seconds,
-            "tokens_per_s": (r.chunks * r.n_ctx) as f64 / r.seconds,
-        }));
+        print_json(&with_settings(
+            json!({
+                "model": file.path.display().to_string(),
+                "file": args.file.display().to_string(),
+                "backend": backend,
+                "threads": threads,
+                "ctx": r.n_ctx,
+                "tokens": tokens.len(),
+                "chunks": r.chunks,
+                "tokens_scored": r.tokens_scored,
+                "mean_nll": r.mean_nll,
+                "ppl": r.ppl,
+                "eval_seconds": r.seconds,
+                "seconds": seconds,
+                "tokens_per_s": (r.chunks * r.n_ctx) as f64 / r.seconds,
+            }),
+            kind,
+            &opts,
+        ));
     } else {
         print_table(&[
             vec!["field".into(), "value".into()],
             vec![
                 "backend".into(),
-                if backend == "int8" {
-                    format!("{backend} ({threads} threads; {})", args.int8.label())
-                } else {
-                    format!("{backend} ({threads} threads)")
+                match settings_label(kind, &opts) {
+                    Some(l) => format!("{backend} ({threads} threads; {l})"),
+                    None => format!("{backend} ({threads} threads)"),
                 },
             ],
             vec![

@@ -113,6 +113,7 @@ impl Sampler {
         if let Some(i) = logits.iter().position(|z| z.is_nan()) {
             return Err(Error::NonFinite {
                 op: OP,
+                operand: "logits",
                 index: i,
                 value: f64::NAN,
             });

@@ -19,7 +19,7 @@ fn plot_err(e: impl std::fmt::Display) -> Error {
 }
 
 fn color(algo: AttentionAlgo) -> RGBColor {
-    if algo == AttentionAlgo::Naive {
+    if algo == AttentionAlgo::Materialized {
         NAIVE
     } else {
         FLASH
@@ -132,7 +132,7 @@ fn draw(svg: &mut String, rows: &[Row], backend: &str, heads: u64, head_dim: u64
         .y_desc("seconds")
         .draw()
         .map_err(plot_err)?;
-    for algo in [AttentionAlgo::Naive, AttentionAlgo::Flash] {
+    for algo in [AttentionAlgo::Materialized, AttentionAlgo::Flash] {
         let pts: Vec<(f64, f64)> = times
             .iter()
             .filter(|t| t.0 == algo)
@@ -182,7 +182,7 @@ fn draw(svg: &mut String, rows: &[Row], backend: &str, heads: u64, head_dim: u64
         .y_label_formatter(&|b| nanotensor::error::human_bytes(*b as u64))
         .draw()
         .map_err(plot_err)?;
-    for algo in [AttentionAlgo::Naive, AttentionAlgo::Flash] {
+    for algo in [AttentionAlgo::Materialized, AttentionAlgo::Flash] {
         let c = color(algo);
         let ran: Vec<(f64, f64)> = mems
             .iter()
