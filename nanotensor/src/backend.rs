@@ -8,8 +8,8 @@
 //!
 //! # Errors
 //! Every method validates its operands (shapes, emptiness, finiteness, memory budget) before it
-//! computes, and returns [`Error`](crate::Error::Format) (see [`crate::error`]) naming the op and the shapes. Kernels behind the
-//! checks assume valid input.
+//! computes, and returns an [`Error`] (see [`crate::error`]) naming the op and the
+//! shapes. Kernels behind the checks assume valid input.
 
 use crate::attention::{
     check_operands, layout_of_shape, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
