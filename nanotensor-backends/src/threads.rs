@@ -447,13 +447,71 @@ mod tests {
 
     #[test]
     fn pools_dropped_at_once_or_after_a_job_shut_down() {
-        // Shutdown may be posted before a worker first looks at the epoch.
-        for i in 0..200 {
-            let pool = Pool::new(3).unwrap();
-            if i % 2 == 0 {
-                pool.for_each(3, |_| {});
+        use std::cell::RefCell;
+        use std::sync::{mpsc, Barrier};
+        use std::time::Duration;
+
+        // Worker threads that ran a task and have not exited yet. A worker registers a
+        // thread-local guard in its task; the guard's destructor runs when the thread exits,
+        // before a join of that thread returns.
+        static LIVE_WORKERS: AtomicUsize = AtomicUsize::new(0);
+        struct Live;
+        impl Drop for Live {
+            fn drop(&mut self) {
+                LIVE_WORKERS.fetch_sub(1, Ordering::SeqCst);
             }
         }
+        thread_local! {
+            static GUARD: RefCell<Option<Live>> = const { RefCell::new(None) };
+        }
+
+        // The pools are made and dropped on a helper thread, which reports each drop; a drop
+        // that hangs (a worker that misses the shutdown) fails the test instead of stalling it.
+        let (done, drops) = mpsc::channel();
+        let helper = std::thread::spawn(move || {
+            for i in 0..200 {
+                let pool = Pool::new(3).unwrap();
+                if i % 2 == 0 {
+                    // Three tasks meeting at a barrier: each of the three participants (the
+                    // caller and both workers) runs exactly one.
+                    let barrier = Barrier::new(3);
+                    pool.for_each(3, |_| {
+                        let name = std::thread::current().name().map(str::to_owned);
+                        if name.is_some_and(|n| n.starts_with("nanotensor-")) {
+                            LIVE_WORKERS.fetch_add(1, Ordering::SeqCst);
+                            GUARD.with(|g| *g.borrow_mut() = Some(Live));
+                        }
+                        barrier.wait();
+                    });
+                    assert_eq!(LIVE_WORKERS.load(Ordering::SeqCst), 2, "round {i}");
+                }
+                // Dropped at once (odd rounds: shutdown may be posted before a worker first
+                // looks at the epoch) or after a job (even rounds).
+                drop(pool);
+                assert_eq!(
+                    LIVE_WORKERS.load(Ordering::SeqCst),
+                    0,
+                    "round {i}: a worker outlived its pool"
+                );
+                done.send(i).unwrap();
+            }
+        });
+        for i in 0..200 {
+            if let Err(e) = drops.recv_timeout(Duration::from_secs(20)) {
+                match e {
+                    // The helper panicked: re-raise its assertion.
+                    mpsc::RecvTimeoutError::Disconnected => std::panic::resume_unwind(
+                        helper
+                            .join()
+                            .expect_err("the helper ended early without a panic"),
+                    ),
+                    mpsc::RecvTimeoutError::Timeout => {
+                        panic!("round {i}: dropping the pool did not return within 20 s")
+                    }
+                }
+            }
+        }
+        helper.join().unwrap();
     }
 
     #[test]

@@ -134,8 +134,8 @@ impl std::fmt::Debug for ModelSession {
 
 impl ModelSession {
     /// Parses `bytes` as GGUF and prepares every weight for `backend` (`blocked`: f32 packed
-    /// panels; `int8`: int8 weights with the int8 backend's default options, one scale per
-    /// tensor; `naive`: f32 as stored).
+    /// panels; `int8`: int8 weights with the backend's default scales, one per weight tensor,
+    /// and activations quantized with one scale per call; `naive`: f32 as stored).
     ///
     /// # Errors
     /// Not a GGUF file, a truncated one, an architecture or element type the library does not

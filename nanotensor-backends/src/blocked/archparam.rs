@@ -1,16 +1,14 @@
-//! Cache-blocking parameters `mc`, `kc`, `nc` for the Goto/BLIS loop nest, chosen for Zen 4.
+//! Cache-blocking parameters `mc`, `kc`, `nc` for the Goto/BLIS loop nest.
 //!
 //! The register block `MR × NR` belongs to each microkernel (see [`super::kernel`]); the cache
 //! blocks below are shared defaults that a kernel may override through its
 //! [`GemmKernel`](super::kernel::GemmKernel) constants.
 //!
-//! # The machine
-//! The brief describes a Zen 4 core: 32 KiB L1d, 1 MiB L2, 32 MiB shared L3, one 512-bit FMA per
-//! cycle (117 GFLOP/s f32 at 3.65 GHz). The core this was tuned on reports more: `lscpu` gives
-//! 48 KiB L1d and 1 MiB L2 per core, `/proc/cpuinfo` lists `avx512_vp2intersect` (new in Zen 5),
-//! and the AVX-512 microkernel alone on packed, cache-resident data sustains **253 GFLOP/s**
-//! per core (`examples/blocked_timing.rs … kernel`, on-CPU time) — two full-width 512-bit FMAs
-//! per cycle, i.e. a Zen 5 core. The parameters below suit both.
+//! # The target
+//! The parameters follow cache sizes, not one CPU model: they suit a core with 32–48 KiB of L1d,
+//! 1–2 MiB of private L2 and a shared L3 of tens of MiB, as on recent x86-64 server cores with
+//! AVX-512. A core that issues one or two 512-bit FMAs per cycle needs, at the AVX-512 kernel's
+//! 24 FMAs per depth step, well under L2's bandwidth to feed its B micro-panel (see `kc`).
 //!
 //! # The reasoning (Goto & van de Geijn, "Anatomy of high-performance matrix multiplication")
 //! Inside LOOP 1 the microkernel reads one packed `MR × kc` micro-panel of A and one
@@ -18,28 +16,26 @@
 //! LOOP 2 reuses the whole A block for every B micro-panel of the `nc` block.
 //!
 //! * **`kc`** — the classic rule keeps the B micro-panel (`kc · NR · 4` bytes) in L1, which with
-//!   `NR = 32` means `kc ≤ 192` on 32 KiB. Measured here, the kernel runs at the same
-//!   ~253 GFLOP/s for every `kc` from 96 to 1024: at 24 FMAs per depth step the kernel needs only
-//!   176 bytes per 12 cycles (15 B/cycle), well inside L2's 64 B/cycle, so the B micro-panel may
-//!   live in L2. What `kc` then buys is fewer passes over C (each depth block reloads and
-//!   re-stores the whole C) and fewer packing restarts: the full driver at 1024³ went from
-//!   ~160 GFLOP/s at `kc = 192` to ~175 at 512 and ~180 at 1024 (on-CPU time; 2048³ ~185-192
-//!   for all `kc ≥ 256`). On 2 threads, where the two cores share the memory bus and meet at a
-//!   fork-join after every depth block (a strided B is packed into one shared B~ per block),
-//!   1024 beat 512 in interleaved runs: 2048³ +3.0 %, 1024³ +0.8 %, 1024 × 4096 · 4096 × 1024
-//!   +2.5 %, SmolLM2 prefill +4 %; 512³ and 1 thread were unchanged. **`kc = 1024`**: the B
-//!   micro-panel is 128 KiB (L2), the A micro-panel `12 · 1024 · 4` = 48 KiB, and C is revisited
-//!   `k / 1024` times. `kc` is also rebalanced per call so the last depth block is not a sliver
-//!   (`k = 1536` → two blocks of 768).
+//!   `NR = 32` means `kc ≤ 192` on 32 KiB. But the kernel's demand is small: a depth step's 24
+//!   FMAs (12 cycles at two 512-bit FMAs per cycle) read 176 bytes (two 64-byte vectors of B,
+//!   twelve 4-byte values of A), about 15 B per cycle, well inside the ~64 B per cycle an L2
+//!   delivers; so the B micro-panel may live in L2 and the kernel's speed does not depend on
+//!   `kc`. What a larger `kc` buys is fewer passes over C (each depth block reloads and
+//!   re-stores the whole C), fewer packing restarts and, with several threads, fewer
+//!   fork-joins (the threads meet after every depth block when a strided B is packed into one
+//!   shared B~ per block). **`kc = 1024`**: the B micro-panel is 128 KiB (L2), the A
+//!   micro-panel `12 · 1024 · 4` = 48 KiB, and C is revisited `k / 1024` times. `kc` is also
+//!   rebalanced per call so the last depth block is not a sliver (`k = 1536` → two blocks of
+//!   768).
 //! * **`mc`** — the packed A block `mc · kc · 4` bytes is reused for every B micro-panel, so it
 //!   must stay in **L2** next to the B micro-panel in flight: `mc = 144` gives 576 KiB, a bit
-//!   over half of the 1 MiB L2, leaving room for the B micro-panel (128 KiB) and C lines.
-//!   Measured `mc` from 48 to 384 changed the driver by less than the noise (±5 %; at `kc` =
-//!   1024, 72–240 likewise). `mc` is a multiple of every kernel's `MR` (12, 6, 4).
+//!   over half of a 1 MiB L2, leaving room for the B micro-panel (128 KiB) and C lines. The
+//!   driver is not sensitive to `mc` within a wide range around this value. `mc` is a multiple
+//!   of every kernel's `MR` (12, 6, 4).
 //! * **`nc`** — the packed B block `kc · nc · 4` bytes is reused by every A block, so it should
-//!   stay in **L3**: `nc = 4096` gives up to 16 MiB at `kc` = 1024, half the shared 32 MiB L3,
-//!   so both threads' A blocks and the C stream fit beside it. `nc` from 512 to 4096 measured the same
-//!   within noise; the larger value packs A fewer times for wide B.
+//!   stay in **L3**: `nc = 4096` gives up to 16 MiB at `kc` = 1024, half of a 32 MiB L3, so
+//!   both threads' A blocks and the C stream fit beside it. A large `nc` packs A fewer times
+//!   for a wide B.
 
 /// Rows of A per packed block (LOOP 3 step). Must be a multiple of every `MR`.
 pub const MC: usize = 144;

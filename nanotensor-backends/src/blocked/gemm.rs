@@ -45,9 +45,9 @@
 //! task runs the whole loop nest on its own piece of C: one fork-join per product. A strided B
 //! is instead packed once per depth block into one B~ that all threads share, each packing an
 //! equal share of its micro-panels, with the row ranges forked inside LOOP 4 (two fork-joins
-//! per depth block). Each thread packing all of B~ for itself instead saves the second
-//! fork-join but doubles the packing: measured interleaved on 2 threads, the shared B~ was
-//! 1–2 % faster at 512³–2048³.
+//! per depth block). Each thread packing all of B~ for itself would save the second
+//! fork-join but multiply the packing work and its memory traffic by the thread count; a
+//! shared B~ packs every micro-panel once.
 //!
 //! When both operands are [`Panels`] the nest packs nothing, so tasks cost nothing to split
 //! finely: each task is one `mc`-row block (tasks run outermost, in order when single-threaded,

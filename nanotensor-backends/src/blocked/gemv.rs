@@ -23,9 +23,10 @@ pub const MAX_ROWS: usize = 8;
 
 /// Weights of at least this many elements (256 KiB of f32) are streamed by all threads;
 /// smaller ones by the calling thread alone. One core streams 256 KiB from DRAM in ~6 µs
-/// (~40 GB/s), several times the cost of handing a job to a spinning worker. (With the earlier
-/// pool, whose every job woke workers through the OS, the threshold had to be 4 Mi elements and
-/// SmolLM2's layer weights ran on one core; see `examples/decode_profile.rs`.)
+/// (~40 GB/s), several times the cost of handing a job to a spinning worker. The threshold
+/// relies on that cheap hand-off: with a pool whose every job wakes workers through the OS it
+/// would have to be far higher, and a small model's layer weights would run on one core
+/// (`examples/decode_profile.rs` profiles a decode step).
 pub const PAR_MIN_WEIGHT: usize = 1 << 16;
 
 /// Tasks per thread a parallel product is cut into: claimed dynamically, so a participant that

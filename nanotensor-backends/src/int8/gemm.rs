@@ -36,10 +36,8 @@ use crate::threads::Pool;
 /// f32 read-modify-write of the whole C block), which next to a VNNI kernel four times faster
 /// than f32 FMAs weighs four times more than in the f32 backend; so the deeper the better, as
 /// long as the B micro-panel (`KC × 32` bytes, 128 KiB) and the A block (`MC × KC`, 512 KiB)
-/// stay in the 1 MiB L2. Measured interleaved against 512, 1024 and 2048 (prepared weight,
-/// `NT_INT8_KC`): 1024³ +4–5 % (1024 vs 512; one block either way from then on), 2048³ +9 % on
-/// 1 thread and +6 % on 2 (2048 vs 1024), 1024 × 4096 · 4096 × 1024 +5–8 % (4096 vs 2048),
-/// SmolLM2 prefill +2 % (`k` = 576 in one block instead of 512 + 64).
+/// stay in a 1 MiB L2. At 4096 the depths of a small model (`k` = 576, 1536) and of a
+/// 4096-deep product run in one block, with one epilogue each.
 pub const KC: usize = 4096;
 /// Rows of A per block (LOOP 3 step): `MC × KC` = 512 KiB of A stays in L2 across the B
 /// micro-panels.

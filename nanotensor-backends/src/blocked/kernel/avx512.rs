@@ -2,9 +2,9 @@
 //!
 //! Register budget (32 zmm): 12 rows × 2 vectors of 16 lanes = 24 accumulators, 2 registers
 //! for the current B row, and the A values arrive as embedded broadcasts of the FMA's memory
-//! operand. Per depth step: 2 vector loads, 12 broadcasts, 24 FMAs — Zen 4 issues one 512-bit
-//! FMA per cycle, so the loads (≤ 2 per cycle) never limit, and 24 independent accumulators
-//! hide the 4-cycle FMA latency many times over.
+//! operand. Per depth step: 2 vector loads, 12 broadcasts, 24 FMAs — a core issues one or two
+//! 512-bit FMAs per cycle, so the loads (≤ 2 per cycle) never limit, and 24 independent
+//! accumulators hide the 4-cycle FMA latency (4 or 8 chains needed) several times over.
 //!
 //! Edge tiles run natively ([`GemmKernel::NATIVE_TILES`]): one const-generic body serves the
 //! full tile and every row count `R < 12` (only `R` accumulator pairs, so a 4-row edge panel does

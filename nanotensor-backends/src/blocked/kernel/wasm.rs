@@ -8,7 +8,7 @@
 //!
 //! Built with `+relaxed-simd` as well, each multiply-add is one `f32x4.relaxed_madd`, which
 //! engines lower to a fused multiply-add on CPUs that have one: half the instructions of a
-//! multiply then an add (30.6 vs 22.1 GFLOP/s at 512³, interleaved A/B in Node's V8). The web
+//! multiply then an add, and one rounding instead of two. The web
 //! demo builds both modules and loads the relaxed one only where the engine validates it.
 
 use core::arch::wasm32::*;

@@ -1,8 +1,8 @@
 //! AVX-512F tile kernels (16 f32 lanes per `zmm`, 32 registers).
 //!
 //! Register tiles are 8 rows × 32 lanes = 16 accumulators, enough independent FMA chains to
-//! cover the 4-cycle FMA latency at one 512-bit FMA per cycle (Zen 4 runs 512-bit ops on two
-//! 256-bit pipes), with 2 vector loads and 8 broadcast loads per 16 FMAs.
+//! cover the 4-cycle FMA latency at one or two 512-bit FMAs per cycle (4 or 8 chains needed),
+//! with 2 vector loads and 8 broadcast loads per 16 FMAs.
 //!
 //! Every function is `unsafe` only because of `#[target_feature]` (the caller must have checked
 //! avx512f) and documents the slice lengths it relies on; the dispatcher in `mod.rs` asserts them.
