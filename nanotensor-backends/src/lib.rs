@@ -54,7 +54,13 @@ pub type DefaultBackend = Int8Backend;
 #[cfg(all(feature = "naive", not(feature = "blocked"), not(feature = "int8")))]
 pub type DefaultBackend = NaiveBackend;
 
-/// The README's Rust example runs as a doctest of this crate, so the first screen always works.
-#[cfg(all(doctest, feature = "naive"))]
+/// The README's Rust example runs as a doctest of this crate, so the first screen always works
+/// (`scripts/test` runs it under each backend feature alone).
+#[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/library.md`, run the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/library.md")]
+pub struct LibraryDoctests;

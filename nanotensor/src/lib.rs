@@ -42,6 +42,10 @@ pub mod shape;
 pub mod tensor;
 pub mod tokenizer;
 
+pub use gguf::GgufFile;
+pub use model::{generate, GenerateOptions, Llama, StopAt};
+pub use tokenizer::Tokenizer;
+
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
 };
@@ -50,3 +54,22 @@ pub use element::{DType, Element};
 pub use error::{Error, Result};
 pub use quant::{Granularity, QTensor, QuantReport};
 pub use tensor::Tensor;
+
+/// What a user of the library touches, in one import: `use nanotensor::prelude::*;`.
+///
+/// Tensors and the backend contract, attention specs and plans, the float64 references, and the
+/// model path: the GGUF file, its tokenizer, the LLaMA model, generation and perplexity. The
+/// backends themselves are in `nanotensor-backends` (`nanotensor_backends::DefaultBackend`,
+/// `BlockedBackend`, `Int8Backend`, `NaiveBackend`, and `with_backend` for a run-time choice).
+pub mod prelude {
+    pub use crate::attention::{AttentionAlgo, AttentionPlan, AttentionSpec};
+    pub use crate::backend::Backend;
+    pub use crate::element::{DType, Element};
+    pub use crate::error::{Error, Result};
+    pub use crate::gguf::GgufFile;
+    pub use crate::model::{generate, perplexity, GenerateOptions, Llama, SamplerConfig, StopAt};
+    pub use crate::model_path::find_model;
+    pub use crate::reference;
+    pub use crate::tensor::Tensor;
+    pub use crate::tokenizer::Tokenizer;
+}

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use nanotensor::model::{generate, GenerateOptions, Llama};
+use nanotensor::model::{generate, GenerateOptions, Llama, StopAt};
 use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendKind, BackendVisitor};
 use serde_json::json;
@@ -224,7 +224,7 @@ impl BackendVisitor for Bench<'_> {
                 // The first token comes out of the prefill; then `decode_tokens` decode steps.
                 max_new_tokens: self.args.decode_tokens + 1,
                 kv_cache,
-                stop_token: None,
+                stop: StopAt::Never,
                 ..Default::default()
             };
             let (mut pre, mut dec) = (Vec::new(), Vec::new());

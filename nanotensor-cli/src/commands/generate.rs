@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use nanotensor::model::{generate, GenerateOptions, Generation, Llama, SamplerConfig};
+use nanotensor::model::{generate, GenerateOptions, Generation, Llama, SamplerConfig, StopAt};
 use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
@@ -111,10 +111,10 @@ pub fn run(args: Args) -> Result<()> {
     let gen_opts = GenerateOptions {
         max_new_tokens: args.max_tokens,
         kv_cache: !args.no_kv_cache,
-        stop_token: if args.ignore_eos {
-            None
+        stop: if args.ignore_eos {
+            StopAt::Never
         } else {
-            file.tokenizer.eos()
+            StopAt::EndOfGeneration
         },
         sampler,
     };
@@ -218,7 +218,11 @@ impl BackendVisitor for Run<'_> {
         let load_seconds = t0.elapsed().as_secs_f64();
         let stream = !self.args.json;
         let mut decoder = self.file.tokenizer.stream_decoder();
-        let stop = self.opts.stop_token;
+        let stop: &[u32] = match self.opts.stop {
+            StopAt::EndOfGeneration => model.end_of_generation(),
+            StopAt::Token(ref t) => std::slice::from_ref(t),
+            StopAt::Never => &[],
+        };
         let mut stdout = std::io::stdout().lock();
         let io_err = |e: std::io::Error| Error::Io {
             op: "generate",
@@ -230,7 +234,7 @@ impl BackendVisitor for Run<'_> {
             stdout.flush().map_err(io_err)?;
         }
         let generation = generate(&model, self.prompt_ids, &self.opts, |id| {
-            if stream && Some(id) != stop {
+            if stream && !stop.contains(&id) {
                 let piece = decoder.push(id)?;
                 write!(stdout, "{piece}").map_err(io_err)?;
                 stdout.flush().map_err(io_err)?;

@@ -25,8 +25,8 @@ pub struct GenerateOptions {
     pub max_new_tokens: usize,
     /// Keep K and V between steps (true) or recompute the whole prefix every step (false).
     pub kv_cache: bool,
-    /// Stop after emitting this id (the model's end-of-sequence token); `None` never stops early.
-    pub stop_token: Option<u32>,
+    /// When to stop before `max_new_tokens`: by default at the model's end-of-generation ids.
+    pub stop: StopAt,
     /// How the next token is chosen.
     pub sampler: SamplerConfig,
 }
@@ -36,8 +36,31 @@ impl Default for GenerateOptions {
         GenerateOptions {
             max_new_tokens: 32,
             kv_cache: true,
-            stop_token: None,
+            stop: StopAt::EndOfGeneration,
             sampler: SamplerConfig::greedy(),
+        }
+    }
+}
+
+/// When a generation stops early (it always stops at [`GenerateOptions::max_new_tokens`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StopAt {
+    /// After emitting one of the ids the model file declares as ending a generation
+    /// ([`Llama::end_of_generation`]: its end-of-sequence and end-of-turn tokens).
+    #[default]
+    EndOfGeneration,
+    /// After emitting this id.
+    Token(u32),
+    /// Never: always generate `max_new_tokens` (e.g. for benchmarks).
+    Never,
+}
+
+impl StopAt {
+    fn stops<B: Backend>(self, model: &Llama<B>, token: u32) -> bool {
+        match self {
+            StopAt::EndOfGeneration => model.end_of_generation().contains(&token),
+            StopAt::Token(t) => t == token,
+            StopAt::Never => false,
         }
     }
 }
@@ -68,7 +91,7 @@ pub struct GenerateStats {
 pub struct Generation {
     /// Generated ids, in order (the prompt is not included).
     pub ids: Vec<u32>,
-    /// Whether generation ended on [`GenerateOptions::stop_token`].
+    /// Whether generation ended on a stop token ([`GenerateOptions::stop`]).
     pub stopped: bool,
     /// Timings and sizes.
     pub stats: GenerateStats,
@@ -121,7 +144,7 @@ pub fn generate<B: Backend>(
     ids.push(token);
     seq.push(token);
     on_token(token)?;
-    let mut stopped = opts.stop_token == Some(token);
+    let mut stopped = opts.stop.stops(model, token);
 
     // Decode: one token per step.
     let t1 = start_timer();
@@ -136,7 +159,7 @@ pub fn generate<B: Backend>(
         ids.push(token);
         seq.push(token);
         on_token(token)?;
-        stopped = opts.stop_token == Some(token);
+        stopped = opts.stop.stops(model, token);
     }
     let decode_seconds = seconds_since(t1);
     let decode_steps = ids.len() - 1;

@@ -200,6 +200,9 @@ pub struct Llama<B: Backend> {
     output: B::Weight<f32>,
     /// Whether `output` was tied to the token embedding.
     tied_output: bool,
+    /// Ids that end a generation, from the file (`tokenizer.ggml.eos_token_id`, and
+    /// `tokenizer.ggml.eot_token_id` where the model has an end-of-turn token).
+    end_of_generation: Vec<u32>,
 }
 
 impl<B: Backend> std::fmt::Debug for Llama<B> {
@@ -313,7 +316,26 @@ impl<B: Backend> Llama<B> {
         } else {
             matrix("output.weight", c.vocab_size, c.dim)?
         };
+        let mut end_of_generation = Vec::new();
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
+            if file.get(key).is_some() {
+                let id = file.get_u32(key)?;
+                if id as usize >= config.vocab_size {
+                    return Err(Error::format(
+                        OP,
+                        format!(
+                            "{key} {id} is outside the vocabulary of {}",
+                            config.vocab_size
+                        ),
+                    ));
+                }
+                if !end_of_generation.contains(&id) {
+                    end_of_generation.push(id);
+                }
+            }
+        }
         Ok(Llama {
+            end_of_generation,
             backend,
             config,
             token_embd,
@@ -329,6 +351,12 @@ impl<B: Backend> Llama<B> {
     /// The hyperparameters.
     pub fn config(&self) -> &LlamaConfig {
         &self.config
+    }
+
+    /// The ids that end a generation by default ([`crate::model::StopAt::EndOfGeneration`]),
+    /// as the model file declares them.
+    pub fn end_of_generation(&self) -> &[u32] {
+        &self.end_of_generation
     }
 
     /// The backend the weights live in.

@@ -25,7 +25,7 @@ pub mod perplexity;
 pub mod sampler;
 pub mod state;
 
-pub use generate::{generate, GenerateOptions, GenerateStats, Generation};
+pub use generate::{generate, GenerateOptions, GenerateStats, Generation, StopAt};
 pub use kv_cache::KvCache;
 pub use llama::{Llama, LlamaConfig, Logits};
 pub use perplexity::{perplexity, PerplexityReport};
