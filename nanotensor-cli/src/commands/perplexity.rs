@@ -93,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
             "ppl": r.ppl,
             "eval_seconds": r.seconds,
             "seconds": seconds,
-            "tokens_per_s": (r.chunks * r.n_ctx) as f64 / r.seconds,
+            "tokens_per_s": r.chunks as f64 * r.n_ctx as f64 / r.seconds,
         }));
     } else {
         print_table(&[
@@ -119,7 +119,7 @@ pub fn run(args: Args) -> Result<()> {
                 format!(
                     "{:.2} s ({:.0} tok/s)",
                     r.seconds,
-                    (r.chunks * r.n_ctx) as f64 / r.seconds
+                    r.chunks as f64 * r.n_ctx as f64 / r.seconds
                 ),
             ],
         ]);
