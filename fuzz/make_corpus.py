@@ -84,6 +84,18 @@ def main():
     ]
     write("gguf", "tensors", gguf(kvs[:5], tensors, data))
 
+    # The tokenizer and quantize targets also read their input as a GGUF file.
+    write("quantize", "gguf-tensors", gguf(kvs[:5], tensors, data))
+    vocab = [
+        ("tokenizer.ggml.model", STRING, s("gpt2")),
+        ("tokenizer.ggml.pre", STRING, s("smollm")),
+        ("tokenizer.ggml.tokens", ARRAY, arr(STRING, [s(t) for t in ("<s>", "a", "b", "Ġ", "ab", "Ġab")])),
+        ("tokenizer.ggml.merges", ARRAY, arr(STRING, [s("a b"), s("Ġ ab")])),
+        ("tokenizer.ggml.token_type", ARRAY, arr(I32, [struct.pack("<i", t) for t in (3, 1, 1, 1, 1, 1)])),
+        ("tokenizer.ggml.bos_token_id", U32, struct.pack("<I", 0)),
+    ]
+    write("tokenizer", "gguf-vocab", gguf(vocab, [], b""))
+
     write("tokenizer", "english", "Hello, the thing in the tower isn't here: 123 4567!\n".encode())
     write("tokenizer", "unicode", "café naïve 日本語 🦀 \t\r\n  spaces".encode())
 

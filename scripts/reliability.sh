@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Reliability checks of NanoTensor (issue 9), called by scripts/test:
 #   1. fuzzing (cargo-fuzz / libFuzzer): GGUF reader, tokenizer, quantizer, bounded time each;
+#      every target also asserts that a GGUF file the reader accepts is self-consistent (element
+#      counts, byte sizes and offsets recomputed with checked arithmetic), so a size that wraps
+#      is a crash, not just a wrong number;
 #   2. Miri: the core crate's unit tests and the portable kernel paths of the backends;
 #   3. AddressSanitizer: the backends' tests (SIMD kernels, drivers, conformance, properties);
 #   4. the bad-input suite's "backend not compiled in" case on each single-backend build.
@@ -8,7 +11,7 @@
 # that scripts/test runs with the rest.)
 # Installs what it needs (nightly components, cargo-fuzz). Exits non-zero on any failure.
 #
-# Environment: FUZZ_SECONDS (default 60, each target);
+# Environment: FUZZ_SECONDS (default 120 per target, so 6 minutes for the three);
 # RELIABILITY_SKIP="fuzz miri asan" to skip steps locally (never in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +51,7 @@ if ! skipped fuzz; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   for target in gguf tokenizer quantize; do
-    secs=${FUZZ_SECONDS:-60}
+    secs=${FUZZ_SECONDS:-120}
     step "fuzz: $target for ${secs}s"
     mkdir -p "$work/$target"
     cp fuzz/corpus/"$target"/seed-* "$work/$target/"

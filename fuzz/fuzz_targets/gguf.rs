@@ -1,6 +1,8 @@
 //! Arbitrary bytes → `GgufFile::from_bytes` → a file or a typed error, never a panic.
 //!
-//! When the bytes parse, every accessor runs: the summary, the tensor table, the typed metadata
+//! A file the reader accepts must be self-consistent (`common::assert_gguf_consistent`: every
+//! tensor's element count is the checked product of its shape, its byte size follows its type's
+//! block arithmetic, its bytes lie inside the file). Then every accessor runs: the summary, the tensor table, the typed metadata
 //! getters, and the dequantization of each tensor small enough to decode quickly. Allocation
 //! beyond the input's size is caught by libFuzzer's `-malloc_limit_mb` (set by
 //! `scripts/reliability.sh`).
@@ -8,6 +10,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use nanotensor::gguf::GgufFile;
+
+mod common;
 
 /// Tensors with more elements than this are not dequantized (a valid header may describe a tensor
 /// far larger than the fuzz input only if its data is really there, so this only bounds time).
@@ -17,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(file) = GgufFile::from_bytes(data.to_vec()) else {
         return;
     };
+    common::assert_gguf_consistent(data, &file);
     let _ = file.version();
     let _ = file.alignment();
     let summary = file.summary();

@@ -3,13 +3,53 @@
 //! within half its group's scale: |x − s·q| ≤ s/2 (plus one f32 rounding of x·(1/s) and of s·q).
 //! A group flushed to scale 0 (its scale would be subnormal) holds only values below
 //! 127 · `f32::MIN_POSITIVE` in magnitude.
+//!
+//! The same bytes are also read as a GGUF file, the quantizer's other source of tensors: one the
+//! reader accepts must be self-consistent (`common::assert_gguf_consistent`), and each small
+//! tensor that dequantizes to finite values quantizes to exactly its element count of codes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use nanotensor::gguf::GgufFile;
 use nanotensor::quant::{Granularity, QTensor};
 use nanotensor::Error;
 
+mod common;
+
+/// Tensors with more elements than this are not quantized (bounds time, not correctness).
+const MAX_QUANT_ELEMENTS: usize = 1 << 16;
+
+/// The tensors of a GGUF file, when the bytes are one, through the quantizer.
+fn from_gguf(data: &[u8]) {
+    let Ok(file) = GgufFile::from_bytes(data.to_vec()) else {
+        return;
+    };
+    common::assert_gguf_consistent(data, &file);
+    for info in file.tensors() {
+        if info.n_elements() == 0 || info.n_elements() > MAX_QUANT_ELEMENTS {
+            continue;
+        }
+        let Ok(t) = file.dequantize(&info.name) else {
+            continue;
+        };
+        assert_eq!(t.shape(), &info.shape[..]);
+        if t.as_slice().iter().any(|x| !x.is_finite()) {
+            continue;
+        }
+        for g in [Granularity::PerTensor, Granularity::PerRow] {
+            let q = QTensor::quantize(&t, g).expect("finite, non-empty tensor quantizes");
+            assert_eq!(q.codes().len(), info.n_elements(), "`{}`", info.name);
+            let groups = match g {
+                Granularity::PerTensor => 1,
+                Granularity::PerRow => info.n_elements() / info.row_len(),
+            };
+            assert_eq!(q.scales().len(), groups, "`{}`", info.name);
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    from_gguf(data);
     // First byte: granularity (low bit) and row length (the rest, 1..=128).
     let Some((&head, rest)) = data.split_first() else {
         return;

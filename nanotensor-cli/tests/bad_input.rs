@@ -97,6 +97,17 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
     let svg = s.path("chart.svg");
     let svg_in_missing_dir = s.path("no/such/dir/chart.svg");
     let empty_text = s.file("empty.txt", b"");
+    let text = s.file("text.txt", b"Some text to score.\n");
+    // GGUF inputs found by the gguf fuzz target: tensor `e` has a shape whose product overflows
+    // (a zero dimension last). They once made `info` print a wrapped parameter count.
+    let overflow_a = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/fuzz-regressions/crash-0e273eef5be1ae6d0e7b761431407d0c3f14e779"
+    );
+    let overflow_b = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/fuzz-regressions/crash-d96a2decf165850d46ef5962ff5e1c8815535611"
+    );
     let p = |v: &[&'static str]| -> Vec<OsString> { v.iter().map(OsString::from).collect() };
     let with = |mut v: Vec<OsString>, extra: &[&str]| {
         v.extend(extra.iter().map(OsString::from));
@@ -166,6 +177,30 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
             "truncated GGUF (generate)",
             with(gen.clone(), &["--model", &truncated]),
             "truncated",
+            None,
+        ),
+        (
+            "overflowing tensor shape (info)",
+            with(p(&["info", "--model"]), &[overflow_a]),
+            "tensor `e`: the element count of shape [81604420608, 824633720834, 0] overflows",
+            None,
+        ),
+        (
+            "overflowing tensor shape (info, second input)",
+            with(p(&["info", "--model"]), &[overflow_b]),
+            "tensor `e`: the element count of shape [864691128455135231, 824633720834, 0] overflows",
+            None,
+        ),
+        (
+            "overflowing tensor shape (generate)",
+            with(gen.clone(), &["--model", overflow_a]),
+            "tensor `e`: the element count",
+            None,
+        ),
+        (
+            "overflowing tensor shape (perplexity)",
+            with(p(&["perplexity", "--file"]), &[&text, "--model", overflow_b]),
+            "tensor `e`: the element count",
             None,
         ),
         (

@@ -177,6 +177,15 @@ pub enum Error {
         n_bytes: u64,
         data_len: u64,
     },
+    /// A size computed from a file's contents (a tensor's element count or byte size, a data
+    /// offset, a total over the tensors, a model dimension product) does not fit its integer
+    /// type. `what` names the tensor or key, `quantity` what was being computed.
+    #[error("{op}: {what}: {quantity} overflows")]
+    Overflow {
+        op: &'static str,
+        what: String,
+        quantity: String,
+    },
     /// A tensor's data offset is not a multiple of the file's alignment.
     #[error(
         "{op}: tensor `{tensor}` offset {offset} is not a multiple of the alignment {alignment}"
@@ -245,6 +254,19 @@ impl Error {
             lhs: lhs.into(),
             rhs: rhs.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::Overflow`].
+    pub fn overflow(
+        op: &'static str,
+        what: impl Into<String>,
+        quantity: impl Into<String>,
+    ) -> Self {
+        Error::Overflow {
+            op,
+            what: what.into(),
+            quantity: quantity.into(),
         }
     }
 

@@ -144,6 +144,8 @@ impl QTensor {
     }
 
     /// [`QTensor::quantize`] for a row-major slice with a shape.
+    // Sizes come from the caller's (possibly a file's) shape: no unchecked arithmetic.
+    #[deny(clippy::arithmetic_side_effects)]
     pub fn quantize_slice<T: Element>(
         data: &[T],
         shape: &[usize],
@@ -195,7 +197,8 @@ impl QTensor {
             Granularity::PerRow => row_len,
         };
         let mut codes = vec![0i8; n];
-        let mut scales = Vec::with_capacity(n / group);
+        // `group` is a nonzero dimension (or the nonzero element count): checked non-empty above.
+        let mut scales = Vec::with_capacity(n.checked_div(group).unwrap_or(0));
         for (src, dst) in xs.chunks(group).zip(codes.chunks_mut(group)) {
             let scale = scale_for_max_abs(max_abs(src));
             quantize_with_scale(src, scale, dst);
@@ -214,6 +217,8 @@ impl QTensor {
     /// # Errors
     /// Lengths that do not match the shape and granularity, a code of `-128`, or a negative or
     /// non-finite scale.
+    // Sizes come from the caller's (possibly a file's) shape: no unchecked arithmetic.
+    #[deny(clippy::arithmetic_side_effects)]
     pub fn from_parts(
         codes: Vec<i8>,
         scales: Vec<f32>,
@@ -232,7 +237,11 @@ impl QTensor {
         }
         let groups = match granularity {
             Granularity::PerTensor => 1,
-            Granularity::PerRow => n / shape[shape.len() - 1],
+            // `n > 0`, so the last dimension is nonzero; `shape` is non-empty.
+            Granularity::PerRow => shape
+                .last()
+                .and_then(|&row_len| n.checked_div(row_len))
+                .unwrap_or(0),
         };
         if scales.len() != groups {
             return Err(Error::invalid_arg(

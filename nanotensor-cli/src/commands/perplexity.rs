@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Result<()> {
                 "ppl": r.ppl,
                 "eval_seconds": r.seconds,
                 "seconds": seconds,
-                "tokens_per_s": (r.chunks * r.n_ctx) as f64 / r.seconds,
+                "tokens_per_s": r.chunks as f64 * r.n_ctx as f64 / r.seconds,
             }),
             kind,
             &opts,
@@ -124,7 +124,7 @@ pub fn run(args: Args) -> Result<()> {
                 format!(
                     "{:.2} s ({:.0} tok/s)",
                     r.seconds,
-                    (r.chunks * r.n_ctx) as f64 / r.seconds
+                    r.chunks as f64 * r.n_ctx as f64 / r.seconds
                 ),
             ],
         ]);

@@ -7,6 +7,10 @@
 //! bytes (`n + 4` per scale), the fraction saved, the largest absolute error, the NMSE
 //! `Σ(x−x̂)²/Σx²` and the SQNR `10·log10(Σx²/Σ(x−x̂)²)` in dB.
 
+// The tensor's size comes from a file or the command line: overflow must be an error, never a
+// wrap or a panic.
+#![deny(clippy::arithmetic_side_effects)]
+
 use nanotensor::memory::{check_budget, default_budget};
 use nanotensor::{Error, Granularity, QTensor, QuantReport, Result, Tensor};
 use serde_json::json;
@@ -51,6 +55,13 @@ pub struct Args {
     pub json: bool,
 }
 
+/// A size given on the command line as `usize`, or an error naming the flag (on a 32-bit target
+/// a u64 may not fit).
+fn size_arg(flag: &str, v: u64) -> Result<usize> {
+    usize::try_from(v)
+        .map_err(|_| Error::invalid_arg("quantize", format!("{flag} {v} does not fit in usize")))
+}
+
 /// Runs `nanotensor quantize`.
 pub fn run(args: Args) -> Result<()> {
     const OP: &str = "quantize";
@@ -66,7 +77,12 @@ pub fn run(args: Args) -> Result<()> {
                     source,
                 })?
                 .len();
-            check_budget(OP, len / 4 * per_elem, budget, " for the file's tensor")?;
+            check_budget(
+                OP,
+                (len / 4).saturating_mul(per_elem),
+                budget,
+                " for the file's tensor",
+            )?;
             let bytes = std::fs::read(path).map_err(|source| Error::Io {
                 op: OP,
                 path: path.display().to_string(),
@@ -86,22 +102,32 @@ pub fn run(args: Args) -> Result<()> {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
-            let cols = args.cols.map_or(values.len(), |c| c as usize);
-            if !values.len().is_multiple_of(cols) {
-                return Err(Error::invalid_arg(
-                    OP,
-                    format!("{} values do not split into rows of {cols}", values.len()),
-                ));
-            }
-            let rows = values.len() / cols;
+            let cols = args
+                .cols
+                .map_or(Ok(values.len()), |c| size_arg("--cols", c))?;
+            // `cols` is at least 1 (clap's range; a file's length is checked non-empty above).
+            let rows = values
+                .len()
+                .checked_div(cols)
+                .filter(|_| values.len().is_multiple_of(cols))
+                .ok_or_else(|| {
+                    Error::invalid_arg(
+                        OP,
+                        format!("{} values do not split into rows of {cols}", values.len()),
+                    )
+                })?;
             (Tensor::from_vec(values, &[rows, cols])?, "file")
         }
         None => {
-            let rows = args.rows.expect("clap requires --rows without --file") as usize;
-            let cols = args
-                .cols
-                .ok_or_else(|| Error::invalid_arg(OP, "--cols is required with --rows"))?
-                as usize;
+            let rows = size_arg(
+                "--rows",
+                args.rows.expect("clap requires --rows without --file"),
+            )?;
+            let cols = size_arg(
+                "--cols",
+                args.cols
+                    .ok_or_else(|| Error::invalid_arg(OP, "--cols is required with --rows"))?,
+            )?;
             let n = (rows as u64).saturating_mul(cols as u64);
             check_budget(
                 OP,
@@ -159,7 +185,7 @@ pub fn run(args: Args) -> Result<()> {
             "op": "quantize",
             "rows": rows,
             "cols": cols,
-            "numel": rows * cols,
+            "numel": x.numel(),
             "source": source,
             "seed": if args.file.is_none() { json!(args.seed) } else { json!(null) },
             "outlier": args.outlier,

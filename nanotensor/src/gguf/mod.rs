@@ -20,6 +20,10 @@
 //! # Ok::<(), nanotensor::Error>(())
 //! ```
 
+// Every size here is computed from the file's contents: overflow must be an error, never a
+// wrap or a panic, so unchecked integer arithmetic is refused in the whole module.
+#![deny(clippy::arithmetic_side_effects)]
+
 pub mod dequant;
 mod metadata;
 pub mod reader;
@@ -27,7 +31,9 @@ mod summary;
 pub mod types;
 pub mod value;
 
+// Tests build small files by hand; their arithmetic is on constants.
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests;
 
 use std::collections::HashMap;
@@ -44,6 +50,10 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Where a tensor lives in the file and how to read it.
+///
+/// Only the reader builds these, after checking the whole tensor table: the element count, the
+/// row count and the byte sizes are computed once with checked arithmetic and stored, so the
+/// accessors below cannot overflow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
     /// Tensor name, e.g. `blk.0.attn_q.weight`.
@@ -57,12 +67,18 @@ pub struct TensorInfo {
     pub offset: usize,
     /// Bytes of stored data: `n_rows · row_bytes(row_len)`.
     pub n_bytes: usize,
+    /// Product of the shape, checked by the reader.
+    n_elements: usize,
+    /// Product of every dimension but the last, checked by the reader.
+    n_rows: usize,
+    /// Bytes of one row, checked by the reader.
+    row_bytes: usize,
 }
 
 impl TensorInfo {
     /// Number of values (product of the shape).
     pub fn n_elements(&self) -> usize {
-        self.shape.iter().product()
+        self.n_elements
     }
 
     /// Length of a row: the innermost (last) dimension, the one blocks run along.
@@ -72,15 +88,12 @@ impl TensorInfo {
 
     /// Number of rows: the product of every dimension but the last.
     pub fn n_rows(&self) -> usize {
-        self.shape[..self.shape.len().saturating_sub(1)]
-            .iter()
-            .product()
+        self.n_rows
     }
 
     /// Bytes of one row.
     pub fn row_bytes(&self) -> usize {
-        // Validated when the file was parsed.
-        (self.row_len() / self.ggml_type.block_size()) * self.ggml_type.type_size()
+        self.row_bytes
     }
 }
 
@@ -116,6 +129,10 @@ pub struct GgufFile {
     tensor_index: HashMap<String, usize>,
     alignment: usize,
     data_offset: usize,
+    /// Total elements over all tensors, checked by the reader.
+    n_params: u64,
+    /// Total stored bytes over all tensors, checked by the reader.
+    tensor_bytes: u64,
 }
 
 impl fmt::Debug for GgufFile {
@@ -170,7 +187,8 @@ impl GgufFile {
     /// A typed error for each way a file can be malformed: [`Error::BadMagic`],
     /// [`Error::UnsupportedVersion`], [`Error::Truncated`] (also for absurd counts and lengths),
     /// [`Error::UnknownTensorType`], [`Error::Misaligned`], [`Error::TensorOutOfBounds`],
-    /// [`Error::SizeOverflow`] (dimensions whose product overflows), and [`Error::Format`] for
+    /// [`Error::Overflow`] (a tensor whose element count, row count, byte size or offset, or
+    /// the totals over all tensors, do not fit; naming the tensor), and [`Error::Format`] for
     /// the rest (invalid UTF-8, a bool byte other than 0/1, an unknown value type, duplicate
     /// keys or tensor names, a bad `general.alignment`, a row not made of whole blocks).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile> {
@@ -189,6 +207,8 @@ impl GgufFile {
             tensor_index: p.tensor_index,
             alignment: p.alignment,
             data_offset: p.data_offset,
+            n_params: p.n_params,
+            tensor_bytes: p.tensor_bytes,
         })
     }
 
@@ -235,7 +255,12 @@ impl GgufFile {
 
     /// Total number of values over all tensors (the model's parameter count).
     pub fn n_params(&self) -> u64 {
-        self.tensors.iter().map(|t| t.n_elements() as u64).sum()
+        self.n_params
+    }
+
+    /// Total stored bytes over all tensors (tensors sharing bytes count each time).
+    pub fn tensor_bytes(&self) -> u64 {
+        self.tensor_bytes
     }
 
     /// The stored bytes of a tensor. `info` should come from this file; a foreign info whose
@@ -277,7 +302,13 @@ impl GgufFile {
                 len: n_rows,
             });
         }
-        let expected = rows.len() * info.row_len();
+        // `rows.end <= n_rows`, so these products are at most the element count and the byte
+        // size the reader checked; checked again so that a mistake here cannot wrap.
+        let overflow = || Error::overflow(op, format!("tensor `{name}`"), "row range");
+        let expected = rows
+            .len()
+            .checked_mul(info.row_len())
+            .ok_or_else(overflow)?;
         if out.len() != expected {
             return Err(Error::LengthMismatch {
                 op,
@@ -287,7 +318,12 @@ impl GgufFile {
             });
         }
         let rb = info.row_bytes();
-        let bytes = &self.tensor_data(info)[rows.start * rb..rows.end * rb];
+        let start = rows.start.checked_mul(rb).ok_or_else(overflow)?;
+        let end = rows.end.checked_mul(rb).ok_or_else(overflow)?;
+        let bytes = self
+            .tensor_data(info)
+            .get(start..end)
+            .ok_or_else(overflow)?;
         dequant::dequantize(info.ggml_type, bytes, out)
     }
 }

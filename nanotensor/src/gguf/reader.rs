@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use super::types::GgmlType;
 use super::value::{Array, Value, ValueType};
 use super::TensorInfo;
-use crate::error::{Dims, Error, Result};
+use crate::error::{Error, Result};
 
 const OP: &str = "gguf";
 /// The four magic bytes every GGUF file starts with.
@@ -54,6 +54,10 @@ pub(crate) struct Parsed {
     pub tensor_index: HashMap<String, usize>,
     pub alignment: usize,
     pub data_offset: usize,
+    /// Total elements over all tensors, checked.
+    pub n_params: u64,
+    /// Total stored bytes over all tensors, checked.
+    pub tensor_bytes: u64,
 }
 
 /// A forward-only reader over the file's bytes that reports where it ran out.
@@ -64,7 +68,10 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+        // Cannot wrap: `pos` only advances in `take`, by at most what remains.
+        #[allow(clippy::arithmetic_side_effects)]
+        let n = self.bytes.len() - self.pos;
+        n
     }
 
     fn truncated(&self, what: &str, needed: u64) -> Error {
@@ -82,8 +89,11 @@ impl<'a> Cursor<'a> {
         if n > self.remaining() {
             return Err(self.truncated(what, n as u64));
         }
-        let s = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
+        // Cannot overflow: `n <= remaining()`, so `pos + n <= bytes.len()`.
+        #[allow(clippy::arithmetic_side_effects)]
+        let end = self.pos + n;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
         Ok(s)
     }
 
@@ -105,13 +115,19 @@ impl<'a> Cursor<'a> {
     /// Checks that `count` items of at least `min_size` bytes each can fit in what remains and
     /// returns the count as `usize`; only then may the caller reserve space for them.
     fn bounded_count(&self, count: u64, min_size: usize, what: &str) -> Result<usize> {
-        let needed = (count as u128) * (min_size as u128);
-        if needed > self.remaining() as u128 {
-            let needed = u64::try_from(needed).unwrap_or(u64::MAX);
-            return Err(self.truncated(&format!("{what} ({count} declared)"), needed));
+        // A u64 times a usize always fits in u128; `None` would only mean "too many".
+        let needed = u128::from(count).checked_mul(min_size as u128);
+        let fits = needed.is_some_and(|n| n <= self.remaining() as u128);
+        let count_usize = usize::try_from(count).ok().filter(|_| fits);
+        match count_usize {
+            Some(n) => Ok(n),
+            None => {
+                let needed = needed
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(u64::MAX);
+                Err(self.truncated(&format!("{what} ({count} declared)"), needed))
+            }
         }
-        // `needed` fits in the remaining bytes, hence in usize.
-        Ok(count as usize)
     }
 
     /// A length-prefixed UTF-8 string.
@@ -152,7 +168,8 @@ impl<'a> Cursor<'a> {
             ValueType::F64 => Value::F64(f64::from_le_bytes(self.array(what)?)),
             ValueType::Bool => Value::Bool(self.bool(what)?),
             ValueType::String => Value::String(self.string(what)?),
-            ValueType::Array => Value::Array(self.array_value(what, depth + 1)?),
+            // Saturating: a saturated depth is past MAX_NESTING and rejected all the same.
+            ValueType::Array => Value::Array(self.array_value(what, depth.saturating_add(1))?),
         })
     }
 
@@ -214,7 +231,9 @@ impl<'a> Cursor<'a> {
             }
             ValueType::Bool => Array::Bool(self.items(n, |c| c.bool(what))?),
             ValueType::String => Array::String(self.items(n, |c| c.string(what))?),
-            ValueType::Array => Array::Array(self.items(n, |c| c.array_value(what, depth + 1))?),
+            ValueType::Array => {
+                Array::Array(self.items(n, |c| c.array_value(what, depth.saturating_add(1)))?)
+            }
         })
     }
 }
@@ -300,6 +319,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
         .unwrap_or(usize::MAX);
     let data_len = bytes.len().saturating_sub(data_offset) as u64;
     let mut tensors = Vec::with_capacity(raw.len());
+    let (mut n_params, mut tensor_bytes) = (0u64, 0u64);
     for (mut info, rel) in raw {
         let end = rel.checked_add(info.n_bytes as u64);
         if end.is_none_or(|end| end > data_len) {
@@ -311,8 +331,19 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
                 data_len,
             });
         }
-        // In bounds of the file, so it fits in usize.
-        info.offset = data_offset + rel as usize;
+        // `rel` lies inside the data section, which lies inside the file, so the sum fits;
+        // checked all the same so that no path from file contents to an index is unchecked.
+        info.offset = usize::try_from(rel)
+            .ok()
+            .and_then(|rel| data_offset.checked_add(rel))
+            .ok_or_else(|| Error::overflow(OP, tensor_what(&info.name), "absolute data offset"))?;
+        // Tensors may share bytes, so the totals are not bounded by the file size.
+        n_params = n_params
+            .checked_add(info.n_elements() as u64)
+            .ok_or_else(|| Error::overflow(OP, tensor_what(&info.name), "total parameter count"))?;
+        tensor_bytes = tensor_bytes
+            .checked_add(info.n_bytes as u64)
+            .ok_or_else(|| Error::overflow(OP, tensor_what(&info.name), "total tensor bytes"))?;
         tensors.push(info);
     }
     Ok(Parsed {
@@ -323,7 +354,26 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
         tensor_index,
         alignment,
         data_offset,
+        n_params,
+        tensor_bytes,
     })
+}
+
+/// How messages name tensor `name`.
+fn tensor_what(name: &str) -> String {
+    format!("tensor `{name}`")
+}
+
+/// Product of `dims`, or `None` when it does not fit in `usize`. Zero dimensions are skipped
+/// while multiplying (the result is still 0 when there is one): otherwise a zero would hide an
+/// overflowing product of the others, which any consumer multiplying the shape in another order
+/// (or just the leading dimensions, as a row count) would hit.
+fn checked_product(dims: &[usize]) -> Option<usize> {
+    let nonzero = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    Some(if dims.contains(&0) { 0 } else { nonzero })
 }
 
 /// One tensor info; returns it with `offset` still unset and the offset relative to the data
@@ -346,39 +396,44 @@ fn tensor_info(c: &mut Cursor<'_>, i: usize, alignment: usize) -> Result<(Tensor
     let rel_offset = c.u64(&what)?;
 
     // Row-major shape: GGUF lists the fastest dimension first.
+    let dims_text = || {
+        let mut d = dims[..n_dims].to_vec();
+        d.reverse();
+        format!("{d:?}")
+    };
+    let overflow = |quantity: &str| {
+        Error::overflow(
+            OP,
+            tensor_what(&name),
+            format!("{quantity} of shape {}", dims_text()),
+        )
+    };
     let shape: Vec<usize> = dims[..n_dims]
         .iter()
         .rev()
-        .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
-        .collect();
-    let overflow = || Error::SizeOverflow {
-        op: OP,
-        shape: Dims(shape.clone()),
-    };
-    if shape.contains(&usize::MAX) {
-        return Err(overflow());
-    }
-    let n_elements = dims[..n_dims]
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(overflow)?;
+        .map(|&d| usize::try_from(d))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| overflow("a dimension"))?;
+    let n_elements = checked_product(&shape).ok_or_else(|| overflow("the element count"))?;
     let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| Error::UnknownTensorType {
         op: OP,
         tensor: name.clone(),
         type_id,
     })?;
-    let row_len = shape[n_dims - 1];
-    let n_rows = n_elements.checked_div(row_len).unwrap_or(0);
-    let n_bytes = ggml_type
-        .row_bytes(row_len)
-        .map_err(|e| match e {
-            Error::Format { reason, .. } => Error::format(OP, format!("tensor `{name}`: {reason}")),
-            _ => overflow(),
-        })?
-        .checked_mul(n_rows)
-        .ok_or_else(overflow)?;
-    if rel_offset % alignment as u64 != 0 {
+    // `n_dims` is at least 1, so the shape has a last dimension.
+    let (&row_len, outer) = shape
+        .split_last()
+        .ok_or_else(|| Error::format(OP, format!("tensor `{name}` has no dimensions")))?;
+    let n_rows = checked_product(outer).ok_or_else(|| overflow("the row count"))?;
+    let row_bytes = ggml_type.row_bytes(row_len).map_err(|e| match e {
+        Error::Format { reason, .. } => Error::format(OP, format!("tensor `{name}`: {reason}")),
+        _ => overflow(&format!("the {ggml_type} byte size of a row")),
+    })?;
+    let n_bytes = n_rows
+        .checked_mul(row_bytes)
+        .ok_or_else(|| overflow(&format!("the {ggml_type} byte size")))?;
+    // `alignment` is a nonzero power of two (checked with the metadata).
+    if !rel_offset.is_multiple_of(alignment as u64) {
         return Err(Error::Misaligned {
             op: OP,
             tensor: name,
@@ -393,6 +448,9 @@ fn tensor_info(c: &mut Cursor<'_>, i: usize, alignment: usize) -> Result<(Tensor
             ggml_type,
             offset: 0,
             n_bytes,
+            n_elements,
+            n_rows,
+            row_bytes,
         },
         rel_offset,
     ))

@@ -95,10 +95,12 @@ impl GgufFile {
         let mut by_type: Vec<TypeSummary> = Vec::new();
         for t in &tensors {
             match by_type.iter_mut().find(|s| s.ggml_type == t.ggml_type) {
+                // Per-type sums are parts of the totals the reader checked (and the tensor count
+                // of a vector's length), so saturation never engages.
                 Some(s) => {
-                    s.n_tensors += 1;
-                    s.n_elements += t.n_elements;
-                    s.n_bytes += t.n_bytes;
+                    s.n_tensors = s.n_tensors.saturating_add(1);
+                    s.n_elements = s.n_elements.saturating_add(t.n_elements);
+                    s.n_bytes = s.n_bytes.saturating_add(t.n_bytes);
                 }
                 None => by_type.push(TypeSummary {
                     ggml_type: t.ggml_type,
@@ -118,8 +120,8 @@ impl GgufFile {
             alignment: self.alignment(),
             hyperparameters,
             other_metadata,
-            n_params: tensors.iter().map(|t| t.n_elements).sum(),
-            tensor_bytes: tensors.iter().map(|t| t.n_bytes).sum(),
+            n_params: self.n_params(),
+            tensor_bytes: self.tensor_bytes(),
             tensors,
             by_type,
         }
@@ -140,6 +142,8 @@ fn abbreviate(s: String, max: usize) -> String {
 }
 
 /// Writes `n` with thousands separators: 134515008 → `134,515,008`.
+// Safe arithmetic: `digits` has at most 20 characters (u64::MAX) and `i < digits.len()`.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -216,6 +220,7 @@ impl fmt::Display for ModelSummary {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // tests: arithmetic on constants
 mod tests {
     use super::{abbreviate, thousands};
 

@@ -470,17 +470,93 @@ fn misaligned_offset() {
     assert_eq!(parse(b.build()).unwrap().tensor("b").unwrap().n_bytes, 16);
 }
 
+/// Asserts that `e` is [`Error::Overflow`] naming tensor `name` and mentioning `quantity`.
+fn assert_overflow(e: &Error, name: &str, quantity: &str) {
+    match e {
+        Error::Overflow {
+            what, quantity: q, ..
+        } => {
+            assert_eq!(what, &format!("tensor `{name}`"), "{e}");
+            assert!(q.contains(quantity), "`{quantity}` not in: {e}");
+        }
+        _ => panic!("expected an overflow of tensor `{name}`, got: {e}"),
+    }
+    let msg = e.to_string();
+    assert!(msg.contains(name) && msg.ends_with("overflows"), "{msg}");
+}
+
 #[test]
 fn dimensions_whose_product_overflows() {
-    // 2^40 · 2^40 elements; then 2^61 F64 elements = 2^64 bytes; then one dimension of 2^64 − 1.
-    for (dims, ty) in [
-        (&[1u64 << 40, 1 << 40][..], 0u32),
-        (&[1 << 61][..], 28),
-        (&[32, u64::MAX][..], 8),
+    // 2^40 · 2^40 elements; 2^61 F64 elements = 2^64 bytes; a dimension of 2^64 − 1; 2^64 bytes.
+    for (dims, ty, quantity) in [
+        (
+            &[1u64 << 40, 1 << 40][..],
+            0u32,
+            "element count of shape [1099511627776, 1099511627776]",
+        ),
+        (&[1 << 61][..], 28, "F64 byte size of a row"),
+        (&[32, u64::MAX][..], 8, "element count"),
+        // 2^62 elements fit, but 2^31 rows of 2^33 bytes do not.
+        (&[1 << 31, 1 << 31][..], 0, "the F32 byte size of shape"),
     ] {
         let b = Builder::new().tensor("big", dims, ty, 0).data(&[0; 64]);
         let e = parse(b.build()).unwrap_err();
-        assert!(matches!(e, Error::SizeOverflow { .. }), "{dims:?}: {e}");
+        assert_overflow(&e, "big", quantity);
+    }
+}
+
+#[test]
+fn a_zero_dimension_does_not_hide_an_overflowing_product() {
+    // Shape [2^40, 2^40, 0] holds no values, but multiplying its dimensions in row-major order
+    // overflows before reaching the zero (what the fuzzer found, through the summary); so does
+    // its row count [2^40, 2^40] with a zero-length row.
+    for dims in [&[0, 1u64 << 40, 1 << 40][..], &[1 << 40, 1 << 40, 0][..]] {
+        let b = Builder::new()
+            .tensor("ok", &[4], 0, 0)
+            .tensor("empty", dims, 0, 0)
+            .data(&[0; 64]);
+        let e = parse(b.build()).unwrap_err();
+        assert_overflow(&e, "empty", "element count");
+    }
+    // A zero dimension beside dimensions whose product fits is a valid empty tensor.
+    let b = Builder::new()
+        .tensor("empty", &[0, 1 << 20, 1 << 20], 0, 0)
+        .data(&[0; 64]);
+    let f = parse(b.build()).unwrap();
+    let t = f.tensor("empty").unwrap();
+    assert_eq!((t.n_elements(), t.n_rows(), t.n_bytes), (0, 1 << 40, 0));
+    assert_eq!(f.n_params(), 0);
+}
+
+#[test]
+fn totals_over_tensors_sharing_bytes_are_checked() {
+    // Tensors may share bytes, so the totals are sums the reader checks itself (overflowing
+    // them takes more bytes than a test can hold); here two I8 tensors share one block.
+    let b = Builder::new()
+        .tensor("a", &[8], 24, 0)
+        .tensor("b", &[8], 24, 0)
+        .data(&[0; 32]);
+    let f = parse(b.build()).unwrap();
+    assert_eq!((f.n_params(), f.tensor_bytes()), (16, 16));
+    assert_eq!(f.summary().n_params, 16);
+}
+
+#[test]
+fn the_fuzzer_regressions_are_overflow_errors() {
+    // Two inputs found by the gguf fuzz target: tensor `e` has shape
+    // [81604420608, 824633720834, 0] (then [864691128455135231, 824633720834, 0]).
+    for bytes in [
+        &include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/fuzz-regressions/crash-0e273eef5be1ae6d0e7b761431407d0c3f14e779"
+        ))[..],
+        &include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/fuzz-regressions/crash-d96a2decf165850d46ef5962ff5e1c8815535611"
+        ))[..],
+    ] {
+        let e = GgufFile::from_bytes(bytes.to_vec()).unwrap_err();
+        assert_overflow(&e, "e", "element count");
     }
 }
 

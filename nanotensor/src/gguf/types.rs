@@ -205,8 +205,8 @@ impl GgmlType {
                 ),
             ));
         }
-        (n / self.block_size())
-            .checked_mul(self.type_size())
+        n.checked_div(self.block_size())
+            .and_then(|blocks| blocks.checked_mul(self.type_size()))
             .ok_or(Error::SizeOverflow {
                 op: "gguf",
                 shape: (&[n][..]).into(),
@@ -226,6 +226,7 @@ impl fmt::Display for GgmlType {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // tests: arithmetic on constants
 mod tests {
     use super::*;
 

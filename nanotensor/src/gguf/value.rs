@@ -330,6 +330,7 @@ impl fmt::Display for Array {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // tests: arithmetic on constants
 mod tests {
     use super::*;
 

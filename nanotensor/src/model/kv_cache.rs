@@ -51,7 +51,7 @@ impl KvCache {
             let mut b = Vec::new();
             b.try_reserve_exact(per).map_err(|_| Error::OutOfMemory {
                 op: OP,
-                bytes: (per * 4) as u64,
+                bytes: (per as u64).saturating_mul(4),
             })?;
             b.resize(per, 0.0);
             Ok(b)
@@ -98,7 +98,16 @@ impl KvCache {
 
     /// Bytes of the K and V buffers of all layers.
     pub fn bytes(&self) -> usize {
-        2 * self.k.len() * self.capacity * self.kv_dim * std::mem::size_of::<f32>()
+        // Each factor pair was allocated (capacity · kv_dim f32 per buffer), so this fits in
+        // any realistic address space; saturating rather than wrapping all the same.
+        [
+            self.k.len(),
+            self.capacity,
+            self.kv_dim,
+            std::mem::size_of::<f32>(),
+        ]
+        .iter()
+        .fold(2usize, |acc, &x| acc.saturating_mul(x))
     }
 
     /// Fails with [`Error::ContextOverflow`] unless `rows` more positions fit.

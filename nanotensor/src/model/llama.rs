@@ -123,7 +123,9 @@ impl LlamaConfig {
         if sizes.contains(&0) {
             return Err(Error::format(OP, format!("a zero size in {self:?}")));
         }
-        if !self.dim.is_multiple_of(self.n_heads) || self.head_dim * self.n_heads != self.dim {
+        if !self.dim.is_multiple_of(self.n_heads)
+            || self.head_dim.checked_mul(self.n_heads) != Some(self.dim)
+        {
             return Err(Error::format(
                 OP,
                 format!(
@@ -144,17 +146,32 @@ impl LlamaConfig {
         if !(self.norm_eps.is_finite() && self.norm_eps >= 0.0 && self.rope_base > 0.0) {
             return Err(Error::format(OP, "bad RMSNorm epsilon or RoPE base"));
         }
+        // The sizes come from the file: the loader and the state multiply them, so every
+        // product they form must fit. (Q and K/V widths are at most `dim`: checked above.)
+        for (what, a, b) in [
+            ("token_embd.weight", self.vocab_size, self.dim),
+            ("llama.feed_forward_length", self.ffn_dim, self.dim),
+        ] {
+            if a.checked_mul(b).is_none() {
+                return Err(Error::overflow(
+                    OP,
+                    what,
+                    format!("the {a}×{b} matrix's element count"),
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Values per row of Q: `n_heads · head_dim`.
+    /// Values per row of Q: `n_heads · head_dim` (`dim` in a validated config; saturates in
+    /// one whose sizes do not fit, which then matches no tensor).
     pub fn q_dim(&self) -> usize {
-        self.n_heads * self.head_dim
+        self.n_heads.saturating_mul(self.head_dim)
     }
 
-    /// Values per row of K and V: `n_kv_heads · head_dim`.
+    /// Values per row of K and V: `n_kv_heads · head_dim` (saturates like [`Self::q_dim`]).
     pub fn kv_dim(&self) -> usize {
-        self.n_kv_heads * self.head_dim
+        self.n_kv_heads.saturating_mul(self.head_dim)
     }
 }
 
@@ -581,5 +598,40 @@ mod tests {
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::Format { .. })), "{c:?}");
         }
+    }
+
+    #[test]
+    fn dimension_products_that_overflow_are_typed_errors() {
+        // A vocabulary (or FFN width) whose matrix with `dim` columns cannot be addressed.
+        for (c, key) in [
+            (
+                LlamaConfig {
+                    vocab_size: usize::MAX / 2,
+                    ..smollm2()
+                },
+                "token_embd.weight",
+            ),
+            (
+                LlamaConfig {
+                    ffn_dim: usize::MAX / 4,
+                    ..smollm2()
+                },
+                "llama.feed_forward_length",
+            ),
+        ] {
+            let e = c.validate().unwrap_err();
+            assert!(
+                matches!(&e, Error::Overflow { what, .. } if what == key),
+                "{e}"
+            );
+        }
+        // heads × head_dim that overflows is not the embedding width.
+        let c = LlamaConfig {
+            n_heads: usize::MAX / 32 + 1,
+            head_dim: 64,
+            ..smollm2()
+        };
+        assert!(matches!(c.validate(), Err(Error::Format { .. })));
+        assert_eq!(c.q_dim(), usize::MAX);
     }
 }

@@ -73,27 +73,33 @@ impl State {
         rows: usize,
         logit_rows: usize,
     ) -> Result<()> {
-        fn grow(b: &mut Vec<f32>, n: usize) -> Result<()> {
+        // `rows` is at most the capacity the KV cache was allocated for, so the products fit;
+        // checked anyway, since the dimensions come from the model file.
+        fn grow(b: &mut Vec<f32>, rows: usize, width: usize) -> Result<()> {
+            let n = rows.checked_mul(width).ok_or(Error::OutOfMemory {
+                op: "llama state",
+                bytes: u64::MAX,
+            })?;
             if b.len() < n {
-                b.try_reserve_exact(n - b.len())
+                b.try_reserve_exact(n.saturating_sub(b.len()))
                     .map_err(|_| Error::OutOfMemory {
                         op: "llama state",
-                        bytes: (n * 4) as u64,
+                        bytes: (n as u64).saturating_mul(4),
                     })?;
                 b.resize(n, 0.0);
             }
             Ok(())
         }
-        grow(&mut self.x, rows * c.dim)?;
-        grow(&mut self.xb, rows * c.dim)?;
-        grow(&mut self.q, rows * c.q_dim())?;
-        grow(&mut self.k, rows * c.kv_dim())?;
-        grow(&mut self.v, rows * c.kv_dim())?;
-        grow(&mut self.att, rows * c.q_dim())?;
-        grow(&mut self.proj, rows * c.dim)?;
-        grow(&mut self.gate, rows * c.ffn_dim)?;
-        grow(&mut self.up, rows * c.ffn_dim)?;
-        grow(&mut self.logits, logit_rows * c.vocab_size)?;
+        grow(&mut self.x, rows, c.dim)?;
+        grow(&mut self.xb, rows, c.dim)?;
+        grow(&mut self.q, rows, c.q_dim())?;
+        grow(&mut self.k, rows, c.kv_dim())?;
+        grow(&mut self.v, rows, c.kv_dim())?;
+        grow(&mut self.att, rows, c.q_dim())?;
+        grow(&mut self.proj, rows, c.dim)?;
+        grow(&mut self.gate, rows, c.ffn_dim)?;
+        grow(&mut self.up, rows, c.ffn_dim)?;
+        grow(&mut self.logits, logit_rows, c.vocab_size)?;
         Ok(())
     }
 

@@ -1,5 +1,8 @@
 //! Building a [`Tokenizer`] from the `tokenizer.ggml.*` metadata of a GGUF file.
 
+// Sizes here come from the file: overflow must be an error, never a wrap or a panic.
+#![deny(clippy::arithmetic_side_effects)]
+
 use super::{PreTokenizer, Tokenizer};
 use crate::gguf::GgufFile;
 use crate::{Error, Result};
@@ -76,6 +79,7 @@ impl Tokenizer {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // tests: arithmetic on constants
 mod tests {
     use super::*;
 

@@ -119,6 +119,8 @@ impl Tokenizer {
     /// Errors ([`Error::Format`]) when the arrays disagree in length, a merge line is not two
     /// tokens joined by a space, a merge names a token the vocabulary lacks, a normal token uses a
     /// character outside the byte map, or `bos`/`eos` is not a valid id.
+    // The vocabulary and merges usually come from a file: no unchecked arithmetic on their sizes.
+    #[deny(clippy::arithmetic_side_effects)]
     pub fn new<S: AsRef<str>>(
         tokens: Vec<String>,
         merges: &[S],
@@ -127,9 +129,11 @@ impl Tokenizer {
         eos: Option<u32>,
     ) -> Result<Tokenizer> {
         let n = tokens.len();
-        if n == 0 || n >= NO_TOKEN as usize {
-            return Err(Error::format(OP, format!("vocabulary of {n} tokens")));
-        }
+        // Ids are u32 and NO_TOKEN is reserved, so `n_ids` bounds every id below.
+        let n_ids = u32::try_from(n)
+            .ok()
+            .filter(|&n| n != 0 && n < NO_TOKEN)
+            .ok_or_else(|| Error::format(OP, format!("vocabulary of {n} tokens")))?;
         let types = if token_types.is_empty() {
             vec![token_type::NORMAL; n]
         } else if token_types.len() == n {
@@ -155,8 +159,8 @@ impl Tokenizer {
             bytes.push(token_bytes_of(&map, id, text, ty)?.into_boxed_slice());
         }
         let mut ids = HashMap::with_capacity(n);
-        for (id, text) in tokens.iter().enumerate() {
-            ids.insert(text.clone(), id as u32);
+        for (id, text) in (0..n_ids).zip(&tokens) {
+            ids.insert(text.clone(), id);
         }
         let mut byte_token = [NO_TOKEN; 256];
         let mut buf = [0u8; 4];
@@ -194,7 +198,7 @@ impl Tokenizer {
             table.insert(li, ri, rank, mi);
         }
 
-        let mut specials: Vec<u32> = (0..n as u32)
+        let mut specials: Vec<u32> = (0..n_ids)
             .filter(|&id| {
                 matches!(
                     types[id as usize],
