@@ -14,10 +14,15 @@
 //! - `int8`: [`int8::Int8Backend`] — symmetric int8 quantization (weights once at `prepare`,
 //!   activations per call) with VNNI / AVX2 / portable integer microkernels.
 //!
+//! - `blocked` or `int8`: [`cpu`], the one detection of the CPU's instruction-set extensions
+//!   that every SIMD path above decides from.
+//!
 //! [`select`] picks a backend by name at run time (`--backend`).
 
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod blocked;
+#[cfg(any(feature = "blocked", feature = "int8"))]
+pub mod cpu;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod flash;
 #[cfg(feature = "int8")]

@@ -7,28 +7,35 @@
 //! form auto-vectorises; register-blocked kernels are written with intrinsics in the backends'
 //! kernel modules instead.
 
+use crate::cpu::{self, CpuFeatures};
 use nanotensor::{Element, Error, Result};
 
 /// Which compiled copy of the loops to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Level {
-    /// Run the AVX-512 copy (only ever `true` when `detect` saw the features).
+    /// Run the AVX-512 copy (only ever `true` when [`Level::best`] saw every feature it is
+    /// compiled with).
     pub(crate) avx512: bool,
 }
 
 impl Level {
-    /// The best copy this CPU supports.
-    pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            Level {
-                avx512: is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vl"),
-            }
+    /// The best copy `cpu` supports: the wide one needs every feature it is compiled with,
+    /// AVX-512 F/BW/VL plus AVX2 and FMA (all AVX-512 CPUs have the latter two, so this picks
+    /// the same copy as checking the AVX-512 ones alone).
+    pub fn best(cpu: &CpuFeatures) -> Self {
+        Level {
+            avx512: cfg!(target_arch = "x86_64")
+                && cpu.avx512f
+                && cpu.avx512bw
+                && cpu.avx512vl
+                && cpu.avx2
+                && cpu.fma,
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        Level { avx512: false }
+    }
+
+    /// The best copy this CPU supports ([`Level::best`] of [`cpu::features`]).
+    pub fn detect() -> Self {
+        Self::best(cpu::features())
     }
 
     /// The baseline copy (any target).
@@ -50,8 +57,9 @@ macro_rules! multiversion {
             fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
             #[cfg(target_arch = "x86_64")]
             if level.avx512 {
-                // SAFETY: `Level { avx512: true }` is only built by `detect` after checking the
-                // CPU for every feature `wide` is compiled with.
+                // SAFETY: `Level { avx512: true }` is only built by `Level::best` from the
+                // detected features after checking every feature `wide` is compiled with
+                // (avx512f, avx512bw, avx512vl, avx2, fma).
                 return unsafe { wide($($arg),*) };
             }
             let _ = level;
@@ -138,5 +146,11 @@ mod tests {
             }
         }
         assert!(check_finite("t", "x", Level::detect(), &[1.0f64, f64::NAN]).is_err());
+    }
+
+    #[test]
+    fn level_follows_the_cpu_features() {
+        assert_eq!(Level::detect(), Level::best(cpu::features()));
+        assert_eq!(Level::best(&CpuFeatures::NONE), Level::portable());
     }
 }

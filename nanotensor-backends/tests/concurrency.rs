@@ -12,22 +12,13 @@
 
 use nanotensor::gguf::GgufFile;
 use nanotensor::model::{generate, GenerateOptions, Llama, SamplerConfig};
-use nanotensor::model_path::find_model;
+use nanotensor::model_path::model_for_tests;
 use nanotensor::{Backend, Result};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
 
 fn model_file() -> Option<GgufFile> {
-    match find_model(None) {
-        Ok(path) => Some(GgufFile::open(&path).expect("the model file should parse")),
-        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
-            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
-        }
-        Err(e) => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "concurrency: SKIPPING (no model): {e}");
-            None
-        }
-    }
+    let path = model_for_tests("concurrency")?;
+    Some(GgufFile::open(&path).expect("the model file should parse"))
 }
 
 /// Compile-time check: the shared model crosses threads by reference.

@@ -13,7 +13,7 @@
 
 use nanotensor::gguf::GgufFile;
 use nanotensor::model::{generate, perplexity, GenerateOptions, Llama, Logits, PerplexityReport};
-use nanotensor::model_path::find_model;
+use nanotensor::model_path::model_for_tests;
 use nanotensor::tokenizer::Tokenizer;
 use nanotensor::{Backend, Result};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
@@ -81,21 +81,8 @@ fn fixture() -> &'static Fixture {
 }
 
 fn model_file() -> Option<GgufFile> {
-    match find_model(None) {
-        Ok(path) => Some(GgufFile::open(&path).expect("the model file should parse")),
-        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
-            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
-        }
-        Err(e) => {
-            // Written to the stderr handle, which libtest does not capture, and only once.
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(std::io::stderr(), "model tests: SKIPPING (no model): {e}");
-            });
-            None
-        }
-    }
+    let path = model_for_tests("model tests")?;
+    Some(GgufFile::open(&path).expect("the model file should parse"))
 }
 
 /// The float backends compiled in (int8 is judged by perplexity, not exact ids).

@@ -16,17 +16,7 @@ fn nanotensor(args: &[&str]) -> Output {
 }
 
 fn have_model() -> bool {
-    match nanotensor::model_path::find_model(None) {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
-            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
-        }
-        Err(e) => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "generate_cli: SKIPPING model runs: {e}");
-            false
-        }
-    }
+    nanotensor::model_path::model_for_tests("generate_cli").is_some()
 }
 
 /// `tests/fixtures/smollm2/greedy.json`'s case for "Once upon a time": its prompt ids and the

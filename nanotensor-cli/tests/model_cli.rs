@@ -7,17 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn model() -> Option<PathBuf> {
-    match nanotensor::model_path::find_model(None) {
-        Ok(p) => Some(p),
-        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
-            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
-        }
-        Err(e) => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "model_cli: SKIPPING: {e}");
-            None
-        }
-    }
+    nanotensor::model_path::model_for_tests("model_cli")
 }
 
 fn fixture(name: &str) -> serde_json::Value {

@@ -10,6 +10,9 @@
 //! An explicit path (1, 2) that does not exist is an error rather than a silent fall-through:
 //! the user asked for that file. When nothing is found the error lists every place looked at
 //! and names the command that downloads the model ([`FETCH_COMMAND`]).
+//!
+//! Tests that need the model get it from [`model_for_tests`], which skips or fails by the
+//! environment.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,44 @@ pub const MODEL_ENV: &str = "NANOTENSOR_MODEL";
 pub const MODELS_DIR_ENV: &str = "NANOTENSOR_MODELS_DIR";
 /// The command, relative to the repository root, that downloads and verifies the model.
 pub const FETCH_COMMAND: &str = "scripts/fetch-model.sh";
+/// Environment variable that turns a missing model into a test failure (`scripts/test`, hence
+/// CI, sets it; see [`model_for_tests`]).
+pub const REQUIRE_MODEL_ENV: &str = "NANOTENSOR_REQUIRE_MODEL";
+
+/// The model for a test that needs it: [`find_model`] without an explicit path.
+///
+/// Tests that need the real model call this and return early on `None`, so a checkout without
+/// the model (`scripts/fetch-model.sh` fetches it) still passes the rest of the suite:
+///
+/// * found: `Some(path)`;
+/// * not found and `$NANOTENSOR_REQUIRE_MODEL` set ([`REQUIRE_MODEL_ENV`]): panics with the
+///   reason, so a run that must cover the model cannot pass by skipping;
+/// * not found otherwise: `None`, after writing `"{who}: SKIPPING (no model): {reason}"` to
+///   stderr, once per process (the first caller's `who`), so a test binary says it skipped
+///   without repeating it for every test. The line goes to the stderr handle itself, which the
+///   test harness does not capture.
+///
+/// It is public (not `#[cfg(test)]`) because the integration tests of several crates share it.
+///
+/// # Panics
+/// When the model is not found and `$NANOTENSOR_REQUIRE_MODEL` is set.
+#[track_caller]
+pub fn model_for_tests(who: &str) -> Option<PathBuf> {
+    match find_model(None) {
+        Ok(path) => Some(path),
+        Err(e) if std::env::var_os(REQUIRE_MODEL_ENV).is_some() => {
+            panic!("{REQUIRE_MODEL_ENV} is set but: {e}")
+        }
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{who}: SKIPPING (no model): {e}");
+            });
+            None
+        }
+    }
+}
 
 /// Locates the model file; see the [module documentation](self) for the order.
 ///

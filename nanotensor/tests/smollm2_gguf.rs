@@ -9,25 +9,12 @@
 //! unless `NANOTENSOR_REQUIRE_MODEL` is set (as `scripts/test`, hence CI, does): then it fails.
 
 use nanotensor::gguf::{GgmlType, GgufFile};
-use nanotensor::model_path::find_model;
+use nanotensor::model_path::model_for_tests;
 use nanotensor::Error;
 
 fn model() -> Option<GgufFile> {
-    match find_model(None) {
-        Ok(path) => Some(GgufFile::open(&path).expect("the model file should parse")),
-        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
-            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
-        }
-        Err(e) => {
-            // Written to the stderr handle, which libtest does not capture, and only once.
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(std::io::stderr(), "smollm2_gguf: SKIPPING model tests: {e}");
-            });
-            None
-        }
-    }
+    let path = model_for_tests("smollm2_gguf")?;
+    Some(GgufFile::open(&path).expect("the model file should parse"))
 }
 
 #[test]

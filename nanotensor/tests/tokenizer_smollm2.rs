@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use nanotensor::gguf::GgufFile;
-use nanotensor::model_path::find_model;
+use nanotensor::model_path::model_for_tests;
 use nanotensor::tokenizer::{PreTokenizer, Tokenizer};
 use nanotensor::Error;
 use serde_json::Value;
@@ -23,23 +23,10 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/s
 /// the model file is absent and not required.
 fn tokenizer() -> Option<&'static Tokenizer> {
     static TOKENIZER: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    let found = TOKENIZER.get_or_init(|| match find_model(None) {
-        Ok(path) => {
-            let file = GgufFile::open(&path).expect("the model file should parse");
-            Some(Tokenizer::from_gguf(&file).expect("the model's tokenizer should load"))
-        }
-        Err(e) if std::env::var_os("NANOTENSOR_REQUIRE_MODEL").is_some() => {
-            panic!("NANOTENSOR_REQUIRE_MODEL is set but: {e}")
-        }
-        Err(e) => {
-            // Written to the stderr handle, which libtest does not capture.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "tokenizer_smollm2: SKIPPING model tests: {e}"
-            );
-            None
-        }
+    let found = TOKENIZER.get_or_init(|| {
+        let path = model_for_tests("tokenizer_smollm2")?;
+        let file = GgufFile::open(&path).expect("the model file should parse");
+        Some(Tokenizer::from_gguf(&file).expect("the model's tokenizer should load"))
     });
     found.as_ref()
 }

@@ -99,10 +99,11 @@ impl Int8Backend {
     /// # Errors
     /// Zero threads.
     pub fn new(threads: usize) -> Result<Self> {
+        let cpu = crate::cpu::features();
         Ok(Int8Backend {
             pool: Pool::new(threads)?,
-            kernel: Kernel::detect(),
-            level: Level::detect(),
+            kernel: Kernel::best(cpu),
+            level: Level::best(cpu),
             activations: ActGranularity::PerTensor,
             weights: Granularity::PerTensor,
             k_chunk: K_MAX,

@@ -10,6 +10,7 @@ use std::arch::x86::*;
 use std::arch::x86_64::*;
 
 use super::{GemmKernel, SkinnyKernel};
+use crate::cpu::CpuFeatures;
 
 const MR: usize = 6;
 const NR: usize = 16;
@@ -21,10 +22,9 @@ pub struct Avx2F32 {
 }
 
 impl Avx2F32 {
-    /// The kernel, if this CPU supports AVX2 and FMA.
-    pub fn new() -> Option<Self> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-            .then_some(Avx2F32 { _checked: () })
+    /// The kernel, if `cpu` has AVX2 and FMA (every feature its code is compiled with).
+    pub fn new(cpu: &CpuFeatures) -> Option<Self> {
+        (cpu.avx2 && cpu.fma).then_some(Avx2F32 { _checked: () })
     }
 }
 
@@ -114,7 +114,7 @@ unsafe fn kernel_6x16(
 impl Avx2F32 {
     /// Row softmax (see [`super::scalar::softmax_rows_portable`]) compiled for this ISA.
     pub fn softmax_rows(&self, x: &mut [f32], n: usize) {
-        // SAFETY: the value exists only when the ISA was detected; the callee is safe code.
+        // SAFETY: the value exists only when AVX2 and FMA were detected; the callee is safe code.
         unsafe { softmax_rows_isa(x, n) }
     }
 }

@@ -20,6 +20,7 @@ use std::arch::x86::*;
 use std::arch::x86_64::*;
 
 use super::{GemmKernel, SkinnyKernel, TileAt};
+use crate::cpu::CpuFeatures;
 
 const MR: usize = 12;
 const NR: usize = 32;
@@ -32,9 +33,9 @@ pub struct Avx512F32 {
 }
 
 impl Avx512F32 {
-    /// The kernel, if this CPU supports AVX-512F.
-    pub fn new() -> Option<Self> {
-        is_x86_feature_detected!("avx512f").then_some(Avx512F32 { _checked: () })
+    /// The kernel, if `cpu` has AVX-512F (the one feature its code is compiled with).
+    pub fn new(cpu: &CpuFeatures) -> Option<Self> {
+        cpu.avx512f.then_some(Avx512F32 { _checked: () })
     }
 }
 
@@ -317,7 +318,7 @@ unsafe fn skinny<const M: usize>(
 impl Avx512F32 {
     /// Row softmax (see [`super::scalar::softmax_rows_portable`]) compiled for this ISA.
     pub fn softmax_rows(&self, x: &mut [f32], n: usize) {
-        // SAFETY: the value exists only when the ISA was detected; the callee is safe code.
+        // SAFETY: the value exists only when AVX-512F was detected; the callee is safe code.
         unsafe { softmax_rows_isa(x, n) }
     }
 }

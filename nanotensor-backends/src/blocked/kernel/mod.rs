@@ -11,9 +11,10 @@
 //! | [`scalar`] | portable | 4 × 8 (f32), 4 × 4 (f64) | arrays the compiler vectorises |
 //! | `wasm` | wasm32 simd128 | 4 × 8 | 8 v128 accumulators |
 //!
-//! [`detect`] picks the best f32 kernel once per process (AVX-512 → AVX2+FMA → portable) and
-//! caches the choice. A kernel value such as [`avx512::Avx512F32`] can only be obtained from
-//! `detect` after the CPU feature check succeeded, so holding one *is* the proof that its
+//! [`detect`] picks the best f32 kernel once per process (AVX-512 → AVX2+FMA → portable) from
+//! the detected [`cpu::features`] and caches the choice. A kernel value such as
+//! [`avx512::Avx512F32`] can only be obtained from its `new`, which checks the CPU features for
+//! every feature its code is compiled with, so holding one *is* the proof that its
 //! `#[target_feature]` functions may run: that is the safety argument of every `unsafe` call
 //! into them. All SIMD `unsafe` of the blocked backend lives in these kernel modules (the driver
 //! has only the raw view of C its tasks write through, see [`GemmKernel::tile`]).
@@ -33,6 +34,7 @@ pub mod wasm;
 
 use super::archparam;
 use super::pack::{self, MatRef};
+use crate::cpu::{self, CpuFeatures};
 use std::ops::Add;
 use std::sync::OnceLock;
 
@@ -303,19 +305,22 @@ impl F32Kernel {
         }
     }
 
-    /// Every f32 kernel this CPU can run, best first (tests run each of them). Under Miri, which
-    /// cannot run SIMD intrinsics, only the portable kernel.
-    pub fn available() -> Vec<F32Kernel> {
+    /// Every f32 kernel `cpu` can run, best first: AVX-512F, AVX2 + FMA, then the portable one
+    /// (always). Where every feature is off (Miri, other architectures) only the portable
+    /// kernel, plus simd128 on a wasm32 build compiled with it.
+    pub fn available_on(cpu: &CpuFeatures) -> Vec<F32Kernel> {
         let mut v = Vec::new();
-        #[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         {
-            if let Some(k) = avx512::Avx512F32::new() {
+            if let Some(k) = avx512::Avx512F32::new(cpu) {
                 v.push(F32Kernel::Avx512(k));
             }
-            if let Some(k) = avx2::Avx2F32::new() {
+            if let Some(k) = avx2::Avx2F32::new(cpu) {
                 v.push(F32Kernel::Avx2(k));
             }
         }
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        let _ = cpu;
         #[cfg(target_arch = "wasm32")]
         if let Some(k) = wasm::WasmF32::new() {
             v.push(F32Kernel::Wasm(k));
@@ -323,9 +328,15 @@ impl F32Kernel {
         v.push(F32Kernel::Scalar(scalar::ScalarF32));
         v
     }
+
+    /// Every f32 kernel this CPU can run, best first (tests run each of them): the
+    /// [`available_on`](F32Kernel::available_on) the detected [`cpu::features`].
+    pub fn available() -> Vec<F32Kernel> {
+        Self::available_on(cpu::features())
+    }
 }
 
-/// The best f32 kernel for this CPU, detected once and cached: AVX-512 → AVX2+FMA → portable
+/// The best f32 kernel for this CPU, chosen once and cached: AVX-512 → AVX2+FMA → portable
 /// (on wasm32: simd128 when compiled with it → portable).
 pub fn detect() -> F32Kernel {
     static BEST: OnceLock<F32Kernel> = OnceLock::new();
@@ -663,5 +674,9 @@ pub(crate) mod tests {
     fn detect_is_stable_and_best() {
         assert_eq!(detect(), detect());
         assert_eq!(detect(), F32Kernel::available()[0]);
+        let portable = F32Kernel::available_on(&CpuFeatures::NONE);
+        assert_eq!(portable.last(), Some(&F32Kernel::Scalar(scalar::ScalarF32)));
+        #[cfg(not(target_arch = "wasm32"))]
+        assert_eq!(portable.len(), 1);
     }
 }

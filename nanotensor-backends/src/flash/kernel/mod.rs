@@ -19,13 +19,16 @@
 //! - [`Isa::Portable`]: the same code without target features (any CPU, wasm32; with
 //!   `-C target-feature=+simd128` LLVM vectorises it for wasm SIMD).
 //!
-//! `unsafe` in the flash module lives only here (calls of `#[target_feature]` functions, guarded by
-//! [`detect`]) and in `avx512.rs` (raw loads and stores behind asserted bounds).
+//! `unsafe` in the flash module lives only here (calls of `#[target_feature]` functions, each
+//! guarded by a check of the detected [`cpu::features`]) and in `avx512.rs` (raw loads and
+//! stores behind asserted bounds).
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod exp;
 mod portable;
+
+use crate::cpu::{self, CpuFeatures};
 
 /// Query lanes per tile: the query block size `BR` of the flash path.
 pub const LANES: usize = 32;
@@ -41,22 +44,53 @@ pub enum Isa {
     Portable,
 }
 
-/// The best instruction set this CPU supports (checked at run time; cached by std). Under Miri,
-/// which cannot run SIMD intrinsics, always the portable path.
-pub fn detect() -> Isa {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        // Avx512 also implies avx2 + fma (every AVX-512 CPU has them; the decode helpers rely on it).
-        if has!("avx2") && has!("fma") {
-            return if has!("avx512f") {
-                Isa::Avx512
-            } else {
-                Isa::Avx2
-            };
+impl Isa {
+    /// The best instruction set `cpu` supports: AVX-512 needs avx512f for its tiles and avx2 +
+    /// fma for the decode helpers it shares with AVX2 (every AVX-512 CPU has them), AVX2 needs
+    /// avx2 + fma. Both are built for x86-64 only.
+    pub fn best(cpu: &CpuFeatures) -> Isa {
+        if Isa::Avx512.runs_on(cpu) {
+            Isa::Avx512
+        } else if Isa::Avx2.runs_on(cpu) {
+            Isa::Avx2
+        } else {
+            Isa::Portable
         }
     }
-    Isa::Portable
+
+    /// Whether `cpu` has every feature the code of this instruction set is compiled with.
+    pub fn runs_on(self, cpu: &CpuFeatures) -> bool {
+        let avx2 = cfg!(target_arch = "x86_64") && cpu.avx2 && cpu.fma;
+        match self {
+            Isa::Avx512 => avx2 && cpu.avx512f,
+            Isa::Avx2 => avx2,
+            Isa::Portable => true,
+        }
+    }
+}
+
+/// The best instruction set this CPU supports ([`Isa::best`] of [`cpu::features`]). Under Miri,
+/// which cannot run SIMD intrinsics, always the portable path.
+pub fn detect() -> Isa {
+    Isa::best(cpu::features())
+}
+
+/// Whether the AVX-512 tiles may run here. An [`Isa`] is a plain value any caller can name, so
+/// the entry points below check the detected features themselves before calling into
+/// `#[target_feature]` code (one cached load; an `Isa` this CPU cannot run takes the portable
+/// path).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx512_ok() -> bool {
+    cpu::features().avx512f
+}
+
+/// Whether the `avx2,fma` code may run here (see [`avx512_ok`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx2_ok() -> bool {
+    let f = cpu::features();
+    f.avx2 && f.fma
 }
 
 /// Score tile `Sᵀ[j, lane] = Σ_p K[j, p]·Qᵀ[p, lane]` for `j < rows`.
@@ -73,11 +107,11 @@ pub fn qk(isa: Isa, k: &[f32], k_stride: usize, rows: usize, d: usize, qt: &[f32
     assert!(qt.len() >= d * LANES && s.len() >= rows * LANES);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only produced by `detect` after the CPU reported avx512f.
-        Isa::Avx512 => unsafe { avx512::qk(k, k_stride, rows, d, qt, s) },
+        // SAFETY: the guard saw avx512f, the one feature `avx512` is compiled with.
+        Isa::Avx512 if avx512_ok() => unsafe { avx512::qk(k, k_stride, rows, d, qt, s) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only produced by `detect` after the CPU reported avx2 and fma.
-        Isa::Avx2 => unsafe { avx2::qk(k, k_stride, rows, d, qt, s) },
+        // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
+        Isa::Avx2 if avx2_ok() => unsafe { avx2::qk(k, k_stride, rows, d, qt, s) },
         _ => portable::qk::<2, false>(k, k_stride, rows, d, qt, s),
     }
 }
@@ -103,11 +137,11 @@ pub fn softmax_step(
     assert!(s.len() >= rows * LANES);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only produced by `detect` after the CPU reported avx512f.
-        Isa::Avx512 => unsafe { avx512::softmax_step(s, rows, m, l, alpha) },
+        // SAFETY: the guard saw avx512f, the one feature `avx512` is compiled with.
+        Isa::Avx512 if avx512_ok() => unsafe { avx512::softmax_step(s, rows, m, l, alpha) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only produced by `detect` after the CPU reported avx2 and fma.
-        Isa::Avx2 => unsafe { avx2::softmax_step(s, rows, m, l, alpha) },
+        // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
+        Isa::Avx2 if avx2_ok() => unsafe { avx2::softmax_step(s, rows, m, l, alpha) },
         _ => portable::softmax_step(s, rows, m, l, alpha),
     }
 }
@@ -133,11 +167,11 @@ pub fn pv(
     assert!(p.len() >= rows * LANES && ot.len() >= dv * LANES);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only produced by `detect` after the CPU reported avx512f.
-        Isa::Avx512 => unsafe { avx512::pv(v, v_stride, rows, dv, p, alpha, ot) },
+        // SAFETY: the guard saw avx512f, the one feature `avx512` is compiled with.
+        Isa::Avx512 if avx512_ok() => unsafe { avx512::pv(v, v_stride, rows, dv, p, alpha, ot) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only produced by `detect` after the CPU reported avx2 and fma.
-        Isa::Avx2 => unsafe { avx2::pv(v, v_stride, rows, dv, p, alpha, ot) },
+        // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
+        Isa::Avx2 if avx2_ok() => unsafe { avx2::pv(v, v_stride, rows, dv, p, alpha, ot) },
         _ => portable::pv::<2, false>(v, v_stride, rows, dv, p, alpha, ot),
     }
 }
@@ -154,8 +188,10 @@ pub fn decode_scores(isa: Isa, q: &[f32], k: &[f32], k_stride: usize, rows: usiz
     assert!(s.len() >= rows);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` returns Avx512 or Avx2 only when avx2 and fma are present.
-        Isa::Avx512 | Isa::Avx2 => unsafe { avx2::decode_scores(q, k, k_stride, rows, s) },
+        // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
+        Isa::Avx512 | Isa::Avx2 if avx2_ok() => unsafe {
+            avx2::decode_scores(q, k, k_stride, rows, s)
+        },
         _ => portable::decode_scores::<false>(q, k, k_stride, rows, s),
     }
 }
@@ -175,8 +211,10 @@ pub fn decode_values(
     assert!(p.len() >= rows);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` returns Avx512 or Avx2 only when avx2 and fma are present.
-        Isa::Avx512 | Isa::Avx2 => unsafe { avx2::decode_values(v, v_stride, rows, p, alpha, acc) },
+        // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
+        Isa::Avx512 | Isa::Avx2 if avx2_ok() => unsafe {
+            avx2::decode_values(v, v_stride, rows, p, alpha, acc)
+        },
         _ => portable::decode_values::<false>(v, v_stride, rows, p, alpha, acc),
     }
 }
@@ -185,8 +223,8 @@ pub fn decode_values(
 pub fn exp2_sub_sum(isa: Isa, x: &mut [f32], sub: f32) -> f32 {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `detect` returns Avx512 or Avx2 only when avx2 and fma are present.
-        Isa::Avx512 | Isa::Avx2 => unsafe { avx2::exp2_sub_sum(x, sub) },
+        // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
+        Isa::Avx512 | Isa::Avx2 if avx2_ok() => unsafe { avx2::exp2_sub_sum(x, sub) },
         _ => portable::exp2_sub_sum(x, sub),
     }
 }

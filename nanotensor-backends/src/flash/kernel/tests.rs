@@ -15,6 +15,14 @@ fn isas() -> Vec<Isa> {
     v
 }
 
+#[test]
+fn detect_is_best_of_the_cpu_features() {
+    assert_eq!(detect(), Isa::best(crate::cpu::features()));
+    assert!(detect().runs_on(crate::cpu::features()));
+    assert_eq!(Isa::best(&CpuFeatures::NONE), Isa::Portable);
+    assert!(!Isa::Avx2.runs_on(&CpuFeatures::NONE));
+}
+
 fn randv(n: usize, seed: u64) -> Vec<f32> {
     Tensor::<f32>::randn(&[n], 1.0, seed).unwrap().to_vec()
 }

@@ -59,6 +59,8 @@ mod avx2;
 mod avx512;
 mod portable;
 
+use crate::cpu::{self, CpuFeatures};
+
 /// Longest `k` range one i32 accumulation may cover (see the module docs): `⌊(2³¹−1)/127²⌋`.
 pub const K_MAX: usize = 133_144;
 
@@ -77,6 +79,19 @@ pub enum KernelKind {
 }
 
 impl KernelKind {
+    /// Whether `cpu` has every feature this kind's code is compiled with: AVX-512 F/BW/VNNI for
+    /// [`Avx512Vnni`](KernelKind::Avx512Vnni), AVX2 for [`Avx2`](KernelKind::Avx2) (both built
+    /// for x86-64 only), nothing for [`Portable`](KernelKind::Portable).
+    pub fn runs_on(self, cpu: &CpuFeatures) -> bool {
+        match self {
+            KernelKind::Avx512Vnni => {
+                cfg!(target_arch = "x86_64") && cpu.avx512f && cpu.avx512bw && cpu.avx512vnni
+            }
+            KernelKind::Avx2 => cfg!(target_arch = "x86_64") && cpu.avx2,
+            KernelKind::Portable => true,
+        }
+    }
+
     /// Short name for logs and JSON.
     pub fn name(self) -> &'static str {
         match self {
@@ -87,9 +102,10 @@ impl KernelKind {
     }
 }
 
-/// A kernel whose instruction set this CPU supports. The only way to obtain one is
-/// [`Kernel::detect`] or [`Kernel::new`], both of which check the CPU: that check is what makes
-/// calling the `#[target_feature]` functions sound.
+/// A kernel whose instruction set this CPU supports. Every way to obtain one ([`Kernel::detect`],
+/// [`Kernel::new`], [`Kernel::best`], [`Kernel::new_on`]) goes through [`KernelKind::runs_on`]
+/// with the detected CPU features: that check is what makes calling the `#[target_feature]`
+/// functions sound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernel {
     kind: KernelKind,
@@ -116,37 +132,30 @@ pub struct TileOut<'a> {
 }
 
 impl Kernel {
-    /// The best kernel this CPU supports: AVX-512 VNNI, then AVX2, then portable.
+    /// The best kernel `cpu` supports: AVX-512 VNNI, then AVX2, then portable.
+    pub fn best(cpu: &CpuFeatures) -> Self {
+        [KernelKind::Avx512Vnni, KernelKind::Avx2]
+            .into_iter()
+            .find_map(|kind| Self::new_on(kind, cpu))
+            .unwrap_or(Kernel {
+                kind: KernelKind::Portable,
+            })
+    }
+
+    /// The best kernel this CPU supports ([`Kernel::best`] of [`cpu::features`]).
     pub fn detect() -> Self {
-        for kind in [KernelKind::Avx512Vnni, KernelKind::Avx2] {
-            if let Some(k) = Self::new(kind) {
-                return k;
-            }
-        }
-        Kernel {
-            kind: KernelKind::Portable,
-        }
+        Self::best(cpu::features())
+    }
+
+    /// The kernel `kind` if `cpu` has its features ([`KernelKind::runs_on`]).
+    pub fn new_on(kind: KernelKind, cpu: &CpuFeatures) -> Option<Self> {
+        kind.runs_on(cpu).then_some(Kernel { kind })
     }
 
     /// The kernel `kind` if this CPU supports it. Under Miri, which cannot run SIMD intrinsics,
-    /// only the portable kernel.
+    /// only the portable kernel (no feature is reported there).
     pub fn new(kind: KernelKind) -> Option<Self> {
-        let ok = match kind {
-            KernelKind::Portable => true,
-            #[cfg(miri)]
-            _ => false,
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            KernelKind::Avx512Vnni => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            KernelKind::Avx2 => is_x86_feature_detected!("avx2"),
-            #[cfg(all(not(target_arch = "x86_64"), not(miri)))]
-            _ => false,
-        };
-        ok.then_some(Kernel { kind })
+        Self::new_on(kind, cpu::features())
     }
 
     /// Every kernel this CPU supports (for tests and benches).
@@ -209,12 +218,13 @@ impl Kernel {
             // SAFETY: the caller guarantees the tile of `out.c` (forwarded contract).
             KernelKind::Portable => unsafe { portable::tile(rows, kc4, a, corr, b, out) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: a `Kernel` of this kind exists only if `new` saw avx512f/bw/vnni on this
-            // CPU; the asserts above give every input the length the kernel reads, and the
-            // caller guarantees the tile of `out.c`.
+            // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw avx512f, avx512bw and
+            // avx512vnni (what the kernel is compiled with) among this CPU's features; the
+            // asserts above give every input the length the kernel reads, and the caller
+            // guarantees the tile of `out.c`.
             KernelKind::Avx512Vnni => unsafe { avx512::tile(rows, kc4, a, corr, b, out) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, with avx2 detected.
+            // SAFETY: as above, with avx2 (the one feature this kernel is compiled with).
             KernelKind::Avx2 => unsafe { avx2::tile(rows, kc4, a, corr, b, out) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("x86 kernels are never constructed on this target"),
@@ -259,14 +269,15 @@ impl Kernel {
                 portable::tile_blocks(rows, kc4, blk4, a, bs, b, out)
             },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: a `Kernel` of this kind exists only if `new` saw avx512f/bw/vnni on this
-            // CPU; the asserts above give every input the length the kernel reads, and the
-            // caller guarantees the tile of `out.c`.
+            // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw avx512f, avx512bw and
+            // avx512vnni (what the kernel is compiled with) among this CPU's features; the
+            // asserts above give every input the length the kernel reads, and the caller
+            // guarantees the tile of `out.c`.
             KernelKind::Avx512Vnni => unsafe {
                 avx512::tile_blocks(rows, kc4, blk4, a, bs, fcorr, b, out)
             },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, with avx2 detected.
+            // SAFETY: as above, with avx2 (the one feature this kernel is compiled with).
             KernelKind::Avx2 => unsafe { avx2::tile_blocks(rows, kc4, blk4, a, bs, b, out) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("x86 kernels are never constructed on this target"),

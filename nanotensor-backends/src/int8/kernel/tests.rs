@@ -202,6 +202,9 @@ fn detect_prefers_the_widest_supported_kernel() {
     let all = Kernel::all_supported();
     assert_eq!(Kernel::detect(), all[0]);
     assert!(all.iter().any(|k| k.kind() == super::KernelKind::Portable));
+    let none = &crate::cpu::CpuFeatures::NONE;
+    assert_eq!(Kernel::best(none).kind(), super::KernelKind::Portable);
+    assert!(Kernel::new_on(super::KernelKind::Avx2, none).is_none());
 }
 
 /// `C = Σ_blocks s[i, b] · (A_b·B_b)` in f64 from i64 block sums, blocks of `len` along `k`
