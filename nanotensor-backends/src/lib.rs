@@ -32,12 +32,24 @@ pub mod multiversion;
 #[cfg(feature = "naive")]
 pub mod naive;
 pub mod scales;
+#[macro_use]
 pub mod select;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod threads;
 
 pub use scales::{ActGranularity, BlockLen, Granularity, Int8Options};
-pub use select::{with_backend, BackendKind, BackendOptions, BackendVisitor, BuildBackend};
+pub use select::{with_backend, BackendOptions, BackendVisitor, BuildBackend};
+
+// The backend registry: the one list of backends (see `select`). A new backend adds its module
+// above, one line here, its cargo feature and one conformance line.
+registry! {
+    /// Textbook loops, one thread: the scar and the oracle (cargo feature `naive`).
+    Naive => "naive", "naive", crate::naive::NaiveBackend, |_o| Vec::new();
+    /// Cache-blocked, packed, SIMD, multi-threaded (cargo feature `blocked`).
+    Blocked => "blocked", "blocked", crate::blocked::BlockedBackend, |_o| Vec::new();
+    /// Symmetric int8 quantization with integer kernels (cargo feature `int8`).
+    Int8 => "int8", "int8", crate::int8::Int8Backend, |o| o.int8.settings();
+}
 
 #[cfg(feature = "blocked")]
 pub use blocked::BlockedBackend;

@@ -5,7 +5,8 @@
 //! matches the run-time choice once and calls it with the concrete type. Everything inside the
 //! visitor is monomorphic.
 //!
-//! The table in the [`registry!`] invocation below is the only list of backends: the
+//! The `registry!` table in the crate root (`lib.rs`, beside the backend modules) is the only
+//! list of backends: the
 //! [`BackendKind`] enum, its names and cargo features, [`BackendKind::ALL`], the compiled-in
 //! check, the dispatch of [`with_backend`] and each backend's settings for reports are all
 //! generated from it, so a backend cannot be known by name and missing from dispatch. The CLI's
@@ -14,7 +15,9 @@
 
 use nanotensor::{Backend, Error, Result};
 
+use crate::dispatch;
 use crate::scales::Int8Options;
+pub use crate::BackendKind;
 
 /// How a registered backend is built from [`BackendOptions`], and which of those options it
 /// reads (for reports). Every backend in the registry implements it.
@@ -26,8 +29,10 @@ pub trait BuildBackend: Backend + Sized {
     fn build(opts: &BackendOptions) -> Result<Self>;
 }
 
-/// Generates the registry from one table: `Variant => "name", "feature", module::Type, settings`
+/// Generates the registry from one table (invoked once, in `lib.rs`): `Variant => "name", "feature", module::Type, settings`
 /// where `settings` maps the options to the backend's own settings for reports (name, value).
+#[macro_export]
+#[doc(hidden)]
 macro_rules! registry {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, $feature:literal, $ty:path,
         |$o:ident| $settings:expr; )*) => {
@@ -61,20 +66,20 @@ macro_rules! registry {
 
             /// The backend's own settings among `opts`, as (name, value) pairs for reports;
             /// empty for a backend without settings of its own.
-            pub fn settings(self, opts: &BackendOptions) -> Vec<(&'static str, String)> {
+            pub fn settings(self, opts: &$crate::BackendOptions) -> Vec<(&'static str, String)> {
                 match self { $( BackendKind::$variant => { let $o = opts; $settings } )* }
             }
         }
 
-        fn dispatch<V: BackendVisitor>(
+        fn dispatch<V: $crate::BackendVisitor>(
             kind: BackendKind,
-            opts: &BackendOptions,
+            opts: &$crate::BackendOptions,
             visitor: V,
-        ) -> Result<V::Output> {
+        ) -> nanotensor::Result<V::Output> {
             match kind {
                 $(
                     #[cfg(feature = $feature)]
-                    BackendKind::$variant => visitor.visit(<$ty as BuildBackend>::build(opts)?),
+                    BackendKind::$variant => visitor.visit(<$ty as $crate::BuildBackend>::build(opts)?),
                 )*
                 #[allow(unreachable_patterns)]
                 other => Err({
@@ -84,15 +89,6 @@ macro_rules! registry {
             }
         }
     };
-}
-
-registry! {
-    /// Textbook loops, one thread: the scar and the oracle (cargo feature `naive`).
-    Naive => "naive", "naive", crate::naive::NaiveBackend, |_o| Vec::new();
-    /// Cache-blocked, packed, SIMD, multi-threaded (cargo feature `blocked`).
-    Blocked => "blocked", "blocked", crate::blocked::BlockedBackend, |_o| Vec::new();
-    /// Symmetric int8 quantization with integer kernels (cargo feature `int8`).
-    Int8 => "int8", "int8", crate::int8::Int8Backend, |o| o.int8.settings();
 }
 
 impl BackendKind {
@@ -144,7 +140,7 @@ impl BackendKind {
         Ok(kind)
     }
 
-    fn not_compiled(self) -> Error {
+    pub(crate) fn not_compiled(self) -> Error {
         Error::BackendNotCompiled {
             name: self.name().to_string(),
             feature: format!("nanotensor-backends/{}", self.feature()),
