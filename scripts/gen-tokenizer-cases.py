@@ -5,11 +5,11 @@ The vocabulary and merges are read from the GGUF file with the `gguf` package; t
 tokenizer is Hugging Face `tokenizers` configured as SmolLM2's own tokenizer.json is
 (pre-tokenizer: Digits(individual_digits) then ByteLevel with the GPT-2 regex; control tokens
 0-16 as added special tokens). The output is a list of {"text", "ids"} used by
-nanotensor/tests/tokenizer_smollm2.rs.
+nanotensor-models/tests/tokenizer_smollm2.rs.
 
     python3 -m pip install gguf==0.19.0 tokenizers==0.23.3
     python3 scripts/gen-tokenizer-cases.py models/SmolLM2-135M-Instruct.Q4_1.gguf \
-        > nanotensor/tests/data/smollm2_hf_cases.json
+        > tests/fixtures/smollm2/hf_cases.json
 """
 import json
 import random

@@ -75,14 +75,14 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 if ! skipped miri; then
-  step "miri: core crate unit tests (nanotensor --lib)"
+  step "miri: core and models unit tests (nanotensor-core --lib, nanotensor-models --lib)"
   # Deterministic floats: Miri otherwise perturbs transcendental results and NaN payloads on purpose,
   # which exact-value tests (hand-computed logs, NaN bit patterns) rightly reject.
   export MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation -Zmiri-deterministic-floats"
   log=$(mktemp)
-  cargo "+$NIGHTLY" miri test -p nanotensor --lib 2>&1 | tee "$log"
+  cargo "+$NIGHTLY" miri test -p nanotensor-core -p nanotensor-models --lib 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
-  summary+=("miri nanotensor --lib: $n tests passed")
+  summary+=("miri nanotensor-core and nanotensor-models --lib: $n tests passed")
 
   step "miri: portable kernel paths (nanotensor-backends --lib, kernel tests)"
   # Under cfg(miri) every kernel `detect()` picks the portable kernel (Miri cannot run SIMD

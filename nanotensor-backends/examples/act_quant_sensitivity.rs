@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common;
 
-use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
-use nanotensor::gguf::GgufFile;
-use nanotensor::model::{perplexity, Llama};
-use nanotensor::shape::MatmulDims;
-use nanotensor::{Backend, Element, PreparedWeight, Result, Tensor};
 use nanotensor_backends::{with_backend, BackendOptions, BackendVisitor};
+use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
+use nanotensor_core::shape::MatmulDims;
+use nanotensor_core::{Backend, Element, PreparedWeight, Result, Tensor};
+use nanotensor_models::gguf::GgufFile;
+use nanotensor_models::model::{perplexity, Llama};
 
 const CLASSES: [&str; 9] = ["q", "k", "v", "o", "gate", "up", "down", "head", "all"];
 /// Index of `all` in [`CLASSES`].

@@ -7,9 +7,9 @@
 //! `kernel` (the microkernel alone on packed panels, one thread: kernel quality without the
 //! driver, packing or threads). Used by `scripts/bench-vs-numpy.sh` until the CLI has `--json`.
 
-use nanotensor::{Backend, Tensor};
 use nanotensor_backends::blocked::kernel::{detect, with_f32_kernel, GemmKernel};
 use nanotensor_backends::blocked::BlockedBackend;
+use nanotensor_core::{Backend, Tensor};
 use std::time::Instant;
 
 /// On-CPU nanoseconds of every thread of this process so far (Linux `schedstat`), so kernel

@@ -13,10 +13,10 @@
 //! with the on-CPU time of all threads (`/proc/self/task/*/schedstat`), which tells preemption
 //! on a shared machine apart from real work.
 
-use nanotensor::attention::{AttentionAlgo, AttentionSpec, Heads, HeadsLayout, HeadsMut};
-use nanotensor::model::ops::{add_assign, rmsnorm, swiglu, RopeTable};
-use nanotensor::{Backend, Tensor};
 use nanotensor_backends::blocked::{BlockedBackend, BlockedWeight};
+use nanotensor_core::attention::{AttentionAlgo, AttentionSpec, Heads, HeadsLayout, HeadsMut};
+use nanotensor_core::{Backend, Tensor};
+use nanotensor_models::model::ops::{add_assign, rmsnorm, swiglu, RopeTable};
 use std::time::Instant;
 
 /// On-CPU nanoseconds of every thread of this process so far (Linux `schedstat`).
@@ -106,7 +106,7 @@ fn main() {
     // The attention algorithm: `auto` (what the model uses), `naive` or `flash`.
     let algo = AttentionAlgo::parse(args.get(3).map_or("auto", |s| s.as_str())).expect("algo");
     let spec = AttentionSpec {
-        max_memory: Some(nanotensor::memory::default_budget()),
+        max_memory: Some(nanotensor_core::memory::default_budget()),
         algo,
         ..AttentionSpec::causal()
     };

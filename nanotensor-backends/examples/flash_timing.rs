@@ -6,10 +6,10 @@
 //! samples, so that on a shared machine samples hit by preemption are discarded. That is the
 //! kernel-level rate the whole call approaches.
 
-use nanotensor::attention::{check_operands, AttentionSpec, HeadsLayout};
-use nanotensor::{Heads, HeadsMut, Tensor};
 use nanotensor_backends::flash::flash_attention;
 use nanotensor_backends::threads::Pool;
+use nanotensor_core::attention::{check_operands, AttentionSpec, HeadsLayout};
+use nanotensor_core::{Heads, HeadsMut, Tensor};
 use std::time::Instant;
 
 fn heads(t: &Tensor<f32>, layout: HeadsLayout) -> Heads<'_, f32> {
@@ -19,7 +19,7 @@ fn heads(t: &Tensor<f32>, layout: HeadsLayout) -> Heads<'_, f32> {
     }
 }
 
-fn main() -> nanotensor::Result<()> {
+fn main() -> nanotensor_core::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.first().is_some_and(|s| s == "kernels") {
         kernels();

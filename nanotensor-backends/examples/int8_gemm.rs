@@ -3,8 +3,8 @@
 //! 1×576 · 576×49152 with a prepared weight. Run with
 //! `cargo run --release -p nanotensor-backends --features int8 --example int8_gemm [threads]`.
 
-use nanotensor::{Backend, Tensor};
 use nanotensor_backends::int8::Int8Backend;
+use nanotensor_core::{Backend, Tensor};
 use std::time::Instant;
 
 /// CPU time consumed so far by all threads of this process, in seconds (Linux
@@ -35,7 +35,7 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
     (wall[reps / 2], cpu[reps / 2])
 }
 
-fn main() -> nanotensor::Result<()> {
+fn main() -> nanotensor_core::Result<()> {
     let threads: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

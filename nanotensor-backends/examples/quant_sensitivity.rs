@@ -7,10 +7,10 @@
 
 mod common;
 
-use nanotensor::gguf::GgufFile;
-use nanotensor::model::{perplexity, Llama};
-use nanotensor::{Backend, Result, Tensor};
 use nanotensor_backends::{with_backend, BackendOptions, BackendVisitor};
+use nanotensor_core::{Backend, Result, Tensor};
+use nanotensor_models::gguf::GgufFile;
+use nanotensor_models::model::{perplexity, Llama};
 
 /// Symmetric int8 round trip of each group of `group` consecutive values.
 fn round_trip(w: Tensor<f32>, group: usize) -> Result<Tensor<f32>> {

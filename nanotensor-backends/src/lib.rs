@@ -71,13 +71,16 @@ pub type DefaultBackend = Int8Backend;
 #[cfg(all(feature = "naive", not(feature = "blocked"), not(feature = "int8")))]
 pub type DefaultBackend = NaiveBackend;
 
-/// The README's Rust example runs as a doctest of this crate, so the first screen always works
-/// (`scripts/test` runs it under each backend feature alone).
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
-/// The examples of `docs/library.md`, run the same way.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/library.md")]
-pub struct LibraryDoctests;
+/// The backends compiled into this build and the run-time choice among them, for a glob import
+/// (`nanotensor_core::prelude` re-exports it).
+pub mod prelude {
+    #[cfg(feature = "blocked")]
+    pub use crate::BlockedBackend;
+    #[cfg(any(feature = "naive", feature = "blocked", feature = "int8"))]
+    pub use crate::DefaultBackend;
+    #[cfg(feature = "int8")]
+    pub use crate::Int8Backend;
+    #[cfg(feature = "naive")]
+    pub use crate::NaiveBackend;
+    pub use crate::{with_backend, BackendKind, BackendOptions, BackendVisitor, Int8Options};
+}

@@ -8,7 +8,7 @@
 //! kernel modules instead.
 
 use crate::cpu::{self, CpuFeatures};
-use nanotensor::{Element, Error, Result};
+use nanotensor_core::{Element, Error, Result};
 
 /// Which compiled copy of the loops to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ multiversion! {
 }
 
 /// Whether every value of `x` is finite, vectorised for `f32` (the test of
-/// [`nanotensor::element::first_non_finite`], but 16 lanes wide on AVX-512 instead of the
+/// [`nanotensor_core::element::first_non_finite`], but 16 lanes wide on AVX-512 instead of the
 /// baseline's 4); other element types go through the core's scan.
 ///
 /// # Errors
@@ -98,7 +98,7 @@ pub fn check_finite<T: Element>(
             return Ok(());
         }
     }
-    match nanotensor::element::first_non_finite(x) {
+    match nanotensor_core::element::first_non_finite(x) {
         None => Ok(()),
         Some(index) => Err(Error::NonFinite {
             op,

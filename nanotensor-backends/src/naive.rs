@@ -10,11 +10,11 @@
 //! compares that with the memory budget and refuses with the bytes it would need (40 GB per head
 //! for 100,000 tokens in f32).
 
-use nanotensor::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
-use nanotensor::backend::{check_linear_finite, check_matmul_finite};
-use nanotensor::memory::check_budget;
-use nanotensor::shape::MatmulDims;
-use nanotensor::{AttentionAlgo, Backend, Element, Error, PreparedWeight, Result, Tensor};
+use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
+use nanotensor_core::backend::{check_linear_finite, check_matmul_finite};
+use nanotensor_core::memory::check_budget;
+use nanotensor_core::shape::MatmulDims;
+use nanotensor_core::{AttentionAlgo, Backend, Element, Error, PreparedWeight, Result, Tensor};
 
 /// The scar: plain nested loops on one thread. Also the correctness oracle.
 ///

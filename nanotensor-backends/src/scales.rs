@@ -3,15 +3,15 @@
 //! This module is compiled into every build (not only with the `int8` feature) so that the CLI
 //! and [`crate::BackendOptions`] can name a granularity whatever backends are compiled in.
 //!
-//! * Weights use [`nanotensor::Granularity`]: one scale per tensor (the default) or one per output
+//! * Weights use [`nanotensor_core::Granularity`]: one scale per tensor (the default) or one per output
 //!   channel (a row of `W[out, in]`).
 //! * Activations — the operand quantized anew on every call — use [`ActGranularity`]: one scale
 //!   for the call's whole input (the default), one per row (per token), or one per block of
 //!   [`BlockLen`] consecutive values of a row along the reduction axis `k`.
 
-use nanotensor::{Error, Result};
+use nanotensor_core::{Error, Result};
 
-pub use nanotensor::Granularity;
+pub use nanotensor_core::Granularity;
 
 /// Length of one activation scale block along `k`: a multiple of 4 in `4..=`[`BlockLen::MAX`].
 ///

@@ -13,7 +13,7 @@
 //! help and errors, the browser build and the scripts' per-backend loops derive from it in turn
 //! (`nanotensor backends`, [`BackendKind::compiled`]).
 
-use nanotensor::{Backend, Error, Result};
+use nanotensor_core::{Backend, Error, Result};
 
 use crate::dispatch;
 use crate::scales::Int8Options;
@@ -75,7 +75,7 @@ macro_rules! registry {
             kind: BackendKind,
             opts: &$crate::BackendOptions,
             visitor: V,
-        ) -> nanotensor::Result<V::Output> {
+        ) -> nanotensor_core::Result<V::Output> {
             match kind {
                 $(
                     #[cfg(feature = $feature)]

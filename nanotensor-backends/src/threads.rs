@@ -22,7 +22,7 @@
 //! same pool, runs on the calling thread alone. On wasm32 (no threads in a plain browser worker)
 //! everything runs on the calling thread.
 
-use nanotensor::{Error, Result};
+use nanotensor_core::{Error, Result};
 
 #[cfg(not(target_arch = "wasm32"))]
 use team::Team;

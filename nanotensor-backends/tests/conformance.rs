@@ -2,13 +2,13 @@
 //! reference (in the spirit of llama.cpp's `test-backend-ops`).
 //!
 //! Each case builds seeded random operands, runs the backend, computes the same result in f64
-//! with `nanotensor::reference`, and requires NMSE = Σ(a−b)²/Σb² below the backend's tolerance
+//! with `nanotensor_core::reference`, and requires NMSE = Σ(a−b)²/Σb² below the backend's tolerance
 //! for that element type, with no NaN/Inf mismatch. A backend joins by one `conformance!` line at
 //! the bottom of this file with its constructor and tolerances.
 
-use nanotensor::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
-use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
-use nanotensor::{AttentionAlgo, AttentionSpec, Backend, Element, Error, Tensor};
+use nanotensor_core::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
+use nanotensor_core::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor_core::{AttentionAlgo, AttentionSpec, Backend, Element, Error, Tensor};
 
 /// NMSE bounds of one backend, per element type and op.
 #[derive(Clone, Copy, Debug)]
@@ -36,9 +36,9 @@ impl Tolerance {
 
 fn tol_for<T: Element>(t: &Tolerance, matmul: bool) -> f64 {
     match T::DTYPE {
-        nanotensor::DType::F32 if matmul => t.matmul_f32,
-        nanotensor::DType::F32 => t.float_f32,
-        nanotensor::DType::F64 => t.f64,
+        nanotensor_core::DType::F32 if matmul => t.matmul_f32,
+        nanotensor_core::DType::F32 => t.float_f32,
+        nanotensor_core::DType::F64 => t.f64,
         _ => t.bf16,
     }
 }
@@ -110,7 +110,7 @@ pub fn linear_cases<B: Backend, T: Element>(b: &B, tol: &Tolerance) {
         let w = Tensor::<T>::randn(&[n, k], 1.0, 400 + i as u64).unwrap();
         let reference = matmul_f64(&x, &w.t().unwrap()).unwrap();
         let pw = b.prepare(w).unwrap();
-        assert_eq!(nanotensor::PreparedWeight::shape(&pw), [n, k]);
+        assert_eq!(nanotensor_core::PreparedWeight::shape(&pw), [n, k]);
         let y = b.linear(&x, &pw).unwrap();
         assert_eq!(y.shape(), &[m, n]);
         let r = compare(y.as_slice(), &reference).expect("same length");
@@ -421,7 +421,7 @@ pub fn error_cases<B: Backend>(b: &B) {
                 "{} {algo:?} accepted scale {scale}",
                 b.name()
             );
-            let dims = nanotensor::AttentionDims {
+            let dims = nanotensor_core::AttentionDims {
                 n_heads: 3,
                 n_kv_heads: 3,
                 n_q: 4,
@@ -552,7 +552,7 @@ conformance!(
     int8_per_block,
     nanotensor_backends::int8::Int8Backend::new(2)
         .unwrap()
-        .with_weight_granularity(nanotensor::Granularity::PerRow)
+        .with_weight_granularity(nanotensor_core::Granularity::PerRow)
         .with_activation_granularity(nanotensor_backends::ActGranularity::PER_BLOCK_32),
     Tolerance {
         matmul_f32: 1e-3,

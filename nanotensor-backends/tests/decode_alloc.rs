@@ -13,10 +13,10 @@
 //! on every thread (the pool's workers too) are counted while the counter is armed.
 #![cfg(feature = "blocked")]
 
-use nanotensor::attention::{check_operands, Heads, HeadsLayout, HeadsMut};
-use nanotensor::reference::{attention_f64, compare};
-use nanotensor::{AttentionAlgo, AttentionSpec, Backend, Error, Tensor};
 use nanotensor_backends::blocked::BlockedBackend;
+use nanotensor_core::attention::{check_operands, Heads, HeadsLayout, HeadsMut};
+use nanotensor_core::reference::{attention_f64, compare};
+use nanotensor_core::{AttentionAlgo, AttentionSpec, Backend, Error, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -76,7 +76,7 @@ fn step(
     n_kv: usize,
     out: &mut [f32],
     spec: &AttentionSpec,
-) -> nanotensor::Result<()> {
+) -> nanotensor_core::Result<()> {
     be.attention_into(
         heads(q, h, 1),
         heads(k, h_kv, n_kv),

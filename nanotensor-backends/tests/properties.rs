@@ -10,9 +10,9 @@
 //! primes to 40 (70 for softmax rows); 0 is only legal as an error case, since the API refuses
 //! empty tensors.
 
-use nanotensor::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
-use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
-use nanotensor::{AttentionAlgo, AttentionSpec, Backend, Tensor};
+use nanotensor_core::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
+use nanotensor_core::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor_core::{AttentionAlgo, AttentionSpec, Backend, Tensor};
 use proptest::prelude::*;
 
 /// Shapes from 1 to 40 (primes and odd sizes included) plus the values to fill them.
@@ -399,9 +399,9 @@ mod int8 {
 /// answer `Unsupported` for flash, the only capability difference the contract allows).
 mod specs {
     use super::*;
-    use nanotensor::reference::attention_tensor_f64;
-    use nanotensor::Error;
     use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
+    use nanotensor_core::reference::attention_tensor_f64;
+    use nanotensor_core::Error;
 
     /// What one (backend, algorithm) did with a spec.
     #[derive(Debug)]
@@ -418,7 +418,7 @@ mod specs {
 
     impl BackendVisitor for RunAll<'_> {
         type Output = Vec<(AttentionAlgo, Outcome)>;
-        fn visit<B: Backend>(self, b: B) -> nanotensor::Result<Self::Output> {
+        fn visit<B: Backend>(self, b: B) -> nanotensor_core::Result<Self::Output> {
             let algos = [
                 AttentionAlgo::Auto,
                 AttentionAlgo::Materialized,

@@ -95,10 +95,7 @@ fn a_missing_model_file_names_the_fetch_command() {
         "--model",
         "/nonexistent/m.gguf",
         "--file",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../nanotensor/tests/data/GPL-3"
-        ),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/text/GPL-3"),
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fetch-model"));
@@ -120,10 +117,7 @@ fn context_overflow_is_a_user_error() {
         &[
             "perplexity",
             "--file",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../nanotensor/tests/data/GPL-3"
-            ),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/text/GPL-3"),
             "--ctx",
             "10000",
         ],

@@ -1,21 +1,17 @@
 //! # NanoTensor
 //!
-//! A transformer inference engine built from its own kernels. This core crate holds the pieces
-//! every backend and the model share:
+//! A transformer inference engine built from its own kernels, in three crates that this one
+//! re-exports behind one import path:
 //!
-//! - [`Tensor`]: owned, row-major, 64-byte-aligned storage, generic over [`Element`]
-//!   (`f32`, `f64`, `bf16`, `f16`);
-//! - [`Backend`]: the contract (matmul, softmax, attention, prepare/linear) that the backends in
-//!   `nanotensor-backends` implement;
-//! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
-//! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
-//! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
-//! - [`gguf`]: the GGUF model-file reader (memory-mapped) and dequantization of its block
-//!   formats; [`model_path::find_model`] locates the model file;
-//! - [`model`]: the LLaMA forward pass over any backend, KV cache, sampling, generation and
-//!   perplexity;
-//! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
-//! - [`Error`]: one error type; every public operation returns [`Result`].
+//! - `nanotensor-core` (the crate root here): [`Tensor`], element types, the [`Backend`]
+//!   contract, [`attention`] arithmetic, [`quant`]ization, float64 [`reference`](mod@reference)s
+//!   and the one [`Error`] type;
+//! - `nanotensor-models`: [`gguf`] model files, [`tokenizer`]s, the [`model`] architectures,
+//!   generation and perplexity;
+//! - `nanotensor-backends` (as [`backends`]): `naive`, `blocked`, `int8`, one cargo feature each,
+//!   enabled on that crate (`nanotensor-backends = { default-features = false, features =
+//!   ["blocked"] }`); [`prelude`] re-exports those compiled in, and `DefaultBackend`, the fastest
+//!   of them.
 //!
 //! ```
 //! use nanotensor::{Tensor, reference};
@@ -27,49 +23,42 @@
 //! # Ok::<(), nanotensor::Error>(())
 //! ```
 
-pub mod attention;
-pub mod backend;
-pub mod element;
-pub mod error;
-pub mod gguf;
-pub mod memory;
-pub mod model;
-pub mod model_path;
-pub mod quant;
-pub mod reference;
-pub mod rng;
-pub mod shape;
-pub mod tensor;
-pub mod tokenizer;
-
-pub use gguf::GgufFile;
-pub use model::{generate, GenerateOptions, Llama, StopAt};
-pub use tokenizer::Tokenizer;
-
-pub use attention::{
-    AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
+pub use nanotensor_backends as backends;
+pub use nanotensor_core::*;
+pub use nanotensor_models::{
+    generate, perplexity, GenerateOptions, GgufFile, Llama, StopAt, Tokenizer,
 };
-pub use backend::{Backend, PreparedWeight};
-pub use element::{DType, Element};
-pub use error::{Error, Result};
-pub use quant::{Granularity, QTensor, QuantReport};
-pub use tensor::Tensor;
+pub use nanotensor_models::{gguf, model, model_path, tokenizer};
 
 /// What a user of the library touches, in one import: `use nanotensor::prelude::*;`.
 ///
-/// Tensors and the backend contract, attention specs and plans, the float64 references, and the
-/// model path: the GGUF file, its tokenizer, the LLaMA model, generation and perplexity. The
-/// backends themselves are in `nanotensor-backends` (`nanotensor_backends::DefaultBackend`,
-/// `BlockedBackend`, `Int8Backend`, `NaiveBackend`, and `with_backend` for a run-time choice).
+/// Tensors and the backend contract, attention specs and plans, the float64 references, the
+/// model path (the GGUF file, its tokenizer, the LLaMA model, generation and perplexity) and the
+/// backends compiled in: `DefaultBackend` (the fastest), each backend type, and
+/// `with_backend` with its `BackendKind`/`BackendOptions`/`BackendVisitor` for a run-time choice.
 pub mod prelude {
-    pub use crate::attention::{AttentionAlgo, AttentionPlan, AttentionSpec};
-    pub use crate::backend::Backend;
-    pub use crate::element::{DType, Element};
-    pub use crate::error::{Error, Result};
-    pub use crate::gguf::GgufFile;
-    pub use crate::model::{generate, perplexity, GenerateOptions, Llama, SamplerConfig, StopAt};
-    pub use crate::model_path::find_model;
-    pub use crate::reference;
-    pub use crate::tensor::Tensor;
-    pub use crate::tokenizer::Tokenizer;
+    pub use nanotensor_backends::prelude::*;
+    pub use nanotensor_core::attention::{AttentionAlgo, AttentionPlan, AttentionSpec};
+    pub use nanotensor_core::backend::Backend;
+    pub use nanotensor_core::element::{DType, Element};
+    pub use nanotensor_core::error::{Error, Result};
+    pub use nanotensor_core::reference;
+    pub use nanotensor_core::tensor::Tensor;
+    pub use nanotensor_models::gguf::GgufFile;
+    pub use nanotensor_models::model::{
+        generate, perplexity, GenerateOptions, Llama, SamplerConfig, StopAt,
+    };
+    pub use nanotensor_models::model_path::find_model;
+    pub use nanotensor_models::tokenizer::Tokenizer;
 }
+
+/// The README's Rust example runs as a doctest of this crate, so the first screen always works
+/// (`scripts/test` runs it under each backend feature alone).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+/// The examples of `docs/library.md`, run the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/library.md")]
+pub struct LibraryDoctests;

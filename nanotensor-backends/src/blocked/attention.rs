@@ -14,7 +14,7 @@ use super::gemm::{gemm, BSource};
 use super::kernel::GemmKernel;
 use super::pack::MatRef;
 use crate::threads::Pool;
-use nanotensor::{AttentionDims, AttentionSpec, Element, Heads, HeadsMut};
+use nanotensor_core::{AttentionDims, AttentionSpec, Element, Heads, HeadsMut};
 
 /// Scratch elements of the materialised path: all score matrices plus a contiguous output
 /// staging area (`H · n_q · (n_kv + d_v)`), saturating.

@@ -5,9 +5,9 @@ use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
 use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
-use nanotensor::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
-use nanotensor::shape::MatmulDims;
-use nanotensor::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
+use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
+use nanotensor_core::shape::MatmulDims;
+use nanotensor_core::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
 use pack::MatRef;
 
 /// The blocked backend: cache-blocked, packed, SIMD, multi-threaded.
@@ -25,7 +25,7 @@ impl BlockedBackend {
     /// A backend with `threads` workers and the best f32 kernel of this CPU.
     ///
     /// # Errors
-    /// [`nanotensor::Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
+    /// [`nanotensor_core::Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
     pub fn new(threads: usize) -> Result<Self> {
         Ok(BlockedBackend {
             pool: Pool::new(threads)?,
@@ -215,7 +215,7 @@ impl Backend for BlockedBackend {
         }
         let elem = if T::DTYPE == DType::F64 { 8 } else { 4 };
         let scratch = attention::scratch_elems(dims).saturating_mul(elem);
-        nanotensor::memory::check_budget(
+        nanotensor_core::memory::check_budget(
             "attention",
             scratch,
             spec.budget(),

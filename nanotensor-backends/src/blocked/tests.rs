@@ -1,12 +1,12 @@
-//! Tests of the blocked backend against the float64 references of `nanotensor::reference`.
+//! Tests of the blocked backend against the float64 references of `nanotensor_core::reference`.
 
 use super::gemm::{gemm, gemm_ext, ASource, BSource, PackedB, Panels};
 use super::kernel::{with_f32_kernel, F32Kernel, GemmKernel};
 use super::pack::{packed_len, MatRef};
 use super::*;
-use nanotensor::reference::{attention_f64, compare, matmul_f64, softmax_f64};
-use nanotensor::Error;
-use nanotensor::HeadsLayout;
+use nanotensor_core::reference::{attention_f64, compare, matmul_f64, softmax_f64};
+use nanotensor_core::Error;
+use nanotensor_core::HeadsLayout;
 
 const TOL_F32: f64 = 1e-10;
 
@@ -391,7 +391,7 @@ fn attention_case<T: Element>(
         }
     }
     let (qh, kh, vh) = (heads(&q, nq, d), heads(&k, nkv, d), heads(&v, nkv, dv));
-    let dims = nanotensor::attention::check_operands(
+    let dims = nanotensor_core::attention::check_operands(
         &qh,
         &kh,
         &vh,
@@ -449,7 +449,7 @@ fn attention_reads_token_major_layouts_in_place() {
         &spec,
     )
     .unwrap();
-    let dims = nanotensor::attention::check_operands(
+    let dims = nanotensor_core::attention::check_operands(
         &view,
         &view,
         &view,
@@ -554,7 +554,7 @@ impl GemmKernel for GroupedI8 {
 #[test]
 fn an_integer_kernel_with_grouped_depth_reuses_the_driver() {
     let pool = Pool::new(2).unwrap();
-    let mut rng = nanotensor::rng::Rng::new(21);
+    let mut rng = nanotensor_core::rng::Rng::new(21);
     for &(m, k, n) in &[(1, 1, 1), (5, 7, 9), (13, 530, 17), (33, 1030, 70)] {
         let a: Vec<u8> = (0..m * k).map(|_| rng.uniform(0.0, 256.0) as u8).collect();
         let b: Vec<i8> = (0..k * n)

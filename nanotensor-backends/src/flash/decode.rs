@@ -19,8 +19,8 @@ use super::kernel::{self, exp::exp2, Isa};
 use super::shared::SharedRows;
 use super::{run_tasks, BC};
 use crate::threads::Pool;
-use nanotensor::attention::{check_operands, AttentionDims, AttentionSpec, HeadsLayout};
-use nanotensor::{Error, Heads, HeadsMut, Result};
+use nanotensor_core::attention::{check_operands, AttentionDims, AttentionSpec, HeadsLayout};
+use nanotensor_core::{Error, Heads, HeadsMut, Result};
 use std::cell::RefCell;
 
 /// Smallest number of keys worth a chunk of its own.

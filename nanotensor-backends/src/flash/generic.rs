@@ -5,8 +5,8 @@ use super::online::OnlineSoftmax;
 use super::shared::SharedRows;
 use super::{run_tasks, workers, BC};
 use crate::threads::Pool;
-use nanotensor::attention::{AttentionDims, AttentionSpec};
-use nanotensor::{Element, Heads, HeadsMut};
+use nanotensor_core::attention::{AttentionDims, AttentionSpec};
+use nanotensor_core::{Element, Heads, HeadsMut};
 
 /// Query rows per work item.
 const ROWS: usize = 32;

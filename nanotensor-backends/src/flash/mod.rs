@@ -45,10 +45,10 @@ pub use decode::{decode_scratch_len, flash_decode};
 pub use online::OnlineSoftmax;
 
 use crate::threads::Pool;
-use nanotensor::attention::{
+use nanotensor_core::attention::{
     check_operands, AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec,
 };
-use nanotensor::{DType, Element, Error, Heads, HeadsMut, Result};
+use nanotensor_core::{DType, Element, Error, Heads, HeadsMut, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Query rows per block (the SIMD lane count of the tiles).
@@ -134,7 +134,7 @@ pub fn flash_plan<T: Element>(
     threads: usize,
 ) -> Result<AttentionPlan> {
     let scratch_bytes = flash_scratch_bytes(dims, std::mem::size_of::<T>(), threads);
-    nanotensor::memory::check_budget(
+    nanotensor_core::memory::check_budget(
         "attention",
         scratch_bytes,
         spec.budget(),
@@ -150,7 +150,7 @@ pub fn flash_plan<T: Element>(
 ///
 /// # Arguments
 /// * `pool` — the worker pool (the calling backend's)
-/// * `q`, `k`, `v`, `out` — strided heads as in [`nanotensor::Backend::attention_into`]; `out` is
+/// * `q`, `k`, `v`, `out` — strided heads as in [`nanotensor_core::Backend::attention_into`]; `out` is
 ///   fully overwritten and its rows must not overlap
 /// * `dims` — the sizes, as returned by validating these operands
 /// * `spec` — causal mask, scale and memory budget (`spec.algo` is not consulted)
@@ -162,7 +162,7 @@ pub fn flash_plan<T: Element>(
 /// # Errors
 /// Operands inconsistent with each other or with `dims`; an output layout whose rows overlap;
 /// scratch above `spec.budget()` ([`Error::MemoryBudget`]). Finiteness of Q/K/V is the caller's
-/// check ([`nanotensor::backend::check_attention`]).
+/// check ([`nanotensor_core::backend::check_attention`]).
 pub fn flash_attention<T: Element>(
     pool: &Pool,
     q: Heads<'_, T>,
@@ -197,7 +197,7 @@ pub(crate) fn flash_attention_isa<T: Element>(
     }
     let elem = std::mem::size_of::<T>();
     let scratch_bytes = flash_scratch_bytes(dims, elem, pool.threads());
-    nanotensor::memory::check_budget(
+    nanotensor_core::memory::check_budget(
         OP,
         scratch_bytes,
         spec.budget(),

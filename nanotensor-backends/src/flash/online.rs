@@ -88,7 +88,7 @@ impl OnlineSoftmax {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nanotensor::reference::softmax_rows_f64;
+    use nanotensor_core::reference::softmax_rows_f64;
 
     /// Softmax-weighted sum of `vals` computed block by block must equal the one-shot softmax.
     fn blocked_weighted_sum(scores: &[f64], vals: &[f64], block: usize) -> f64 {

@@ -6,7 +6,7 @@
 //! raw pointer; it is sound because (1) [`rows_disjoint`] proves distinct rows never overlap and
 //! (2) the schedulers give every row to exactly one work item.
 
-use nanotensor::attention::HeadsLayout;
+use nanotensor_core::attention::HeadsLayout;
 use std::marker::PhantomData;
 
 /// True when the rows `(h, i)` of `l` occupy pairwise disjoint element ranges (checked for the

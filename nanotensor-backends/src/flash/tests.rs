@@ -1,10 +1,10 @@
-//! Agreement of the flash paths with the float64 reference (`nanotensor::reference`).
+//! Agreement of the flash paths with the float64 reference (`nanotensor_core::reference`).
 
 use super::kernel::{self, Isa};
 use super::*;
-use nanotensor::attention::HeadsLayout;
-use nanotensor::reference::{attention_f64, compare};
-use nanotensor::Tensor;
+use nanotensor_core::attention::HeadsLayout;
+use nanotensor_core::reference::{attention_f64, compare};
+use nanotensor_core::Tensor;
 
 /// Instruction sets this machine can run (the detected one first, portable always).
 fn isas() -> Vec<Isa> {

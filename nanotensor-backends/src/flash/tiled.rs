@@ -4,8 +4,8 @@ use super::kernel::{self, Isa, LANES};
 use super::shared::SharedRows;
 use super::{run_tasks, workers, BC, BR};
 use crate::threads::Pool;
-use nanotensor::attention::{AttentionDims, AttentionSpec};
-use nanotensor::{Heads, HeadsMut};
+use nanotensor_core::attention::{AttentionDims, AttentionSpec};
+use nanotensor_core::{Heads, HeadsMut};
 
 /// Query blocks handled together by one work item: each K/V block loaded from memory then feeds
 /// `GROUP·BR` = 128 queries instead of 32, dividing the K/V stream (the bottleneck once K and V

@@ -8,12 +8,12 @@
 //! with per-tensor scales an outlier query would blur every other score. Softmax has no
 //! multiply-accumulate at all. So both run in f32 (inputs of any element type are read through
 //! `as_f32`), with the same algorithm and memory accounting as the naive backend: the scores of
-//! every head are materialised after [`nanotensor::memory::check_budget`] approves the bytes.
+//! every head are materialised after [`nanotensor_core::memory::check_budget`] approves the bytes.
 //! The tiled (flash) path is the shared [`crate::flash`] implementation, chosen by
 //! [`crate::flash::resolve_algo`] exactly as on the blocked backend.
 
-use nanotensor::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
-use nanotensor::{Element, Error, Heads, HeadsMut, Result, Tensor};
+use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
+use nanotensor_core::{Element, Error, Heads, HeadsMut, Result, Tensor};
 
 /// Plans an attention call on a pool of `threads`: flash (shared implementation) when
 /// [`crate::flash::resolve_algo`] picks it, else the materialised path and its score bytes;
@@ -27,7 +27,7 @@ pub fn plan<T: Element>(
         return crate::flash::flash_plan::<T>(dims, spec, threads);
     }
     let scratch = dims.materialized_scores_bytes(std::mem::size_of::<f32>());
-    nanotensor::memory::check_budget(
+    nanotensor_core::memory::check_budget(
         "attention",
         scratch,
         spec.budget(),

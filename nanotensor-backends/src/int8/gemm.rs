@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn gemm_matches_the_scaled_integer_product() {
         let (m, k, n) = (11, 42, 37);
-        let mut rng = nanotensor::rng::Rng::new(9);
+        let mut rng = nanotensor_core::rng::Rng::new(9);
         let mut codes = |len: usize| -> Vec<i8> {
             (0..len)
                 .map(|_| rng.uniform(-127.0, 127.0).round() as i8)

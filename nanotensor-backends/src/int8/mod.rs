@@ -34,10 +34,10 @@ pub mod quantize;
 
 use std::borrow::Cow;
 
-use nanotensor::attention::{
+use nanotensor_core::attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
 };
-use nanotensor::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
+use nanotensor_core::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
 use crate::scales::ActGranularity;
 use crate::threads::Pool;
@@ -401,7 +401,7 @@ impl Backend for Int8Backend {
         a: &Tensor<T>,
         b: &Tensor<T>,
         out: &mut Tensor<T>,
-        d: &nanotensor::shape::MatmulDims,
+        d: &nanotensor_core::shape::MatmulDims,
     ) -> Result<()> {
         // The finiteness scan is folded into the quantization (below).
         let (m, k, n) = (d.m, d.k, d.n);

@@ -1,8 +1,8 @@
 //! Per-call (dynamic) quantization of f32 operands, vectorised.
 //!
-//! The maths is [`nanotensor::quant`]'s, expression for expression (`scale = max|x|/127`,
+//! The maths is [`nanotensor_core::quant`]'s, expression for expression (`scale = max|x|/127`,
 //! `q = clamp(round_ties_even(x·(1/scale)), ±127)`), so the codes are bit-identical to
-//! [`nanotensor::QTensor`]'s. Each loop is written once as plain Rust and compiled twice: for the
+//! [`nanotensor_core::QTensor`]'s. Each loop is written once as plain Rust and compiled twice: for the
 //! baseline target and, through a `#[target_feature]` wrapper, for AVX-512 (where LLVM turns
 //! `round_ties_even` into `vrndscaleps` and the loops into 16-lane code). [`Level`] picks the
 //! copy at run time.
@@ -10,13 +10,13 @@
 use super::pack::{scatter_quads, PackedA, PackedB};
 use crate::scales::ActGranularity;
 use crate::threads::Pool;
-use nanotensor::quant::{inverse_scale, scale_for_max_abs};
-use nanotensor::Granularity;
+use nanotensor_core::quant::{inverse_scale, scale_for_max_abs};
+use nanotensor_core::Granularity;
 
 /// `1.5·2²³`: adding it to `|y| ≤ 2²²` leaves `round_ties_even(y)` in the low mantissa bits.
 const MAGIC: f32 = 12_582_912.0;
 
-/// [`nanotensor::quant::quantize_value`] in a form every SIMD width vectorises: clamp first
+/// [`nanotensor_core::quant::quantize_value`] in a form every SIMD width vectorises: clamp first
 /// (the bounds are integers, so clamping before or after rounding agrees), then round to nearest
 /// even with the `1.5·2²³` trick instead of a rounding instruction, then read the integer out of
 /// the mantissa. Bit-identical to the core quantizer (tested).
@@ -408,7 +408,7 @@ pub fn quantize_cols(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nanotensor::{QTensor, Tensor};
+    use nanotensor_core::{QTensor, Tensor};
 
     /// The fused quantize-and-pack gives the same panels, corrections and scales as quantizing
     /// into a code matrix and packing it, across panel edges, `k` tails, several `kc` blocks and

@@ -3,9 +3,9 @@
 //! errors.
 
 use super::*;
-use nanotensor::reference::{attention_f64, compare, matmul_f64};
-use nanotensor::QTensor;
-use nanotensor::{AttentionAlgo, HeadsLayout};
+use nanotensor_core::reference::{attention_f64, compare, matmul_f64};
+use nanotensor_core::QTensor;
+use nanotensor_core::{AttentionAlgo, HeadsLayout};
 
 fn backends() -> Vec<Int8Backend> {
     let mut v = Vec::new();

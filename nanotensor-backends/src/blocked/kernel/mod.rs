@@ -376,7 +376,7 @@ pub(crate) mod tests {
         tol: f64,
     ) {
         let (mr, nr, g) = (K::MR, K::NR, K::KGROUP);
-        let mut rng = nanotensor::rng::Rng::new(7);
+        let mut rng = nanotensor_core::rng::Rng::new(7);
         for kc in [g, 3 * g, 17 * g, 64 * g] {
             let a: Vec<f64> = (0..kc * mr)
                 .map(|_| rng.uniform(-3.0, 3.0).round())
@@ -440,7 +440,7 @@ pub(crate) mod tests {
             return;
         }
         let (mr, nr) = (K::MR, K::NR);
-        let mut rng = nanotensor::rng::Rng::new(11);
+        let mut rng = nanotensor_core::rng::Rng::new(11);
         let kc = 9;
         let a: Vec<f32> = (0..kc * mr)
             .map(|_| rng.uniform(-3.0, 3.0).round() as f32)
@@ -593,7 +593,7 @@ pub(crate) mod tests {
 
     #[test]
     fn skinny_kernels_match_direct_sums() {
-        let mut rng = nanotensor::rng::Rng::new(3);
+        let mut rng = nanotensor_core::rng::Rng::new(3);
         for kern in F32Kernel::available() {
             with_f32_kernel!(kern, k => {
                 let nr = k_nr(&k);
@@ -649,21 +649,21 @@ pub(crate) mod tests {
 
     #[test]
     fn every_softmax_matches_the_f64_reference() {
-        let mut rng = nanotensor::rng::Rng::new(11);
+        let mut rng = nanotensor_core::rng::Rng::new(11);
         for n in [1, 5, 16, 33, 100] {
             let mut x: Vec<f32> = (0..3 * n)
                 .map(|_| rng.uniform(-30.0, 30.0) as f32)
                 .collect();
             x[0] = f32::NEG_INFINITY; // a masked entry
             x[n..2 * n].fill(f32::NEG_INFINITY); // a fully masked row
-            let reference = nanotensor::reference::softmax_rows_f64(
+            let reference = nanotensor_core::reference::softmax_rows_f64(
                 &x.iter().map(|&v| v as f64).collect::<Vec<_>>(),
                 n,
             );
             for kern in F32Kernel::available() {
                 let mut y = x.clone();
                 kern.softmax_rows(&mut y, n);
-                let cmp = nanotensor::reference::compare(&y, &reference).expect("same length");
+                let cmp = nanotensor_core::reference::compare(&y, &reference).expect("same length");
                 assert!(cmp.passes(1e-12), "{} n={n}: {cmp:?}", kern.name());
                 assert!(y[n..2 * n].iter().all(|&v| v == 0.0));
             }

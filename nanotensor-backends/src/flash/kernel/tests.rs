@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::flash::OnlineSoftmax;
-use nanotensor::Tensor;
+use nanotensor_core::Tensor;
 
 fn isas() -> Vec<Isa> {
     let mut v = vec![detect(), Isa::Portable];

@@ -2,7 +2,7 @@
 
 use super::{Kernel, TileOut, K_MAX};
 use crate::int8::pack::{PackedA, PackedB};
-use nanotensor::rng::Rng;
+use nanotensor_core::rng::Rng;
 
 /// Random codes in `[-127, 127]`.
 fn codes(n: usize, seed: u64) -> Vec<i8> {

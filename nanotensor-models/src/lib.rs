@@ -1,0 +1,21 @@
+//! # NanoTensor models
+//!
+//! Everything about model files and models, over any `nanotensor_core::Backend`:
+//!
+//! - [`gguf`]: the GGUF model-file reader (memory-mapped, every size validated with checked
+//!   arithmetic before a byte is handed out) and dequantization of its block formats;
+//!   [`model_path::find_model`] locates the model file;
+//! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
+//! - [`model`]: the LLaMA forward pass, KV cache, sampling, generation and perplexity.
+//!
+//! Errors are the core's [`nanotensor_core::Error`] (its file and model variants), so `?` works
+//! across the crates.
+
+pub mod gguf;
+pub mod model;
+pub mod model_path;
+pub mod tokenizer;
+
+pub use gguf::GgufFile;
+pub use model::{generate, perplexity, GenerateOptions, Llama, StopAt};
+pub use tokenizer::Tokenizer;

@@ -1,0 +1,49 @@
+//! The LLaMA model and what runs it: the forward pass ([`llama`]), the KV cache
+//! ([`kv_cache`]), the elementwise steps ([`ops`]), sampling ([`sampler`]), the generation
+//! driver ([`generate`](mod@generate)) and perplexity ([`perplexity`](mod@perplexity)).
+//!
+//! ```no_run
+//! use nanotensor_core::gguf::GgufFile;
+//! use nanotensor_core::model::{generate, GenerateOptions, Llama};
+//! # fn run<B: nanotensor_core::Backend>(backend: B) -> nanotensor_core::Result<()> {
+//! let file = GgufFile::open("models/SmolLM2-135M-Instruct.Q4_1.gguf")?;
+//! let model = Llama::load(backend, &file)?;
+//! let prompt = [6403, 1980, 253, 655]; // "Once upon a time"
+//! let out = generate(&model, &prompt, &GenerateOptions::default(), |id| {
+//!     print!("{id} ");
+//!     Ok(())
+//! })?;
+//! println!("\n{:.1} tok/s", out.stats.decode_tokens_per_s);
+//! # Ok(()) }
+//! ```
+
+pub mod generate;
+pub mod kv_cache;
+pub mod llama;
+pub mod ops;
+pub mod perplexity;
+pub mod sampler;
+pub mod state;
+
+pub use generate::{generate, GenerateOptions, GenerateStats, Generation, StopAt};
+pub use kv_cache::KvCache;
+pub use llama::{Llama, LlamaConfig, Logits};
+pub use perplexity::{perplexity, PerplexityReport};
+pub use sampler::{Sampler, SamplerConfig};
+pub use state::State;
+
+/// A start time for the timings in [`GenerateStats`] and [`PerplexityReport`]. `std` has no
+/// clock on `wasm32-unknown-unknown` (`Instant::now` panics there), so timings read 0 in the
+/// browser build; the caller can time with the page's clock instead.
+pub(crate) fn start_timer() -> Option<std::time::Instant> {
+    if cfg!(target_arch = "wasm32") {
+        None
+    } else {
+        Some(std::time::Instant::now())
+    }
+}
+
+/// Seconds since [`start_timer`] (0 without a clock).
+pub(crate) fn seconds_since(t: Option<std::time::Instant>) -> f64 {
+    t.map_or(0.0, |t| t.elapsed().as_secs_f64())
+}

@@ -1,0 +1,125 @@
+//! The mutable side of a forward pass: the KV cache, the RoPE table and the scratch
+//! activations of [`Llama::forward`](crate::model::Llama::forward).
+
+use crate::model::kv_cache::KvCache;
+use crate::model::llama::LlamaConfig;
+use crate::model::ops::RopeTable;
+use nanotensor_core::error::{Error, Result};
+
+const OP: &str = "llama";
+
+/// Everything a forward pass writes: the KV cache, the RoPE table, and scratch activations.
+///
+/// Scratch buffers grow to the largest batch seen and are reused, so decode steps (one row)
+/// allocate nothing.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// Keys and values of every position processed so far.
+    pub cache: KvCache,
+    /// `cos`/`sin` for positions `0..capacity`.
+    pub(crate) rope: RopeTable,
+    /// Residual stream: `[rows, dim]`.
+    pub(crate) x: Vec<f32>,
+    /// Normalised residual (input of the projections): `[rows, dim]`.
+    pub(crate) xb: Vec<f32>,
+    /// Queries: `[rows, n_heads · head_dim]`.
+    pub(crate) q: Vec<f32>,
+    /// New keys: `[rows, n_kv_heads · head_dim]`.
+    pub(crate) k: Vec<f32>,
+    /// New values: `[rows, n_kv_heads · head_dim]`.
+    pub(crate) v: Vec<f32>,
+    /// Attention output, heads concatenated: `[rows, n_heads · head_dim]`.
+    pub(crate) att: Vec<f32>,
+    /// Output of `W_o` and of `W_down`: `[rows, dim]`.
+    pub(crate) proj: Vec<f32>,
+    /// Gate projection, then the gated hidden state: `[rows, ffn_dim]`.
+    pub(crate) gate: Vec<f32>,
+    /// Up projection: `[rows, ffn_dim]`.
+    pub(crate) up: Vec<f32>,
+    /// Logits of the selected rows: `[rows, vocab_size]`.
+    pub(crate) logits: Vec<f32>,
+}
+
+impl State {
+    pub(crate) fn new(c: &LlamaConfig, capacity: usize) -> Result<Self> {
+        if capacity > c.context_length {
+            return Err(Error::ContextOverflow {
+                op: OP,
+                needed: capacity,
+                capacity: c.context_length,
+                detail: " (the model's context length)".into(),
+            });
+        }
+        Ok(State {
+            cache: KvCache::new(c.n_layers, capacity, c.kv_dim())?,
+            rope: RopeTable::new(capacity, c.head_dim, c.rope_base),
+            x: Vec::new(),
+            xb: Vec::new(),
+            q: Vec::new(),
+            k: Vec::new(),
+            v: Vec::new(),
+            att: Vec::new(),
+            proj: Vec::new(),
+            gate: Vec::new(),
+            up: Vec::new(),
+            logits: Vec::new(),
+        })
+    }
+
+    /// Grows the scratch buffers for `rows` rows and `logit_rows` rows of logits.
+    pub(crate) fn reserve(
+        &mut self,
+        c: &LlamaConfig,
+        rows: usize,
+        logit_rows: usize,
+    ) -> Result<()> {
+        // `rows` is at most the capacity the KV cache was allocated for, so the products fit;
+        // checked anyway, since the dimensions come from the model file.
+        fn grow(b: &mut Vec<f32>, rows: usize, width: usize) -> Result<()> {
+            let n = rows.checked_mul(width).ok_or(Error::OutOfMemory {
+                op: "llama state",
+                bytes: u64::MAX,
+            })?;
+            if b.len() < n {
+                b.try_reserve_exact(n.saturating_sub(b.len()))
+                    .map_err(|_| Error::OutOfMemory {
+                        op: "llama state",
+                        bytes: (n as u64).saturating_mul(4),
+                    })?;
+                b.resize(n, 0.0);
+            }
+            Ok(())
+        }
+        grow(&mut self.x, rows, c.dim)?;
+        grow(&mut self.xb, rows, c.dim)?;
+        grow(&mut self.q, rows, c.q_dim())?;
+        grow(&mut self.k, rows, c.kv_dim())?;
+        grow(&mut self.v, rows, c.kv_dim())?;
+        grow(&mut self.att, rows, c.q_dim())?;
+        grow(&mut self.proj, rows, c.dim)?;
+        grow(&mut self.gate, rows, c.ffn_dim)?;
+        grow(&mut self.up, rows, c.ffn_dim)?;
+        grow(&mut self.logits, logit_rows, c.vocab_size)?;
+        Ok(())
+    }
+
+    /// Positions processed so far.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// True before the first forward pass (or after [`State::reset`]).
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Forgets every position, keeping the buffers (a new sequence from an empty cache).
+    pub fn reset(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Positions the state can hold.
+    pub fn capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+}
