@@ -10,7 +10,9 @@
 //! compares that with the memory budget and refuses with the bytes it would need (40 GB per head
 //! for 100,000 tokens in f32).
 
-use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
+use nanotensor_core::attention::{
+    softmax_rows, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
+};
 use nanotensor_core::backend::{check_linear_finite, check_matmul_finite};
 use nanotensor_core::memory::check_budget;
 use nanotensor_core::shape::MatmulDims;
@@ -101,14 +103,8 @@ impl Backend for NaiveBackend {
 
     fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         let row_len = *x.shape().last().expect("rank checked");
-        let mut y = Tensor::zeros(x.shape())?;
-        for (row, out) in x
-            .as_slice()
-            .chunks(row_len)
-            .zip(y.as_mut_slice().chunks_mut(row_len))
-        {
-            softmax_row(row, out);
-        }
+        let mut y = x.clone();
+        softmax_rows(y.as_mut_slice(), row_len);
         Ok(y)
     }
 
@@ -180,26 +176,6 @@ impl Backend for NaiveBackend {
     }
 }
 
-/// `out = softmax(row)`: subtract the max, exponentiate, normalise. An all-`-inf` row (no
-/// visible entry) gives zeros.
-fn softmax_row<T: Element>(row: &[T], out: &mut [T]) {
-    let max = row
-        .iter()
-        .map(|x| x.as_f64())
-        .fold(f64::NEG_INFINITY, f64::max);
-    if max == f64::NEG_INFINITY {
-        out.fill(T::zero());
-        return;
-    }
-    let mut sum = 0.0f64;
-    for x in row {
-        sum += (x.as_f64() - max).exp();
-    }
-    for (o, x) in out.iter_mut().zip(row) {
-        *o = T::from_f64((x.as_f64() - max).exp() / sum);
-    }
-}
-
 /// The textbook algorithm: S = scale·Q·Kᵀ for all heads at once, mask, softmax, O = P·V.
 fn materialized_attention<T: Element>(
     q: &Heads<'_, T>,
@@ -233,11 +209,11 @@ fn materialized_attention<T: Element>(
             }
         }
     }
-    let mut p = vec![T::zero(); nkv];
+    softmax_rows(s, nkv);
     for h in 0..hq {
         let g = dims.kv_head(h);
         for i in 0..nq {
-            softmax_row(&s[(h * nq + i) * nkv..(h * nq + i + 1) * nkv], &mut p);
+            let p = &s[(h * nq + i) * nkv..(h * nq + i + 1) * nkv];
             let o = out.row_mut(h, i);
             for (x, ox) in o.iter_mut().enumerate() {
                 let mut acc = 0.0f64;

@@ -476,6 +476,26 @@ pub fn layout_of_shape(op: &'static str, shape: &[usize]) -> Result<(usize, Head
     }
 }
 
+/// Numerically stable softmax of each `n`-long row of `x` in place, computed in f64 whatever the
+/// element type: `y_j = exp(x_j − max) / Σ exp(x_i − max)`. `-inf` entries are masks (probability
+/// 0) and a row that is entirely `-inf` becomes zeros.
+///
+/// The one scalar row softmax of the engine: the naive backend's, the float paths' for element
+/// types without a SIMD kernel, and the float64 reference's.
+pub fn softmax_rows<T: Element>(x: &mut [T], n: usize) {
+    for row in x.chunks_exact_mut(n.max(1)) {
+        let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.as_f64()));
+        if max == f64::NEG_INFINITY {
+            row.fill(T::zero());
+            continue;
+        }
+        let sum: f64 = row.iter().map(|v| (v.as_f64() - max).exp()).sum();
+        for v in row.iter_mut() {
+            *v = T::from_f64((v.as_f64() - max).exp() / sum);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,11 @@
 //! [`BlockedBackend`]: the `Backend` contract on the blocked GEMM machinery of [`super`].
 
-use super::{attention, gemm, gemv, kernel, pack};
+use super::{float_ops, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
 use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
-use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
+use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor_core::shape::MatmulDims;
 use nanotensor_core::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
 use pack::MatRef;
@@ -188,20 +188,7 @@ impl Backend for BlockedBackend {
     }
 
     fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        let n = *x.shape().last().expect("rank >= 1");
-        let mut out = x.clone();
-        let rows_per_task = (out.numel() / n).div_ceil(self.pool.threads()).max(1);
-        if let Some(y) = T::slice_f32_mut(out.as_mut_slice()) {
-            let kern = self.kernel;
-            self.pool
-                .for_each_chunk_mut(y, rows_per_task * n, |_, rows| kern.softmax_rows(rows, n));
-        } else {
-            self.pool
-                .for_each_chunk_mut(out.as_mut_slice(), rows_per_task * n, |_, rows| {
-                    softmax_rows_generic(rows, n)
-                });
-        }
-        Ok(out)
+        float_ops::softmax(&self.pool, self.kernel, x)
     }
 
     fn attention_plan_impl<T: Element>(
@@ -209,22 +196,7 @@ impl Backend for BlockedBackend {
         dims: &AttentionDims,
         spec: &AttentionSpec,
     ) -> Result<AttentionPlan> {
-        // The dispatch point of the attention algorithms.
-        if crate::flash::resolve_algo::<T>(dims, spec) == AttentionAlgo::Flash {
-            return crate::flash::flash_plan::<T>(dims, spec, self.pool.threads());
-        }
-        let elem = if T::DTYPE == DType::F64 { 8 } else { 4 };
-        let scratch = attention::scratch_elems(dims).saturating_mul(elem);
-        nanotensor_core::memory::check_budget(
-            "attention",
-            scratch,
-            spec.budget(),
-            &dims.scores_detail(T::DTYPE.name()),
-        )?;
-        Ok(AttentionPlan {
-            algo: AttentionAlgo::Materialized,
-            scratch_bytes: scratch,
-        })
+        float_ops::plan::<T>(dims, spec, self.pool.threads())
     }
 
     fn attention_impl<T: Element>(
@@ -232,42 +204,12 @@ impl Backend for BlockedBackend {
         q: Heads<'_, T>,
         k: Heads<'_, T>,
         v: Heads<'_, T>,
-        mut out: HeadsMut<'_, T>,
+        out: HeadsMut<'_, T>,
         dims: &AttentionDims,
         spec: &AttentionSpec,
         plan: &AttentionPlan,
     ) -> Result<()> {
-        match plan.algo {
-            AttentionAlgo::Materialized if T::DTYPE == DType::F64 => attention::materialised(
-                ScalarF64,
-                &self.pool,
-                softmax_rows_generic::<f64>,
-                &q,
-                &k,
-                &v,
-                &mut out,
-                dims,
-                spec,
-            ),
-            AttentionAlgo::Materialized => {
-                let sm = self.kernel;
-                with_f32_kernel!(self.kernel, kern => attention::materialised(
-                    kern,
-                    &self.pool,
-                    |rows: &mut [f32], n| sm.softmax_rows(rows, n),
-                    &q,
-                    &k,
-                    &v,
-                    &mut out,
-                    dims,
-                    spec,
-                ))
-            }
-            AttentionAlgo::Flash | AttentionAlgo::Auto => {
-                crate::flash::flash_attention(&self.pool, q, k, v, out, dims, spec)?;
-            }
-        }
-        Ok(())
+        float_ops::attention(&self.pool, self.kernel, q, k, v, out, dims, spec, plan)
     }
 
     fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>> {
@@ -353,22 +295,6 @@ impl Backend for BlockedBackend {
             }
         }
         Ok(())
-    }
-}
-
-/// Softmax of each `n`-long row in place, computed in f64 (the path for f64, bf16 and f16).
-fn softmax_rows_generic<T: Element>(x: &mut [T], n: usize) {
-    for row in x.chunks_exact_mut(n) {
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.as_f64()));
-        if max == f64::NEG_INFINITY {
-            row.fill(T::zero());
-            continue;
-        }
-        let e: Vec<f64> = row.iter().map(|v| (v.as_f64() - max).exp()).collect();
-        let sum: f64 = e.iter().sum();
-        for (o, v) in row.iter_mut().zip(e) {
-            *o = T::from_f64(v / sum);
-        }
     }
 }
 

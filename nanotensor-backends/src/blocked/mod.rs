@@ -4,14 +4,15 @@
 //!   [`kernel::GemmKernel`]: the f32/f64 kernels here and the int8 kernels of `crate::int8`
 //!   (through their tile hook) both run on it;
 //! * [`pack`] — packing of A and B blocks into micro-panels;
-//! * [`archparam`] — the cache blocks `mc`, `kc`, `nc` chosen for Zen 4, with the reasoning;
+//! * [`archparam`] — the cache blocks `mc`, `kc`, `nc`, with the reasoning;
 //! * [`kernel`] — the microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128) and `detect()`;
 //! * `gemv` — the skinny decode path (`m ≤ 8`) that streams a prepared weight once;
-//! * `attention` — the materialised attention algorithm on these kernels.
+//! * `attention` — the materialised attention algorithm on these kernels, and [`float_ops`] —
+//!   softmax and attention as both the blocked and the int8 backend run them.
 //!
-//! With only the `int8` feature, the GEMM machinery (`archparam`, `gemm`, `kernel`, `pack`) is
-//! compiled for the int8 backend, but not the blocked backend itself (`BlockedBackend`, `gemv`,
-//! `attention`: feature `blocked`).
+//! With only the `int8` feature, the GEMM machinery (`archparam`, `gemm`, `kernel`, `pack`) and
+//! the float operations are compiled for the int8 backend, but not the blocked backend itself
+//! (`BlockedBackend`, `gemv`: feature `blocked`).
 //!
 //! `f32` takes the fast path (the detected SIMD kernel); `bf16`/`f16` are widened to f32 while
 //! packing and use the same kernels; `f64` runs the portable f64 kernel through the same driver.
@@ -19,10 +20,10 @@
 //! driver's tasks write disjoint tiles, in [`gemm`] and its operand module.
 
 pub mod archparam;
-#[cfg(feature = "blocked")]
 mod attention;
 #[cfg(feature = "blocked")]
 mod backend;
+pub mod float_ops;
 pub mod gemm;
 #[cfg(feature = "blocked")]
 pub mod gemv;

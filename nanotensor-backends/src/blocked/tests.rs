@@ -6,7 +6,7 @@ use super::pack::{packed_len, MatRef};
 use super::*;
 use nanotensor_core::reference::{attention_f64, compare, matmul_f64, softmax_f64};
 use nanotensor_core::Error;
-use nanotensor_core::HeadsLayout;
+use nanotensor_core::{AttentionAlgo, HeadsLayout};
 
 const TOL_F32: f64 = 1e-10;
 

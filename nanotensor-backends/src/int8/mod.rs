@@ -21,12 +21,12 @@
 //! * The products run on the crate's one GEMM loop nest ([`crate::blocked::gemm`]): [`gemm`]
 //!   wraps the int8 microkernels as a `GemmKernel` whose tile hook applies the offset correction
 //!   and the scales (the dequantizing epilogue) per tile.
-//! * Softmax and attention run in float: see [`float_ops`] for why.
+//! * Softmax and attention run in float, on the code the blocked backend runs them with: see
+//!   [`crate::blocked::float_ops`] for why.
 //!
 //! Every element type is accepted; non-f32 inputs are converted to f32 before quantization and
 //! results converted back.
 
-pub mod float_ops;
 pub mod gemm;
 pub mod kernel;
 pub mod pack;
@@ -34,11 +34,11 @@ pub mod quantize;
 
 use std::borrow::Cow;
 
-use nanotensor_core::attention::{
-    AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
-};
+use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
 use nanotensor_core::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
 
+use crate::blocked::float_ops;
+use crate::blocked::kernel::F32Kernel;
 use crate::scales::ActGranularity;
 use crate::threads::Pool;
 use gemm::ColScales;
@@ -57,6 +57,8 @@ use quantize::Level;
 pub struct Int8Backend {
     pool: Pool,
     kernel: Kernel,
+    /// The f32 kernel of the float operations (softmax, attention), shared with `blocked`.
+    f32_kernel: F32Kernel,
     level: Level,
     activations: ActGranularity,
     weights: Granularity,
@@ -109,6 +111,7 @@ impl Int8Backend {
         Ok(Int8Backend {
             pool: Pool::new(threads)?,
             kernel: Kernel::best(cpu),
+            f32_kernel: crate::blocked::kernel::detect(),
             level: Level::best(cpu),
             activations: ActGranularity::PerTensor,
             weights: Granularity::PerTensor,
@@ -459,7 +462,7 @@ impl Backend for Int8Backend {
     }
 
     fn softmax_impl<T: Element>(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        float_ops::softmax(x)
+        float_ops::softmax(&self.pool, self.f32_kernel, x)
     }
 
     fn attention_plan_impl<T: Element>(
@@ -475,16 +478,12 @@ impl Backend for Int8Backend {
         q: Heads<'_, T>,
         k: Heads<'_, T>,
         v: Heads<'_, T>,
-        mut out: HeadsMut<'_, T>,
+        out: HeadsMut<'_, T>,
         dims: &AttentionDims,
         spec: &AttentionSpec,
         plan: &AttentionPlan,
     ) -> Result<()> {
-        if plan.algo == AttentionAlgo::Flash {
-            crate::flash::flash_attention(&self.pool, q, k, v, out, dims, spec)?;
-            return Ok(());
-        }
-        float_ops::attention(&q, &k, &v, &mut out, dims, spec, plan)
+        float_ops::attention(&self.pool, self.f32_kernel, q, k, v, out, dims, spec, plan)
     }
 
     fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>> {
