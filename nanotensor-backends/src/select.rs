@@ -71,6 +71,8 @@ macro_rules! registry {
             }
         }
 
+        // `opts` is unused in a build with no backend feature.
+        #[allow(unused_variables)]
         fn dispatch<V: $crate::BackendVisitor>(
             kind: BackendKind,
             opts: &$crate::BackendOptions,
