@@ -10,7 +10,7 @@
 //! owned buffer instead (the browser build, tests).
 //!
 //! ```no_run
-//! use nanotensor_core::gguf::GgufFile;
+//! use nanotensor_models::gguf::GgufFile;
 //!
 //! let file = GgufFile::open("models/SmolLM2-135M-Instruct.Q4_1.gguf")?;
 //! let n_layers = file.get_u32("llama.block_count")?;

@@ -3,14 +3,18 @@
 //! driver ([`generate`](mod@generate)) and perplexity ([`perplexity`](mod@perplexity)).
 //!
 //! ```no_run
-//! use nanotensor_core::gguf::GgufFile;
-//! use nanotensor_core::model::{generate, GenerateOptions, Llama};
+//! use nanotensor_models::gguf::GgufFile;
+//! use nanotensor_models::model::{generate, GenerateOptions, Llama};
+//! use nanotensor_models::tokenizer::Tokenizer;
 //! # fn run<B: nanotensor_core::Backend>(backend: B) -> nanotensor_core::Result<()> {
 //! let file = GgufFile::open("models/SmolLM2-135M-Instruct.Q4_1.gguf")?;
+//! let tokenizer = Tokenizer::from_gguf(&file)?;
 //! let model = Llama::load(backend, &file)?;
-//! let prompt = [6403, 1980, 253, 655]; // "Once upon a time"
+//! let prompt = tokenizer.encode("Once upon a time");
+//! let mut text = tokenizer.stream_decoder();
+//! // Stops at the model's end-of-generation tokens (or after 32 tokens).
 //! let out = generate(&model, &prompt, &GenerateOptions::default(), |id| {
-//!     print!("{id} ");
+//!     print!("{}", text.push(id)?);
 //!     Ok(())
 //! })?;
 //! println!("\n{:.1} tok/s", out.stats.decode_tokens_per_s);

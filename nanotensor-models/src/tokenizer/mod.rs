@@ -18,7 +18,7 @@
 //! all have a token.
 //!
 //! ```
-//! use nanotensor_core::tokenizer::Tokenizer;
+//! use nanotensor_models::tokenizer::Tokenizer;
 //!
 //! // A toy vocabulary: the bytes "a", "b", "Ġ" (space) and the merges "a b", "Ġ ab".
 //! let tokens = ["<s>", "a", "b", "Ġ", "ab", "Ġab"].map(String::from).to_vec();
