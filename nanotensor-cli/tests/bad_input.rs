@@ -108,6 +108,12 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/fuzz-regressions/crash-d96a2decf165850d46ef5962ff5e1c8815535611"
     );
+    // And a truncated file with a zero-byte tensor `a` past its end (the fuzz target's
+    // self-consistency check found it accepted).
+    let empty_past_eof = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/fuzz-regressions/crash-06b7e07ef7e3fe027f11e4d683b966aba5c530bf"
+    );
     let p = |v: &[&'static str]| -> Vec<OsString> { v.iter().map(OsString::from).collect() };
     let with = |mut v: Vec<OsString>, extra: &[&str]| {
         v.extend(extra.iter().map(OsString::from));
@@ -201,6 +207,12 @@ fn every_bad_input_exits_2_with_one_line_and_no_output_file() {
             "overflowing tensor shape (perplexity)",
             with(p(&["perplexity", "--file"]), &[&text, "--model", overflow_b]),
             "tensor `e`: the element count",
+            None,
+        ),
+        (
+            "zero-byte tensor past the end of the file (info)",
+            with(p(&["info", "--model"]), &[empty_past_eof]),
+            "tensor `a`",
             None,
         ),
         (

@@ -561,6 +561,21 @@ fn the_fuzzer_regressions_are_overflow_errors() {
 }
 
 #[test]
+fn an_empty_tensor_past_the_end_of_a_truncated_file_is_out_of_bounds() {
+    // Found by the gguf fuzz target: the header ends 3 bytes before the next multiple of the
+    // alignment, so the data section starts past the end of the file, and tensor `a` has zero
+    // bytes at relative offset 0 — an empty range that still lies outside the file.
+    let bytes = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/fuzz-regressions/crash-06b7e07ef7e3fe027f11e4d683b966aba5c530bf"
+    ));
+    match GgufFile::from_bytes(bytes.to_vec()) {
+        Err(Error::TensorOutOfBounds { tensor, .. }) => assert_eq!(tensor, "a"),
+        other => panic!("expected TensorOutOfBounds for `a`, got {other:?}"),
+    }
+}
+
+#[test]
 fn other_malformations_are_format_errors() {
     let cases: Vec<(&str, Builder)> = vec![
         ("bool byte 2", Builder::new().kv("b", T_BOOL, &[2])),
