@@ -476,6 +476,85 @@ pub fn layout_of_shape(op: &'static str, shape: &[usize]) -> Result<(usize, Head
     }
 }
 
+/// The tensor form of an attention call (`q` `[H, n_q, d]`, `k` `[H_kv, n_kv, d]`, `v`
+/// `[H_kv, n_kv, d_v]`, each optionally with the same leading batch dim) as per-batch-entry
+/// layouts: what [`crate::Backend::attention`] and the float64 reference both take apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorAttention {
+    /// Batch entries (1 without a batch dim).
+    pub batch: usize,
+    /// Layouts of Q, K, V and the contiguous output `[H, n_q, d_v]` within one batch entry.
+    pub q: HeadsLayout,
+    /// See [`TensorAttention::q`].
+    pub k: HeadsLayout,
+    /// See [`TensorAttention::q`].
+    pub v: HeadsLayout,
+    /// See [`TensorAttention::q`].
+    pub out: HeadsLayout,
+    /// Elements of Q, K, V and the output per batch entry.
+    pub per_entry: [usize; 4],
+    /// The validated sizes of one batch entry.
+    pub dims: AttentionDims,
+}
+
+impl TensorAttention {
+    /// Takes the shapes apart and validates them as one attention call per batch entry.
+    ///
+    /// # Errors
+    /// Ranks other than 3 or 4, differing ranks or batch sizes, and the checks of
+    /// [`AttentionDims::validate`].
+    pub fn new(op: &'static str, q: &[usize], k: &[usize], v: &[usize]) -> Result<Self> {
+        let (bq, ql) = layout_of_shape(op, q)?;
+        let (bk, kl) = layout_of_shape(op, k)?;
+        let (bv, vl) = layout_of_shape(op, v)?;
+        if q.len() != k.len() || k.len() != v.len() || bq != bk || bk != bv {
+            return Err(Error::mismatch(
+                op,
+                q,
+                k,
+                "Q, K and V need the same rank and batch size",
+            ));
+        }
+        let ol = HeadsLayout::contiguous(ql.heads, ql.rows, vl.dim);
+        let per = |l: &HeadsLayout| l.required_len().unwrap_or(usize::MAX);
+        let per_entry = [per(&ql), per(&kl), per(&vl), per(&ol)];
+        let dims = AttentionDims::validate(
+            (&ql, per_entry[0]),
+            (&kl, per_entry[1]),
+            (&vl, per_entry[2]),
+            (&ol, per_entry[3]),
+        )?;
+        Ok(TensorAttention {
+            batch: bq,
+            q: ql,
+            k: kl,
+            v: vl,
+            out: ol,
+            per_entry,
+            dims,
+        })
+    }
+
+    /// The output shape: `q`'s with its last dim replaced by `d_v`.
+    pub fn out_shape(&self, q: &[usize]) -> Vec<usize> {
+        let mut shape = q.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = self.v.dim;
+        }
+        shape
+    }
+
+    /// Batch entry `b` of operand `which` (0 = Q, 1 = K, 2 = V) given as its tensor's data.
+    pub fn entry<'a, T: Element>(&self, data: &'a [T], which: usize, b: usize) -> Heads<'a, T> {
+        let n = self.per_entry[which];
+        let layout = [self.q, self.k, self.v][which];
+        Heads {
+            data: &data[b * n..(b + 1) * n],
+            layout,
+        }
+    }
+}
+
 /// Numerically stable softmax of each `n`-long row of `x` in place, computed in f64 whatever the
 /// element type: `y_j = exp(x_j − max) / Σ exp(x_i − max)`. `-inf` entries are masks (probability
 /// 0) and a row that is entirely `-inf` becomes zeros.

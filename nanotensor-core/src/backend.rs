@@ -12,7 +12,7 @@
 //! shapes. Kernels behind the checks assume valid input.
 
 use crate::attention::{
-    check_operands, layout_of_shape, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
+    check_operands, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut, TensorAttention,
 };
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -223,50 +223,20 @@ pub trait Backend: Send + Sync + 'static {
         v: &Tensor<T>,
         spec: &AttentionSpec,
     ) -> Result<(Tensor<T>, AttentionPlan)> {
-        const OP: &str = "attention";
         spec.validate()?;
-        let (bq, ql) = layout_of_shape(OP, q.shape())?;
-        let (bk, kl) = layout_of_shape(OP, k.shape())?;
-        let (bv, vl) = layout_of_shape(OP, v.shape())?;
-        if q.rank() != k.rank() || k.rank() != v.rank() || bq != bk || bk != bv {
-            return Err(Error::mismatch(
-                OP,
-                q.shape(),
-                k.shape(),
-                "Q, K and V need the same rank and batch size",
-            ));
-        }
-        let ol = crate::attention::HeadsLayout::contiguous(ql.heads, ql.rows, vl.dim);
-        let mut out_shape = q.shape().to_vec();
-        *out_shape.last_mut().expect("rank >= 3") = vl.dim;
-        // Validate and plan before allocating the output.
-        let (per_q, per_k, per_v) = (
-            q.numel() / bq.max(1),
-            k.numel() / bk.max(1),
-            v.numel() / bv.max(1),
-        );
-        let per_o = ol.required_len().unwrap_or(usize::MAX);
-        let dims = AttentionDims::validate((&ql, per_q), (&kl, per_k), (&vl, per_v), (&ol, per_o))?;
-        let plan = self.attention_plan_impl::<T>(&dims, spec)?;
-        let mut out = Tensor::zeros(&out_shape)?;
-        for b in 0..bq {
-            let os = &mut out.as_mut_slice()[b * per_o..(b + 1) * per_o];
+        let ta = TensorAttention::new("attention", q.shape(), k.shape(), v.shape())?;
+        // Plan before allocating the output.
+        let plan = self.attention_plan_impl::<T>(&ta.dims, spec)?;
+        let mut out = Tensor::zeros(&ta.out_shape(q.shape()))?;
+        let per_o = ta.per_entry[3];
+        for b in 0..ta.batch {
             self.attention_into(
-                Heads {
-                    data: &q.as_slice()[b * per_q..(b + 1) * per_q],
-                    layout: ql,
-                },
-                Heads {
-                    data: &k.as_slice()[b * per_k..(b + 1) * per_k],
-                    layout: kl,
-                },
-                Heads {
-                    data: &v.as_slice()[b * per_v..(b + 1) * per_v],
-                    layout: vl,
-                },
+                ta.entry(q.as_slice(), 0, b),
+                ta.entry(k.as_slice(), 1, b),
+                ta.entry(v.as_slice(), 2, b),
                 HeadsMut {
-                    data: os,
-                    layout: ol,
+                    data: &mut out.as_mut_slice()[b * per_o..(b + 1) * per_o],
+                    layout: ta.out,
                 },
                 spec,
             )?;

@@ -3,7 +3,7 @@
 //! These are written for clarity, not speed, and compute in `f64` whatever the input type, so a
 //! float32 backend is compared with something ~2⁻²⁹ more precise than itself.
 
-use crate::attention::{layout_of_shape, AttentionDims, AttentionSpec, Heads, HeadsLayout};
+use crate::attention::{AttentionDims, AttentionSpec, Heads, TensorAttention};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::shape::matmul_dims;
@@ -111,42 +111,15 @@ pub fn attention_tensor_f64<T: Element>(
     v: &Tensor<T>,
     spec: &AttentionSpec,
 ) -> Result<Vec<f64>> {
-    const OP: &str = "attention reference";
     spec.validate()?;
-    let (bq, ql) = layout_of_shape(OP, q.shape())?;
-    let (bk, kl) = layout_of_shape(OP, k.shape())?;
-    let (bv, vl) = layout_of_shape(OP, v.shape())?;
-    if q.rank() != k.rank() || k.rank() != v.rank() || bq != bk || bk != bv {
-        return Err(Error::mismatch(
-            OP,
-            q.shape(),
-            k.shape(),
-            "Q, K and V need the same rank and batch size",
-        ));
-    }
-    let ol = HeadsLayout::contiguous(ql.heads, ql.rows, vl.dim);
-    let per = |t: &Tensor<T>, b: usize| t.numel() / b.max(1);
-    let (per_q, per_k, per_v) = (per(q, bq), per(k, bk), per(v, bv));
-    let per_o = ol.required_len().unwrap_or(usize::MAX);
-    let dims = AttentionDims::validate((&ql, per_q), (&kl, per_k), (&vl, per_v), (&ol, per_o))?;
-    let mut out = Vec::with_capacity(bq.saturating_mul(per_o));
-    fn entry<'a, T: Element>(
-        t: &'a Tensor<T>,
-        b: usize,
-        n: usize,
-        layout: HeadsLayout,
-    ) -> Heads<'a, T> {
-        Heads {
-            data: &t.as_slice()[b * n..(b + 1) * n],
-            layout,
-        }
-    }
-    for b in 0..bq {
+    let ta = TensorAttention::new("attention reference", q.shape(), k.shape(), v.shape())?;
+    let mut out = Vec::with_capacity(ta.batch.saturating_mul(ta.per_entry[3]));
+    for b in 0..ta.batch {
         out.extend(attention_f64(
-            &entry(q, b, per_q, ql),
-            &entry(k, b, per_k, kl),
-            &entry(v, b, per_v, vl),
-            &dims,
+            &ta.entry(q.as_slice(), 0, b),
+            &ta.entry(k.as_slice(), 1, b),
+            &ta.entry(v.as_slice(), 2, b),
+            &ta.dims,
             spec,
         ));
     }
