@@ -54,7 +54,7 @@ pub fn check_rank(op: &'static str, shape: &[usize], rank: usize) -> Result<()> 
 /// The dimensions of a (possibly batched) matrix product `A·B`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulDims {
-    /// Number of independent products (product of the leading dims; 1 for 2-D inputs).
+    /// Number of independent products (product of the dims before the last two; 1 for 2-D inputs).
     pub batch: usize,
     /// Rows of A and C.
     pub m: usize,

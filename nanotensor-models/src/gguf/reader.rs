@@ -370,7 +370,7 @@ fn tensor_what(name: &str) -> String {
 /// Product of `dims`, or `None` when it does not fit in `usize`. Zero dimensions are skipped
 /// while multiplying (the result is still 0 when there is one): otherwise a zero would hide an
 /// overflowing product of the others, which any consumer multiplying the shape in another order
-/// (or just the leading dimensions, as a row count) would hit.
+/// (or all dimensions but the last, as a row count) would hit.
 fn checked_product(dims: &[usize]) -> Option<usize> {
     let nonzero = dims
         .iter()

@@ -174,7 +174,7 @@ fn stream_decoder_replaces_invalid_bytes_and_flushes() {
     let mut dec = tok.stream_decoder();
     // A stray continuation byte can never become valid: replaced at once.
     assert_eq!(dec.push(byte_id(0x99)).unwrap(), "\u{FFFD}");
-    // A lead byte followed by a plain letter: the lead byte is invalid, the letter comes out.
+    // A UTF-8 start byte followed by a plain letter: the start byte is invalid, the letter comes out.
     assert_eq!(dec.push(byte_id(0xE6)).unwrap(), "");
     assert!(dec.has_pending());
     assert_eq!(dec.push(byte_id(b'x')).unwrap(), "\u{FFFD}x");
