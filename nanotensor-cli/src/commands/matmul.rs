@@ -179,7 +179,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
         let b = Tensor::<T>::randn(&[k, n], 1.0, self.args.seed + 1)?;
         // One output reused by every repetition, as a BLAS benchmark times SGEMM into a
         // preallocated C: a fresh 4 MiB+ result per call would add allocation, zeroing and
-        // page faults (5–15% at 1024³) that are not the product's.
+        // page faults that are not the product's.
         let mut c = Tensor::<T>::zeros(&[m, n])?;
         let seconds = if self.args.prepared {
             let w = backend.prepare(b.t()?)?;
