@@ -1,7 +1,7 @@
 //! NanoTensor backends, one module per cargo feature.
 //!
 //! ## Features
-//! - `naive` (default): [`naive::NaiveBackend`], the "scar" — textbook loops, one thread, the
+//! - `naive` (default): `NaiveBackend`, the "scar" — textbook loops, one thread, the
 //!   correctness oracle and the baseline of every benchmark.
 //! - `blocked` (default): `blocked::BlockedBackend` — Goto/BLIS cache-blocked GEMM with packed
 //!   panels, runtime-selected SIMD microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128),
@@ -11,13 +11,15 @@
 //! - `blocked` or `int8`: [`flash`], tiled attention with an online softmax (FlashAttention), the
 //!   `AttentionAlgo::Flash` path of those backends.
 //!
-//! - `int8`: [`int8::Int8Backend`] — symmetric int8 quantization (weights once at `prepare`,
+//! - `int8`: `Int8Backend` — symmetric int8 quantization (weights once at `prepare`,
 //!   activations per call) with VNNI / AVX2 / portable integer microkernels.
 //!
 //! - `blocked` or `int8`: [`cpu`], the one detection of the CPU's instruction-set extensions
 //!   that every SIMD path above decides from.
 //!
-//! [`select`] picks a backend by name at run time (`--backend`).
+//! [`select`] picks a backend by name at run time (`--backend`); [`prelude`] holds the backends
+//! compiled in and `DefaultBackend`, the fastest of them. (Backend types are named here without
+//! links: each exists only in a build with its feature.)
 
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod blocked;
