@@ -88,7 +88,7 @@ if ! skipped miri; then
   # Under cfg(miri) every kernel `detect()` picks the portable kernel (Miri cannot run SIMD
   # intrinsics); the `kernel::` filter selects the microkernel, softmax and exp tests of the
   # blocked, int8 and flash backends (`blocked::kernel::tests`, ...). Tests that go through the
-  # worker pool's threads are left out (they are slow under Miri and ASan covers them).
+  # worker pool's threads are left out here; the ASan step runs them.
   # `int8::gemm::tests` adds a small product through the shared GEMM loop nest (its raw view of
   # C, edge tiles, several depth blocks) on one thread.
   cargo "+$NIGHTLY" miri test -p nanotensor-backends --lib --all-features -- kernel:: int8::gemm::tests 2>&1 | tee "$log"

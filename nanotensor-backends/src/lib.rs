@@ -6,15 +6,15 @@
 //! - `blocked` (default): `blocked::BlockedBackend` — Goto/BLIS cache-blocked GEMM with packed
 //!   panels, runtime-selected SIMD microkernels (AVX-512, AVX2+FMA, portable, wasm32 simd128),
 //!   a skinny decode path for prepared weights, and a worker pool.
-//! - `blocked` or `int8`: the rest of [`blocked`] — the one GEMM loop nest ([`blocked::gemm`]),
+//! - `blocked` or `int8`: the rest of `blocked` — the one GEMM loop nest (`blocked::gemm`),
 //!   packing and the kernel trait — which the int8 backend runs its kernels on.
-//! - `blocked` or `int8`: [`flash`], tiled attention with an online softmax (FlashAttention), the
+//! - `blocked` or `int8`: `flash`, tiled attention with an online softmax (FlashAttention), the
 //!   `AttentionAlgo::Flash` path of those backends.
 //!
 //! - `int8`: `Int8Backend` — symmetric int8 quantization (weights once at `prepare`,
 //!   activations per call) with VNNI / AVX2 / portable integer microkernels.
 //!
-//! - `blocked` or `int8`: [`cpu`], the one detection of the CPU's instruction-set extensions
+//! - `blocked` or `int8`: `cpu`, the one detection of the CPU's instruction-set extensions
 //!   that every SIMD path above decides from.
 //!
 //! [`select`] picks a backend by name at run time (`--backend`); [`prelude`] holds the backends
@@ -61,8 +61,7 @@ pub use int8::Int8Backend;
 pub use naive::NaiveBackend;
 
 /// The fastest backend compiled into this build, for code that should not name one:
-/// [`BlockedBackend`] if the `blocked` feature is on, else [`Int8Backend`], else
-/// [`NaiveBackend`]. Every backend has `new(threads) -> Result<Self>` and `Default` (one
+/// `BlockedBackend` if the `blocked` feature is on, else `Int8Backend`, else `NaiveBackend`. Every backend has `new(threads) -> Result<Self>` and `Default` (one
 /// worker per core), so `DefaultBackend::default()` compiles under any single backend feature.
 #[cfg(feature = "blocked")]
 pub type DefaultBackend = BlockedBackend;
