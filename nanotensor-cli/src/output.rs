@@ -111,14 +111,24 @@ pub fn backend_choice_with(
     threads: Option<usize>,
     int8: &Int8Args,
 ) -> Result<(BackendKind, BackendOptions)> {
-    let (kind, mut opts) = backend_choice(name, threads)?;
-    opts.int8 = int8.options();
-    Ok((kind, opts))
+    Ok((BackendKind::parse(name)?, backend_options(threads, int8)?))
 }
 
 /// Resolves `--backend` and `--threads` into a backend choice.
 pub fn backend_choice(name: &str, threads: Option<usize>) -> Result<(BackendKind, BackendOptions)> {
-    let kind = BackendKind::parse(name)?;
+    Ok((BackendKind::parse(name)?, thread_options(threads)?))
+}
+
+/// The options of every backend from `--threads` and the backends' own flags.
+pub fn backend_options(threads: Option<usize>, int8: &Int8Args) -> Result<BackendOptions> {
+    Ok(BackendOptions {
+        int8: int8.options(),
+        ..thread_options(threads)?
+    })
+}
+
+/// Default options with `--threads` applied (at least 1).
+fn thread_options(threads: Option<usize>) -> Result<BackendOptions> {
     let mut opts = BackendOptions::default();
     if let Some(t) = threads {
         if t == 0 {
@@ -129,7 +139,7 @@ pub fn backend_choice(name: &str, threads: Option<usize>) -> Result<(BackendKind
         }
         opts.threads = t;
     }
-    Ok((kind, opts))
+    Ok(opts)
 }
 
 /// Element type selected with `--dtype`.

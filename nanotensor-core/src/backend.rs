@@ -229,17 +229,20 @@ pub trait Backend: Send + Sync + 'static {
         let plan = self.attention_plan_impl::<T>(&ta.dims, spec)?;
         let mut out = Tensor::zeros(&ta.out_shape(q.shape()))?;
         let per_o = ta.per_entry[3];
+        // The spec is valid and the plan is the same for every entry: check each entry's
+        // operands (layouts, finiteness) and run it.
         for b in 0..ta.batch {
-            self.attention_into(
+            let (qb, kb, vb) = (
                 ta.entry(q.as_slice(), 0, b),
                 ta.entry(k.as_slice(), 1, b),
                 ta.entry(v.as_slice(), 2, b),
-                HeadsMut {
-                    data: &mut out.as_mut_slice()[b * per_o..(b + 1) * per_o],
-                    layout: ta.out,
-                },
-                spec,
-            )?;
+            );
+            let ob = HeadsMut {
+                data: &mut out.as_mut_slice()[b * per_o..(b + 1) * per_o],
+                layout: ta.out,
+            };
+            let dims = check_attention(&qb, &kb, &vb, &ob, spec)?;
+            self.attention_impl(qb, kb, vb, ob, &dims, spec, &plan)?;
         }
         Ok((out, plan))
     }

@@ -14,8 +14,7 @@ use serde_json::json;
 
 use super::model_io::open_model;
 use crate::output::{
-    backend_choice, backend_choice_with, median, print_json, print_table, settings_label,
-    with_all_settings, Int8Args,
+    backend_options, median, print_json, print_table, settings_label, with_all_settings, Int8Args,
 };
 
 /// Prompt text for the benchmark, repeated until it fills `--prompt-tokens`.
@@ -90,8 +89,8 @@ pub fn run(args: Args) -> Result<()> {
         Some(name) => vec![BackendKind::parse(name)?],
         None => BackendKind::compiled(),
     };
-    // Validate the thread count once, before any model work.
-    backend_choice(kinds[0].name(), args.threads)?;
+    // The same options for every backend, validated before any model work.
+    let opts = backend_options(args.threads, &args.int8)?;
     let file = open_model(args.model.as_deref())?;
     let base = file.tokenizer.encode(BENCH_TEXT);
     let prompt: Vec<u32> = base
@@ -106,14 +105,7 @@ pub fn run(args: Args) -> Result<()> {
         KvMode::Off => &[false],
     };
     let mut rows = Vec::new();
-    let kinds_run = kinds.clone();
-    let (_, settings_opts) = backend_choice_with(
-        BackendKind::best_compiled().name(),
-        args.threads,
-        &args.int8,
-    )?;
-    for kind in kinds {
-        let (_, opts) = backend_choice_with(kind.name(), args.threads, &args.int8)?;
+    for &kind in &kinds {
         rows.extend(with_backend(
             kind,
             opts,
@@ -159,7 +151,7 @@ pub fn run(args: Args) -> Result<()> {
                 "results": results,
                 "kv_off_over_on_decode_time": ratios,
             }),
-            &settings_opts,
+            &opts,
         ));
     } else {
         let mut table = vec![vec![
@@ -183,8 +175,8 @@ pub fn run(args: Args) -> Result<()> {
             ]);
         }
         print_table(&table);
-        for kind in &kinds_run {
-            if let Some(l) = settings_label(*kind, &settings_opts) {
+        for &kind in &kinds {
+            if let Some(l) = settings_label(kind, &opts) {
                 println!("{kind}: {l}");
             }
         }

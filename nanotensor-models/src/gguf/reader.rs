@@ -318,14 +318,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Parsed> {
         .checked_next_multiple_of(alignment)
         .unwrap_or(usize::MAX);
     let data_len = bytes.len().saturating_sub(data_offset) as u64;
+    // A tensor of zero bytes must still start inside the file: the aligned data section of a
+    // truncated file may begin past its end.
+    let data_past_eof = data_offset > bytes.len();
     let mut tensors = Vec::with_capacity(raw.len());
     let (mut n_params, mut tensor_bytes) = (0u64, 0u64);
     for (mut info, rel) in raw {
-        // Absolute bounds: a tensor of zero bytes must still start inside the file (the aligned
-        // data section may begin past the end of a truncated file).
         let end = rel.checked_add(info.n_bytes as u64);
-        let past_eof = data_offset > bytes.len();
-        if past_eof || end.is_none_or(|end| end > data_len) {
+        if data_past_eof || end.is_none_or(|end| end > data_len) {
             return Err(Error::TensorOutOfBounds {
                 op: OP,
                 tensor: info.name,
