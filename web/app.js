@@ -318,10 +318,13 @@ call('info')
       lab.append(cb, document.createTextNode(` ${b}`));
       box.append(lab);
     }
+    // Every backend of the build (the library's registry), best suited to the page first; a
+    // backend without a label here is listed by its name.
     const labels = { int8: 'int8', blocked: 'blocked f32', naive: 'naive f32 (slow)' };
+    const rank = (b) => { const r = ['int8', 'blocked', 'naive'].indexOf(b); return r < 0 ? 3 : r; };
     const sel = $('#model-backend');
-    for (const b of ['int8', 'blocked', 'naive'].filter((b) => i.backends.includes(b))) {
-      sel.append(new Option(labels[b], b));
+    for (const b of [...i.backends].sort((x, y) => rank(x) - rank(y))) {
+      sel.append(new Option(labels[b] || b, b));
     }
     document.body.dataset.ready = 'true';
   })
