@@ -324,7 +324,9 @@ call('info')
     const rank = (b) => { const r = ['int8', 'blocked', 'naive'].indexOf(b); return r < 0 ? 3 : r; };
     const sel = $('#model-backend');
     for (const b of [...i.backends].sort((x, y) => rank(x) - rank(y))) {
-      sel.append(new Option(labels[b] || b, b));
+      // A backend's settings (int8: its scales) come from the library's defaults, as the CLI's.
+      const settings = i.settings[i.backends.indexOf(b)];
+      sel.append(new Option(settings ? `${labels[b] || b} (${settings})` : labels[b] || b, b));
     }
     document.body.dataset.ready = 'true';
   })

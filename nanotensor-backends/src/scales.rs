@@ -3,13 +3,13 @@
 //! This module is compiled into every build (not only with the `int8` feature) so that the CLI
 //! and [`crate::BackendOptions`] can name a granularity whatever backends are compiled in.
 //!
-//! * Weights use [`nanotensor_core::Granularity`]: one scale per tensor (the default) or one per output
-//!   channel (a row of `W[out, in]`).
+//! * Weights use [`nanotensor_core::Granularity`]: one scale per tensor or one per output channel
+//!   (a row of `W[out, in]`, the default); [`Clip`] chooses each group's range.
 //! * Activations — the operand quantized anew on every call — use [`ActGranularity`]: one scale
-//!   for the call's whole input (the default), one per row (per token), or one per block of
-//!   [`BlockLen`] consecutive values of a row along the reduction axis `k`.
+//!   for the call's whole input, one per row (per token), or one per block of [`BlockLen`]
+//!   consecutive values of a row along the reduction axis `k` (the default, 16 values).
 
-use nanotensor_core::{Error, Result};
+use nanotensor_core::{Clip, Error, Result};
 
 pub use nanotensor_core::Granularity;
 
@@ -23,7 +23,8 @@ pub use nanotensor_core::Granularity;
 pub struct BlockLen(usize);
 
 impl BlockLen {
-    /// The block length of llama.cpp's `Q8_0` activations, and our default: 32 values.
+    /// 32 values, the block length of llama.cpp's `Q8_0` (what `per-block` without a length
+    /// means).
     pub const DEFAULT: BlockLen = BlockLen(32);
     /// Longest block (see the type docs).
     pub const MAX: usize = 512;
@@ -72,7 +73,7 @@ impl BlockLen {
 /// convert-and-multiply-add per block in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum ActGranularity {
-    /// One scale for the whole input of a call (the default, as in the original design).
+    /// One scale for the whole input of a call (the original design's choice).
     #[default]
     PerTensor,
     /// One scale per row (per token).
@@ -132,39 +133,92 @@ impl ActGranularity {
     }
 }
 
-/// The int8 backend's options: the scale granularity of its weights and of its activations.
+/// The int8 backend's options: how its weights and activations get their scales.
 ///
-/// The default is the seed's scheme, one scale per weight tensor and one per call for the
-/// activations: the cheapest, and the least accurate (an outlier anywhere in a tensor coarsens
-/// every code of it). [`Int8Options::accurate`] is the preset that keeps a model's perplexity
-/// within about 1 % of float: one scale per weight row and per 16 activation values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+/// The default is the scheme a user can trust, within 1 % of the float path's perplexity: one
+/// scale per weight row (output channel), one per block of 16 activation values, and the
+/// weights rewritten at load by two transformations exact in real arithmetic — the residual
+/// stream rotated (outlier channels spread over all channels) and channel ranges equalised
+/// between each matrix and its producer ([`nanotensor_core::LoadTransforms`]).
+/// [`Int8Options::seed`] is the original design's scheme — one scale per weight tensor, one per
+/// call for the activations, no rewrites — kept for the lesson it teaches: one outlier anywhere
+/// in a tensor coarsens every code of it. [`Int8Options::per_tensor`] is the default with one
+/// scale per weight tensor. [`Clip::Mse`] is offered and measured; on real weights it clamps
+/// the few large weights the model depends on, so no preset uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Int8Options {
-    /// Weight scales: per tensor (default) or per output channel.
+    /// Weight scales: per tensor or per output channel (default).
     pub weights: Granularity,
-    /// Activation scales, computed per call: per tensor (default), per row or per block.
+    /// Activation scales, computed per call: per tensor, per row or per block (default 16).
     pub activations: ActGranularity,
+    /// How a weight group's range is chosen: its largest magnitude (default) or the MSE-optimal
+    /// clip of its own values.
+    pub clip: Clip,
+    /// Whether model loaders rotate the residual stream before `prepare` (default on; see
+    /// `nanotensor_core::LoadTransforms`).
+    pub rotate: bool,
+    /// Whether model loaders equalise per-channel ranges before `prepare` (default on; see
+    /// `nanotensor_core::LoadTransforms`).
+    pub equalize: bool,
+}
+
+/// Length of the default activation blocks.
+const DEFAULT_ACT_BLOCK: usize = 16;
+
+impl Default for Int8Options {
+    fn default() -> Self {
+        Int8Options {
+            weights: Granularity::PerRow,
+            activations: ActGranularity::PerBlock(BlockLen(DEFAULT_ACT_BLOCK)),
+            clip: Clip::AbsMax,
+            rotate: true,
+            equalize: true,
+        }
+    }
 }
 
 impl Int8Options {
-    /// Per-row weight scales and per-block-16 activation scales: SmolLM2's perplexity within
-    /// about 1 % of the float path, at the cost of one f32 scale per 16 activation values.
+    /// The default ([`Int8Options::default`]).
     pub fn accurate() -> Self {
+        Self::default()
+    }
+
+    /// The original design's scheme: one scale per weight tensor (its largest magnitude), one
+    /// per call for the activations, no equalisation. The cheapest and the least accurate.
+    pub fn seed() -> Self {
         Int8Options {
-            weights: Granularity::PerRow,
-            activations: ActGranularity::PerBlock(
-                BlockLen::new(16).expect("16 is a multiple of 4 in range"),
-            ),
+            weights: Granularity::PerTensor,
+            activations: ActGranularity::PerTensor,
+            clip: Clip::AbsMax,
+            rotate: false,
+            equalize: false,
         }
     }
 
-    /// The settings for reports: `weights` and `activations` with their CLI names.
+    /// The default with one scale per weight tensor (its largest magnitude): the residual
+    /// stream rotated and the channel pairs equalised make that one scale fit.
+    pub fn per_tensor() -> Self {
+        Int8Options {
+            weights: Granularity::PerTensor,
+            ..Self::default()
+        }
+    }
+
+    /// The settings for reports, with their CLI names: `weights`, `activations`, `clip`,
+    /// `rotate` and `equalize` (`on`/`off`).
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         vec![
             ("weights", self.weights.name().to_string()),
             ("activations", self.activations.name()),
+            ("clip", self.clip.name().to_string()),
+            ("rotate", on_off(self.rotate)),
+            ("equalize", on_off(self.equalize)),
         ]
     }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.to_string()
 }
 
 impl From<Granularity> for ActGranularity {

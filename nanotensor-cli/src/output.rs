@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use nanotensor::{Error, Result};
+use nanotensor::{Clip, Error, Result};
 use nanotensor_backends::{ActGranularity, BackendKind, BackendOptions, Granularity, Int8Options};
 
 /// Help text for `--backend`, naming the backends of the registry and those compiled in.
@@ -79,29 +79,100 @@ pub fn settings_label(kind: BackendKind, opts: &BackendOptions) -> Option<String
     })
 }
 
-/// `--int8-weights` and `--int8-activations`: the int8 backend's scale granularities (other
-/// backends ignore them).
+/// A named int8 scheme (`--int8-scheme`): the starting point the other `--int8-*` flags modify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Int8Scheme {
+    /// Per-row weight scales, per-block-16 activation scales, residual stream rotated and
+    /// channels equalised at load (≤ 1 % perplexity cost).
+    #[default]
+    Default,
+    /// The original design: one scale per weight tensor and one per call for the activations,
+    /// no rewrites of the weights.
+    Seed,
+    /// The default with one scale per weight tensor.
+    PerTensor,
+}
+
+impl Int8Scheme {
+    /// The options of this scheme.
+    pub fn options(self) -> Int8Options {
+        match self {
+            Int8Scheme::Default => Int8Options::default(),
+            Int8Scheme::Seed => Int8Options::seed(),
+            Int8Scheme::PerTensor => Int8Options::per_tensor(),
+        }
+    }
+}
+
+/// The int8 backend's scheme flags (other backends ignore them): `--int8-scheme` picks a
+/// preset, the others override one setting of it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Int8Args {
+    /// int8 backend: the scheme the other `--int8-*` flags start from: `default` (per-row
+    /// weights, per-block-16 activations, rotated and equalised weights), `seed` (one scale per
+    /// weight tensor and per call, weights as stored) or `per-tensor` (the default with one
+    /// scale per weight tensor).
+    #[arg(long, value_enum, default_value = "default")]
+    pub int8_scheme: Int8Scheme,
     /// int8 backend: weight scales, `per-tensor` (one per weight matrix) or `per-row` (one per
-    /// output channel).
-    #[arg(long, default_value = "per-tensor", value_parser = Granularity::parse)]
-    pub int8_weights: Granularity,
+    /// output channel) [scheme default: per-row].
+    #[arg(long, value_parser = Granularity::parse)]
+    pub int8_weights: Option<Granularity>,
     /// int8 backend: activation scales, computed per call: `per-tensor` (one for the call's
     /// whole input, e.g. every token of a prefill batch), `per-row` (one per token), or
-    /// `per-block[-N]` (one per N consecutive values of a token's row; default N = 32, as
-    /// llama.cpp's Q8_0).
-    #[arg(long, default_value = "per-tensor", value_parser = ActGranularity::parse)]
-    pub int8_activations: ActGranularity,
+    /// `per-block[-N]` (one per N consecutive values of a token's row; `per-block` alone is
+    /// N = 32, as llama.cpp's Q8_0) [scheme default: per-block-16].
+    #[arg(long, value_parser = ActGranularity::parse)]
+    pub int8_activations: Option<ActGranularity>,
+    /// int8 backend: how a weight scale's range is chosen, `absmax` (the largest magnitude) or
+    /// `mse` (the clip that minimises the squared error on the weights themselves) [scheme
+    /// default: absmax].
+    #[arg(long, value_parser = Clip::parse)]
+    pub int8_clip: Option<Clip>,
+    /// int8 backend: equalise per-channel weight ranges at load (`on`/`off`), folding the
+    /// factors into the RMSNorm gains and the producing matrices (exact in real arithmetic)
+    /// [scheme default: on].
+    #[arg(long, value_parser = parse_on_off)]
+    pub int8_equalize: Option<bool>,
+    /// int8 backend: rotate the residual stream at load (`on`/`off`) by an orthogonal matrix,
+    /// spreading outlier channels over all channels (exact in real arithmetic; models whose
+    /// architecture does not allow it ignore it) [scheme default: on].
+    #[arg(long, value_parser = parse_on_off)]
+    pub int8_rotate: Option<bool>,
+}
+
+/// `on`/`off` (also `true`/`false`, `yes`/`no`).
+fn parse_on_off(s: &str) -> Result<bool> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        other => Err(Error::invalid_arg(
+            "int8 equalize",
+            format!("expected on or off, got `{other}`"),
+        )),
+    }
 }
 
 impl Int8Args {
     /// The int8 backend's options these flags select.
     pub fn options(&self) -> Int8Options {
-        Int8Options {
-            weights: self.int8_weights,
-            activations: self.int8_activations,
+        let mut o = self.int8_scheme.options();
+        if let Some(w) = self.int8_weights {
+            o.weights = w;
         }
+        if let Some(a) = self.int8_activations {
+            o.activations = a;
+        }
+        if let Some(c) = self.int8_clip {
+            o.clip = c;
+        }
+        if let Some(e) = self.int8_equalize {
+            o.equalize = e;
+        }
+        if let Some(r) = self.int8_rotate {
+            o.rotate = r;
+        }
+        o
     }
 }
 

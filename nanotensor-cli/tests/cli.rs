@@ -336,16 +336,26 @@ fn quantize_reports_memory_and_error_per_granularity() {
     let v = json(&out);
     assert_eq!(v["op"], "quantize");
     let r = v["reports"].as_array().unwrap();
-    assert_eq!(r[0]["granularity"], "per-tensor");
-    assert_eq!(r[0]["f32_bytes"], 4 * 64 * 128);
-    assert_eq!(r[0]["qtensor_bytes"], 64 * 128 + 4);
-    assert_eq!(r[1]["qtensor_bytes"], 64 * 128 + 4 * 64);
-    // The outlier row costs the per-tensor scale accuracy on every other row.
-    let (t, p) = (
-        r[0]["nmse"].as_f64().unwrap(),
-        r[1]["nmse"].as_f64().unwrap(),
+    let by = |scheme: &str| {
+        r.iter()
+            .find(|x| x["scheme"] == scheme)
+            .unwrap_or_else(|| panic!("no `{scheme}` report"))
+    };
+    let (t, p, tm) = (
+        by("per-tensor absmax"),
+        by("per-row absmax"),
+        by("per-tensor mse"),
     );
-    assert!(t > 10.0 * p, "per-tensor {t} vs per-row {p}");
+    assert_eq!(t["granularity"], "per-tensor");
+    assert_eq!(t["f32_bytes"], 4 * 64 * 128);
+    assert_eq!(t["qtensor_bytes"], 64 * 128 + 4);
+    assert_eq!(p["qtensor_bytes"], 64 * 128 + 4 * 64);
+    // The outlier row costs the per-tensor scale accuracy on every other row.
+    let nmse = |x: &serde_json::Value| x["nmse"].as_f64().unwrap();
+    assert!(nmse(t) > 10.0 * nmse(p), "per-tensor {t} vs per-row {p}");
+    // The MSE-optimal clip never loses to the largest magnitude on the values it is chosen on.
+    assert!(nmse(tm) <= nmse(t), "mse {tm} vs absmax {t}");
+    assert_eq!(tm["clip"], "mse");
     let table = nanotensor(&["quantize", "--rows", "8", "--cols", "8"]);
     assert!(table.status.success());
     assert!(String::from_utf8_lossy(&table.stdout).contains("per-row"));

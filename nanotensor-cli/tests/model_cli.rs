@@ -81,3 +81,81 @@ fn malformed_model_files_exit_2() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn quantize_reports_every_int8_scheme_on_a_model_weight() {
+    let Some(model) = model() else { return };
+    let model = model.to_str().unwrap();
+    let (code, stdout, stderr) = run(&[
+        "quantize",
+        "--model",
+        model,
+        "--tensor",
+        "blk.0.ffn_down.weight",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (v["rows"].as_u64(), v["cols"].as_u64()),
+        (Some(576), Some(1536))
+    );
+    let reports = v["reports"].as_array().unwrap();
+    let nmse = |scheme: &str| {
+        reports
+            .iter()
+            .find(|r| r["scheme"] == scheme)
+            .unwrap_or_else(|| panic!("no `{scheme}` in {reports:?}"))["nmse"]
+            .as_f64()
+            .unwrap()
+    };
+    for r in reports {
+        let e = r["nmse"].as_f64().unwrap();
+        assert!(e > 0.0 && e < 0.1, "{r}");
+    }
+    // One scale per tensor on ffn_down: its outlier rows set the step of every other row; the
+    // rotation spreads them, the equalisation balances the columns with ffn_up's rows.
+    let plain = nmse("per-tensor absmax");
+    assert!(nmse("per-row absmax") < plain / 5.0);
+    assert!(nmse("per-tensor absmax rotated") < plain / 3.0);
+    assert!(nmse("per-tensor absmax rotated+equalised") < nmse("per-tensor absmax rotated"));
+    assert!(nmse("per-tensor absmax equalised") < plain);
+    // The table form names the tensor.
+    let (code, stdout, _) = run(&[
+        "quantize",
+        "--model",
+        model,
+        "--tensor",
+        "blk.0.attn_q.weight",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("blk.0.attn_q.weight") && stdout.contains("rotated+equalised"));
+    // A tensor that is not there, or not a matrix: exit 2.
+    for bad in ["blk.99.ffn_down.weight", "blk.0.attn_norm.weight"] {
+        let (code, _, stderr) = run(&["quantize", "--model", model, "--tensor", bad]);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+    }
+}
+
+#[test]
+fn generate_with_int8_names_its_scheme() {
+    let Some(model) = model() else { return };
+    let (code, _, stderr) = run(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--backend",
+        "int8",
+        "--prompt",
+        "Hi",
+        "--max-tokens",
+        "2",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "weights per-row, activations per-block-16, clip absmax, rotate on, equalize on"
+        ),
+        "{stderr}"
+    );
+}

@@ -27,6 +27,19 @@ pub trait PreparedWeight: Send + Sync {
     fn size_bytes(&self) -> usize;
 }
 
+/// Weight rewrites a model loader applies before [`Backend::prepare`] when a backend asks for
+/// them ([`Backend::load_transforms`]). Each leaves the model's function unchanged in real
+/// arithmetic; they only move range between tensors so that quantization scales fit better.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LoadTransforms {
+    /// Rotate the residual stream by an orthogonal matrix (norm gains folded into the matrices
+    /// they feed, the embedding rotated per token): outlier channels are spread over all.
+    pub rotate: bool,
+    /// Equalise per-channel ranges between each matrix and the operation producing its input
+    /// (an RMSNorm gain, the rows of the producing matrix).
+    pub equalize: bool,
+}
+
 /// The operations a NanoTensor backend provides.
 ///
 /// Every method is a contract on the maths, the shapes and the errors; the conformance harness
@@ -260,6 +273,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The backend's preparation behind [`Backend::prepare`]: `w` is a finite, non-empty
     /// `[out_features, in_features]` matrix (`shape`).
     fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>>;
+
+    /// The rewrites a model loader should apply to the weights before [`Backend::prepare`]
+    /// ([`LoadTransforms`]): each is exact in real arithmetic, and a backend that quantizes
+    /// asks for those that help its scales. The default is none.
+    fn load_transforms(&self) -> LoadTransforms {
+        LoadTransforms::default()
+    }
 
     /// A linear layer `y = x·Wᵀ` with a prepared weight.
     ///

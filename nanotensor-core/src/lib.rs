@@ -8,7 +8,8 @@
 //!   `nanotensor-backends` implement; it validates every call before the backend's code runs;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
-//! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report;
+//! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report; [`clip`]: how a
+//!   group's range is chosen (largest magnitude or MSE-optimal);
 //! - [`Error`]: one error type for the whole engine; every public operation returns [`Result`].
 //!
 //! Model files, tokenizers and architectures live in `nanotensor-models`; the `nanotensor` crate
@@ -26,6 +27,7 @@
 
 pub mod attention;
 pub mod backend;
+pub mod clip;
 pub mod element;
 pub mod error;
 pub mod memory;
@@ -38,7 +40,8 @@ pub mod tensor;
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
 };
-pub use backend::{Backend, PreparedWeight};
+pub use backend::{Backend, LoadTransforms, PreparedWeight};
+pub use clip::Clip;
 pub use element::{DType, Element};
 pub use error::{Error, Result};
 pub use quant::{Granularity, QTensor, QuantReport};

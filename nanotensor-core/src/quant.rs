@@ -35,6 +35,7 @@
 //! keeps one scale per row of the last axis (`n + 4·rows` bytes): for a weight `W[out, in]` that is
 //! one scale per output channel, which protects the other rows from an outlier row.
 
+use crate::clip::Clip;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -143,6 +144,19 @@ impl QTensor {
         Self::quantize_slice(x.as_slice(), x.shape(), granularity)
     }
 
+    /// [`QTensor::quantize`] with each group's range chosen by `clip` ([`Clip::AbsMax`] is
+    /// [`QTensor::quantize`]; [`Clip::Mse`] clamps the values beyond its threshold).
+    ///
+    /// # Errors
+    /// Those of [`QTensor::quantize`].
+    pub fn quantize_clipped<T: Element>(
+        x: &Tensor<T>,
+        granularity: Granularity,
+        clip: Clip,
+    ) -> Result<Self> {
+        Self::quantize_slice_clipped(x.as_slice(), x.shape(), granularity, clip)
+    }
+
     /// [`QTensor::quantize`] for a row-major slice with a shape.
     // Sizes come from the caller's (possibly a file's) shape: no unchecked arithmetic.
     #[deny(clippy::arithmetic_side_effects)]
@@ -150,6 +164,21 @@ impl QTensor {
         data: &[T],
         shape: &[usize],
         granularity: Granularity,
+    ) -> Result<Self> {
+        Self::quantize_slice_clipped(data, shape, granularity, Clip::AbsMax)
+    }
+
+    /// [`QTensor::quantize_clipped`] for a row-major slice with a shape.
+    ///
+    /// # Errors
+    /// Those of [`QTensor::quantize`].
+    // Sizes come from the caller's (possibly a file's) shape: no unchecked arithmetic.
+    #[deny(clippy::arithmetic_side_effects)]
+    pub fn quantize_slice_clipped<T: Element>(
+        data: &[T],
+        shape: &[usize],
+        granularity: Granularity,
+        clip: Clip,
     ) -> Result<Self> {
         const OP: &str = "quantize";
         let n = crate::shape::numel(OP, shape)?;
@@ -200,7 +229,7 @@ impl QTensor {
         // `group` is a nonzero dimension (or the nonzero element count): checked non-empty above.
         let mut scales = Vec::with_capacity(n.checked_div(group).unwrap_or(0));
         for (src, dst) in xs.chunks(group).zip(codes.chunks_mut(group)) {
-            let scale = scale_for_max_abs(max_abs(src));
+            let scale = clip.scale(src);
             quantize_with_scale(src, scale, dst);
             scales.push(scale);
         }
@@ -367,30 +396,36 @@ impl QuantReport {
     /// # Errors
     /// [`Error::ShapeMismatch`] when the shapes differ.
     pub fn measure<T: Element>(original: &Tensor<T>, q: &QTensor) -> Result<Self> {
-        if original.shape() != q.shape() {
-            return Err(Error::mismatch(
-                "quant report",
-                original.shape(),
-                q.shape(),
-                "the report compares a tensor with its own quantization",
-            ));
-        }
-        let group = q.group_len();
-        let (mut err2, mut sig2, mut max_abs_error) = (0.0f64, 0.0f64, 0.0f64);
-        for ((xs, qs), &s) in original
-            .as_slice()
-            .chunks(group)
-            .zip(q.codes().chunks(group))
-            .zip(q.scales())
-        {
-            for (x, &c) in xs.iter().zip(qs) {
-                let x = x.as_f64();
-                let xh = (s * c as f32) as f64;
-                let e = x - xh;
-                err2 += e * e;
-                sig2 += x * x;
-                max_abs_error = max_abs_error.max(e.abs());
+        Self::compare(original, &q.dequantize::<f64>()?, q)
+    }
+
+    /// Measures a reconstruction `restored` of `original` (e.g. `q` dequantized and mapped back
+    /// from an equalised space) with `q`'s granularity and bytes (errors computed in f64).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the shapes differ.
+    pub fn compare<T: Element, U: Element>(
+        original: &Tensor<T>,
+        restored: &Tensor<U>,
+        q: &QTensor,
+    ) -> Result<Self> {
+        for other in [restored.shape(), q.shape()] {
+            if original.shape() != other {
+                return Err(Error::mismatch(
+                    "quant report",
+                    original.shape(),
+                    other,
+                    "the report compares a tensor with its own quantization",
+                ));
             }
+        }
+        let (mut err2, mut sig2, mut max_abs_error) = (0.0f64, 0.0f64, 0.0f64);
+        for (x, xh) in original.as_slice().iter().zip(restored.as_slice()) {
+            let x = x.as_f64();
+            let e = x - xh.as_f64();
+            err2 += e * e;
+            sig2 += x * x;
+            max_abs_error = max_abs_error.max(e.abs());
         }
         let nmse = if sig2 == 0.0 { 0.0 } else { err2 / sig2 };
         let sqnr_db = if err2 == 0.0 {

@@ -289,6 +289,10 @@ pub struct BuildInfo {
     pub version: String,
     /// Backends compiled in, in chart order.
     pub backends: Vec<String>,
+    /// Each backend's settings at the page's defaults as one line (e.g. int8's scheme:
+    /// `weights per-row, activations per-block-16, clip absmax, equalize off`); empty for a
+    /// backend without settings. Same order as `backends`.
+    pub settings: Vec<String>,
     /// Whether the module was compiled with WebAssembly SIMD (simd128).
     pub simd128: bool,
     /// Whether it was compiled with relaxed SIMD too (fused multiply-add in the f32 kernel).
@@ -304,6 +308,16 @@ pub fn build_info() -> BuildInfo {
         backends: BackendKind::compiled()
             .into_iter()
             .map(|k| k.name().to_string())
+            .collect(),
+        settings: BackendKind::compiled()
+            .into_iter()
+            .map(|k| {
+                k.settings(&BackendOptions::default())
+                    .iter()
+                    .map(|(key, v)| format!("{key} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .collect(),
         simd128: cfg!(target_feature = "simd128"),
         relaxed_simd: cfg!(target_feature = "relaxed-simd"),

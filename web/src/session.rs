@@ -134,8 +134,9 @@ impl std::fmt::Debug for ModelSession {
 
 impl ModelSession {
     /// Parses `bytes` as GGUF and prepares every weight for `backend` (`blocked`: f32 packed
-    /// panels; `int8`: int8 weights with the backend's default scales, one per weight tensor,
-    /// and activations quantized with one scale per call; `naive`: f32 as stored).
+    /// panels; `int8`: int8 weights with the backend's default scheme, the same as the CLI's —
+    /// one scale per weight row, activations quantized per call with one scale per 16 values;
+    /// `naive`: f32 as stored). The info text names the scheme.
     ///
     /// # Errors
     /// Not a GGUF file, a truncated one, an architecture or element type the library does not
@@ -166,7 +167,7 @@ impl ModelSession {
             "{name} · {arch} · {params} parameters · file {file_mib:.1} MiB ({types})\n\
              {layers} layers · dim {dim} · {heads} heads / {kv} KV heads of {hd} · FFN {ffn} · \
              vocab {vocab} · context {ctx}\n\
-             weights in memory ({backend_name}): {w_mib:.1} MiB · tokenizer: {merges} merges",
+             weights in memory ({backend_name}{scheme}): {w_mib:.1} MiB · tokenizer: {merges} merges",
             arch = summary.architecture.as_deref().unwrap_or("?"),
             params = nanotensor::gguf::thousands(summary.n_params),
             file_mib = summary.file_bytes as f64 / 1048576.0,
@@ -181,6 +182,15 @@ impl ModelSession {
             ctx = cfg.context_length,
             w_mib = weights_bytes as f64 / 1048576.0,
             merges = tokenizer.merge_count(),
+            scheme = {
+                let settings = kind.settings(&opts);
+                if settings.is_empty() {
+                    String::new()
+                } else {
+                    let s: Vec<String> = settings.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    format!(": {}", s.join(", "))
+                }
+            },
         );
         Ok(ModelSession {
             info: ModelInfo {

@@ -285,6 +285,12 @@ async function main() {
         } else {
           // int8 activations move the logits slightly (fixture README): the first token at least.
           assert.equal(ids[0], kase.f32_token_ids[0]);
+          // The page runs int8 with the library's default scheme and says so, in the backend
+          // choice and in the model summary.
+          const label = await page.$eval('#model-backend option[value=int8]', (o) => o.textContent);
+          const summary = await page.textContent('#model-summary');
+          assert.match(label, /weights per-row, activations per-block-16/);
+          assert.match(summary, /int8: weights per-row, activations per-block-16, clip absmax, rotate on, equalize on/);
         }
       });
     }

@@ -35,11 +35,13 @@ pub mod quantize;
 use std::borrow::Cow;
 
 use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
-use nanotensor_core::{Backend, Element, Error, Granularity, PreparedWeight, Result, Tensor};
+use nanotensor_core::{
+    Backend, Clip, Element, Error, Granularity, LoadTransforms, PreparedWeight, Result, Tensor,
+};
 
 use crate::blocked::float_ops;
 use crate::blocked::kernel::F32Kernel;
-use crate::scales::ActGranularity;
+use crate::scales::{ActGranularity, Int8Options};
 use crate::threads::Pool;
 use gemm::ColScales;
 use kernel::{Kernel, KernelKind, K_MAX};
@@ -62,6 +64,9 @@ pub struct Int8Backend {
     level: Level,
     activations: ActGranularity,
     weights: Granularity,
+    clip: Clip,
+    rotate: bool,
+    equalize: bool,
     k_chunk: usize,
 }
 
@@ -102,47 +107,52 @@ impl<T: Element> PreparedWeight for Int8Weight<T> {
 }
 
 impl Int8Backend {
-    /// A backend with `threads` workers, the best kernel of this CPU, per-tensor scales.
+    /// A backend with `threads` workers, the best kernel of this CPU and the default scheme
+    /// ([`Int8Options::default`]: per-row weight scales, per-block-16 activation scales).
     ///
     /// # Errors
     /// Zero threads.
     pub fn new(threads: usize) -> Result<Self> {
+        Self::with_options(threads, Int8Options::default())
+    }
+
+    /// A backend with `threads` workers configured by `opts` (scale granularities, clipping,
+    /// equalisation).
+    ///
+    /// # Errors
+    /// Zero threads.
+    pub fn with_options(threads: usize, opts: Int8Options) -> Result<Self> {
         let cpu = crate::cpu::features();
         Ok(Int8Backend {
             pool: Pool::new(threads)?,
             kernel: Kernel::best(cpu),
             f32_kernel: crate::blocked::kernel::detect(),
             level: Level::best(cpu),
-            activations: ActGranularity::PerTensor,
-            weights: Granularity::PerTensor,
+            activations: opts.activations,
+            weights: opts.weights,
+            clip: opts.clip,
+            rotate: opts.rotate,
+            equalize: opts.equalize,
             k_chunk: K_MAX,
         })
     }
 
-    /// A backend with `threads` workers configured by `opts` (scale granularities).
-    ///
-    /// # Errors
-    /// Zero threads.
-    pub fn with_options(threads: usize, opts: crate::scales::Int8Options) -> Result<Self> {
-        Ok(Self::new(threads)?
-            .with_weight_granularity(opts.weights)
-            .with_activation_granularity(opts.activations))
-    }
-
-    /// The accurate preset ([`crate::scales::Int8Options::accurate`]): per-row weight scales,
-    /// per-block-16 activation scales.
+    /// The default scheme ([`Int8Options::accurate`] is [`Int8Options::default`]).
     ///
     /// # Errors
     /// Zero threads.
     pub fn accurate(threads: usize) -> Result<Self> {
-        Self::with_options(threads, crate::scales::Int8Options::accurate())
+        Self::with_options(threads, Int8Options::accurate())
     }
 
     /// The options in force.
-    pub fn options(&self) -> crate::scales::Int8Options {
-        crate::scales::Int8Options {
+    pub fn options(&self) -> Int8Options {
+        Int8Options {
             weights: self.weights,
             activations: self.activations,
+            clip: self.clip,
+            rotate: self.rotate,
+            equalize: self.equalize,
         }
     }
 
@@ -399,6 +409,13 @@ impl Backend for Int8Backend {
         self.pool.threads()
     }
 
+    fn load_transforms(&self) -> LoadTransforms {
+        LoadTransforms {
+            rotate: self.rotate,
+            equalize: self.equalize,
+        }
+    }
+
     fn matmul_impl<T: Element>(
         &self,
         a: &Tensor<T>,
@@ -493,15 +510,33 @@ impl Backend for Int8Backend {
         check_operand("prepare", "weight", self.level, w.as_slice(), &wf)?;
         // The vectorised quantizer: codes bit-identical to `QTensor::quantize` (tested).
         let mut codes = Vec::new();
-        let s = quantize::quantize_rows(
-            self.level,
-            Some(&self.pool),
-            &wf,
-            n,
-            k,
-            self.weights,
-            &mut codes,
-        );
+        let s = match self.clip {
+            Clip::AbsMax => quantize::quantize_rows(
+                self.level,
+                Some(&self.pool),
+                &wf,
+                n,
+                k,
+                self.weights,
+                &mut codes,
+            ),
+            Clip::Mse => {
+                let scales = match self.weights {
+                    Granularity::PerTensor => vec![Clip::Mse.scale(&wf); n],
+                    Granularity::PerRow => wf.chunks(k).map(|r| Clip::Mse.scale(r)).collect(),
+                };
+                quantize::quantize_rows_with_scales(
+                    self.level,
+                    Some(&self.pool),
+                    &wf,
+                    n,
+                    k,
+                    &scales,
+                    &mut codes,
+                );
+                scales
+            }
+        };
         let nr = self.kernel.nr();
         let packed = PackedB::from_rows(&codes, n, k, nr);
         let scales = match self.weights {

@@ -310,6 +310,22 @@ pub fn quantize_rows(
             return quantize_row_blocks(level, pool, x, rows, k, len.get(), codes, &mut sums);
         }
     };
+    quantize_rows_with_scales(level, pool, x, rows, k, &scales, codes);
+    scales
+}
+
+/// Quantizes `rows` rows of `k` finite values into `codes` (already `rows·k` long) with one
+/// given scale per row; values beyond `127·scale` are clamped (a clipped range).
+pub fn quantize_rows_with_scales(
+    level: Level,
+    pool: Option<&Pool>,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    scales: &[f32],
+    codes: &mut Vec<i8>,
+) {
+    codes.resize(rows * k, 0);
     let threads = pool.map_or(1, Pool::threads).min(rows);
     let per_task = rows.div_ceil(threads);
     let fill = |t: usize, chunk: &mut [i8]| {
@@ -323,7 +339,6 @@ pub fn quantize_rows(
         Some(pool) if threads > 1 => pool.for_each_chunk_mut(codes, per_task * k, fill),
         _ => fill(0, codes),
     }
-    scales
 }
 
 /// [`quantize_rows`] with blocks of `len` values along each row (`codes` already sized to

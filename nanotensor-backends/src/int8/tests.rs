@@ -125,11 +125,13 @@ fn linear_with_prepared_weights_matches_and_is_a_quarter_of_the_bytes() {
     let wt = w.t().unwrap();
     for be in backends() {
         for g in [Granularity::PerTensor, Granularity::PerRow] {
+            // Per-tensor activations: the product below is checked code for code.
             let be = Int8Backend {
                 pool: Pool::new(be.threads()).unwrap(),
                 ..be
             }
-            .with_weight_granularity(g);
+            .with_weight_granularity(g)
+            .with_activation_granularity(Granularity::PerTensor);
             let pw = be.prepare(w.clone()).unwrap();
             let scales = if g == Granularity::PerTensor { 1 } else { n };
             assert_eq!(pw.size_bytes(), n * k + 4 * scales);
@@ -473,4 +475,44 @@ fn per_block_activations_confine_an_outlier_channel() {
         block < NMSE_BOUND && row > 5.0 * block,
         "per-row {row}, per-block {block}"
     );
+}
+
+/// With MSE clipping the prepared codes are `QTensor::quantize_clipped`'s (clamped beyond the
+/// chosen range), and the product is theirs exactly up to the f32 epilogue.
+#[test]
+fn mse_clipped_weights_match_the_core_quantizer() {
+    let (k, n) = (256, 40);
+    // A heavy-tailed weight, where the clip is below max|w|.
+    let mut w = Tensor::<f32>::randn(&[n, k], 0.5, 21).unwrap();
+    for (i, v) in w.as_mut_slice().iter_mut().enumerate() {
+        if i % 101 == 0 {
+            *v *= 9.0;
+        }
+    }
+    for g in [Granularity::PerTensor, Granularity::PerRow] {
+        let opts = crate::scales::Int8Options {
+            weights: g,
+            activations: crate::scales::ActGranularity::PerTensor,
+            clip: nanotensor_core::Clip::Mse,
+            ..crate::scales::Int8Options::default()
+        };
+        let be = Int8Backend::with_options(1, opts).unwrap();
+        let pw = be.prepare(w.clone()).unwrap();
+        let q = QTensor::quantize_clipped(&w, g, nanotensor_core::Clip::Mse).unwrap();
+        let x = Tensor::<f32>::randn(&[3, k], 1.0, 5).unwrap();
+        let dx = QTensor::quantize(&x, Granularity::PerTensor)
+            .unwrap()
+            .dequantize::<f64>()
+            .unwrap();
+        let dw = q.dequantize::<f64>().unwrap().t().unwrap();
+        let want = matmul_f64(&dx, &dw).unwrap();
+        let y = be.linear(&x, &pw).unwrap();
+        let r = compare(y.as_slice(), want.as_slice()).expect("same length");
+        assert!(r.passes(1e-11), "{g:?}: {r:?}");
+        let scale = q.scales()[0];
+        if g == Granularity::PerTensor {
+            let max = w.as_slice().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(127.0 * scale < max, "the clip must be below max|w| here");
+        }
+    }
 }

@@ -11,10 +11,12 @@
 //! one-row pass. Attention reads the KV cache in place through token-major [`Heads`] views.
 
 use crate::gguf::{GgmlType, GgufFile};
+use crate::model::equalize;
 use crate::model::ops::{add_assign, rmsnorm, swiglu};
+use crate::model::rotate::{self, Rotation};
 use crate::model::state::State;
 use nanotensor_core::attention::{AttentionSpec, Heads, HeadsLayout, HeadsMut};
-use nanotensor_core::backend::{Backend, PreparedWeight};
+use nanotensor_core::backend::{Backend, LoadTransforms, PreparedWeight};
 use nanotensor_core::error::{Error, Result};
 use nanotensor_core::tensor::Tensor;
 
@@ -217,6 +219,10 @@ pub struct Llama<B: Backend> {
     output: B::Weight<f32>,
     /// Whether `output` was tied to the token embedding.
     tied_output: bool,
+    /// The rotation of the residual stream, when the backend asked for one
+    /// ([`LoadTransforms::rotate`]): applied to each token's embedding; the matrices and norm
+    /// gains were rewritten at load to match (see [`rotate`]).
+    rotation: Option<Rotation>,
     /// Ids that end a generation, from the file (`tokenizer.ggml.eos_token_id`, and
     /// `tokenizer.ggml.eot_token_id` where the model has an end-of-turn token).
     end_of_generation: Vec<u32>,
@@ -240,6 +246,78 @@ pub enum Logits {
     Last,
     /// Rows `start..rows` (perplexity scores only the second half of a chunk).
     From(usize),
+}
+
+/// The error for a tensor whose shape is not `shape`.
+fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
+    let info = file.tensor(name)?;
+    if info.shape != shape {
+        return Err(Error::format(
+            OP,
+            format!(
+                "tensor `{name}` has shape {:?}, expected {shape:?}",
+                info.shape
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A loader's matrix reader: `(name, rows, cols)` → the checked, dequantized matrix.
+type MatrixReader<'a> = &'a dyn Fn(&str, usize, usize) -> Result<Tensor<f32>>;
+/// A loader's vector reader: `(name, len)` → the checked, dequantized vector.
+type VectorReader<'a> = &'a dyn Fn(&str, usize) -> Result<Vec<f32>>;
+
+/// Block `l`'s gains and matrices through the loader's `dequant(name, rows, cols)` and
+/// `vector(name, len)`, which check the shapes.
+fn block_weights(
+    c: &LlamaConfig,
+    l: usize,
+    dequant: MatrixReader<'_>,
+    vector: VectorReader<'_>,
+) -> Result<equalize::BlockWeights> {
+    let n = |s: &str| format!("blk.{l}.{s}.weight");
+    Ok(equalize::BlockWeights {
+        attn_norm: vector(&n("attn_norm"), c.dim)?,
+        wq: dequant(&n("attn_q"), c.q_dim(), c.dim)?,
+        wk: dequant(&n("attn_k"), c.kv_dim(), c.dim)?,
+        wv: dequant(&n("attn_v"), c.kv_dim(), c.dim)?,
+        wo: dequant(&n("attn_output"), c.dim, c.q_dim())?,
+        ffn_norm: vector(&n("ffn_norm"), c.dim)?,
+        w_gate: dequant(&n("ffn_gate"), c.ffn_dim, c.dim)?,
+        w_up: dequant(&n("ffn_up"), c.ffn_dim, c.dim)?,
+        w_down: dequant(&n("ffn_down"), c.dim, c.ffn_dim)?,
+    })
+}
+
+/// Block `layer`'s norm gains and matrices dequantized to f32, their shapes checked against
+/// `config` (what the loader equalises and prepares; the `quantize` report reads it too).
+///
+/// # Errors
+/// A layer outside the model, missing or misshapen tensors, unsupported element types.
+pub fn load_block(
+    file: &GgufFile,
+    config: &LlamaConfig,
+    layer: usize,
+) -> Result<equalize::BlockWeights> {
+    if layer >= config.n_layers {
+        return Err(Error::invalid_arg(
+            OP,
+            format!(
+                "layer {layer} is outside the model's {} layers",
+                config.n_layers
+            ),
+        ));
+    }
+    let dequant = |name: &str, rows: usize, cols: usize| -> Result<Tensor<f32>> {
+        check_shape(file, name, &[rows, cols])?;
+        file.dequantize(name)
+    };
+    let vector = |name: &str, len: usize| -> Result<Vec<f32>> {
+        check_shape(file, name, &[len])?;
+        Ok(file.dequantize(name)?.to_vec())
+    };
+    block_weights(config, layer, &dequant, &vector)
 }
 
 impl<B: Backend> Llama<B> {
@@ -266,22 +344,28 @@ impl<B: Backend> Llama<B> {
         file: &GgufFile,
         transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
+        let transforms = backend.load_transforms();
+        Self::load_transformed(backend, file, transforms, transform)
+    }
+
+    /// [`Llama::load_with`] with the weight rewrites given explicitly rather than asked for by
+    /// the backend ([`Backend::load_transforms`]): e.g. to check that a rotated, equalised
+    /// model computes what the plain one does on a float backend.
+    ///
+    /// # Errors
+    /// Those of [`Llama::load_with`].
+    pub fn load_transformed(
+        backend: B,
+        file: &GgufFile,
+        transforms: LoadTransforms,
+        transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
+    ) -> Result<Self> {
         let config = LlamaConfig::from_gguf(file)?;
         let c = &config;
-        let check = |name: &str, shape: &[usize]| -> Result<()> {
-            let info = file.tensor(name)?;
-            if info.shape != shape {
-                return Err(Error::format(
-                    OP,
-                    format!(
-                        "tensor `{name}` has shape {:?}, expected {shape:?}",
-                        info.shape
-                    ),
-                ));
-            }
-            Ok(())
-        };
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<B::Weight<f32>> {
+        let check = |name: &str, shape: &[usize]| check_shape(file, name, shape);
+        // Dequantize (and transform) one matrix; prepared separately so that a block's matrices
+        // can be equalised together first.
+        let dequant = |name: &str, rows: usize, cols: usize| -> Result<Tensor<f32>> {
             check(name, &[rows, cols])?;
             let w = transform(name, file.dequantize(name)?)?;
             if w.shape() != [rows, cols] {
@@ -292,7 +376,12 @@ impl<B: Backend> Llama<B> {
                     format!("the load transform changed the shape of `{name}`"),
                 ));
             }
-            backend.prepare(w)
+            Ok(w)
+        };
+        let rotation = if transforms.rotate {
+            Some(Rotation::new(c.dim)?)
+        } else {
+            None
         };
         let vector = |name: &str, len: usize| -> Result<Vec<f32>> {
             check(name, &[len])?;
@@ -311,28 +400,44 @@ impl<B: Backend> Llama<B> {
         let token_embd = file.tensor_data(embd).to_vec();
         let token_embd_row_bytes = embd.row_bytes();
 
+        // One block at a time: at most one block's matrices exist in f32 at any moment.
         let mut blocks = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
-            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            let mut b = block_weights(c, l, &dequant, &vector)?;
+            if let Some(q) = &rotation {
+                b.rotate(q);
+            }
+            if transforms.equalize {
+                b.equalize(c.n_heads, c.n_kv_heads, c.head_dim);
+            }
             blocks.push(Block {
-                attn_norm: vector(&n("attn_norm"), c.dim)?,
-                wq: matrix(&n("attn_q"), c.q_dim(), c.dim)?,
-                wk: matrix(&n("attn_k"), c.kv_dim(), c.dim)?,
-                wv: matrix(&n("attn_v"), c.kv_dim(), c.dim)?,
-                wo: matrix(&n("attn_output"), c.dim, c.q_dim())?,
-                ffn_norm: vector(&n("ffn_norm"), c.dim)?,
-                w_gate: matrix(&n("ffn_gate"), c.ffn_dim, c.dim)?,
-                w_up: matrix(&n("ffn_up"), c.ffn_dim, c.dim)?,
-                w_down: matrix(&n("ffn_down"), c.dim, c.ffn_dim)?,
+                attn_norm: b.attn_norm,
+                wq: backend.prepare(b.wq)?,
+                wk: backend.prepare(b.wk)?,
+                wv: backend.prepare(b.wv)?,
+                wo: backend.prepare(b.wo)?,
+                ffn_norm: b.ffn_norm,
+                w_gate: backend.prepare(b.w_gate)?,
+                w_up: backend.prepare(b.w_up)?,
+                w_down: backend.prepare(b.w_down)?,
             });
         }
-        let output_norm = vector("output_norm.weight", c.dim)?;
+        let mut output_norm = vector("output_norm.weight", c.dim)?;
         let tied_output = file.tensor("output.weight").is_err();
-        let output = if tied_output {
-            matrix("token_embd.weight", c.vocab_size, c.dim)?
+        let mut output = if tied_output {
+            dequant("token_embd.weight", c.vocab_size, c.dim)?
         } else {
-            matrix("output.weight", c.vocab_size, c.dim)?
+            dequant("output.weight", c.vocab_size, c.dim)?
         };
+        // The prepared head is its own copy: the embedding rows keep their stored values.
+        if let Some(q) = &rotation {
+            rotate::fold_gain(&mut output, &output_norm);
+            output_norm.fill(1.0);
+            q.rotate_inputs(&mut output);
+        } else if transforms.equalize {
+            equalize::norm_into_matrices(&mut output_norm, &mut [&mut output]);
+        }
+        let output = backend.prepare(output)?;
         let mut end_of_generation = Vec::new();
         for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
             if file.get(key).is_some() {
@@ -362,6 +467,7 @@ impl<B: Backend> Llama<B> {
             output_norm,
             output,
             tied_output,
+            rotation,
         })
     }
 
@@ -484,6 +590,9 @@ impl<B: Backend> Llama<B> {
                 &self.token_embd[t * rb..(t + 1) * rb],
                 &mut x[r * dim..(r + 1) * dim],
             )?;
+            if let Some(q) = &self.rotation {
+                q.apply(&mut x[r * dim..(r + 1) * dim]);
+            }
         }
 
         // Cache rows `0..pos0` of every layer were scanned for NaN/∞ by the attention call of the

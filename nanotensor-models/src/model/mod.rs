@@ -21,17 +21,19 @@
 //! # Ok(()) }
 //! ```
 
+pub mod equalize;
 pub mod generate;
 pub mod kv_cache;
 pub mod llama;
 pub mod ops;
 pub mod perplexity;
+pub mod rotate;
 pub mod sampler;
 pub mod state;
 
 pub use generate::{generate, GenerateOptions, GenerateStats, Generation, StopAt};
 pub use kv_cache::KvCache;
-pub use llama::{Llama, LlamaConfig, Logits};
+pub use llama::{load_block, Llama, LlamaConfig, Logits};
 pub use perplexity::{perplexity, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
 pub use state::State;
