@@ -22,12 +22,18 @@ pub(super) fn q2_k(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
         let (qs, dm) = rest.split_at(64);
         let d = f16_scale(i, "d", [dm[0], dm[1]])?;
         let dmin = f16_scale(i, "dmin", [dm[2], dm[3]])?;
-        for (n, x) in y.iter_mut().enumerate() {
-            let sc = scales[n / 16];
-            let q = (qs[32 * (n / 128) + n % 32] >> (2 * ((n % 128) / 32))) & 3;
-            let dl = d * f32::from(sc & 0x0F);
-            let ml = dmin * f32::from(sc >> 4);
-            *x = dl * f32::from(q) - ml;
+        // Group g of 32 values: bits 2·(g%4) of the 32 bytes qs[32·(g/4)..].
+        for (g, yg) in y.chunks_exact_mut(32).enumerate() {
+            let q = &qs[32 * (g / 4)..][..32];
+            let shift = 2 * (g % 4);
+            for (h, (ys, q)) in yg.chunks_exact_mut(16).zip(q.chunks_exact(16)).enumerate() {
+                let sc = scales[2 * g + h];
+                let dl = d * f32::from(sc & 0x0F);
+                let ml = dmin * f32::from(sc >> 4);
+                for (x, &q) in ys.iter_mut().zip(q) {
+                    *x = dl * f32::from((q >> shift) & 3) - ml;
+                }
+            }
         }
     }
     Ok(())
@@ -48,11 +54,19 @@ pub(super) fn q3_k(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
             let hi = (sb[8 + j % 4] >> (2 * (j / 4))) & 3;
             *dl = d * f32::from(i16::from(lo | (hi << 4)) - 32);
         }
-        for (n, x) in y.iter_mut().enumerate() {
-            let low = (qs[32 * (n / 128) + n % 32] >> (2 * ((n % 128) / 32))) & 3;
-            let high_set = (hmask[n % 32] >> (n / 32)) & 1 == 1;
-            let q = i16::from(low) - if high_set { 0 } else { 4 };
-            *x = dl[n / 16] * f32::from(q);
+        // Group g of 32 values: low bits as Q2_K, high bit g of the 32 hmask bytes.
+        for (g, yg) in y.chunks_exact_mut(32).enumerate() {
+            let q = &qs[32 * (g / 4)..][..32];
+            let shift = 2 * (g % 4);
+            let parts = yg.chunks_exact_mut(16).zip(q.chunks_exact(16));
+            for (h, ((ys, q), m)) in parts.zip(hmask.chunks_exact(16)).enumerate() {
+                let dl = dl[2 * g + h];
+                for ((x, &q), &m) in ys.iter_mut().zip(q).zip(m) {
+                    let low = i16::from((q >> shift) & 3);
+                    let high_set = (m >> g) & 1 == 1;
+                    *x = dl * f32::from(low - if high_set { 0 } else { 4 });
+                }
+            }
         }
     }
     Ok(())
@@ -71,7 +85,8 @@ fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
-/// Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and minimums; `qh` adds the fifth bit.
+/// Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and minimums; Q5_K's `qh` adds the
+/// fifth bit.
 fn q45_k<const N: usize>(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
     let (blocks, _) = bytes.as_chunks::<N>();
     let (ys, _) = out.as_chunks_mut::<QK_K>();
@@ -81,17 +96,22 @@ fn q45_k<const N: usize>(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> 
         let (scales, rest) = b[4..].split_at(12);
         // Q5_K has 32 bytes of fifth bits before the nibbles; Q4_K has none.
         let (qh, qs) = rest.split_at(N - 16 - QK_K / 2);
+        // Sub-block j: nibble j%2 of the 32 bytes qs[32·(j/2)..], fifth bit j of qh.
         for (j, sub) in y.chunks_exact_mut(32).enumerate() {
             let (sc, m) = scale_min_k4(j, scales);
             let dl = d * f32::from(sc);
             let ml = dmin * f32::from(m);
-            for (l, x) in sub.iter_mut().enumerate() {
-                let n = 32 * j + l;
-                let mut q = (qs[32 * (n / 64) + l] >> (4 * ((n % 64) / 32))) & 0x0F;
-                if let Some(h) = qh.get(l) {
-                    q |= ((h >> j) & 1) << 4;
+            let q = &qs[32 * (j / 2)..][..32];
+            let shift = 4 * (j % 2);
+            if qh.is_empty() {
+                for (x, &q) in sub.iter_mut().zip(q) {
+                    *x = dl * f32::from((q >> shift) & 0x0F) - ml;
                 }
-                *x = dl * f32::from(q) - ml;
+            } else {
+                for ((x, &q), &h) in sub.iter_mut().zip(q).zip(qh) {
+                    let q = ((q >> shift) & 0x0F) | (((h >> j) & 1) << 4);
+                    *x = dl * f32::from(q) - ml;
+                }
             }
         }
     }
@@ -117,14 +137,22 @@ pub(super) fn q6_k(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
         let (qh, rest) = rest.split_at(64);
         let (scales, d) = rest.split_at(16);
         let d = f16_scale(i, "d", [d[0], d[1]])?;
-        for (n, x) in y.iter_mut().enumerate() {
-            let (half, p) = (n / 128, n % 128);
-            let byte = ql[64 * half + p % 64];
-            let lo = if p < 64 { byte & 0x0F } else { byte >> 4 };
-            let hi = (qh[32 * half + p % 32] >> (2 * (p / 32))) & 3;
-            let q = i16::from(lo | (hi << 4)) - 32;
-            let s = i8::from_ne_bytes([scales[n / 16]]);
-            *x = (d * f32::from(s)) * f32::from(q);
+        // Group g of 32 values, in half g/4 at position k = g%4 of it: nibble k/2 of the 32
+        // bytes ql[64·(g/4) + 32·(k%2)..], bits 2k..2k+2 of the 32 bytes qh[32·(g/4)..].
+        for (g, yg) in y.chunks_exact_mut(32).enumerate() {
+            let (half, k) = (g / 4, g % 4);
+            let lo = &ql[64 * half + 32 * (k % 2)..][..32];
+            let hi = &qh[32 * half..][..32];
+            let (lo_shift, hi_shift) = (4 * (k / 2), 2 * k);
+            let parts = yg.chunks_exact_mut(16).zip(lo.chunks_exact(16));
+            for (h, ((ys, lo), hi)) in parts.zip(hi.chunks_exact(16)).enumerate() {
+                let s = i8::from_ne_bytes([scales[2 * g + h]]);
+                let ds = d * f32::from(s);
+                for ((x, &lo), &hi) in ys.iter_mut().zip(lo).zip(hi) {
+                    let q = ((lo >> lo_shift) & 0x0F) | (((hi >> hi_shift) & 3) << 4);
+                    *x = ds * f32::from(i16::from(q) - 32);
+                }
+            }
         }
     }
     Ok(())

@@ -43,14 +43,15 @@ pub(super) fn q4_1(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
     Ok(())
 }
 
-/// The 5-bit quants of a Q5 block: low nibbles from `qs`, fifth bits from `qh`.
+/// Calls `each(x_j, x_{j+16}, q_j, q_{j+16})` with the 5-bit quants of a Q5 block: low nibbles
+/// from `qs`, fifth bits from `qh`.
 #[inline]
-fn five_bit(qh: [u8; 4], qs: &[u8], mut each: impl FnMut(usize, u8)) {
+fn five_bit(y: &mut [f32; QK], qh: [u8; 4], qs: &[u8], each: impl Fn(&mut f32, &mut f32, u8, u8)) {
     let qh = u32::from_le_bytes(qh);
-    for (j, &q) in qs.iter().take(QK / 2).enumerate() {
-        let bit = |k: usize| u8::from((qh >> k) & 1 == 1) << 4;
-        each(j, (q & 0x0F) | bit(j));
-        each(j | 16, (q >> 4) | bit(j | 16));
+    let bit = |k: usize| u8::from((qh >> k) & 1 == 1) << 4;
+    let (lo, hi) = y.split_at_mut(QK / 2);
+    for (j, ((lo, hi), &q)) in lo.iter_mut().zip(hi).zip(qs).enumerate() {
+        each(lo, hi, (q & 0x0F) | bit(j), (q >> 4) | bit(j | 16));
     }
 }
 
@@ -60,8 +61,9 @@ pub(super) fn q5_0(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
     let (ys, _) = out.as_chunks_mut::<QK>();
     for (i, (b, y)) in blocks.iter().zip(ys).enumerate() {
         let d = f16_scale(i, "d", [b[0], b[1]])?;
-        five_bit([b[2], b[3], b[4], b[5]], &b[6..], |j, q| {
-            y[j] = d * (f32::from(q) - 16.0);
+        five_bit(y, [b[2], b[3], b[4], b[5]], &b[6..], |lo, hi, q0, q1| {
+            *lo = d * (f32::from(q0) - 16.0);
+            *hi = d * (f32::from(q1) - 16.0);
         });
     }
     Ok(())
@@ -74,8 +76,9 @@ pub(super) fn q5_1(bytes: &[u8], out: &mut [f32]) -> Result<(), BadBlock> {
     for (i, (b, y)) in blocks.iter().zip(ys).enumerate() {
         let d = f16_scale(i, "d", [b[0], b[1]])?;
         let m = f16_scale(i, "m", [b[2], b[3]])?;
-        five_bit([b[4], b[5], b[6], b[7]], &b[8..], |j, q| {
-            y[j] = d * f32::from(q) + m;
+        five_bit(y, [b[4], b[5], b[6], b[7]], &b[8..], |lo, hi, q0, q1| {
+            *lo = d * f32::from(q0) + m;
+            *hi = d * f32::from(q1) + m;
         });
     }
     Ok(())
