@@ -1,4 +1,5 @@
-//! Times the tokenizer of the SmolLM2 model on a text file (default: the GPL-3 text that
+//! Times the tokenizer of a model (SmolLM2 by default; `NANOTENSOR_MODEL=models/gemma-3-270m-q4_k_m.gguf`
+//! for Gemma 3's SentencePiece vocabulary) on a text file (default: the GPL-3 text that
 //! `ppl.json` uses): loading from the GGUF, `encode`, and `decode`, as medians over repeated runs.
 //!
 //! ```text
