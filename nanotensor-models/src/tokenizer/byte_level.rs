@@ -30,8 +30,9 @@ use nanotensor_core::{Error, Result};
 #[derive(Clone)]
 pub struct BpeTokenizer {
     pub(super) vocab: Vocab,
-    /// Token of each single byte, or [`NO_TOKEN`].
-    byte_token: [u32; 256],
+    /// Token of each single byte, or [`NO_TOKEN`] (boxed to keep [`super::Tokenizer`]'s
+    /// variants small).
+    byte_token: Box<[u32; 256]>,
     merges: MergeTable,
     pre: PreTokenizer,
 }
@@ -80,7 +81,7 @@ impl BpeTokenizer {
             token_bytes_of(&map, id, text, ty)
         })?;
         let ids = &vocab.ids;
-        let mut byte_token = [NO_TOKEN; 256];
+        let mut byte_token = Box::new([NO_TOKEN; 256]);
         let mut buf = [0u8; 4];
         for b in 0..=255u8 {
             let spelled: &str = map.char_of(b).encode_utf8(&mut buf);

@@ -70,8 +70,9 @@ pub struct SpmTokenizer {
     pub(super) vocab: Vocab,
     /// Score of each token: a merge that produces a higher-scoring token goes first.
     scores: Vec<f32>,
-    /// Token that stands for each byte in the byte fallback, if any.
-    byte_token: [Option<u32>; 256],
+    /// Token that stands for each byte in the byte fallback, if any (boxed, as in
+    /// [`super::BpeTokenizer`], to keep [`super::Tokenizer`]'s variants small).
+    byte_token: Box<[Option<u32>; 256]>,
     unk: Option<u32>,
     add_space_prefix: bool,
 }
@@ -174,7 +175,7 @@ impl SpmTokenizer {
 
         // llama.cpp's byte_to_token: `<0xHH>` (upper-case hex) first, then the byte itself as a
         // one-byte string.
-        let mut byte_token = [None; 256];
+        let mut byte_token = Box::new([None; 256]);
         let mut buf = [0u8; 4];
         for (b, slot) in (0..=255u8).zip(byte_token.iter_mut()) {
             *slot = vocab.ids.get(format!("<0x{b:02X}>").as_str()).copied();
