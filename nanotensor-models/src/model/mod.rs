@@ -32,7 +32,7 @@ pub mod sampler;
 pub mod state;
 
 pub use generate::{generate, GenerateOptions, GenerateStats, Generation, StopAt};
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, SlidingKvCache};
 pub use llama::{load_block, Llama, LlamaConfig, Logits};
 pub use perplexity::{perplexity, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
