@@ -97,6 +97,7 @@ mkdir -p "$cache"
 # (-mno-amx-*, the rest of -march=native stays) and the build directory says so.
 amx_flags=""
 amx_tag=""
+amx_note="AMX kernels as -march=native gives them"
 if grep -qw amx_tile /proc/cpuinfo; then
     probe_dir="$cache/amx-probe"
     mkdir -p "$probe_dir"
@@ -124,6 +125,7 @@ CEOF
     if [[ "$amx_rc" != 0 ]]; then
         amx_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
         amx_tag="-noamx"
+        amx_note="AMX kernels compiled out: AMX faults on this machine"
         echo "note: this CPU lists AMX but its tile instructions fail here (probe status" \
             "$amx_rc); llama.cpp is built without its AMX kernels" >&2
     fi
@@ -292,5 +294,5 @@ python3 scripts/bench_vs_llamacpp.py --runs "$runs" --out "$cache/results/$stamp
     --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
     --commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     --llama-cpp-python "$LLAMA_CPP_PYTHON_VERSION" --rounds "$ROUNDS" --threads "$THREADS" \
-    --llama-env "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, AMX kernels ${amx_tag:+compiled out}${amx_tag:-as native}" \
+    --llama-env "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, $amx_note" \
     --pairs "${pairs[*]}"

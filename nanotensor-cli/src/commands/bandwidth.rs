@@ -11,7 +11,7 @@ use crate::output::{parse_bytes, print_json};
 
 /// The library's default buffer ([`nanotensor_backends::bandwidth::DEFAULT_BYTES`]) as a
 /// flag's default text.
-pub const DEFAULT_PROBE_BYTES_TEXT: &str = "512MiB";
+pub const DEFAULT_PROBE_BYTES_TEXT: &str = "1GiB";
 
 /// Arguments of `nanotensor bandwidth`.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,7 +19,7 @@ pub struct Args {
     /// Threads reading the buffer (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Buffer size (e.g. 512MiB, 1G); it must be much larger than the last-level cache.
+    /// Buffer size (e.g. 1GiB, 2G); it must be much larger than the last-level cache.
     #[arg(long, value_parser = parse_bytes, default_value = DEFAULT_PROBE_BYTES_TEXT)]
     pub bytes: u64,
     /// Timed passes over the buffer; the fastest is reported.

@@ -12,8 +12,10 @@
 //! of the decode steps (`prompt + (decode + 1) / 2` positions). `decode_gb_per_s` is that times
 //! the decode tok/s (decimal GB/s); `read_bandwidth_gb_per_s` is the machine's read bandwidth at
 //! the same thread count, measured in the same run by the probe of `nanotensor bandwidth`
-//! (skipped with `--no-bandwidth-probe`); `decode_bandwidth_fraction` is their ratio. With the
-//! cache off a step is a batched pass over the whole prefix, so these fields are null.
+//! (skipped with `--no-bandwidth-probe`); `decode_bandwidth_fraction` is their ratio, which
+//! exceeds 1 when part of the weights stays in the last-level cache between steps (weights not
+//! much larger than that cache). With the cache off a step is a batched pass over the whole
+//! prefix, so these fields are null.
 
 use std::path::PathBuf;
 
