@@ -17,10 +17,15 @@
 //! - `blocked` or `int8`: `cpu`, the one detection of the CPU's instruction-set extensions
 //!   that every SIMD path above decides from.
 //!
+//! - every feature, native targets: [`bandwidth`], a STREAM-like probe of the memory read
+//!   bandwidth, the limit a decode step runs against.
+//!
 //! [`select`] picks a backend by name at run time (`--backend`); [`prelude`] holds the backends
 //! compiled in and `DefaultBackend`, the fastest of them. (Backend types are named here without
 //! links: each exists only in a build with its feature.)
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bandwidth;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod blocked;
 #[cfg(any(feature = "blocked", feature = "int8"))]

@@ -30,6 +30,9 @@ enum Command {
     Perplexity(commands::perplexity::Args),
     /// Prefill and decode speed of the model per backend, KV cache on and off.
     BenchModel(commands::bench_model::Args),
+    /// Memory read bandwidth at a thread count (a STREAM-like sum over a large buffer): the
+    /// limit of a decode step, which streams every weight once.
+    Bandwidth(commands::bandwidth::Args),
     /// Describe a GGUF model: architecture, hyperparameters, tensors, tokenizer.
     Info(commands::info::Args),
     /// Turn text into token ids with the model's tokenizer.
@@ -98,6 +101,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::BenchModel(args) => commands::bench_model::run(args),
+        Command::Bandwidth(args) => commands::bandwidth::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Quantize(args) => commands::quantize::run(args),

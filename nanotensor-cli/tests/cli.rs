@@ -539,3 +539,44 @@ fn info_lists_every_ggml_type_by_name() {
         assert!(text.contains(name), "{name} not in:\n{text}");
     }
 }
+
+#[test]
+fn bandwidth_reports_a_finite_positive_rate_and_refuses_bad_input() {
+    // A small buffer: a shape check of the report, not a timing claim.
+    let out = nanotensor(&[
+        "bandwidth",
+        "--bytes",
+        "4MiB",
+        "--threads",
+        "2",
+        "--passes",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["bytes"], 4 << 20);
+    assert_eq!(v["passes"], 2);
+    let gb = v["read_bandwidth_gb_per_s"].as_f64().unwrap();
+    assert!(gb.is_finite() && gb > 0.0, "{v}");
+    assert!(v["best_seconds"].as_f64().unwrap() > 0.0, "{v}");
+
+    for (args, needle) in [
+        (&["bandwidth", "--threads", "0"][..], "threads"),
+        (&["bandwidth", "--passes", "0"][..], "passes"),
+        (&["bandwidth", "--bytes", "100T"][..], "budget"),
+        (&["bandwidth", "--bytes", "lots"][..], "byte count"),
+        (&["bench-model", "--probe-bytes", "100T"][..], "budget"),
+    ] {
+        let out = nanotensor(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.to_lowercase().contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

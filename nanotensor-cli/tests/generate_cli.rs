@@ -263,6 +263,10 @@ fn perplexity_and_bench_model_json() {
         "--json",
         "--backend",
         "naive",
+        "--warmup",
+        "1",
+        "--probe-bytes",
+        "8MiB",
     ]));
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 2, "{v}");
@@ -271,4 +275,54 @@ fn perplexity_and_bench_model_json() {
         assert!(r["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
     }
     assert!(v["kv_off_over_on_decode_time"]["naive"].as_f64().is_some());
+    // Decode traffic (cache on only): bytes/step × steps/s, against the probe at 1 thread.
+    let on = results.iter().find(|r| r["kv_cache"] == true).unwrap();
+    let bytes = on["decode_bytes_per_token"].as_f64().unwrap();
+    assert!(bytes > on["kv_cache_bytes"].as_f64().unwrap(), "{on}");
+    let gb = on["decode_gb_per_s"].as_f64().unwrap();
+    let tok_s = on["decode_tokens_per_s"].as_f64().unwrap();
+    assert!((gb - bytes * tok_s / 1e9).abs() <= 1e-9 * gb, "{on}");
+    let bw = on["read_bandwidth_gb_per_s"].as_f64().unwrap();
+    assert!(bw.is_finite() && bw > 0.0, "{on}");
+    let fraction = on["decode_bandwidth_fraction"].as_f64().unwrap();
+    assert!((fraction - gb / bw).abs() <= 1e-9 * fraction, "{on}");
+    let probes = v["bandwidth_probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 1, "{v}");
+    assert_eq!(
+        (probes[0]["threads"].as_u64(), probes[0]["bytes"].as_u64()),
+        (Some(1), Some(8 << 20))
+    );
+    let off = results.iter().find(|r| r["kv_cache"] == false).unwrap();
+    for key in [
+        "decode_bytes_per_token",
+        "decode_gb_per_s",
+        "read_bandwidth_gb_per_s",
+        "decode_bandwidth_fraction",
+    ] {
+        assert!(off[key].is_null(), "{key} in {off}");
+    }
+
+    // Without the probe: the traffic stays, the bandwidth fields are null.
+    let v = json(&nanotensor(&[
+        "bench-model",
+        "--prompt-tokens",
+        "4",
+        "--decode-tokens",
+        "2",
+        "--kv-cache",
+        "on",
+        "--json",
+        "--backend",
+        "naive",
+        "--no-bandwidth-probe",
+    ]));
+    let r = &v["results"][0];
+    assert!(r["decode_bytes_per_token"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["read_bandwidth_gb_per_s"].is_null(), "{r}");
+    assert!(r["decode_bandwidth_fraction"].is_null(), "{r}");
+    assert_eq!(
+        v["bandwidth_probes"].as_array().map(Vec::len),
+        Some(0),
+        "{v}"
+    );
 }

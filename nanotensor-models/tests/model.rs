@@ -12,7 +12,7 @@
 //! `scripts/test`, hence CI, does): then it fails.
 
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
-use nanotensor_core::{Backend, LoadTransforms, Result};
+use nanotensor_core::{Backend, LoadTransforms, PreparedWeight, Result};
 use nanotensor_models::gguf::GgufFile;
 use nanotensor_models::model::{
     generate, perplexity, GenerateOptions, Llama, Logits, PerplexityReport,
@@ -365,4 +365,89 @@ fn int8_per_tensor_scheme_is_within_3_percent() {
         "the rewrites should be what makes per-tensor scales work ({:+.2}%)",
         100.0 * rel_plain
     );
+}
+
+/// `Llama::decode_bytes_per_token` and, computed here independently for the same steps: the
+/// matrices prepared one by one straight from the file, plus the K/V rows read.
+struct DecodeBytes<'a> {
+    file: &'a GgufFile,
+    /// `(prompt_tokens, decode_tokens)` pairs to evaluate.
+    cases: &'a [(usize, usize)],
+}
+
+impl BackendVisitor for DecodeBytes<'_> {
+    type Output = Vec<(f64, f64)>;
+    fn visit<B: Backend>(self, backend: B) -> Result<Vec<(f64, f64)>> {
+        let f = self.file;
+        let layers = f.get_usize("llama.block_count")?;
+        let kv_heads = f.get_usize("llama.attention.head_count_kv")?;
+        let head_dim =
+            f.get_usize("llama.embedding_length")? / f.get_usize("llama.attention.head_count")?;
+        // Every matrix a decode step multiplies by: the block projections and the LM head
+        // (the token embedding when the file ties them, as SmolLM2 does).
+        let projections = [
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_output",
+            "ffn_gate",
+            "ffn_up",
+            "ffn_down",
+        ];
+        let mut names: Vec<String> = f
+            .tensors()
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| {
+                n.starts_with("blk.")
+                    && projections
+                        .iter()
+                        .any(|p| n.ends_with(&format!(".{p}.weight")))
+            })
+            .collect();
+        assert_eq!(names.len(), 7 * layers);
+        let head = if f.tensor("output.weight").is_ok() {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
+        names.push(head.to_string());
+        let mut prepared = 0usize;
+        for name in &names {
+            prepared += backend.prepare(f.dequantize(name)?)?.size_bytes();
+        }
+        let model = Llama::load(backend, f)?;
+        Ok(self
+            .cases
+            .iter()
+            .map(|&(p, d)| {
+                // Decode step i (0-based) appends position p + i and attends over p + i + 1
+                // rows of K and of V in every layer, 4 bytes a value.
+                let rows: usize = (0..d).map(|i| p + i + 1).sum();
+                let kv_total = layers * 2 * rows * kv_heads * head_dim * 4;
+                let want = prepared as f64 + kv_total as f64 / d as f64;
+                (model.decode_bytes_per_token(p, d), want)
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn decode_bytes_are_the_prepared_matrices_plus_the_kv_rows_read() {
+    let Some(file) = model_file() else { return };
+    let cases = [(128, 64), (5, 3), (1, 1)];
+    for kind in BackendKind::compiled() {
+        let got = with_backend(
+            kind,
+            BackendOptions::default(),
+            DecodeBytes {
+                file: &file,
+                cases: &cases,
+            },
+        )
+        .unwrap();
+        for (&(p, d), (model, want)) in cases.iter().zip(got) {
+            assert_eq!(model, want, "{kind}: prompt {p}, decode {d}");
+        }
+    }
 }

@@ -4,6 +4,18 @@
 //! Prefill: one batched pass over a `--prompt-tokens` prompt (default 128, llama-bench's `pp128`).
 //! Decode: `--decode-tokens` steps after it (default 64), greedy, never stopping at EOS. With the
 //! cache off every decode step reruns the whole prefix, so its tok/s falls as the sequence grows.
+//!
+//! Decode against the memory-bandwidth limit (KV cache on): a decode step multiplies one row by
+//! every matrix, so it streams all of them from memory. `decode_bytes_per_token` is what one step
+//! reads ([`Llama::decode_bytes_per_token`]): the prepared size of every matrix (the block
+//! projections and the LM head) plus the K and V rows attended to, at the average cache length
+//! of the decode steps (`prompt + (decode + 1) / 2` positions). `decode_gb_per_s` is that times
+//! the decode tok/s (decimal GB/s); `read_bandwidth_gb_per_s` is the machine's read bandwidth at
+//! the same thread count, measured in the same run by the probe of `nanotensor bandwidth`
+//! (skipped with `--no-bandwidth-probe`); `decode_bandwidth_fraction` is their ratio, which
+//! exceeds 1 when part of the weights stays in the last-level cache between steps (weights not
+//! much larger than that cache). With the cache off a step is a batched pass over the whole
+//! prefix, so these fields are null.
 
 use std::path::PathBuf;
 
@@ -12,10 +24,13 @@ use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendKind, BackendVisitor};
 use serde_json::json;
 
+use super::bandwidth::{check_probe_budget, probe, probe_json, DEFAULT_PROBE_BYTES_TEXT};
 use super::model_io::open_model;
 use crate::output::{
-    backend_options, median, print_json, print_table, settings_label, with_all_settings, Int8Args,
+    backend_options, median, parse_bytes, print_json, print_table, settings_label,
+    with_all_settings, Int8Args,
 };
+use nanotensor_backends::bandwidth::{ReadBandwidth, DEFAULT_PASSES};
 
 /// Prompt text for the benchmark, repeated until it fills `--prompt-tokens`.
 const BENCH_TEXT: &str = "The lighthouse keeper climbed the spiral stairs every evening, \
@@ -58,6 +73,16 @@ pub struct Args {
     /// Runs per configuration; medians are reported.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Untimed runs per configuration before the timed ones (first-touch of buffers, waking
+    /// the workers, warming the caches; llama-bench does one).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Skip the read-bandwidth probe (the bandwidth and fraction fields are then null).
+    #[arg(long)]
+    pub no_bandwidth_probe: bool,
+    /// Buffer of the read-bandwidth probe; it must be much larger than the last-level cache.
+    #[arg(long, value_parser = parse_bytes, default_value = DEFAULT_PROBE_BYTES_TEXT)]
+    pub probe_bytes: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -75,6 +100,15 @@ struct Row {
     decode: f64,
     weights_bytes: usize,
     kv_bytes: usize,
+    /// Bytes one decode step reads (cache on only).
+    decode_bytes: Option<f64>,
+}
+
+impl Row {
+    /// Decode traffic in decimal GB/s: bytes per step × steps per second.
+    fn decode_gb_per_s(&self) -> Option<f64> {
+        self.decode_bytes.map(|b| b * self.decode / 1e9)
+    }
 }
 
 /// Runs `nanotensor bench-model`.
@@ -91,6 +125,9 @@ pub fn run(args: Args) -> Result<()> {
     };
     // The same options for every backend, validated before any model work.
     let opts = backend_options(args.threads, &args.int8)?;
+    if !args.no_bandwidth_probe {
+        check_probe_budget(args.probe_bytes)?;
+    }
     let file = open_model(args.model.as_deref())?;
     let base = file.tokenizer.encode(BENCH_TEXT);
     let prompt: Vec<u32> = base
@@ -117,6 +154,22 @@ pub fn run(args: Args) -> Result<()> {
             },
         )?);
     }
+    // The probe runs after every model is dropped, once per thread count among the rows.
+    let mut probes: Vec<ReadBandwidth> = Vec::new();
+    if !args.no_bandwidth_probe {
+        for r in &rows {
+            if r.decode_bytes.is_some() && !probes.iter().any(|p| p.threads == r.threads) {
+                probes.push(probe(args.probe_bytes, r.threads, DEFAULT_PASSES)?);
+            }
+        }
+    }
+    let bandwidth = |threads: usize| {
+        probes
+            .iter()
+            .find(|p| p.threads == threads)
+            .map(|p| p.gb_per_s)
+    };
+    let fraction = |r: &Row| Some(r.decode_gb_per_s()? / bandwidth(r.threads)?);
     let ratio = |backend: &str| {
         let on = rows.iter().find(|r| r.backend == backend && r.kv_cache)?;
         let off = rows.iter().find(|r| r.backend == backend && !r.kv_cache)?;
@@ -134,6 +187,10 @@ pub fn run(args: Args) -> Result<()> {
                     "decode_tokens_per_s": r.decode,
                     "weights_bytes": r.weights_bytes,
                     "kv_cache_bytes": r.kv_bytes,
+                    "decode_bytes_per_token": r.decode_bytes,
+                    "decode_gb_per_s": r.decode_gb_per_s(),
+                    "read_bandwidth_gb_per_s": r.decode_bytes.and(bandwidth(r.threads)),
+                    "decode_bandwidth_fraction": fraction(r),
                 })
             })
             .collect();
@@ -148,7 +205,9 @@ pub fn run(args: Args) -> Result<()> {
                 "prompt_tokens": args.prompt_tokens,
                 "decode_tokens": args.decode_tokens,
                 "repeat": args.repeat,
+                "warmup": args.warmup,
                 "results": results,
+                "bandwidth_probes": probes.iter().map(probe_json).collect::<Vec<_>>(),
                 "kv_off_over_on_decode_time": ratios,
             }),
             &opts,
@@ -179,6 +238,30 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(l) = settings_label(kind, &opts) {
                 println!("{kind}: {l}");
             }
+        }
+        for r in &rows {
+            let Some(bytes) = r.decode_bytes else {
+                continue;
+            };
+            let mut line = format!(
+                "{}, {} thread{}: decode reads {}/token, {:.2} GB/s",
+                r.backend,
+                r.threads,
+                if r.threads == 1 { "" } else { "s" },
+                nanotensor::error::human_bytes(bytes.round() as u64),
+                r.decode_gb_per_s().unwrap_or(0.0)
+            );
+            if let (Some(f), Some(bw)) = (fraction(r), bandwidth(r.threads)) {
+                line += &format!(" = {:.0}% of the {bw:.2} GB/s read bandwidth", 100.0 * f);
+            }
+            println!("{line}");
+        }
+        if let Some(p) = probes.first() {
+            println!(
+                "(read bandwidth: sum over a {} buffer, best of {} passes, per thread count)",
+                nanotensor::error::human_bytes(p.bytes as u64),
+                p.passes
+            );
         }
         let mut seen = Vec::new();
         for r in &rows {
@@ -219,6 +302,9 @@ impl BackendVisitor for Bench<'_> {
                 stop: StopAt::Never,
                 ..Default::default()
             };
+            for _ in 0..self.args.warmup {
+                generate(&model, self.prompt, &opts, |_| Ok(()))?;
+            }
             let (mut pre, mut dec) = (Vec::new(), Vec::new());
             let mut kv_bytes = 0;
             for _ in 0..self.args.repeat {
@@ -241,6 +327,9 @@ impl BackendVisitor for Bench<'_> {
                 decode: median(&mut dec),
                 weights_bytes: model.weights_bytes(),
                 kv_bytes,
+                decode_bytes: kv_cache.then(|| {
+                    model.decode_bytes_per_token(self.prompt.len(), self.args.decode_tokens)
+                }),
             });
         }
         Ok(rows)

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod attention_scaling;
+pub mod bandwidth;
 pub mod bench_model;
 pub mod generate;
 pub mod info;

@@ -487,18 +487,49 @@ impl<B: Backend> Llama<B> {
         self.tied_output
     }
 
-    /// Bytes the weights occupy: every prepared matrix ([`PreparedWeight::size_bytes`]), the
-    /// norm gains (`f32`) and the token embedding as stored.
+    /// Bytes the weights occupy: every prepared matrix ([`Self::matrix_bytes`]), the norm gains
+    /// (`f32`) and the token embedding as stored.
     pub fn weights_bytes(&self) -> usize {
-        let mut total =
-            self.token_embd.len() + self.output.size_bytes() + 4 * self.output_norm.len();
+        let mut total = self.token_embd.len() + self.matrix_bytes() + 4 * self.output_norm.len();
         for b in &self.blocks {
             total += 4 * (b.attn_norm.len() + b.ffn_norm.len());
+        }
+        total
+    }
+
+    /// Bytes of the prepared matrices ([`PreparedWeight::size_bytes`]): the seven projections
+    /// of every block and the output head (the LM head; for tied weights, the prepared copy of
+    /// the token embedding). A decode step multiplies its one row by each of them, so it reads
+    /// all of these bytes.
+    pub fn matrix_bytes(&self) -> usize {
+        let mut total = self.output.size_bytes();
+        for b in &self.blocks {
             for w in [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down] {
                 total += w.size_bytes();
             }
         }
         total
+    }
+
+    /// Bytes one KV-cached decode step reads, averaged over the `decode_tokens` steps that
+    /// follow a `prompt_tokens`-token prompt (what `generate` times as decode): every prepared
+    /// matrix ([`Self::matrix_bytes`]) plus the K and V rows the attention reads.
+    ///
+    /// The step at cache length `p` attends over `p + 1` positions (the cached ones and its
+    /// own), reading `n_layers · 2 · (p + 1) · kv_dim · 4` bytes of the `f32` cache; the steps
+    /// run at `p = prompt_tokens … prompt_tokens + decode_tokens − 1`, so the average position
+    /// count is `prompt_tokens + (decode_tokens + 1) / 2`. Not counted, as small next to these
+    /// (a fraction of a percent for SmolLM2-135M): the norm gains, the one embedding row looked up, and the
+    /// activations, which stay in cache. Returns 0 for `decode_tokens == 0`.
+    pub fn decode_bytes_per_token(&self, prompt_tokens: usize, decode_tokens: usize) -> f64 {
+        if decode_tokens == 0 {
+            return 0.0;
+        }
+        let c = &self.config;
+        // In f64: no product of file-given sizes can overflow.
+        let kv_bytes_per_position = c.n_layers as f64 * 2.0 * c.kv_dim() as f64 * 4.0;
+        let mean_positions = prompt_tokens as f64 + (decode_tokens as f64 + 1.0) / 2.0;
+        self.matrix_bytes() as f64 + kv_bytes_per_position * mean_positions
     }
 
     /// A fresh [`State`] (empty KV cache) for sequences of up to `capacity` tokens.
