@@ -4,7 +4,8 @@ use super::{float_ops, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
-use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
+use kernel::f64_choice::{with_f64_kernel, F64Kernel};
+use kernel::{with_f32_kernel, F32Kernel};
 use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor_core::shape::MatmulDims;
 use nanotensor_core::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
@@ -19,6 +20,7 @@ use pack::MatRef;
 pub struct BlockedBackend {
     pool: Pool,
     kernel: F32Kernel,
+    kernel64: F64Kernel,
 }
 
 impl BlockedBackend {
@@ -30,12 +32,18 @@ impl BlockedBackend {
         Ok(BlockedBackend {
             pool: Pool::new(threads)?,
             kernel: kernel::detect(),
+            kernel64: F64Kernel::detect(),
         })
     }
 
     /// The f32 microkernel in use (e.g. `"avx512-f32-12x32"`).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()
+    }
+
+    /// The f64 microkernel in use (e.g. `"avx512-f64-12x16"`).
+    pub fn f64_kernel_name(&self) -> &'static str {
+        self.kernel64.name()
     }
 
     /// `C = A·B` on raw row-major slices (`a`: `m × k`, `b`: `k × n`, `c`: `m × n`), without
@@ -63,22 +71,11 @@ impl BlockedBackend {
             return with_f32_kernel!(self.kernel, kern => {
                 gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)
             });
-        } else if T::DTYPE == DType::F64 {
-            let mut c64 = vec![0.0f64; m * n];
-            let conv = |x: T| x.as_f64();
-            gemm::gemm(
-                ScalarF64,
-                pool,
-                am,
-                conv,
-                BSource::Strided(bm),
-                conv,
-                &mut c64,
-                n,
-            );
-            c.iter_mut()
-                .zip(&c64)
-                .for_each(|(o, &v)| *o = T::from_f64(v));
+        } else if let (Some(a64), Some(b64), Some(c64)) = (as_f64(a), as_f64(b), as_f64_mut(c)) {
+            let (am, bm) = (MatRef::new(a64, m, k, k, 1), MatRef::new(b64, k, n, n, 1));
+            return with_f64_kernel!(self.kernel64, kern => {
+                gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c64, n)
+            });
         } else {
             let mut c32 = vec![0.0f32; m * n];
             let conv = |x: T| x.as_f32();
@@ -91,6 +88,16 @@ impl BlockedBackend {
         }
         false
     }
+}
+
+/// `s` as `f64` values when `T` is `f64` (a no-op view), `None` for every other type.
+fn as_f64<T: Element>(s: &[T]) -> Option<&[f64]> {
+    (T::DTYPE == DType::F64).then(|| bytemuck::cast_slice(s))
+}
+
+/// [`as_f64`] for a mutable slice.
+fn as_f64_mut<T: Element>(s: &mut [T]) -> Option<&mut [f64]> {
+    (T::DTYPE == DType::F64).then(|| bytemuck::cast_slice_mut(s))
 }
 
 impl crate::select::BuildBackend for BlockedBackend {
@@ -106,7 +113,11 @@ impl Default for BlockedBackend {
         let pool = Pool::new(Pool::default_threads())
             .or_else(|_| Pool::new(1))
             .expect("a one-thread pool starts no OS thread and cannot fail");
-        BlockedBackend { pool, kernel }
+        BlockedBackend {
+            pool,
+            kernel,
+            kernel64: F64Kernel::detect(),
+        }
     }
 }
 
@@ -115,8 +126,8 @@ impl Default for BlockedBackend {
 enum Packed {
     /// f32, bf16 and f16 weights: f32 micro-panels for `kernel`.
     F32 { kernel: F32Kernel, b: PackedB<f32> },
-    /// f64 weights: f64 micro-panels for the portable f64 kernel.
-    F64(PackedB<f64>),
+    /// f64 weights: f64 micro-panels for `kernel`.
+    F64 { kernel: F64Kernel, b: PackedB<f64> },
 }
 
 /// A weight `W: [out, in]` prepared by [`BlockedBackend::prepare`]: `Wᵀ` packed once into the
@@ -138,7 +149,7 @@ impl<T: Element> PreparedWeight for BlockedWeight<T> {
         std::mem::size_of::<Self>()
             + match &self.packed {
                 Packed::F32 { b, .. } => b.size_bytes(),
-                Packed::F64(b) => b.size_bytes(),
+                Packed::F64 { b, .. } => b.size_bytes(),
             }
     }
 }
@@ -218,7 +229,11 @@ impl Backend for BlockedBackend {
         let wt = MatRef::new(w.as_slice(), out_f, in_f, in_f, 1).t();
         let pool = Some(&self.pool);
         let packed = if T::DTYPE == DType::F64 {
-            Packed::F64(PackedB::new(ScalarF64, pool, wt, |x: T| x.as_f64()))
+            let b = with_f64_kernel!(self.kernel64, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f64()));
+            Packed::F64 {
+                kernel: self.kernel64,
+                b,
+            }
         } else {
             let b = with_f32_kernel!(self.kernel, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f32()));
             Packed::F32 {
@@ -244,23 +259,20 @@ impl Backend for BlockedBackend {
         let [n, k] = w.shape;
         let pool = Some(&self.pool);
         match &w.packed {
-            Packed::F64(b) => {
-                let mut c = vec![0.0f64; rows * n];
-                let xm = MatRef::new(x, rows, k, k, 1);
-                let conv = |v: T| v.as_f64();
-                gemm::gemm(
-                    ScalarF64,
-                    pool,
-                    xm,
-                    conv,
-                    BSource::Packed(b),
-                    |v| v,
-                    &mut c,
-                    n,
-                );
-                out.iter_mut()
-                    .zip(&c)
-                    .for_each(|(o, &v)| *o = T::from_f64(v));
+            Packed::F64 { kernel, b } => {
+                // Only an f64 weight is packed as f64, so `x` and `out` are f64 too.
+                let (x64, y64) = (as_f64(x), as_f64_mut(out));
+                let (Some(x64), Some(y64)) = (x64, y64) else {
+                    unreachable!("an f64 weight applied to {} activations", T::DTYPE)
+                };
+                with_f64_kernel!(*kernel, kern => {
+                    if rows <= gemv::MAX_ROWS {
+                        gemv::skinny(kern, pool, x64, rows, b, y64);
+                    } else {
+                        let xm = MatRef::new(x64, rows, k, k, 1);
+                        gemm::gemm(kern, pool, xm, |v| v, BSource::Packed(b), |v| v, y64, n);
+                    }
+                });
             }
             Packed::F32 { kernel, b } => {
                 let widened;
@@ -301,3 +313,7 @@ impl Backend for BlockedBackend {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tests_dtypes.rs"]
+mod tests_dtypes;

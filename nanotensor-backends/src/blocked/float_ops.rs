@@ -12,7 +12,8 @@
 //! [`crate::flash`], chosen by [`crate::flash::resolve_algo`].
 
 use super::attention;
-use super::kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
+use super::kernel::f64_choice::{with_f64_kernel, F64Kernel};
+use super::kernel::{with_f32_kernel, F32Kernel};
 use crate::threads::Pool;
 use nanotensor_core::attention::{
     softmax_rows, AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec,
@@ -74,17 +75,19 @@ pub fn attention<T: Element>(
     plan: &AttentionPlan,
 ) -> Result<()> {
     match plan.algo {
-        AttentionAlgo::Materialized if T::DTYPE == DType::F64 => attention::materialised(
-            ScalarF64,
-            pool,
-            softmax_rows::<f64>,
-            &q,
-            &k,
-            &v,
-            &mut out,
-            dims,
-            spec,
-        ),
+        AttentionAlgo::Materialized if T::DTYPE == DType::F64 => {
+            with_f64_kernel!(F64Kernel::detect(), kern => attention::materialised(
+                kern,
+                pool,
+                softmax_rows::<f64>,
+                &q,
+                &k,
+                &v,
+                &mut out,
+                dims,
+                spec,
+            ))
+        }
         AttentionAlgo::Materialized => {
             with_f32_kernel!(kernel, kern => attention::materialised(
                 kern,

@@ -26,7 +26,13 @@
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx2;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx2_f64;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx512;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx512_f64;
+pub mod convert;
+pub mod f64_choice;
 pub mod scalar;
 pub mod transpose;
 #[cfg(target_arch = "wasm32")]
@@ -249,7 +255,7 @@ pub struct TileAt {
 
 /// The skinny path (m = 1…8 rows of A against packed B panels): what decode-time `linear`
 /// runs. It streams each B micro-panel exactly once, so its speed is the memory bandwidth.
-pub trait SkinnyKernel: GemmKernel<A = f32, B = f32, C = f32> {
+pub trait SkinnyKernel: GemmKernel {
     /// `acc[i·NR + j] += Σ_p x[i·ldx + p] · b[p·NR + j]` for `i < m`, `j < NR`, `p < kc`.
     ///
     /// # Arguments
@@ -258,9 +264,15 @@ pub trait SkinnyKernel: GemmKernel<A = f32, B = f32, C = f32> {
     /// * `x` — `m` rows of at least `kc` values, row stride `ldx`
     /// * `b` — one packed B micro-panel, at least `kc · NR` values
     /// * `acc` — `m × NR` accumulators, row-major
-    fn skinny(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[f32], acc: &mut [f32]) {
-        scalar::skinny_portable(Self::NR, m, kc, x, ldx, b, acc);
-    }
+    fn skinny(
+        &self,
+        m: usize,
+        kc: usize,
+        x: &[Self::A],
+        ldx: usize,
+        b: &[Self::B],
+        acc: &mut [Self::C],
+    );
 }
 
 /// The f32 kernel chosen for this CPU. Only [`detect`] builds one, after checking the CPU.
