@@ -1,5 +1,6 @@
 //! [`BlockedBackend`]: the `Backend` contract on the blocked GEMM machinery of [`super`].
 
+use super::half16::{self, narrow_into, view, view_mut, widen_into, HalfKernel};
 use super::{float_ops, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
@@ -21,6 +22,8 @@ pub struct BlockedBackend {
     pool: Pool,
     kernel: F32Kernel,
     kernel64: F64Kernel,
+    /// What bf16 products run on (f16 ones always widen into `kernel`).
+    bf16: HalfKernel,
 }
 
 impl BlockedBackend {
@@ -29,10 +32,12 @@ impl BlockedBackend {
     /// # Errors
     /// [`nanotensor_core::Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
     pub fn new(threads: usize) -> Result<Self> {
+        let kernel = kernel::detect();
         Ok(BlockedBackend {
             pool: Pool::new(threads)?,
-            kernel: kernel::detect(),
+            kernel,
             kernel64: F64Kernel::detect(),
+            bf16: HalfKernel::choose(DType::BF16, crate::cpu::features(), kernel),
         })
     }
 
@@ -44,6 +49,26 @@ impl BlockedBackend {
     /// The f64 microkernel in use (e.g. `"avx512-f64-12x16"`).
     pub fn f64_kernel_name(&self) -> &'static str {
         self.kernel64.name()
+    }
+
+    /// The microkernel a product of `dtype` runs on: `"avx512-f32-12x32"`,
+    /// `"avx512-f64-12x16"`, `"avx512bf16-12x32"`, or `"convert+…"` for 16-bit floats widened
+    /// into the f32 kernel.
+    pub fn kernel_for(&self, dtype: DType) -> &'static str {
+        match dtype {
+            DType::F32 => self.kernel.name(),
+            DType::F64 => self.kernel64.name(),
+            DType::BF16 | DType::F16 => self.half_kernel(dtype).name(),
+        }
+    }
+
+    /// The kernel of a bf16 or f16 product.
+    fn half_kernel(&self, dtype: DType) -> HalfKernel {
+        if dtype == DType::BF16 {
+            self.bf16
+        } else {
+            HalfKernel::Widen(self.kernel)
+        }
     }
 
     /// `C = A·B` on raw row-major slices (`a`: `m × k`, `b`: `k × n`, `c`: `m × n`), without
@@ -62,42 +87,43 @@ impl BlockedBackend {
         n: usize,
     ) -> bool {
         let pool = Some(&self.pool);
-        let am = MatRef::new(a, m, k, k, 1);
-        let bm = MatRef::new(b, k, n, n, 1);
         if let (Some(a32), Some(b32), Some(c32)) =
             (T::slice_f32(a), T::slice_f32(b), T::slice_f32_mut(c))
         {
             let (am, bm) = (MatRef::new(a32, m, k, k, 1), MatRef::new(b32, k, n, n, 1));
-            return with_f32_kernel!(self.kernel, kern => {
+            with_f32_kernel!(self.kernel, kern => {
                 gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)
-            });
+            })
         } else if let (Some(a64), Some(b64), Some(c64)) = (as_f64(a), as_f64(b), as_f64_mut(c)) {
             let (am, bm) = (MatRef::new(a64, m, k, k, 1), MatRef::new(b64, k, n, n, 1));
-            return with_f64_kernel!(self.kernel64, kern => {
+            with_f64_kernel!(self.kernel64, kern => {
                 gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c64, n)
-            });
+            })
         } else {
-            let mut c32 = vec![0.0f32; m * n];
-            let conv = |x: T| x.as_f32();
-            with_f32_kernel!(self.kernel, kern => {
-                gemm::gemm(kern, pool, am, conv, BSource::Strided(bm), conv, &mut c32, n)
-            });
-            c.iter_mut()
-                .zip(&c32)
-                .for_each(|(o, &v)| *o = T::from_f32(v));
+            half16::matmul(self.half_kernel(T::DTYPE), pool, a, b, c, m, k, n)
         }
-        false
+    }
+
+    /// `Wᵀ` packed for the bf16 kernel, when `T` is bf16 and the CPU has the kernel.
+    fn prepare_bf16<T: Element>(&self, w: &[T], out_f: usize, in_f: usize) -> Option<Packed> {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let (DType::BF16, HalfKernel::Bf16(kernel)) = (T::DTYPE, self.bf16) {
+            let b = half16::pack_bf16(kernel, Some(&self.pool), w, out_f, in_f);
+            return Some(Packed::Bf16 { kernel, b });
+        }
+        let _ = (w, out_f, in_f);
+        None
     }
 }
 
 /// `s` as `f64` values when `T` is `f64` (a no-op view), `None` for every other type.
 fn as_f64<T: Element>(s: &[T]) -> Option<&[f64]> {
-    (T::DTYPE == DType::F64).then(|| bytemuck::cast_slice(s))
+    view(s)
 }
 
 /// [`as_f64`] for a mutable slice.
 fn as_f64_mut<T: Element>(s: &mut [T]) -> Option<&mut [f64]> {
-    (T::DTYPE == DType::F64).then(|| bytemuck::cast_slice_mut(s))
+    view_mut(s)
 }
 
 impl crate::select::BuildBackend for BlockedBackend {
@@ -117,6 +143,7 @@ impl Default for BlockedBackend {
             pool,
             kernel,
             kernel64: F64Kernel::detect(),
+            bf16: HalfKernel::choose(DType::BF16, crate::cpu::features(), kernel),
         }
     }
 }
@@ -124,10 +151,17 @@ impl Default for BlockedBackend {
 /// The packed forms a weight can take.
 #[derive(Debug)]
 enum Packed {
-    /// f32, bf16 and f16 weights: f32 micro-panels for `kernel`.
+    /// f32 and f16 weights (and bf16 ones without AVX512-BF16): f32 micro-panels for
+    /// `kernel`.
     F32 { kernel: F32Kernel, b: PackedB<f32> },
     /// f64 weights: f64 micro-panels for `kernel`.
     F64 { kernel: F64Kernel, b: PackedB<f64> },
+    /// bf16 weights on a CPU with AVX512-BF16: bf16 pairs for `kernel`.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    Bf16 {
+        kernel: kernel::avx512_bf16::Avx512Bf16,
+        b: PackedB<u16>,
+    },
 }
 
 /// A weight `W: [out, in]` prepared by [`BlockedBackend::prepare`]: `Wᵀ` packed once into the
@@ -150,6 +184,8 @@ impl<T: Element> PreparedWeight for BlockedWeight<T> {
             + match &self.packed {
                 Packed::F32 { b, .. } => b.size_bytes(),
                 Packed::F64 { b, .. } => b.size_bytes(),
+                #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+                Packed::Bf16 { b, .. } => b.size_bytes(),
             }
     }
 }
@@ -228,7 +264,9 @@ impl Backend for BlockedBackend {
         // B = Wᵀ (in × out), read in place through strides.
         let wt = MatRef::new(w.as_slice(), out_f, in_f, in_f, 1).t();
         let pool = Some(&self.pool);
-        let packed = if T::DTYPE == DType::F64 {
+        let packed = if let Some(p) = self.prepare_bf16(w.as_slice(), out_f, in_f) {
+            p
+        } else if T::DTYPE == DType::F64 {
             let b = with_f64_kernel!(self.kernel64, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f64()));
             Packed::F64 {
                 kernel: self.kernel64,
@@ -274,12 +312,15 @@ impl Backend for BlockedBackend {
                     }
                 });
             }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Packed::Bf16 { kernel, b } => half16::linear_bf16(*kernel, pool, x, rows, b, out),
             Packed::F32 { kernel, b } => {
-                let widened;
+                let mut widened = Vec::new();
                 let x32 = match T::slice_f32(x) {
                     Some(s) => s,
                     None => {
-                        widened = x.iter().map(|v| v.as_f32()).collect::<Vec<f32>>();
+                        widened.resize(x.len(), 0.0f32);
+                        widen_into(x, &mut widened);
                         &widened
                     }
                 };
@@ -300,9 +341,7 @@ impl Backend for BlockedBackend {
                     }
                 });
                 if !staging.is_empty() {
-                    out.iter_mut()
-                        .zip(&staging)
-                        .for_each(|(o, &v)| *o = T::from_f32(v));
+                    narrow_into(&staging, out);
                 }
             }
         }

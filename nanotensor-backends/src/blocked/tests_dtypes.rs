@@ -29,21 +29,21 @@ const SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 /// Runs `kern` through the driver on every shape (strided B, then pre-packed B), with C rows
-/// padded past `n` to catch stray writes, and compares with the f64 product of the operands
-/// as the kernel sees them (`to_a`/`to_b` of the f64 inputs). Returns nothing; panics on a
-/// mismatch above `tol` (NMSE).
-pub(super) fn check_driver<K: GemmKernel>(
+/// padded past `n` to catch stray writes, on random operands of type `S` converted by
+/// `to_a`/`to_b` while packing, and compares with the exact f64 product of the `S` operands;
+/// panics on an NMSE above `tol`.
+pub(super) fn check_driver<S: Element, K: GemmKernel>(
     kern: K,
     pool: Option<&Pool>,
-    to_a: impl Fn(f64) -> K::A + Sync + Copy,
-    to_b: impl Fn(f64) -> K::B + Sync + Copy,
+    to_a: impl Fn(S) -> K::A + Sync + Copy,
+    to_b: impl Fn(S) -> K::B + Sync + Copy,
     c_f64: impl Fn(K::C) -> f64,
     pad: K::C,
     tol: f64,
 ) {
     for (s, &(m, k, n)) in SHAPES.iter().enumerate() {
-        let a = Tensor::<f64>::randn(&[m, k], 1.0, 700 + s as u64).unwrap();
-        let b = Tensor::<f64>::randn(&[k, n], 1.0, 800 + s as u64).unwrap();
+        let a = Tensor::<S>::randn(&[m, k], 1.0, 700 + s as u64).unwrap();
+        let b = Tensor::<S>::randn(&[k, n], 1.0, 800 + s as u64).unwrap();
         let want = matmul_f64(&a, &b).unwrap();
         let ldc = n + 3;
         let mut c = vec![pad; m * ldc];
@@ -95,7 +95,7 @@ fn every_f64_kernel_matches_the_reference_through_the_driver() {
     for kern in F64Kernel::available() {
         with_f64_kernel!(kern, k => {
             for p in [None, Some(&pool)] {
-                check_driver(k, p, |x| x, |x| x, |c| c, f64::NAN, 1e-26);
+                check_driver::<f64, _>(k, p, |x| x, |x| x, |c| c, f64::NAN, 1e-26);
             }
         });
     }
@@ -155,4 +155,96 @@ fn f64_backend_matmul_linear_and_non_finite() {
         let c = be.matmul(&big, &big.t().unwrap()).unwrap();
         assert!(c.as_slice().iter().all(|v| *v == f64::INFINITY));
     }
+}
+
+/// The bf16 dot-product kernel, where the CPU has it: direct sums on small integers (exact),
+/// then the driver on every shape, odd depths included, against the f64 product of the bf16
+/// inputs. Products of bf16 values are exact in f32, so what remains is f32 summation:
+/// NMSE ~ k·(2⁻²⁴)² ≪ 1e-12.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[test]
+fn bf16_kernel_matches_the_reference_when_available() {
+    use super::kernel::avx512_bf16::Avx512Bf16;
+    use half::bf16;
+    let Some(kern) = Avx512Bf16::new(crate::cpu::features()) else {
+        eprintln!("no AVX512-BF16 on this CPU: the bf16 kernel is not exercised");
+        return;
+    };
+    let bits = |x: f64| bf16::from_f64(x).to_bits();
+    super::kernel::tests::check_kernel(kern, bits, bits, |c| c as f64, 0.0);
+    let pool = Pool::new(2).unwrap();
+    for p in [None, Some(&pool)] {
+        let bits = |x: bf16| x.to_bits();
+        check_driver::<bf16, _>(kern, p, bits, bits, |c| c as f64, f32::NAN, 1e-12);
+    }
+    let be = BlockedBackend::new(1).unwrap();
+    assert_eq!(be.kernel_for(nanotensor_core::DType::BF16), kern.name());
+}
+
+/// bf16 and f16 operands widened while packing into every f32 kernel this CPU can run (the
+/// path of f16 everywhere and of bf16 without AVX512-BF16): exact widening, f32 sums.
+#[test]
+fn half_operands_widen_into_every_f32_kernel() {
+    use super::kernel::{with_f32_kernel, F32Kernel};
+    let pool = Pool::new(2).unwrap();
+    for kern in F32Kernel::available() {
+        with_f32_kernel!(kern, k => {
+            for p in [None, Some(&pool)] {
+                let w16 = |x: half::f16| x.to_f32();
+                check_driver::<half::f16, _>(k, p, w16, w16, |c| c as f64, f32::NAN, 1e-12);
+                let wb = |x: half::bf16| x.to_f32();
+                check_driver::<half::bf16, _>(k, p, wb, wb, |c| c as f64, f32::NAN, 1e-12);
+            }
+        });
+    }
+}
+
+/// bf16 and f16 through the backend: matmul and prepared linear (skinny and GEMM row counts)
+/// on 1 and 2 threads, and NaN/±∞ named by index. The result is rounded once to the output
+/// type, whose relative rounding error is at most 2⁻⁹ (bf16) or 2⁻¹² (f16): NMSE ≤ 4e-6 and
+/// 6e-8 in the worst case, ~1/3 of that on average; bounds 1e-5 and 1e-7.
+fn half_backend_case<T: Element>(tol: f64) {
+    for threads in [1, 2] {
+        let be = BlockedBackend::new(threads).unwrap();
+        for &(m, k, n) in SHAPES {
+            let a = Tensor::<T>::randn(&[m, k], 1.0, 1).unwrap();
+            let b = Tensor::<T>::randn(&[k, n], 1.0, 2).unwrap();
+            let want = matmul_f64(&a, &b).unwrap();
+            let c = be.matmul(&a, &b).unwrap();
+            let cmp = compare(c.as_slice(), &want).expect("same length");
+            assert!(cmp.passes(tol), "{} matmul {m}x{k}x{n}: {cmp:?}", T::DTYPE);
+            let w = be.prepare(b.t().unwrap()).unwrap();
+            let y = be.linear(&a, &w).unwrap();
+            let cmp = compare(y.as_slice(), &want).expect("same length");
+            assert!(cmp.passes(tol), "{} linear {m}x{k}x{n}: {cmp:?}", T::DTYPE);
+        }
+        let a = Tensor::<T>::randn(&[37, 600], 1.0, 3).unwrap();
+        let b = Tensor::<T>::randn(&[600, 45], 1.0, 4).unwrap();
+        for (in_a, len) in [(true, a.numel()), (false, b.numel())] {
+            for pos in [0, len / 2 + 1, len - 1] {
+                let (mut a, mut b) = (a.clone(), b.clone());
+                let x = if in_a { &mut a } else { &mut b };
+                x.as_mut_slice()[pos] = T::infinity();
+                match be.matmul(&a, &b) {
+                    Err(Error::NonFinite { index, operand, .. }) => {
+                        assert_eq!((index, operand), (pos, if in_a { "A" } else { "B" }))
+                    }
+                    other => panic!("{} ∞ at {pos}: {other:?}", T::DTYPE),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_backend_matmul_linear_and_non_finite() {
+    half_backend_case::<half::bf16>(1e-5);
+}
+
+#[test]
+fn f16_backend_matmul_linear_and_non_finite() {
+    half_backend_case::<half::f16>(1e-7);
+    let be = BlockedBackend::new(1).unwrap();
+    let name = be.kernel_for(nanotensor_core::DType::F16);
+    assert_eq!(name, format!("convert+{}", be.kernel_name()));
 }

@@ -30,6 +30,8 @@ pub mod avx2_f64;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx512;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx512_bf16;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx512_f64;
 pub mod convert;
 pub mod f64_choice;
@@ -302,6 +304,20 @@ impl F32Kernel {
             #[cfg(target_arch = "wasm32")]
             F32Kernel::Wasm(k) => k.name(),
             F32Kernel::Scalar(k) => k.name(),
+        }
+    }
+
+    /// The name of this kernel running 16-bit floats widened to f32 while packing
+    /// (`"convert+"` and [`name`](F32Kernel::name)).
+    pub fn convert_name(&self) -> &'static str {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx512(_) => "convert+avx512-f32-12x32",
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx2(_) => "convert+avx2-f32-6x16",
+            #[cfg(target_arch = "wasm32")]
+            F32Kernel::Wasm(_) => "convert+wasm-simd128-f32-4x8",
+            F32Kernel::Scalar(_) => "convert+portable-f32-4x8",
         }
     }
 
@@ -679,6 +695,13 @@ pub(crate) mod tests {
                 assert!(cmp.passes(1e-12), "{} n={n}: {cmp:?}", kern.name());
                 assert!(y[n..2 * n].iter().all(|&v| v == 0.0));
             }
+        }
+    }
+
+    #[test]
+    fn convert_names_name_the_f32_kernel() {
+        for kern in F32Kernel::available() {
+            assert_eq!(kern.convert_name(), format!("convert+{}", kern.name()));
         }
     }
 
