@@ -1,13 +1,13 @@
 //! [`BlockedBackend`]: the `Backend` contract on the blocked GEMM machinery of [`super`].
 
-use super::half16::{self, narrow_into, view, view_mut, widen_into, HalfKernel};
+use super::half16::{self, narrow_into, view, view_mut, widen_into, Bf16Preference, HalfKernel};
 use super::{float_ops, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
 use kernel::f64_choice::{with_f64_kernel, F64Kernel};
 use kernel::{with_f32_kernel, F32Kernel};
-use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec};
+use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor_core::shape::MatmulDims;
 use nanotensor_core::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
 use pack::MatRef;
@@ -37,7 +37,12 @@ impl BlockedBackend {
             pool: Pool::new(threads)?,
             kernel,
             kernel64: F64Kernel::detect(),
-            bf16: HalfKernel::choose(DType::BF16, crate::cpu::features(), kernel),
+            bf16: HalfKernel::choose(
+                DType::BF16,
+                crate::cpu::features(),
+                kernel,
+                Bf16Preference::from_env(),
+            ),
         })
     }
 
@@ -60,6 +65,14 @@ impl BlockedBackend {
             DType::F64 => self.kernel64.name(),
             DType::BF16 | DType::F16 => self.half_kernel(dtype).name(),
         }
+    }
+
+    /// This backend with bf16 products on the kernel `preference` picks on this CPU (instead
+    /// of the one `NANOTENSOR_BF16` or the vendor picks): to compare or test both paths.
+    pub fn with_bf16_preference(mut self, preference: Bf16Preference) -> Self {
+        self.bf16 =
+            HalfKernel::choose(DType::BF16, crate::cpu::features(), self.kernel, preference);
+        self
     }
 
     /// The kernel of a bf16 or f16 product.
@@ -143,7 +156,12 @@ impl Default for BlockedBackend {
             pool,
             kernel,
             kernel64: F64Kernel::detect(),
-            bf16: HalfKernel::choose(DType::BF16, crate::cpu::features(), kernel),
+            bf16: HalfKernel::choose(
+                DType::BF16,
+                crate::cpu::features(),
+                kernel,
+                Bf16Preference::from_env(),
+            ),
         }
     }
 }
@@ -199,6 +217,14 @@ impl Backend for BlockedBackend {
 
     fn threads(&self) -> usize {
         self.pool.threads()
+    }
+
+    fn matmul_kernel(&self, dtype: DType) -> Option<&'static str> {
+        Some(self.kernel_for(dtype))
+    }
+
+    fn attention_kernel(&self, dtype: DType, algo: AttentionAlgo) -> Option<&'static str> {
+        Some(float_ops::kernel_name(self.kernel, dtype, algo))
     }
 
     fn matmul_impl<T: Element>(

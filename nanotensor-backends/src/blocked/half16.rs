@@ -1,8 +1,14 @@
 //! Products of 16-bit floats (bf16, f16) on the blocked machinery, accumulating in f32.
 //!
-//! * **bf16 on a CPU with AVX512-BF16**: the operands are packed as bf16 pairs along the depth
-//!   and multiplied by `vdpbf16ps` ([`kernel::avx512_bf16`](super::kernel::avx512_bf16)): twice
-//!   the multiply-adds per instruction of the f32 kernel, half the bytes per operand.
+//! * **bf16 on a CPU whose AVX512-BF16 is fast**: the operands are packed as bf16 pairs along
+//!   the depth and multiplied by `vdpbf16ps` ([`kernel::avx512_bf16`](super::kernel::avx512_bf16)):
+//!   twice the multiply-adds per instruction of the f32 kernel, half the bytes per operand.
+//!   That pays where `vdpbf16ps` issues at the rate of an FMA, as on AMD Zen 4 and Zen 5. The
+//!   Intel cores with AVX512-BF16 (Cooper Lake, Sapphire and Emerald Rapids) issue it at half
+//!   that rate, so there the dot-product kernel delivers about as many multiply-adds per cycle
+//!   as one FMA pipe, half the f32 kernel's: widening (below) is the faster path, and is the
+//!   default. The choice is by vendor ([`CpuFeatures::amd`]); the environment variable
+//!   `NANOTENSOR_BF16` = `dot` or `convert` overrides it (benchmarks compare both).
 //! * **everything else** (bf16 elsewhere, f16 everywhere): the operands are widened to f32
 //!   *while packing* — each run the packer copies is converted in bulk (F16C or AVX-512
 //!   `vcvtph2ps` for f16, a shift for bf16; see [`kernel::convert`](super::kernel::convert))
@@ -20,6 +26,7 @@ use super::kernel::convert::{narrow_bf16, narrow_f16, widen_bf16, widen_f16};
 use super::kernel::GemmKernel;
 use super::kernel::{with_f32_kernel, F32Kernel};
 use super::pack::{with_workspace, MatRef, Slot};
+use crate::cpu::CpuFeatures;
 use crate::threads::Pool;
 use half::bf16;
 use nanotensor_core::{DType, Element};
@@ -35,16 +42,21 @@ pub enum HalfKernel {
 }
 
 impl HalfKernel {
-    /// The kernel for `dtype` (bf16 or f16) on `cpu`: the bf16 dot-product kernel for bf16
-    /// when the CPU has it, else widening into `f32`.
-    pub fn choose(dtype: DType, cpu: &crate::cpu::CpuFeatures, f32k: F32Kernel) -> Self {
+    /// The kernel for `dtype` (bf16 or f16) on `cpu`: for bf16, the dot-product kernel when
+    /// the CPU has it and `prefer_dot` (see [`Bf16Preference`]), else widening into `f32k`.
+    pub fn choose(
+        dtype: DType,
+        cpu: &CpuFeatures,
+        f32k: F32Kernel,
+        preference: Bf16Preference,
+    ) -> Self {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        if dtype == DType::BF16 {
+        if dtype == DType::BF16 && preference.prefers_dot(cpu) {
             if let Some(k) = Avx512Bf16::new(cpu) {
                 return HalfKernel::Bf16(k);
             }
         }
-        let _ = (dtype, cpu);
+        let _ = (dtype, cpu, preference);
         HalfKernel::Widen(f32k)
     }
 
@@ -54,6 +66,38 @@ impl HalfKernel {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             HalfKernel::Bf16(k) => k.name(),
             HalfKernel::Widen(k) => k.convert_name(),
+        }
+    }
+}
+
+/// Which bf16 path to take where both run (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Preference {
+    /// By vendor: the dot-product kernel on AMD, widening elsewhere.
+    Auto,
+    /// The dot-product kernel wherever the CPU has AVX512-BF16.
+    Dot,
+    /// Widening into the f32 kernel everywhere.
+    Convert,
+}
+
+impl Bf16Preference {
+    /// The preference the environment variable `NANOTENSOR_BF16` names (`dot`, `convert`;
+    /// anything else, or unset, is `Auto`).
+    pub fn from_env() -> Self {
+        match std::env::var("NANOTENSOR_BF16").as_deref() {
+            Ok("dot") => Bf16Preference::Dot,
+            Ok("convert") => Bf16Preference::Convert,
+            _ => Bf16Preference::Auto,
+        }
+    }
+
+    /// Whether the dot-product kernel is wanted on `cpu` (if it has one).
+    pub fn prefers_dot(self, cpu: &CpuFeatures) -> bool {
+        match self {
+            Bf16Preference::Auto => cpu.amd,
+            Bf16Preference::Dot => true,
+            Bf16Preference::Convert => false,
         }
     }
 }

@@ -15,7 +15,7 @@
 //! (`BlockedBackend`, `gemv`: feature `blocked`).
 //!
 //! Every element type has a fast path through the same driver: `f32` and `f64` their detected
-//! SIMD kernels; `bf16` the AVX512-BF16 dot-product kernel where the CPU has it; `f16` (and
+//! SIMD kernels; `bf16` the AVX512-BF16 dot-product kernel where it is fast; `f16` (and
 //! `bf16` elsewhere) is widened to f32 while packing and runs the f32 kernel (`half16`).
 //! `unsafe` lives in [`kernel`] (the SIMD code) and, for the raw view of C through which the
 //! driver's tasks write disjoint tiles, in [`gemm`] and its operand module.
@@ -36,3 +36,5 @@ pub mod pack;
 
 #[cfg(feature = "blocked")]
 pub use backend::{BlockedBackend, BlockedWeight};
+#[cfg(feature = "blocked")]
+pub use half16::{Bf16Preference, HalfKernel};

@@ -177,8 +177,36 @@ fn bf16_kernel_matches_the_reference_when_available() {
         let bits = |x: bf16| x.to_bits();
         check_driver::<bf16, _>(kern, p, bits, bits, |c| c as f64, f32::NAN, 1e-12);
     }
-    let be = BlockedBackend::new(1).unwrap();
+    let be = BlockedBackend::new(1)
+        .unwrap()
+        .with_bf16_preference(super::Bf16Preference::Dot);
     assert_eq!(be.kernel_for(nanotensor_core::DType::BF16), kern.name());
+    half_backend_case_on::<half::bf16>(&be, 1e-5);
+}
+
+/// The bf16 path follows the preference: widening when asked, the dot-product kernel when
+/// asked and present, by vendor otherwise.
+#[test]
+fn bf16_preference_picks_the_kernel() {
+    use super::Bf16Preference::*;
+    use nanotensor_core::DType::BF16;
+    let be = BlockedBackend::new(1).unwrap();
+    let convert = be.with_bf16_preference(Convert);
+    assert_eq!(
+        convert.kernel_for(BF16),
+        format!("convert+{}", convert.kernel_name())
+    );
+    let cpu = crate::cpu::features();
+    let has_dot =
+        cfg!(any(target_arch = "x86", target_arch = "x86_64")) && cpu.avx512f && cpu.avx512bf16;
+    let dot = BlockedBackend::new(1).unwrap().with_bf16_preference(Dot);
+    assert_eq!(dot.kernel_for(BF16).starts_with("avx512bf16"), has_dot);
+    let auto = BlockedBackend::new(1).unwrap().with_bf16_preference(Auto);
+    assert_eq!(
+        auto.kernel_for(BF16).starts_with("avx512bf16"),
+        has_dot && cpu.amd
+    );
+    half_backend_case_on::<half::bf16>(&convert, 1e-5);
 }
 
 /// bf16 and f16 operands widened while packing into every f32 kernel this CPU can run (the
@@ -205,32 +233,35 @@ fn half_operands_widen_into_every_f32_kernel() {
 /// 6e-8 in the worst case, ~1/3 of that on average; bounds 1e-5 and 1e-7.
 fn half_backend_case<T: Element>(tol: f64) {
     for threads in [1, 2] {
-        let be = BlockedBackend::new(threads).unwrap();
-        for &(m, k, n) in SHAPES {
-            let a = Tensor::<T>::randn(&[m, k], 1.0, 1).unwrap();
-            let b = Tensor::<T>::randn(&[k, n], 1.0, 2).unwrap();
-            let want = matmul_f64(&a, &b).unwrap();
-            let c = be.matmul(&a, &b).unwrap();
-            let cmp = compare(c.as_slice(), &want).expect("same length");
-            assert!(cmp.passes(tol), "{} matmul {m}x{k}x{n}: {cmp:?}", T::DTYPE);
-            let w = be.prepare(b.t().unwrap()).unwrap();
-            let y = be.linear(&a, &w).unwrap();
-            let cmp = compare(y.as_slice(), &want).expect("same length");
-            assert!(cmp.passes(tol), "{} linear {m}x{k}x{n}: {cmp:?}", T::DTYPE);
-        }
-        let a = Tensor::<T>::randn(&[37, 600], 1.0, 3).unwrap();
-        let b = Tensor::<T>::randn(&[600, 45], 1.0, 4).unwrap();
-        for (in_a, len) in [(true, a.numel()), (false, b.numel())] {
-            for pos in [0, len / 2 + 1, len - 1] {
-                let (mut a, mut b) = (a.clone(), b.clone());
-                let x = if in_a { &mut a } else { &mut b };
-                x.as_mut_slice()[pos] = T::infinity();
-                match be.matmul(&a, &b) {
-                    Err(Error::NonFinite { index, operand, .. }) => {
-                        assert_eq!((index, operand), (pos, if in_a { "A" } else { "B" }))
-                    }
-                    other => panic!("{} ∞ at {pos}: {other:?}", T::DTYPE),
+        half_backend_case_on::<T>(&BlockedBackend::new(threads).unwrap(), tol);
+    }
+}
+
+fn half_backend_case_on<T: Element>(be: &BlockedBackend, tol: f64) {
+    for &(m, k, n) in SHAPES {
+        let a = Tensor::<T>::randn(&[m, k], 1.0, 1).unwrap();
+        let b = Tensor::<T>::randn(&[k, n], 1.0, 2).unwrap();
+        let want = matmul_f64(&a, &b).unwrap();
+        let c = be.matmul(&a, &b).unwrap();
+        let cmp = compare(c.as_slice(), &want).expect("same length");
+        assert!(cmp.passes(tol), "{} matmul {m}x{k}x{n}: {cmp:?}", T::DTYPE);
+        let w = be.prepare(b.t().unwrap()).unwrap();
+        let y = be.linear(&a, &w).unwrap();
+        let cmp = compare(y.as_slice(), &want).expect("same length");
+        assert!(cmp.passes(tol), "{} linear {m}x{k}x{n}: {cmp:?}", T::DTYPE);
+    }
+    let a = Tensor::<T>::randn(&[37, 600], 1.0, 3).unwrap();
+    let b = Tensor::<T>::randn(&[600, 45], 1.0, 4).unwrap();
+    for (in_a, len) in [(true, a.numel()), (false, b.numel())] {
+        for pos in [0, len / 2 + 1, len - 1] {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            let x = if in_a { &mut a } else { &mut b };
+            x.as_mut_slice()[pos] = T::infinity();
+            match be.matmul(&a, &b) {
+                Err(Error::NonFinite { index, operand, .. }) => {
+                    assert_eq!((index, operand), (pos, if in_a { "A" } else { "B" }))
                 }
+                other => panic!("{} ∞ at {pos}: {other:?}", T::DTYPE),
             }
         }
     }

@@ -99,23 +99,23 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
     }
+    macro_rules! run_as {
+        ($t:ty) => {
+            with_backend(
+                kind,
+                opts,
+                Run::<$t> {
+                    args: &args,
+                    _t: Default::default(),
+                },
+            )?
+        };
+    }
     let report = match args.dtype {
-        DTypeArg::F32 => with_backend(
-            kind,
-            opts,
-            Run::<f32> {
-                args: &args,
-                _t: Default::default(),
-            },
-        )?,
-        DTypeArg::F64 => with_backend(
-            kind,
-            opts,
-            Run::<f64> {
-                args: &args,
-                _t: Default::default(),
-            },
-        )?,
+        DTypeArg::F32 => run_as!(f32),
+        DTypeArg::F64 => run_as!(f64),
+        DTypeArg::Bf16 => run_as!(nanotensor::bf16),
+        DTypeArg::F16 => run_as!(nanotensor::f16),
     };
     let d = &report.dims;
     let gflops = d.flops(args.causal) / report.seconds / 1e9;
@@ -129,6 +129,7 @@ pub fn run(args: Args) -> Result<()> {
             "head_dim": d.head_dim, "heads": d.n_heads, "kv_heads": d.n_kv_heads,
             "causal": args.causal,
             "dtype": args.dtype.name(),
+            "kernel": report.kernel,
             "threads": report.threads,
             "repeat": args.repeat,
             "seconds": report.seconds,
@@ -161,6 +162,7 @@ pub fn run(args: Args) -> Result<()> {
             ],
             vec!["causal".into(), args.causal.to_string()],
             vec!["dtype".into(), args.dtype.name().into()],
+            vec!["kernel".into(), report.kernel.unwrap_or("-").into()],
             vec!["threads".into(), report.threads.to_string()],
             vec![
                 "median time".into(),
@@ -182,6 +184,8 @@ pub fn run(args: Args) -> Result<()> {
 
 struct Report {
     backend: &'static str,
+    /// The kernel the attention ran on, when the backend names one.
+    kernel: Option<&'static str>,
     threads: usize,
     seconds: f64,
     plan: AttentionPlan,
@@ -272,6 +276,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
         };
         Ok(Report {
             backend: backend.name(),
+            kernel: backend.attention_kernel(T::DTYPE, plan.algo),
             threads: backend.threads(),
             seconds,
             plan,
