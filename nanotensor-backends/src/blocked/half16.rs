@@ -18,7 +18,9 @@
 //! Either way C is accumulated in an f32 staging buffer (a per-thread workspace, so repeated
 //! products do not allocate) and rounded once to the output type at the end.
 
-use super::gemm::{self, BSource, PackedB};
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+use super::gemm::PackedB;
+use super::gemm::{self, BSource};
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use super::kernel::avx512_bf16::Avx512Bf16;
 use super::kernel::convert::{narrow_bf16, narrow_f16, widen_bf16, widen_f16};
@@ -28,6 +30,7 @@ use super::kernel::{with_f32_kernel, F32Kernel};
 use super::pack::{with_workspace, MatRef, Slot};
 use crate::cpu::CpuFeatures;
 use crate::threads::Pool;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use half::bf16;
 use nanotensor_core::{DType, Element};
 
