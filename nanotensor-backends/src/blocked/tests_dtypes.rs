@@ -279,3 +279,37 @@ fn f16_backend_matmul_linear_and_non_finite() {
     let name = be.kernel_for(nanotensor_core::DType::F16);
     assert_eq!(name, format!("convert+{}", be.kernel_name()));
 }
+
+/// Every f64 kernel's skinny (decode) routine sums exactly on small integers, for every row
+/// count, odd and even depths.
+#[test]
+fn f64_skinny_kernels_match_direct_sums() {
+    use super::kernel::SkinnyKernel;
+    fn check<K: SkinnyKernel<A = f64, B = f64, C = f64>>(k: K) {
+        let mut rng = nanotensor_core::rng::Rng::new(5);
+        let nr = K::NR;
+        for m in 1..=8 {
+            for kc in [1, 5, 64] {
+                let ldx = kc + 3;
+                let x: Vec<f64> = (0..m * ldx)
+                    .map(|_| rng.uniform(-2.0, 2.0).round())
+                    .collect();
+                let b: Vec<f64> = (0..kc * nr)
+                    .map(|_| rng.uniform(-2.0, 2.0).round())
+                    .collect();
+                let mut acc = vec![1.0f64; m * nr];
+                k.skinny(m, kc, &x, ldx, &b, &mut acc);
+                for i in 0..m {
+                    for j in 0..nr {
+                        let want =
+                            1.0 + (0..kc).map(|p| x[i * ldx + p] * b[p * nr + j]).sum::<f64>();
+                        assert_eq!(acc[i * nr + j], want, "{} m={m} kc={kc}", k.name());
+                    }
+                }
+            }
+        }
+    }
+    for kern in F64Kernel::available() {
+        with_f64_kernel!(kern, k => check(k));
+    }
+}

@@ -116,20 +116,94 @@ impl GemmKernel for Avx512F64 {
 
 impl SkinnyKernel for Avx512F64 {
     fn skinny(&self, m: usize, kc: usize, x: &[f64], ldx: usize, b: &[f64], acc: &mut [f64]) {
-        // SAFETY: AVX-512F was detected (the value's existence proves it); the callee is the
-        // safe portable routine compiled for it.
-        unsafe { skinny_isa(m, kc, x, ldx, b, acc) }
+        assert!((1..=8).contains(&m), "skinny: 1..=8 rows");
+        assert!(
+            b.len() >= kc * NR && acc.len() >= m * NR,
+            "skinny: short buffers"
+        );
+        assert!(x.len() >= (m - 1) * ldx + kc, "skinny: short x");
+        let (x, b, acc) = (x.as_ptr(), b.as_ptr(), acc.as_mut_ptr());
+        // SAFETY: AVX-512F was detected (the value's existence proves it); every pointer range
+        // the skinny kernel touches was bounds-checked above.
+        unsafe {
+            match m {
+                1 => skinny::<1>(kc, x, ldx, b, acc),
+                2 => skinny::<2>(kc, x, ldx, b, acc),
+                3 => skinny::<3>(kc, x, ldx, b, acc),
+                4 => skinny::<4>(kc, x, ldx, b, acc),
+                5 => skinny::<5>(kc, x, ldx, b, acc),
+                6 => skinny::<6>(kc, x, ldx, b, acc),
+                7 => skinny::<7>(kc, x, ldx, b, acc),
+                _ => skinny::<8>(kc, x, ldx, b, acc),
+            }
+        }
     }
 }
 
-/// The portable skinny routine compiled with AVX-512F enabled (it inlines into this function
-/// and its 16-wide `j` loop becomes two zmm FMAs per row and depth step).
+/// `acc[i·16 + j] += Σ_p x[i·ldx + p] · b[p·16 + j]` for `M` rows: the decode path, bound by
+/// how fast B streams in. The depth loop is unrolled by two with separate accumulators (the
+/// chain of dependent FMAs never waits), and B is prefetched 16 depth steps (2 KiB) ahead.
 ///
 /// # Safety
-/// AVX-512F must be available.
+/// AVX-512F available; `x` readable for `(M−1)·ldx + kc`, `b` for `kc·16`, `acc` read/write
+/// for `M·16` values.
+#[allow(clippy::needless_range_loop)] // the row index drives two accumulator arrays and x
 #[target_feature(enable = "avx512f")]
-unsafe fn skinny_isa(m: usize, kc: usize, x: &[f64], ldx: usize, b: &[f64], acc: &mut [f64]) {
-    super::scalar::skinny_portable(NR, m, kc, x, ldx, b, acc);
+unsafe fn skinny<const M: usize>(
+    kc: usize,
+    x: *const f64,
+    ldx: usize,
+    b: *const f64,
+    acc: *mut f64,
+) {
+    let mut s0 = [[_mm512_setzero_pd(); 2]; M];
+    let mut s1 = [[_mm512_setzero_pd(); 2]; M];
+    let mut p = 0;
+    while p + 2 <= kc {
+        // SAFETY: depth steps `p` and `p + 1` are below `kc`, inside the caller's ranges; a
+        // prefetch past the end never faults.
+        unsafe {
+            let bp = b.add(p * NR);
+            let ahead = bp.wrapping_add(16 * NR) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(128));
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(192));
+            let (b0, b1) = (_mm512_loadu_pd(bp), _mm512_loadu_pd(bp.add(8)));
+            let (b2, b3) = (_mm512_loadu_pd(bp.add(16)), _mm512_loadu_pd(bp.add(24)));
+            for i in 0..M {
+                let x0 = _mm512_set1_pd(*x.add(i * ldx + p));
+                let x1 = _mm512_set1_pd(*x.add(i * ldx + p + 1));
+                s0[i][0] = _mm512_fmadd_pd(x0, b0, s0[i][0]);
+                s0[i][1] = _mm512_fmadd_pd(x0, b1, s0[i][1]);
+                s1[i][0] = _mm512_fmadd_pd(x1, b2, s1[i][0]);
+                s1[i][1] = _mm512_fmadd_pd(x1, b3, s1[i][1]);
+            }
+        }
+        p += 2;
+    }
+    if p < kc {
+        // SAFETY: the last depth step `p < kc`.
+        unsafe {
+            let bp = b.add(p * NR);
+            let (b0, b1) = (_mm512_loadu_pd(bp), _mm512_loadu_pd(bp.add(8)));
+            for i in 0..M {
+                let x0 = _mm512_set1_pd(*x.add(i * ldx + p));
+                s0[i][0] = _mm512_fmadd_pd(x0, b0, s0[i][0]);
+                s0[i][1] = _mm512_fmadd_pd(x0, b1, s0[i][1]);
+            }
+        }
+    }
+    for i in 0..M {
+        // SAFETY: `acc` holds `M·16` values (caller contract).
+        unsafe {
+            let o = acc.add(i * NR);
+            let r0 = _mm512_add_pd(_mm512_add_pd(s0[i][0], s1[i][0]), _mm512_loadu_pd(o));
+            let r1 = _mm512_add_pd(_mm512_add_pd(s0[i][1], s1[i][1]), _mm512_loadu_pd(o.add(8)));
+            _mm512_storeu_pd(o, r0);
+            _mm512_storeu_pd(o.add(8), r1);
+        }
+    }
 }
 
 /// `C[0..R, 0..cols] (+)= Σ_p A[p·12 + i] · B[p·16 + j]` for the first `R` rows of a 12-row A
