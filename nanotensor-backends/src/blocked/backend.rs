@@ -16,7 +16,8 @@ use pack::MatRef;
 ///
 /// Accuracy: f32 sums in a blocked order (f64 for f64), so results differ from the naive
 /// backend's by float32 rounding (normalised error around 1e-14 against float64 at the sizes
-/// the conformance suite runs); bf16/f16 operands are widened to f32 while packing.
+/// the conformance suite runs); bf16/f16 products accumulate in f32 (on the bf16 dot-product
+/// kernel, or widened to f32 while packing) and are rounded once to the output type.
 #[derive(Debug)]
 pub struct BlockedBackend {
     pool: Pool,

@@ -15,7 +15,7 @@
 //! tiled (flash) path is [`crate::flash`], chosen by [`crate::flash::resolve_algo`].
 
 use super::attention;
-use super::half16::{narrow_into, widen_into};
+use super::kernel::convert::{narrow_into, widen_into};
 use super::kernel::f64_choice::{with_f64_kernel, F64Kernel};
 use super::kernel::{with_f32_kernel, F32Kernel};
 use crate::threads::Pool;

@@ -23,7 +23,7 @@ use super::gemm::PackedB;
 use super::gemm::{self, BSource};
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use super::kernel::avx512_bf16::Avx512Bf16;
-use super::kernel::convert::{narrow_bf16, narrow_f16, widen_bf16, widen_f16};
+pub(super) use super::kernel::convert::{narrow_into, widen_into};
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use super::kernel::GemmKernel;
 use super::kernel::{with_f32_kernel, F32Kernel};
@@ -113,28 +113,6 @@ pub(super) fn view<T: Element, U: Element>(s: &[T]) -> Option<&[U]> {
 /// [`view`] for a mutable slice.
 pub(super) fn view_mut<T: Element, U: Element>(s: &mut [T]) -> Option<&mut [U]> {
     (T::DTYPE == U::DTYPE).then(|| bytemuck::cast_slice_mut(s))
-}
-
-/// `dst[i] = src[i]` rounded to `T` (to nearest, ties to even): bulk conversions for bf16 and
-/// f16, element by element otherwise.
-pub(super) fn narrow_into<T: Element>(src: &[f32], dst: &mut [T]) {
-    match T::DTYPE {
-        DType::BF16 => narrow_bf16(src, bytemuck::cast_slice_mut(dst)),
-        DType::F16 => narrow_f16(src, bytemuck::cast_slice_mut(dst)),
-        _ => dst
-            .iter_mut()
-            .zip(src)
-            .for_each(|(o, &v)| *o = T::from_f32(v)),
-    }
-}
-
-/// `dst[i] = src[i]` as f32: exact for bf16 and f16 (bulk conversions).
-pub(super) fn widen_into<T: Element>(src: &[T], dst: &mut [f32]) {
-    match T::DTYPE {
-        DType::BF16 => widen_bf16(bytemuck::cast_slice(src), dst),
-        DType::F16 => widen_f16(bytemuck::cast_slice(src), dst),
-        _ => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v.as_f32()),
-    }
 }
 
 /// `C = A·B` for row-major bf16/f16 `a` (`m × k`), `b` (`k × n`) into `c` (`m × n`).

@@ -4,14 +4,19 @@
 //! packed `kc × NR` micro-panel of B (the innermost step of the Goto/BLIS loop nest, see
 //! [`super::gemm`]). Each instruction set gets its own module:
 //!
-//! | module | ISA | f32 tile `MR × NR` | registers used |
-//! |---|---|---|---|
-//! | [`avx512`] | AVX-512F | 12 × 32 | 24 zmm accumulators + 2 B + broadcasts |
-//! | [`avx2`] | AVX2 + FMA | 6 × 16 | 12 ymm accumulators + 2 B + 1 broadcast |
-//! | [`scalar`] | portable | 4 × 8 (f32), 4 × 4 (f64) | arrays the compiler vectorises |
-//! | `wasm` | wasm32 simd128 | 4 × 8 | 8 v128 accumulators |
+//! | module | ISA | element | tile `MR × NR` | registers used |
+//! |---|---|---|---|---|
+//! | [`avx512`] | AVX-512F | f32 | 12 × 32 | 24 zmm accumulators + 2 B + broadcasts |
+//! | [`avx512_f64`] | AVX-512F | f64 | 12 × 16 | 24 zmm accumulators + 2 B + broadcasts |
+//! | [`avx512_bf16`] | AVX-512F + BF16 | bf16 pairs → f32 | 12 × 32 | as the f32 kernel |
+//! | [`avx2`] | AVX2 + FMA | f32 | 6 × 16 | 12 ymm accumulators + 2 B + 1 broadcast |
+//! | [`avx2_f64`] | AVX2 + FMA | f64 | 6 × 8 | 12 ymm accumulators + 2 B + 1 broadcast |
+//! | [`scalar`] | portable | f32, f64 | 4 × 8, 4 × 4 | arrays the compiler vectorises |
+//! | `wasm` | wasm32 simd128 | f32 | 4 × 8 | 8 v128 accumulators |
 //!
-//! [`detect`] picks the best f32 kernel once per process (AVX-512 → AVX2+FMA → portable) from
+//! bf16 and f16 operands otherwise reach the f32 kernels widened while packing ([`convert`]).
+//!
+//! [`detect`] picks the best f32 kernel once per process ([`f64_choice`] the f64 one) (AVX-512 → AVX2+FMA → portable) from
 //! the detected [`cpu::features`] and caches the choice. A kernel value such as
 //! [`avx512::Avx512F32`] can only be obtained from its `new`, which checks the CPU features for
 //! every feature its code is compiled with, so holding one *is* the proof that its
