@@ -40,6 +40,9 @@ pub struct CpuFeatures {
     pub avx512bf16: bool,
     /// AVX-VNNI (the VEX-encoded `vpdpbusd` on 256-bit vectors).
     pub avx_vnni: bool,
+    /// The vendor is AMD (CPUID vendor string `AuthenticAMD`): instruction costs differ by
+    /// vendor where the features are the same (see `blocked::half16`).
+    pub amd: bool,
 }
 
 impl CpuFeatures {
@@ -54,6 +57,7 @@ impl CpuFeatures {
         avx512vnni: false,
         avx512bf16: false,
         avx_vnni: false,
+        amd: false,
     };
 
     /// Asks the CPU (uncached; [`features`] caches it).
@@ -71,11 +75,33 @@ impl CpuFeatures {
                 avx512vnni: has!("avx512vnni"),
                 avx512bf16: has!("avx512bf16"),
                 avx_vnni: has!("avxvnni"),
+                amd: vendor_is_amd(),
             }
         }
         #[cfg(not(all(any(target_arch = "x86", target_arch = "x86_64"), not(miri))))]
         CpuFeatures::NONE
     }
+}
+
+/// Whether CPUID leaf 0 names AMD as the vendor.
+#[cfg(all(any(target_arch = "x86", target_arch = "x86_64"), not(miri)))]
+fn vendor_is_amd() -> bool {
+    #[cfg(target_arch = "x86")]
+    use std::arch::x86::__cpuid;
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::__cpuid;
+    // SAFETY: CPUID leaf 0 exists on every x86-64 CPU (and every x86 CPU Rust targets) and
+    // only reads identification registers. (The block is needed on toolchains where `__cpuid`
+    // is still an `unsafe fn`.)
+    #[allow(unused_unsafe)]
+    let r = unsafe { __cpuid(0) };
+    let vendor = [
+        r.ebx.to_le_bytes(),
+        r.edx.to_le_bytes(),
+        r.ecx.to_le_bytes(),
+    ]
+    .concat();
+    vendor == b"AuthenticAMD"
 }
 
 /// This CPU's features, detected on first use and cached for the process.

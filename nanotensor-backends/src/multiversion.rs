@@ -67,7 +67,7 @@ macro_rules! multiversion {
         }
     };
 }
-#[cfg(feature = "int8")] // the int8 quantizer defines its loops with it
+// The int8 quantizer and the bf16 conversions define their loops with it.
 pub(crate) use multiversion;
 
 multiversion! {

@@ -24,9 +24,14 @@ pub struct Tolerance {
     pub float_f32: f64,
     /// f64 (all ops).
     pub f64: f64,
-    /// bf16 (all ops): inputs and output carry 8 significant bits, so ~(2⁻⁹)²/3 ≈ 1e-6 per
-    /// element of rounding noise; 1e-4 leaves room for accumulation order.
+    /// bf16 (all ops). The inputs are exact in f32 and f64, so a backend that accumulates in
+    /// f32 or wider and rounds once to bf16 (8 significant bits, relative rounding error at
+    /// most u = 2⁻⁹) has NMSE = Σ(δᵢ·yᵢ)²/Σyᵢ² ≤ u² ≈ 3.8e-6 (about u²/3 on average), plus
+    /// f32 accumulation noise (~1e-14): the bound 1e-5 holds with margin, and a kernel that
+    /// rounded an operand or a partial sum to bf16 on the way would exceed it.
     pub bf16: f64,
+    /// f16 (all ops): as bf16 with 11 significant bits, u = 2⁻¹², u² ≈ 6e-8: bound 1e-7.
+    pub f16: f64,
 }
 
 impl Tolerance {
@@ -35,7 +40,8 @@ impl Tolerance {
         matmul_f32: 1e-10,
         float_f32: 1e-10,
         f64: 1e-24,
-        bf16: 1e-4,
+        bf16: 1e-5,
+        f16: 1e-7,
     };
 }
 
@@ -44,7 +50,8 @@ fn tol_for<T: Element>(t: &Tolerance, matmul: bool) -> f64 {
         nanotensor_core::DType::F32 if matmul => t.matmul_f32,
         nanotensor_core::DType::F32 => t.float_f32,
         nanotensor_core::DType::F64 => t.f64,
-        _ => t.bf16,
+        nanotensor_core::DType::BF16 => t.bf16,
+        nanotensor_core::DType::F16 => t.f16,
     }
 }
 
@@ -473,7 +480,7 @@ macro_rules! conformance {
     ($name:ident, $backend:expr, $tol:expr, algos = $algos:expr) => {
         mod $name {
             use super::*;
-            use half::bf16;
+            use half::{bf16, f16};
 
             #[test]
             fn matmul_f32() {
@@ -488,12 +495,24 @@ macro_rules! conformance {
                 matmul_cases::<_, bf16>(&$backend, &$tol);
             }
             #[test]
+            fn matmul_f16() {
+                matmul_cases::<_, f16>(&$backend, &$tol);
+            }
+            #[test]
             fn linear_f32() {
                 linear_cases::<_, f32>(&$backend, &$tol);
             }
             #[test]
             fn linear_f64() {
                 linear_cases::<_, f64>(&$backend, &$tol);
+            }
+            #[test]
+            fn linear_bf16() {
+                linear_cases::<_, bf16>(&$backend, &$tol);
+            }
+            #[test]
+            fn linear_f16() {
+                linear_cases::<_, f16>(&$backend, &$tol);
             }
             #[test]
             fn softmax_f32() {
@@ -506,6 +525,10 @@ macro_rules! conformance {
             #[test]
             fn softmax_bf16() {
                 softmax_cases::<_, bf16>(&$backend, &$tol);
+            }
+            #[test]
+            fn softmax_f16() {
+                softmax_cases::<_, f16>(&$backend, &$tol);
             }
             #[test]
             fn attention_f32() {
@@ -538,6 +561,10 @@ macro_rules! conformance {
                 }
             }
             #[test]
+            fn attention_f16() {
+                attention_cases::<_, f16>(&$backend, &$tol, &$algos);
+            }
+            #[test]
             fn attention_strided() {
                 for algo in $algos {
                     strided_attention_case(&$backend, &$tol, algo);
@@ -551,11 +578,21 @@ macro_rules! conformance {
     };
 }
 
+// The naive backend stores attention's scores S and probabilities P in the element type
+// before P·V (the materialised matrix is the point of that backend): a score rounded by a
+// relative u changes its probability by a factor e^(u·s), so for bf16/f16 the error of a
+// probability grows with the score's magnitude (|s| reaches ~4 for unit Gaussian inputs at
+// scale 1/√d) on top of P's own rounding and the output's. That is a few times the output
+// rounding in amplitude, ~10× in NMSE: bounds 1e-4 (bf16) and 1e-6 (f16) for all its ops.
 #[cfg(feature = "naive")]
 conformance!(
     naive,
     nanotensor_backends::naive::NaiveBackend::default(),
-    Tolerance::FLOAT,
+    Tolerance {
+        bf16: 1e-4,
+        f16: 1e-6,
+        ..Tolerance::FLOAT
+    },
     algos = [AttentionAlgo::Materialized, AttentionAlgo::Auto]
 );
 
@@ -565,6 +602,37 @@ conformance!(
 conformance!(
     blocked,
     nanotensor_backends::blocked::BlockedBackend::new(2).unwrap(),
+    Tolerance::FLOAT,
+    algos = [
+        AttentionAlgo::Materialized,
+        AttentionAlgo::Flash,
+        AttentionAlgo::Auto
+    ]
+);
+
+// The two bf16 product paths of the blocked backend, forced whatever this CPU's default: the
+// AVX512-BF16 dot-product kernel (k-pair packing; odd depths pad a pair; where the CPU lacks the
+// instruction this runs the widening path again) and widening into the f32 kernel. Both
+// accumulate in f32 and round once, so the float bounds apply unchanged.
+#[cfg(feature = "blocked")]
+conformance!(
+    blocked_bf16_dot,
+    nanotensor_backends::blocked::BlockedBackend::new(2)
+        .unwrap()
+        .with_bf16_preference(nanotensor_backends::blocked::Bf16Preference::Dot),
+    Tolerance::FLOAT,
+    algos = [
+        AttentionAlgo::Materialized,
+        AttentionAlgo::Flash,
+        AttentionAlgo::Auto
+    ]
+);
+#[cfg(feature = "blocked")]
+conformance!(
+    blocked_bf16_convert,
+    nanotensor_backends::blocked::BlockedBackend::new(2)
+        .unwrap()
+        .with_bf16_preference(nanotensor_backends::blocked::Bf16Preference::Convert),
     Tolerance::FLOAT,
     algos = [
         AttentionAlgo::Materialized,
@@ -590,6 +658,7 @@ conformance!(
         float_f32: 1e-10,
         f64: 1e-3,
         bf16: 1e-3,
+        f16: 1e-3,
     },
     algos = [AttentionAlgo::Materialized, AttentionAlgo::Auto]
 );
@@ -611,6 +680,7 @@ conformance!(
         float_f32: 1e-10,
         f64: 1e-3,
         bf16: 1e-3,
+        f16: 1e-3,
     },
     algos = [AttentionAlgo::Materialized, AttentionAlgo::Auto]
 );

@@ -220,6 +220,10 @@ pub enum DTypeArg {
     F32,
     /// 64-bit float.
     F64,
+    /// bfloat16 (products accumulate in f32).
+    Bf16,
+    /// IEEE half precision (products accumulate in f32).
+    F16,
 }
 
 impl DTypeArg {
@@ -228,6 +232,17 @@ impl DTypeArg {
         match self {
             DTypeArg::F32 => "f32",
             DTypeArg::F64 => "f64",
+            DTypeArg::Bf16 => "bf16",
+            DTypeArg::F16 => "f16",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DTypeArg::F32 => 4,
+            DTypeArg::F64 => 8,
+            DTypeArg::Bf16 | DTypeArg::F16 => 2,
         }
     }
 }

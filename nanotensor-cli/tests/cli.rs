@@ -580,3 +580,86 @@ fn bandwidth_reports_a_finite_positive_rate_and_refuses_bad_input() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Every `--dtype` runs matmul (plain and prepared) and attention on the blocked backend,
+/// reports the dtype and the kernel that ran, and stays within the dtype's bound against the
+/// float64 reference (the conformance bounds: f32 1e-10, f64 1e-24, bf16 1e-5, f16 1e-7).
+#[cfg(feature = "blocked")]
+#[test]
+fn every_dtype_reports_its_kernel_and_accuracy() {
+    for (dtype, bound) in [
+        ("f32", 1e-10),
+        ("f64", 1e-24),
+        ("bf16", 1e-5),
+        ("f16", 1e-7),
+    ] {
+        for prepared in [false, true] {
+            let mut args = vec![
+                "matmul",
+                "--backend",
+                "blocked",
+                "--m",
+                "37",
+                "--k",
+                "129",
+                "--n",
+                "65",
+                "--dtype",
+                dtype,
+                "--threads",
+                "2",
+                "--repeat",
+                "1",
+                "--check",
+                "--json",
+            ];
+            if prepared {
+                args.push("--prepared");
+            }
+            let out = nanotensor(&args);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v = json(&out);
+            assert_eq!(v["dtype"], dtype);
+            let kernel = v["kernel"]
+                .as_str()
+                .expect("the blocked backend names its kernel");
+            assert!(
+                kernel.contains(if dtype == "f64" { "f64" } else { "f32" })
+                    || kernel.starts_with("avx512bf16"),
+                "{v}"
+            );
+            assert!(v["nmse"].as_f64().unwrap() < bound, "{v}");
+        }
+        let out = nanotensor(&[
+            "attention",
+            "--backend",
+            "blocked",
+            "--seq-len",
+            "40",
+            "--head-dim",
+            "16",
+            "--heads",
+            "2",
+            "--causal",
+            "--dtype",
+            dtype,
+            "--repeat",
+            "1",
+            "--check",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out);
+        assert_eq!(v["dtype"], dtype);
+        assert!(v["kernel"].as_str().is_some(), "{v}");
+        assert!(v["nmse"].as_f64().unwrap() < bound, "{v}");
+    }
+}

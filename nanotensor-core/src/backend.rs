@@ -12,9 +12,10 @@
 //! shapes. Kernels behind the checks assume valid input.
 
 use crate::attention::{
-    check_operands, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut, TensorAttention,
+    check_operands, AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
+    TensorAttention,
 };
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::MatmulDims;
 use crate::tensor::Tensor;
@@ -70,6 +71,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Worker threads this backend uses (1 for single-threaded backends).
     fn threads(&self) -> usize {
         1
+    }
+
+    /// The microkernel that products (`matmul`, `linear`) of `dtype` run on, for reports
+    /// (e.g. `"avx512-f32-12x32"`, `"avx512bf16-12x32"`, or `"convert+avx512-f32-12x32"` for
+    /// 16-bit floats widened into an f32 kernel); `None` for a backend with one plain
+    /// implementation.
+    fn matmul_kernel(&self, dtype: DType) -> Option<&'static str> {
+        let _ = dtype;
+        None
+    }
+
+    /// The kernel that attention of `dtype` runs on with algorithm `algo` (a resolved plan's),
+    /// for reports; `None` for a backend with one plain implementation.
+    fn attention_kernel(&self, dtype: DType, algo: AttentionAlgo) -> Option<&'static str> {
+        let _ = (dtype, algo);
+        None
     }
 
     /// Matrix product `C = A·B`.

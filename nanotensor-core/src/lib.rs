@@ -44,5 +44,8 @@ pub use backend::{Backend, LoadTransforms, PreparedWeight};
 pub use clip::Clip;
 pub use element::{DType, Element};
 pub use error::{Error, Result};
+/// The 16-bit float element types (from the `half` crate), so that users name them without a
+/// dependency of their own.
+pub use half::{bf16, f16};
 pub use quant::{Granularity, QTensor, QuantReport};
 pub use tensor::Tensor;

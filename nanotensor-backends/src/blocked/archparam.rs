@@ -36,11 +36,25 @@
 //!   stay in **L3**: `nc = 4096` gives up to 16 MiB at `kc` = 1024, half of a 32 MiB L3, so
 //!   both threads' A blocks and the C stream fit beside it. A large `nc` packs A fewer times
 //!   for a wide B.
+//!
+//! # Other element types
+//! The budgets above are bytes of cache, so a wider element gets proportionally fewer of them:
+//! the f64 kernels (12 × 16 and 6 × 8 tiles, 8-byte values) use **`kc = 512`**
+//! ([`KC_F64`]), which keeps the B micro-panel (`512 · 16 · 8` = 64 KiB), the A block
+//! (`144 · 512 · 8` = 576 KiB) and the B block (`512 · 4096 · 8` = 16 MiB) at the f32 sizes;
+//! `mc` and `nc` count rows and columns of the same bytes per row and stay. The bf16 kernel
+//! packs pairs of 2-byte values (`KGROUP` = 2), as many bytes per depth pair as f32 per depth
+//! step, so it takes twice the f32 depth ([`KC_BF16`]) for the same bytes per block.
 
 /// Rows of A per packed block (LOOP 3 step). Must be a multiple of every `MR`.
 pub const MC: usize = 144;
 /// Depth per packed panel (LOOP 4 step).
 pub const KC: usize = 1024;
+/// Depth per packed panel for 8-byte elements (f64): half of [`KC`], the same bytes.
+pub const KC_F64: usize = KC / 2;
+/// Depth per packed panel for 2-byte elements packed in pairs (bf16): twice [`KC`], the same
+/// bytes.
+pub const KC_BF16: usize = 2 * KC;
 /// Columns of B per packed block (LOOP 5 step). Must be a multiple of every `NR`.
 pub const NC: usize = 4096;
 

@@ -1,11 +1,13 @@
 //! [`BlockedBackend`]: the `Backend` contract on the blocked GEMM machinery of [`super`].
 
+use super::half16::{self, narrow_into, view, view_mut, widen_into, Bf16Preference, HalfKernel};
 use super::{float_ops, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
-use kernel::{scalar::ScalarF64, with_f32_kernel, F32Kernel};
-use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec};
+use kernel::f64_choice::{with_f64_kernel, F64Kernel};
+use kernel::{with_f32_kernel, F32Kernel};
+use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor_core::shape::MatmulDims;
 use nanotensor_core::{Backend, DType, Element, Heads, HeadsMut, PreparedWeight, Result, Tensor};
 use pack::MatRef;
@@ -14,11 +16,15 @@ use pack::MatRef;
 ///
 /// Accuracy: f32 sums in a blocked order (f64 for f64), so results differ from the naive
 /// backend's by float32 rounding (normalised error around 1e-14 against float64 at the sizes
-/// the conformance suite runs); bf16/f16 operands are widened to f32 while packing.
+/// the conformance suite runs); bf16/f16 products accumulate in f32 (on the bf16 dot-product
+/// kernel, or widened to f32 while packing) and are rounded once to the output type.
 #[derive(Debug)]
 pub struct BlockedBackend {
     pool: Pool,
     kernel: F32Kernel,
+    kernel64: F64Kernel,
+    /// What bf16 products run on (f16 ones always widen into `kernel`).
+    bf16: HalfKernel,
 }
 
 impl BlockedBackend {
@@ -27,15 +33,56 @@ impl BlockedBackend {
     /// # Errors
     /// [`nanotensor_core::Error::InvalidArgument`] for zero threads or when the OS refuses to start them.
     pub fn new(threads: usize) -> Result<Self> {
+        let kernel = kernel::detect();
         Ok(BlockedBackend {
             pool: Pool::new(threads)?,
-            kernel: kernel::detect(),
+            kernel,
+            kernel64: F64Kernel::detect(),
+            bf16: HalfKernel::choose(
+                DType::BF16,
+                crate::cpu::features(),
+                kernel,
+                Bf16Preference::from_env(),
+            ),
         })
     }
 
     /// The f32 microkernel in use (e.g. `"avx512-f32-12x32"`).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()
+    }
+
+    /// The f64 microkernel in use (e.g. `"avx512-f64-12x16"`).
+    pub fn f64_kernel_name(&self) -> &'static str {
+        self.kernel64.name()
+    }
+
+    /// The microkernel a product of `dtype` runs on: `"avx512-f32-12x32"`,
+    /// `"avx512-f64-12x16"`, `"avx512bf16-12x32"`, or `"convert+…"` for 16-bit floats widened
+    /// into the f32 kernel.
+    pub fn kernel_for(&self, dtype: DType) -> &'static str {
+        match dtype {
+            DType::F32 => self.kernel.name(),
+            DType::F64 => self.kernel64.name(),
+            DType::BF16 | DType::F16 => self.half_kernel(dtype).name(),
+        }
+    }
+
+    /// This backend with bf16 products on the kernel `preference` picks on this CPU (instead
+    /// of the one `NANOTENSOR_BF16` or the vendor picks): to compare or test both paths.
+    pub fn with_bf16_preference(mut self, preference: Bf16Preference) -> Self {
+        self.bf16 =
+            HalfKernel::choose(DType::BF16, crate::cpu::features(), self.kernel, preference);
+        self
+    }
+
+    /// The kernel of a bf16 or f16 product.
+    fn half_kernel(&self, dtype: DType) -> HalfKernel {
+        if dtype == DType::BF16 {
+            self.bf16
+        } else {
+            HalfKernel::Widen(self.kernel)
+        }
     }
 
     /// `C = A·B` on raw row-major slices (`a`: `m × k`, `b`: `k × n`, `c`: `m × n`), without
@@ -54,43 +101,43 @@ impl BlockedBackend {
         n: usize,
     ) -> bool {
         let pool = Some(&self.pool);
-        let am = MatRef::new(a, m, k, k, 1);
-        let bm = MatRef::new(b, k, n, n, 1);
         if let (Some(a32), Some(b32), Some(c32)) =
             (T::slice_f32(a), T::slice_f32(b), T::slice_f32_mut(c))
         {
             let (am, bm) = (MatRef::new(a32, m, k, k, 1), MatRef::new(b32, k, n, n, 1));
-            return with_f32_kernel!(self.kernel, kern => {
-                gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)
-            });
-        } else if T::DTYPE == DType::F64 {
-            let mut c64 = vec![0.0f64; m * n];
-            let conv = |x: T| x.as_f64();
-            gemm::gemm(
-                ScalarF64,
-                pool,
-                am,
-                conv,
-                BSource::Strided(bm),
-                conv,
-                &mut c64,
-                n,
-            );
-            c.iter_mut()
-                .zip(&c64)
-                .for_each(|(o, &v)| *o = T::from_f64(v));
-        } else {
-            let mut c32 = vec![0.0f32; m * n];
-            let conv = |x: T| x.as_f32();
             with_f32_kernel!(self.kernel, kern => {
-                gemm::gemm(kern, pool, am, conv, BSource::Strided(bm), conv, &mut c32, n)
-            });
-            c.iter_mut()
-                .zip(&c32)
-                .for_each(|(o, &v)| *o = T::from_f32(v));
+                gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)
+            })
+        } else if let (Some(a64), Some(b64), Some(c64)) = (as_f64(a), as_f64(b), as_f64_mut(c)) {
+            let (am, bm) = (MatRef::new(a64, m, k, k, 1), MatRef::new(b64, k, n, n, 1));
+            with_f64_kernel!(self.kernel64, kern => {
+                gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c64, n)
+            })
+        } else {
+            half16::matmul(self.half_kernel(T::DTYPE), pool, a, b, c, m, k, n)
         }
-        false
     }
+
+    /// `Wᵀ` packed for the bf16 kernel, when `T` is bf16 and the CPU has the kernel.
+    fn prepare_bf16<T: Element>(&self, w: &[T], out_f: usize, in_f: usize) -> Option<Packed> {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let (DType::BF16, HalfKernel::Bf16(kernel)) = (T::DTYPE, self.bf16) {
+            let b = half16::pack_bf16(kernel, Some(&self.pool), w, out_f, in_f);
+            return Some(Packed::Bf16 { kernel, b });
+        }
+        let _ = (w, out_f, in_f);
+        None
+    }
+}
+
+/// `s` as `f64` values when `T` is `f64` (a no-op view), `None` for every other type.
+fn as_f64<T: Element>(s: &[T]) -> Option<&[f64]> {
+    view(s)
+}
+
+/// [`as_f64`] for a mutable slice.
+fn as_f64_mut<T: Element>(s: &mut [T]) -> Option<&mut [f64]> {
+    view_mut(s)
 }
 
 impl crate::select::BuildBackend for BlockedBackend {
@@ -106,17 +153,34 @@ impl Default for BlockedBackend {
         let pool = Pool::new(Pool::default_threads())
             .or_else(|_| Pool::new(1))
             .expect("a one-thread pool starts no OS thread and cannot fail");
-        BlockedBackend { pool, kernel }
+        BlockedBackend {
+            pool,
+            kernel,
+            kernel64: F64Kernel::detect(),
+            bf16: HalfKernel::choose(
+                DType::BF16,
+                crate::cpu::features(),
+                kernel,
+                Bf16Preference::from_env(),
+            ),
+        }
     }
 }
 
 /// The packed forms a weight can take.
 #[derive(Debug)]
 enum Packed {
-    /// f32, bf16 and f16 weights: f32 micro-panels for `kernel`.
+    /// f32 and f16 weights (and bf16 ones without AVX512-BF16): f32 micro-panels for
+    /// `kernel`.
     F32 { kernel: F32Kernel, b: PackedB<f32> },
-    /// f64 weights: f64 micro-panels for the portable f64 kernel.
-    F64(PackedB<f64>),
+    /// f64 weights: f64 micro-panels for `kernel`.
+    F64 { kernel: F64Kernel, b: PackedB<f64> },
+    /// bf16 weights on a CPU with AVX512-BF16: bf16 pairs for `kernel`.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    Bf16 {
+        kernel: kernel::avx512_bf16::Avx512Bf16,
+        b: PackedB<u16>,
+    },
 }
 
 /// A weight `W: [out, in]` prepared by [`BlockedBackend::prepare`]: `Wᵀ` packed once into the
@@ -138,7 +202,9 @@ impl<T: Element> PreparedWeight for BlockedWeight<T> {
         std::mem::size_of::<Self>()
             + match &self.packed {
                 Packed::F32 { b, .. } => b.size_bytes(),
-                Packed::F64(b) => b.size_bytes(),
+                Packed::F64 { b, .. } => b.size_bytes(),
+                #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+                Packed::Bf16 { b, .. } => b.size_bytes(),
             }
     }
 }
@@ -152,6 +218,14 @@ impl Backend for BlockedBackend {
 
     fn threads(&self) -> usize {
         self.pool.threads()
+    }
+
+    fn matmul_kernel(&self, dtype: DType) -> Option<&'static str> {
+        Some(self.kernel_for(dtype))
+    }
+
+    fn attention_kernel(&self, dtype: DType, algo: AttentionAlgo) -> Option<&'static str> {
+        Some(float_ops::kernel_name(self.kernel, dtype, algo))
     }
 
     fn matmul_impl<T: Element>(
@@ -217,8 +291,14 @@ impl Backend for BlockedBackend {
         // B = Wᵀ (in × out), read in place through strides.
         let wt = MatRef::new(w.as_slice(), out_f, in_f, in_f, 1).t();
         let pool = Some(&self.pool);
-        let packed = if T::DTYPE == DType::F64 {
-            Packed::F64(PackedB::new(ScalarF64, pool, wt, |x: T| x.as_f64()))
+        let packed = if let Some(p) = self.prepare_bf16(w.as_slice(), out_f, in_f) {
+            p
+        } else if T::DTYPE == DType::F64 {
+            let b = with_f64_kernel!(self.kernel64, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f64()));
+            Packed::F64 {
+                kernel: self.kernel64,
+                b,
+            }
         } else {
             let b = with_f32_kernel!(self.kernel, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f32()));
             Packed::F32 {
@@ -244,30 +324,30 @@ impl Backend for BlockedBackend {
         let [n, k] = w.shape;
         let pool = Some(&self.pool);
         match &w.packed {
-            Packed::F64(b) => {
-                let mut c = vec![0.0f64; rows * n];
-                let xm = MatRef::new(x, rows, k, k, 1);
-                let conv = |v: T| v.as_f64();
-                gemm::gemm(
-                    ScalarF64,
-                    pool,
-                    xm,
-                    conv,
-                    BSource::Packed(b),
-                    |v| v,
-                    &mut c,
-                    n,
-                );
-                out.iter_mut()
-                    .zip(&c)
-                    .for_each(|(o, &v)| *o = T::from_f64(v));
+            Packed::F64 { kernel, b } => {
+                // Only an f64 weight is packed as f64, so `x` and `out` are f64 too.
+                let (x64, y64) = (as_f64(x), as_f64_mut(out));
+                let (Some(x64), Some(y64)) = (x64, y64) else {
+                    unreachable!("an f64 weight applied to {} activations", T::DTYPE)
+                };
+                with_f64_kernel!(*kernel, kern => {
+                    if rows <= gemv::MAX_ROWS {
+                        gemv::skinny(kern, pool, x64, rows, b, y64);
+                    } else {
+                        let xm = MatRef::new(x64, rows, k, k, 1);
+                        gemm::gemm(kern, pool, xm, |v| v, BSource::Packed(b), |v| v, y64, n);
+                    }
+                });
             }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Packed::Bf16 { kernel, b } => half16::linear_bf16(*kernel, pool, x, rows, b, out),
             Packed::F32 { kernel, b } => {
-                let widened;
+                let mut widened = Vec::new();
                 let x32 = match T::slice_f32(x) {
                     Some(s) => s,
                     None => {
-                        widened = x.iter().map(|v| v.as_f32()).collect::<Vec<f32>>();
+                        widened.resize(x.len(), 0.0f32);
+                        widen_into(x, &mut widened);
                         &widened
                     }
                 };
@@ -288,9 +368,7 @@ impl Backend for BlockedBackend {
                     }
                 });
                 if !staging.is_empty() {
-                    out.iter_mut()
-                        .zip(&staging)
-                        .for_each(|(o, &v)| *o = T::from_f32(v));
+                    narrow_into(&staging, out);
                 }
             }
         }
@@ -301,3 +379,7 @@ impl Backend for BlockedBackend {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tests_dtypes.rs"]
+mod tests_dtypes;

@@ -21,7 +21,7 @@ use crate::threads::Pool;
 /// Largest `m` the skinny path takes; above it the GEMM driver is faster.
 pub const MAX_ROWS: usize = 8;
 
-/// Weights of at least this many elements (256 KiB of f32) are streamed by all threads;
+/// Weights of at least this many elements (256 KiB of f32, 512 KiB of f64) are streamed by all threads;
 /// smaller ones by the calling thread alone. One core streams 256 KiB from DRAM in ~6 µs
 /// (~40 GB/s), several times the cost of handing a job to a spinning worker. The threshold
 /// relies on that cheap hand-off: with a pool whose every job wakes workers through the OS it
@@ -39,10 +39,10 @@ pub const TASKS_PER_THREAD: usize = 4;
 pub fn skinny<K: SkinnyKernel>(
     kernel: K,
     pool: Option<&Pool>,
-    x: &[f32],
+    x: &[K::A],
     m: usize,
-    w: &PackedB<f32>,
-    y: &mut [f32],
+    w: &PackedB<K::B>,
+    y: &mut [K::C],
 ) {
     let (k, n) = w.dims();
     let nr = K::NR;
@@ -61,8 +61,8 @@ pub fn skinny<K: SkinnyKernel>(
     };
     let panels_per_task = panels.div_ceil(tasks);
     // Accumulators, panel-major: panel q holds rows i < m of NR columns at (q·m + i)·NR.
-    with_workspace::<f32, _>(Slot::B, panels * m * nr, |acc| {
-        acc.fill(0.0);
+    with_workspace::<K::C, _>(Slot::B, panels * m * nr, |acc| {
+        acc.fill(K::C::default());
         skinny_blocks(kernel, pool, x, m, w, acc, panels_per_task);
         // Scatter the panel-major accumulators into row-major y.
         for (q, tile) in acc.chunks_exact(m * nr).enumerate() {
@@ -80,10 +80,10 @@ pub fn skinny<K: SkinnyKernel>(
 fn skinny_blocks<K: SkinnyKernel>(
     kernel: K,
     pool: Option<&Pool>,
-    x: &[f32],
+    x: &[K::A],
     m: usize,
-    w: &PackedB<f32>,
-    acc: &mut [f32],
+    w: &PackedB<K::B>,
+    acc: &mut [K::C],
     panels_per_task: usize,
 ) {
     let (k, n) = w.dims();
@@ -91,7 +91,7 @@ fn skinny_blocks<K: SkinnyKernel>(
     let (kc, nc) = (w.blocking().kc, w.blocking().nc);
     let panels = n.div_ceil(nr);
     let threads = pool.map_or(1, Pool::threads);
-    let run = |task: usize, acc: &mut [f32]| {
+    let run = |task: usize, acc: &mut [K::C]| {
         let (q0, q1) = (
             task * panels_per_task,
             ((task + 1) * panels_per_task).min(panels),

@@ -14,8 +14,9 @@
 //! the float operations are compiled for the int8 backend, but not the blocked backend itself
 //! (`BlockedBackend`, `gemv`: feature `blocked`).
 //!
-//! `f32` takes the fast path (the detected SIMD kernel); `bf16`/`f16` are widened to f32 while
-//! packing and use the same kernels; `f64` runs the portable f64 kernel through the same driver.
+//! Every element type has a fast path through the same driver: `f32` and `f64` their detected
+//! SIMD kernels; `bf16` the AVX512-BF16 dot-product kernel where it is fast; `f16` (and
+//! `bf16` elsewhere) is widened to f32 while packing and runs the f32 kernel (`half16`).
 //! `unsafe` lives in [`kernel`] (the SIMD code) and, for the raw view of C through which the
 //! driver's tasks write disjoint tiles, in [`gemm`] and its operand module.
 
@@ -27,9 +28,13 @@ pub mod float_ops;
 pub mod gemm;
 #[cfg(feature = "blocked")]
 pub mod gemv;
+#[cfg(feature = "blocked")]
+pub mod half16;
 pub mod kernel;
 mod operands;
 pub mod pack;
 
 #[cfg(feature = "blocked")]
 pub use backend::{BlockedBackend, BlockedWeight};
+#[cfg(feature = "blocked")]
+pub use half16::{Bf16Preference, HalfKernel};

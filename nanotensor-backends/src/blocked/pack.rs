@@ -9,6 +9,7 @@ use std::any::TypeId;
 
 use bytemuck::Pod;
 
+use super::kernel::convert::widen_any;
 use super::kernel::transpose::pack_lanes_f32;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
@@ -105,7 +106,10 @@ pub fn packed_len(width: usize, depth: usize, r: usize, g: usize) -> usize {
 ///
 /// `conv` converts element types. When `S` and `P` are the same type it must be the identity:
 /// the f32 → f32 transposing copy (the common case: a row-major A block, a transposed weight)
-/// then runs as a SIMD transpose ([`pack_lanes_f32`]) without calling it.
+/// then runs as a SIMD transpose ([`pack_lanes_f32`]) without calling it. Likewise, when `S`
+/// is `half::bf16` or `half::f16` and `P` is `f32`, `conv` must be the exact widening: the
+/// runs are then widened in bulk (F16C / AVX-512 conversions, see
+/// [`convert`](super::kernel::convert)) instead of one call per element.
 pub fn pack_panels<S: Pod, P: Pod + Default>(
     src: MatRef<'_, S>,
     r: usize,
@@ -116,6 +120,8 @@ pub fn pack_panels<S: Pod, P: Pod + Default>(
     let (width, depth) = (src.rows, src.cols);
     let dp = depth.div_ceil(g) * g;
     let panel_len = r * dp;
+    // Scratch for widening bf16/f16 lanes before the f32 transpose, made on first use.
+    let mut widened: Option<Vec<f32>> = None;
     assert_eq!(
         out.len(),
         packed_len(width, depth, r, g),
@@ -137,6 +143,19 @@ pub fn pack_panels<S: Pod, P: Pod + Default>(
                 if let (Some(rows), Some(panel)) = (as_f32(rows), as_f32_mut(panel)) {
                     pack_lanes_f32(rows, src.rs, lanes, depth, r, panel);
                     continue;
+                }
+                if let Some(panel) = as_f32_mut(panel) {
+                    // bf16/f16 into f32 panels: widen each lane's run in bulk, then the SIMD
+                    // transpose.
+                    let wide = widened.get_or_insert_with(|| vec![0.0f32; r * depth]);
+                    let ok = (0..lanes).all(|i| {
+                        let run = &rows[i * src.rs..i * src.rs + depth];
+                        widen_any(run, &mut wide[i * depth..(i + 1) * depth])
+                    });
+                    if ok {
+                        pack_lanes_f32(wide, depth, lanes, depth, r, panel);
+                        continue;
+                    }
                 }
                 for (p, group) in panel.chunks_exact_mut(r).take(depth).enumerate() {
                     for (i, o) in group[..lanes].iter_mut().enumerate() {
@@ -160,6 +179,16 @@ pub fn pack_panels<S: Pod, P: Pod + Default>(
                         continue;
                     }
                 }
+                if let Some(panel) = as_f32_mut(panel) {
+                    // bf16/f16 into f32 panels: each depth step's run widened in bulk.
+                    let ok = (0..depth).all(|p| {
+                        let run = &src.data[i0 + p * src.cs..][..lanes];
+                        widen_any(run, &mut panel[p * r..p * r + lanes])
+                    });
+                    if ok {
+                        continue;
+                    }
+                }
                 for p in 0..depth {
                     let run = &src.data[i0 + p * src.cs..][..lanes];
                     for (o, &v) in panel[p * r..p * r + lanes].iter_mut().zip(run) {
@@ -173,11 +202,66 @@ pub fn pack_panels<S: Pod, P: Pod + Default>(
                     }
                 }
             }
+        } else if g == 2 {
+            pack_pairs(src, i0, lanes, r, &conv, panel);
         } else {
             for i in 0..lanes {
                 for p in 0..depth {
                     panel[((p / g) * r + i) * g + p % g] = conv(src.at(i0 + i, p));
                 }
+            }
+        }
+    }
+}
+
+/// One micro-panel with depth grouped in pairs (`g = 2`, the bf16 dot-product layout):
+/// `panel[((p / 2)·r + i)·2 + p % 2] = conv(src[i0 + i, p])` for lanes `i < lanes`. Padding
+/// (lanes past `lanes`, the second half of an odd depth's last pair) is left as it is (the
+/// caller zeroes it). The two common layouts get loops that read the source sequentially: a
+/// lane's depth run (row-major A) fills that lane's pairs; two consecutive depth rows
+/// (row-major B seen transposed) interleave into the pairs of every lane.
+fn pack_pairs<S: Pod, P: Pod>(
+    src: MatRef<'_, S>,
+    i0: usize,
+    lanes: usize,
+    r: usize,
+    conv: &impl Fn(S) -> P,
+    panel: &mut [P],
+) {
+    let depth = src.cols;
+    if src.cs == 1 {
+        for i in 0..lanes {
+            let row = &src.data[(i0 + i) * src.rs..][..depth];
+            for (q, pair) in row.chunks(2).enumerate() {
+                let o = (q * r + i) * 2;
+                panel[o] = conv(pair[0]);
+                if let Some(&v) = pair.get(1) {
+                    panel[o + 1] = conv(v);
+                }
+            }
+        }
+    } else if src.rs == 1 {
+        for (q, out) in panel
+            .chunks_exact_mut(2 * r)
+            .take(depth.div_ceil(2))
+            .enumerate()
+        {
+            let p = 2 * q;
+            let r0 = &src.data[i0 + p * src.cs..][..lanes];
+            for (o, &v) in out.chunks_exact_mut(2).zip(r0) {
+                o[0] = conv(v);
+            }
+            if p + 1 < depth {
+                let r1 = &src.data[i0 + (p + 1) * src.cs..][..lanes];
+                for (o, &v) in out.chunks_exact_mut(2).zip(r1) {
+                    o[1] = conv(v);
+                }
+            }
+        }
+    } else {
+        for i in 0..lanes {
+            for p in 0..depth {
+                panel[((p / 2) * r + i) * 2 + p % 2] = conv(src.at(i0 + i, p));
             }
         }
     }
@@ -264,11 +348,17 @@ pub enum Slot {
     B = 0,
     /// The packed A block (held by each thread running LOOP 3).
     A = 1,
+    /// The f32 staging of a product whose C has another element type (bf16, f16).
+    C = 2,
 }
 
 thread_local! {
-    static WORKSPACE: [std::cell::RefCell<Vec<Line>>; 2] = const {
-        [std::cell::RefCell::new(Vec::new()), std::cell::RefCell::new(Vec::new())]
+    static WORKSPACE: [std::cell::RefCell<Vec<Line>>; 3] = const {
+        [
+            std::cell::RefCell::new(Vec::new()),
+            std::cell::RefCell::new(Vec::new()),
+            std::cell::RefCell::new(Vec::new()),
+        ]
     };
 }
 
@@ -330,7 +420,7 @@ mod tests {
     #[test]
     fn packing_round_trips_for_every_layout_and_edge() {
         for (w, d) in [(1, 1), (12, 7), (13, 5), (31, 64), (5, 3)] {
-            for (r, g) in [(12, 1), (32, 1), (4, 1), (8, 4), (16, 4)] {
+            for (r, g) in [(12, 1), (32, 1), (4, 1), (8, 4), (16, 4), (12, 2), (32, 2)] {
                 roundtrip(w, d, r, g, d, 1); // row-major
                 roundtrip(w, d, r, g, 1, w); // column-major
                 roundtrip(w, d, r, g, 2 * d + 1, 2); // general strides
@@ -344,6 +434,55 @@ mod tests {
         let mut out = vec![0.0f32; packed_len(1, 2, 4, 1)];
         pack_panels(MatRef::new(&a, 1, 2, 2, 1), 4, 1, |x| x.to_f32(), &mut out);
         assert_eq!(out, [1.5, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// bf16 and f16 sources packed into f32 panels (the bulk-widening paths: row-major lanes
+    /// through the transpose, column runs, and general strides element by element) give the
+    /// exact widened values in the documented layout.
+    #[test]
+    fn half_sources_widen_while_packing() {
+        fn check<H: nanotensor_core::Element>(
+            width: usize,
+            depth: usize,
+            r: usize,
+            rs: usize,
+            cs: usize,
+        ) {
+            let len = (width - 1) * rs + (depth - 1) * cs + 1;
+            let data: Vec<H> = (0..len)
+                .map(|x| H::from_f64(x as f64 * 0.37 - 50.0))
+                .collect();
+            let src = MatRef::new(&data, width, depth, rs, cs);
+            let mut out = vec![-1.0f32; packed_len(width, depth, r, 1)];
+            pack_panels(src, r, 1, |x: H| x.as_f32(), &mut out);
+            for q in 0..width.div_ceil(r) {
+                for i in 0..r {
+                    for p in 0..depth {
+                        let got = out[q * r * depth + p * r + i];
+                        let want = if q * r + i < width {
+                            src.at(q * r + i, p).as_f32()
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(
+                            got,
+                            want,
+                            "{} w={width} d={depth} r={r} rs={rs} cs={cs}",
+                            H::DTYPE
+                        );
+                    }
+                }
+            }
+        }
+        for (w, d) in [(1, 1), (12, 7), (13, 37), (33, 64), (5, 3)] {
+            for r in [12, 32, 8] {
+                check::<half::bf16>(w, d, r, d, 1);
+                check::<half::f16>(w, d, r, d, 1);
+                check::<half::bf16>(w, d, r, 1, w);
+                check::<half::f16>(w, d, r, 1, w + 3);
+                check::<half::f16>(w, d, r, 2 * d + 1, 2);
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The generic path (f64, bf16, f16): the same blocked online softmax, one query row at a time,
-//! accumulating in f64. Correctness first; the f32 paths are the fast ones.
+//! The generic path (f64): the same blocked online softmax, one query row at a time,
+//! accumulating in f64.
 
 use super::online::OnlineSoftmax;
 use super::shared::SharedRows;

@@ -26,7 +26,12 @@
 //! # Paths
 //! - f32, `n_q > DECODE_MAX_Q`: the tiled path ([`kernel`]: SIMD tiles, queries in lanes).
 //! - f32, `n_q ≤ DECODE_MAX_Q`: the decode path ([`flash_decode`]), split over the KV range.
-//! - other element types: a scalar path accumulating in f64 with the same block structure.
+//! - bf16, f16: Q, K and V are widened to contiguous f32 copies once per call (bulk
+//!   conversions, exact), the f32 path above runs with f32 accumulation, and the output rows
+//!   are rounded back once. The copies cost `4·(H·n_q·(d + d_v) + H_kv·n_kv·(d + d_v))` bytes
+//!   of scratch, counted in the plan; at decode that is the whole KV cache per step, a pass of
+//!   the same order as the attention's own read of it.
+//! - f64: a scalar path accumulating in f64 with the same block structure.
 //!
 //! # Threads
 //! Work items are (head, query block) pairs — (head, query row, KV chunk) for decode — handed out
@@ -41,6 +46,7 @@ pub mod kernel;
 mod online;
 mod shared;
 mod tiled;
+mod widened;
 
 #[cfg(test)]
 mod tests;
@@ -70,8 +76,10 @@ enum Path {
     Generic,
 }
 
+/// The path of an element size: 8 (f64) the generic one, 4 (f32) and 2 (bf16, f16, widened)
+/// the f32 ones.
 fn path(dims: &AttentionDims, elem_size: usize) -> Path {
-    if elem_size != 4 {
+    if elem_size == 8 {
         Path::Generic
     } else if dims.n_q <= DECODE_MAX_Q {
         Path::Decode
@@ -86,13 +94,14 @@ fn workers(threads: usize, tasks: usize) -> usize {
 }
 
 /// Exact scratch bytes [`flash_attention`] allocates for these sizes, spec (a sliding window
-/// shortens the decode path's key range), element size (4 selects the f32 paths) and thread
-/// count — computable before running.
+/// shortens the decode path's key range), element size (4 selects the f32 paths, 2 the f32 paths
+/// on widened copies) and thread count — computable before running.
 ///
 /// - tiled f32: `workers · 4·BR·(GROUP·(d + d_v) + BC)` (`GROUP` = 4 packed `Qᵀ` and `Oᵀ`
 ///   tiles, one score tile);
 /// - decode f32: `4 · H·n_q·splits·(d_v + 2)` (partial `(m, l, acc)` per KV chunk of the
 ///   longest visible key range);
+/// - bf16/f16: the f32 path's, plus the f32 copies [`widened_bytes`];
 /// - generic: `workers · 8·(d + BC + d_v)` (one f64 query row, scores and accumulator).
 pub fn flash_scratch_bytes(
     dims: &AttentionDims,
@@ -101,7 +110,12 @@ pub fn flash_scratch_bytes(
     threads: usize,
 ) -> u64 {
     let (d, dv) = (dims.head_dim as u64, dims.v_dim as u64);
-    match path(dims, elem_size) {
+    let copies = if elem_size == 2 {
+        widened_bytes(dims)
+    } else {
+        0
+    };
+    copies.saturating_add(match path(dims, elem_size) {
         Path::Tiled => {
             let w = workers(threads, tiled::tasks(dims)) as u64;
             w * 4 * tiled::worker_len(dims) as u64
@@ -111,13 +125,25 @@ pub fn flash_scratch_bytes(
             let w = workers(threads, generic::tasks(dims)) as u64;
             w * 8 * (d + BC as u64 + dv)
         }
-    }
+    })
+}
+
+/// Bytes of the contiguous f32 copies of Q, K, V and the output that a bf16/f16 call makes:
+/// `4·(H·n_q·(d + d_v) + H_kv·n_kv·(d + d_v))`, saturating.
+pub fn widened_bytes(dims: &AttentionDims) -> u64 {
+    let (d, dv) = (dims.head_dim as u64, dims.v_dim as u64);
+    let q_out = (dims.n_heads as u64).saturating_mul(dims.n_q as u64);
+    let kv = (dims.n_kv_heads as u64).saturating_mul(dims.n_kv as u64);
+    q_out
+        .saturating_add(kv)
+        .saturating_mul(d + dv)
+        .saturating_mul(4)
 }
 
 /// The algorithm `Auto` resolves to on a backend with the flash path: flash when the
 /// materialised score matrices (`H·n_q·n_kv` elements of `T`) would exceed
 /// `spec.auto_threshold` (default [`AttentionSpec::DEFAULT_AUTO_THRESHOLD`]), and for f32 decode
-/// shapes (`n_q ≤ DECODE_MAX_Q`), where the flash decode kernel is faster and allocates nothing
+/// shapes (`n_q ≤ DECODE_MAX_Q`, f32 and the 16-bit floats it widens), where the flash decode kernel is faster and allocates nothing
 /// per call while the materialised path allocates its scores every generation step. Other
 /// requests (`Naive`, `Flash`) are returned unchanged.
 pub fn resolve_algo<T: Element>(dims: &AttentionDims, spec: &AttentionSpec) -> AttentionAlgo {
@@ -126,7 +152,7 @@ pub fn resolve_algo<T: Element>(dims: &AttentionDims, spec: &AttentionSpec) -> A
             let threshold = spec
                 .auto_threshold
                 .unwrap_or(AttentionSpec::DEFAULT_AUTO_THRESHOLD);
-            let decode = T::DTYPE == DType::F32 && dims.n_q <= DECODE_MAX_Q;
+            let decode = T::DTYPE != DType::F64 && dims.n_q <= DECODE_MAX_Q;
             if decode || dims.materialized_scores_bytes(std::mem::size_of::<T>()) > threshold {
                 AttentionAlgo::Flash
             } else {
@@ -227,9 +253,16 @@ pub(crate) fn flash_attention_isa<T: Element>(
         algo: AttentionAlgo::Flash,
         scratch_bytes,
     };
-    if T::DTYPE != DType::F32 {
-        generic::run(pool, q, k, v, out, dims, spec);
-        return Ok(plan);
+    match T::DTYPE {
+        DType::F64 => {
+            generic::run(pool, q, k, v, out, dims, spec);
+            return Ok(plan);
+        }
+        DType::BF16 | DType::F16 => {
+            widened::run(pool, isa, q, k, v, out, dims, spec);
+            return Ok(plan);
+        }
+        DType::F32 => {}
     }
     let out_layout = out.layout;
     let (Some(q), Some(k), Some(v), Some(od)) =
@@ -241,6 +274,22 @@ pub(crate) fn flash_attention_isa<T: Element>(
         data: od,
         layout: out_layout,
     };
+    run_f32(pool, isa, q, k, v, out, dims, spec);
+    Ok(plan)
+}
+
+/// The f32 paths (tiled or decode) on checked f32 operands.
+#[allow(clippy::too_many_arguments)]
+fn run_f32(
+    pool: &Pool,
+    isa: kernel::Isa,
+    q: Heads<'_, f32>,
+    k: Heads<'_, f32>,
+    v: Heads<'_, f32>,
+    out: HeadsMut<'_, f32>,
+    dims: &AttentionDims,
+    spec: &AttentionSpec,
+) {
     match path(dims, 4) {
         Path::Decode => {
             let need = decode_scratch_len(dims, spec, pool.threads());
@@ -250,7 +299,6 @@ pub(crate) fn flash_attention_isa<T: Element>(
         }
         _ => tiled::run(pool, isa, q, k, v, out, dims, spec),
     }
-    Ok(plan)
 }
 
 /// The f32 view of f32 heads (`None` for other element types).

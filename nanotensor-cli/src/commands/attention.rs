@@ -103,23 +103,23 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
     }
+    macro_rules! run_as {
+        ($t:ty) => {
+            with_backend(
+                kind,
+                opts,
+                Run::<$t> {
+                    args: &args,
+                    _t: Default::default(),
+                },
+            )?
+        };
+    }
     let report = match args.dtype {
-        DTypeArg::F32 => with_backend(
-            kind,
-            opts,
-            Run::<f32> {
-                args: &args,
-                _t: Default::default(),
-            },
-        )?,
-        DTypeArg::F64 => with_backend(
-            kind,
-            opts,
-            Run::<f64> {
-                args: &args,
-                _t: Default::default(),
-            },
-        )?,
+        DTypeArg::F32 => run_as!(f32),
+        DTypeArg::F64 => run_as!(f64),
+        DTypeArg::Bf16 => run_as!(nanotensor::bf16),
+        DTypeArg::F16 => run_as!(nanotensor::f16),
     };
     let d = &report.dims;
     let gflops = d.flops_for(&report.spec) / report.seconds / 1e9;
@@ -134,6 +134,7 @@ pub fn run(args: Args) -> Result<()> {
             "causal": args.causal,
             "window": args.window,
             "dtype": args.dtype.name(),
+            "kernel": report.kernel,
             "threads": report.threads,
             "repeat": args.repeat,
             "seconds": report.seconds,
@@ -170,6 +171,7 @@ pub fn run(args: Args) -> Result<()> {
                 args.window.map_or_else(|| "none".into(), |w| w.to_string()),
             ],
             vec!["dtype".into(), args.dtype.name().into()],
+            vec!["kernel".into(), report.kernel.unwrap_or("-").into()],
             vec!["threads".into(), report.threads.to_string()],
             vec![
                 "median time".into(),
@@ -191,6 +193,8 @@ pub fn run(args: Args) -> Result<()> {
 
 struct Report {
     backend: &'static str,
+    /// The kernel the attention ran on, when the backend names one.
+    kernel: Option<&'static str>,
     threads: usize,
     seconds: f64,
     plan: AttentionPlan,
@@ -283,6 +287,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
         };
         Ok(Report {
             backend: backend.name(),
+            kernel: backend.attention_kernel(T::DTYPE, plan.algo),
             threads: backend.threads(),
             seconds,
             plan,

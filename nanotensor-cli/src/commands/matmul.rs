@@ -59,10 +59,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
     let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
-    let elem = match args.dtype {
-        DTypeArg::F32 => 4u64,
-        DTypeArg::F64 => 8,
-    };
+    let elem = args.dtype.size();
     // A, B, C (and a prepared copy of B), plus the f64 reference when checking.
     let elems = |a: u64, b: u64| a.saturating_mul(b);
     let mut needed = elems(args.m, args.k)
@@ -78,29 +75,26 @@ pub fn run(args: Args) -> Result<()> {
         args.max_memory.unwrap_or_else(default_budget),
         &format!(" for {m}×{k} · {k}×{n} {} operands", args.dtype.name()),
     )?;
+    macro_rules! run_as {
+        ($t:ty) => {
+            with_backend(
+                kind,
+                opts,
+                Run::<$t> {
+                    args: &args,
+                    m,
+                    k,
+                    n,
+                    _t: Default::default(),
+                },
+            )?
+        };
+    }
     let report = match args.dtype {
-        DTypeArg::F32 => with_backend(
-            kind,
-            opts,
-            Run::<f32> {
-                args: &args,
-                m,
-                k,
-                n,
-                _t: Default::default(),
-            },
-        )?,
-        DTypeArg::F64 => with_backend(
-            kind,
-            opts,
-            Run::<f64> {
-                args: &args,
-                m,
-                k,
-                n,
-                _t: Default::default(),
-            },
-        )?,
+        DTypeArg::F32 => run_as!(f32),
+        DTypeArg::F64 => run_as!(f64),
+        DTypeArg::Bf16 => run_as!(nanotensor::bf16),
+        DTypeArg::F16 => run_as!(nanotensor::f16),
     };
     let gflops = 2.0 * m as f64 * n as f64 * k as f64 / report.seconds / 1e9;
     if args.json {
@@ -109,6 +103,7 @@ pub fn run(args: Args) -> Result<()> {
             "backend": report.backend,
             "m": m, "k": k, "n": n,
             "dtype": args.dtype.name(),
+            "kernel": report.kernel,
             "threads": report.threads,
             "repeat": args.repeat,
             "prepared": args.prepared,
@@ -134,6 +129,7 @@ pub fn run(args: Args) -> Result<()> {
             ],
             vec!["shape".into(), format!("{m}×{k} · {k}×{n}")],
             vec!["dtype".into(), args.dtype.name().into()],
+            vec!["kernel".into(), report.kernel.unwrap_or("-").into()],
             vec!["threads".into(), report.threads.to_string()],
             vec!["prepared B".into(), args.prepared.to_string()],
             vec![
@@ -156,6 +152,8 @@ pub fn run(args: Args) -> Result<()> {
 
 struct Report {
     backend: &'static str,
+    /// The microkernel the product ran on, when the backend names one.
+    kernel: Option<&'static str>,
     threads: usize,
     seconds: f64,
     nmse: Option<f64>,
@@ -196,6 +194,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
         };
         Ok(Report {
             backend: backend.name(),
+            kernel: backend.matmul_kernel(T::DTYPE),
             threads: backend.threads(),
             seconds,
             nmse,

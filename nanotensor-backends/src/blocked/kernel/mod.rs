@@ -4,14 +4,19 @@
 //! packed `kc × NR` micro-panel of B (the innermost step of the Goto/BLIS loop nest, see
 //! [`super::gemm`]). Each instruction set gets its own module:
 //!
-//! | module | ISA | f32 tile `MR × NR` | registers used |
-//! |---|---|---|---|
-//! | [`avx512`] | AVX-512F | 12 × 32 | 24 zmm accumulators + 2 B + broadcasts |
-//! | [`avx2`] | AVX2 + FMA | 6 × 16 | 12 ymm accumulators + 2 B + 1 broadcast |
-//! | [`scalar`] | portable | 4 × 8 (f32), 4 × 4 (f64) | arrays the compiler vectorises |
-//! | `wasm` | wasm32 simd128 | 4 × 8 | 8 v128 accumulators |
+//! | module | ISA | element | tile `MR × NR` | registers used |
+//! |---|---|---|---|---|
+//! | [`avx512`] | AVX-512F | f32 | 12 × 32 | 24 zmm accumulators + 2 B + broadcasts |
+//! | [`avx512_f64`] | AVX-512F | f64 | 12 × 16 | 24 zmm accumulators + 2 B + broadcasts |
+//! | [`avx512_bf16`] | AVX-512F + BF16 | bf16 pairs → f32 | 12 × 32 | as the f32 kernel |
+//! | [`avx2`] | AVX2 + FMA | f32 | 6 × 16 | 12 ymm accumulators + 2 B + 1 broadcast |
+//! | [`avx2_f64`] | AVX2 + FMA | f64 | 6 × 8 | 12 ymm accumulators + 2 B + 1 broadcast |
+//! | [`scalar`] | portable | f32, f64 | 4 × 8, 4 × 4 | arrays the compiler vectorises |
+//! | `wasm` | wasm32 simd128 | f32 | 4 × 8 | 8 v128 accumulators |
 //!
-//! [`detect`] picks the best f32 kernel once per process (AVX-512 → AVX2+FMA → portable) from
+//! bf16 and f16 operands otherwise reach the f32 kernels widened while packing ([`convert`]).
+//!
+//! [`detect`] picks the best f32 kernel once per process ([`f64_choice`] the f64 one) (AVX-512 → AVX2+FMA → portable) from
 //! the detected [`cpu::features`] and caches the choice. A kernel value such as
 //! [`avx512::Avx512F32`] can only be obtained from its `new`, which checks the CPU features for
 //! every feature its code is compiled with, so holding one *is* the proof that its
@@ -26,7 +31,15 @@
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx2;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx2_f64;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 pub mod avx512;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx512_bf16;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub mod avx512_f64;
+pub mod convert;
+pub mod f64_choice;
 pub mod scalar;
 pub mod transpose;
 #[cfg(target_arch = "wasm32")]
@@ -249,7 +262,7 @@ pub struct TileAt {
 
 /// The skinny path (m = 1…8 rows of A against packed B panels): what decode-time `linear`
 /// runs. It streams each B micro-panel exactly once, so its speed is the memory bandwidth.
-pub trait SkinnyKernel: GemmKernel<A = f32, B = f32, C = f32> {
+pub trait SkinnyKernel: GemmKernel {
     /// `acc[i·NR + j] += Σ_p x[i·ldx + p] · b[p·NR + j]` for `i < m`, `j < NR`, `p < kc`.
     ///
     /// # Arguments
@@ -258,9 +271,15 @@ pub trait SkinnyKernel: GemmKernel<A = f32, B = f32, C = f32> {
     /// * `x` — `m` rows of at least `kc` values, row stride `ldx`
     /// * `b` — one packed B micro-panel, at least `kc · NR` values
     /// * `acc` — `m × NR` accumulators, row-major
-    fn skinny(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[f32], acc: &mut [f32]) {
-        scalar::skinny_portable(Self::NR, m, kc, x, ldx, b, acc);
-    }
+    fn skinny(
+        &self,
+        m: usize,
+        kc: usize,
+        x: &[Self::A],
+        ldx: usize,
+        b: &[Self::B],
+        acc: &mut [Self::C],
+    );
 }
 
 /// The f32 kernel chosen for this CPU. Only [`detect`] builds one, after checking the CPU.
@@ -290,6 +309,20 @@ impl F32Kernel {
             #[cfg(target_arch = "wasm32")]
             F32Kernel::Wasm(k) => k.name(),
             F32Kernel::Scalar(k) => k.name(),
+        }
+    }
+
+    /// The name of this kernel running 16-bit floats widened to f32 while packing
+    /// (`"convert+"` and [`name`](F32Kernel::name)).
+    pub fn convert_name(&self) -> &'static str {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx512(_) => "convert+avx512-f32-12x32",
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx2(_) => "convert+avx2-f32-6x16",
+            #[cfg(target_arch = "wasm32")]
+            F32Kernel::Wasm(_) => "convert+wasm-simd128-f32-4x8",
+            F32Kernel::Scalar(_) => "convert+portable-f32-4x8",
         }
     }
 
@@ -667,6 +700,13 @@ pub(crate) mod tests {
                 assert!(cmp.passes(1e-12), "{} n={n}: {cmp:?}", kern.name());
                 assert!(y[n..2 * n].iter().all(|&v| v == 0.0));
             }
+        }
+    }
+
+    #[test]
+    fn convert_names_name_the_f32_kernel() {
+        for kern in F32Kernel::available() {
+            assert_eq!(kern.convert_name(), format!("convert+{}", kern.name()));
         }
     }
 

@@ -61,9 +61,13 @@ impl GemmKernel for ScalarF32 {
     }
 }
 
-impl SkinnyKernel for ScalarF32 {}
+impl SkinnyKernel for ScalarF32 {
+    fn skinny(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[f32], acc: &mut [f32]) {
+        skinny_portable(Self::NR, m, kc, x, ldx, b, acc);
+    }
+}
 
-/// Portable f64 kernel, 4 × 4 tile: the generic path for `f64` on every CPU.
+/// Portable f64 kernel, 4 × 4 tile: `f64` on CPUs without AVX2+FMA (and on wasm32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ScalarF64;
 
@@ -83,19 +87,27 @@ impl GemmKernel for ScalarF64 {
     }
 }
 
+impl SkinnyKernel for ScalarF64 {
+    fn skinny(&self, m: usize, kc: usize, x: &[f64], ldx: usize, b: &[f64], acc: &mut [f64]) {
+        skinny_portable(Self::NR, m, kc, x, ldx, b, acc);
+    }
+}
+
 /// Portable skinny update `acc[i·nr + j] += Σ_p x[i·ldx + p] · b[p·nr + j]` (see
 /// [`SkinnyKernel::skinny`]). Loop order p → i → j keeps each B row in registers for all `m`
 /// rows, and the `j` loop vectorises.
 #[inline(always)]
-pub fn skinny_portable(
+pub fn skinny_portable<T>(
     nr: usize,
     m: usize,
     kc: usize,
-    x: &[f32],
+    x: &[T],
     ldx: usize,
-    b: &[f32],
-    acc: &mut [f32],
-) {
+    b: &[T],
+    acc: &mut [T],
+) where
+    T: Copy + std::ops::Add<Output = T> + std::ops::Mul<Output = T>,
+{
     assert!(
         m >= 1 && b.len() >= kc * nr && acc.len() >= m * nr,
         "skinny: short buffers"
@@ -105,7 +117,7 @@ pub fn skinny_portable(
         for i in 0..m {
             let xi = x[i * ldx + p];
             for (o, &bv) in acc[i * nr..(i + 1) * nr].iter_mut().zip(bp) {
-                *o += xi * bv;
+                *o = *o + xi * bv;
             }
         }
     }
