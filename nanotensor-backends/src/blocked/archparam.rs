@@ -38,20 +38,23 @@
 //!   for a wide B.
 //!
 //! # Other element types
-//! The budgets above are bytes of cache, so a wider element gets proportionally fewer of them:
-//! the f64 kernels (12 × 16 and 6 × 8 tiles, 8-byte values) use **`kc = 512`**
-//! ([`KC_F64`]), which keeps the B micro-panel (`512 · 16 · 8` = 64 KiB), the A block
-//! (`144 · 512 · 8` = 576 KiB) and the B block (`512 · 4096 · 8` = 16 MiB) at the f32 sizes;
-//! `mc` and `nc` count rows and columns of the same bytes per row and stay. The bf16 kernel
-//! packs pairs of 2-byte values (`KGROUP` = 2), as many bytes per depth pair as f32 per depth
-//! step, so it takes twice the f32 depth ([`KC_BF16`]) for the same bytes per block.
+//! The budgets above are bytes of cache. An f64 vector holds half the lanes, so each byte of a
+//! B micro-panel feeds half as many multiply-adds as in f32 and the kernel asks twice the
+//! bytes per FMA of wherever B lives: the f64 kernels (12 × 16 and 6 × 8 tiles) therefore keep
+//! their B micro-panel in **L1**, with **`kc = 256`** ([`KC_F64`]): `256 · 16 · 8` = 32 KiB of
+//! a 48 KiB L1d, the A micro-panel streaming past it (24 KiB); the A block is then
+//! `144 · 256 · 8` = 288 KiB (L2) and the B block `256 · 4096 · 8` = 8 MiB (L3), and C is
+//! revisited `k / 256` times, still a small share of the `k`-deep product. `mc` and `nc`
+//! stay. The bf16 kernel packs pairs of 2-byte values (`KGROUP` = 2): as many bytes per depth
+//! pair as f32 per depth step, so it takes twice the f32 depth ([`KC_BF16`]) for the same
+//! bytes per block.
 
 /// Rows of A per packed block (LOOP 3 step). Must be a multiple of every `MR`.
 pub const MC: usize = 144;
 /// Depth per packed panel (LOOP 4 step).
 pub const KC: usize = 1024;
-/// Depth per packed panel for 8-byte elements (f64): half of [`KC`], the same bytes.
-pub const KC_F64: usize = KC / 2;
+/// Depth per packed panel for 8-byte elements (f64): the B micro-panel in L1 (see above).
+pub const KC_F64: usize = KC / 4;
 /// Depth per packed panel for 2-byte elements packed in pairs (bf16): twice [`KC`], the same
 /// bytes.
 pub const KC_BF16: usize = 2 * KC;

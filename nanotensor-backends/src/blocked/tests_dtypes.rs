@@ -11,7 +11,7 @@ use nanotensor_core::Error;
 
 /// Shapes `(m, k, n)` for the element-type kernels: ones, odd depths (a bf16 pair half
 /// filled), edge tiles in both directions for every MR/NR in use (4, 6, 12 × 4, 8, 16, 32),
-/// several depth blocks (kc = 512 for f64, 2048 for bf16), and sizes above PAR_MIN_MACS.
+/// several depth blocks (kc = 256 for f64, 2048 for bf16), and sizes above PAR_MIN_MACS.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (1, 7, 1),
