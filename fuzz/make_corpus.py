@@ -42,6 +42,40 @@ def write(target, name, data):
         f.write(data)
 
 
+# (name, id, values per block, bytes per block, offsets of f16 scale fields)
+TYPES = [
+    ("F32", 0, 1, 4, []), ("F16", 1, 1, 2, []), ("Q4_0", 2, 32, 18, [0]),
+    ("Q4_1", 3, 32, 20, [0, 2]), ("Q5_0", 6, 32, 22, [0]), ("Q5_1", 7, 32, 24, [0, 2]),
+    ("Q8_0", 8, 32, 34, [0]), ("Q8_1", 9, 32, 36, []), ("Q2_K", 10, 256, 84, [80, 82]),
+    ("Q3_K", 11, 256, 110, [108]), ("Q4_K", 12, 256, 144, [0, 2]),
+    ("Q5_K", 13, 256, 176, [0, 2]), ("Q6_K", 14, 256, 210, [208]), ("Q8_K", 15, 256, 292, []),
+    ("IQ2_XXS", 16, 256, 66, []), ("IQ2_XS", 17, 256, 74, []), ("IQ3_XXS", 18, 256, 98, []),
+    ("IQ1_S", 19, 256, 50, []), ("IQ4_NL", 20, 32, 18, []), ("IQ3_S", 21, 256, 110, []),
+    ("IQ2_S", 22, 256, 82, []), ("IQ4_XS", 23, 256, 136, []), ("I8", 24, 1, 1, []),
+    ("I16", 25, 1, 2, []), ("I32", 26, 1, 4, []), ("I64", 27, 1, 8, []), ("F64", 28, 1, 8, []),
+    ("IQ1_M", 29, 256, 56, []), ("BF16", 30, 1, 2, []), ("TQ1_0", 34, 256, 54, []),
+    ("TQ2_0", 35, 256, 66, []), ("MXFP4", 39, 32, 17, []), ("NVFP4", 40, 64, 36, []),
+    ("Q1_0", 41, 128, 18, []),
+]
+
+
+def pattern(n):
+    return bytes((37 * j + 11) & 0xFF for j in range(n))
+
+
+def all_types():
+    tensors, data = [], b""
+    for name, ty, block, size, scales in TYPES:
+        blk = bytearray(pattern(size))
+        for k, at in enumerate(scales):
+            blk[at:at + 2] = struct.pack("<H", 0x3C00 if k == 0 else 0x3800)
+        if name == "Q8_K":
+            blk[0:4] = struct.pack("<f", 0.25)
+        tensors.append(("t." + name, [block], ty, len(data)))
+        data += bytes(blk).ljust(-(-size // 32) * 32, b"\0")
+    return gguf([("general.architecture", STRING, s("llama"))], tensors, data)
+
+
 def main():
     write("gguf", "empty", gguf([], [], b""))
     write("gguf", "v2", gguf([("general.architecture", STRING, s("llama"))], [], b"", version=2))
@@ -83,6 +117,13 @@ def main():
         ("e", [32], 2, 192),
     ]
     write("gguf", "tensors", gguf(kvs[:5], tensors, data))
+
+    # One tensor of one block of every ggml type (ids and geometry as in ggml-common.h): the
+    # k-quants with finite scales (d = 1.0, dmin = 0.5 at their offsets), the rest patterned bytes.
+    write("gguf", "all-types", all_types())
+    # Raw-block inputs: the first byte picks the type (index into the reader's type list).
+    for pick, name in ((8, "q2_k"), (12, "q6_k"), (13, "q8_k")):
+        write("gguf", "raw-" + name, bytes([pick]) + pattern(2 * 292))
 
     # The tokenizer and quantize targets also read their input as a GGUF file.
     write("quantize", "gguf-tensors", gguf(kvs[:5], tensors, data))

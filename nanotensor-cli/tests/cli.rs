@@ -394,3 +394,55 @@ fn quantize_reads_raw_f32_files_and_rejects_bad_ones() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn info_lists_every_ggml_type_by_name() {
+    use nanotensor::gguf::types::ALL_TYPES;
+    // A GGUF v3 file with one tensor of one block of every known type (zero bytes).
+    let mut infos = Vec::new();
+    let mut offset = 0u64;
+    for ty in ALL_TYPES {
+        let name = format!("t.{}", ty.name());
+        infos.extend((name.len() as u64).to_le_bytes());
+        infos.extend(name.as_bytes());
+        infos.extend(1u32.to_le_bytes());
+        infos.extend((ty.block_size() as u64).to_le_bytes());
+        infos.extend(ty.id().to_le_bytes());
+        infos.extend(offset.to_le_bytes());
+        offset += (ty.type_size() as u64).div_ceil(32) * 32;
+    }
+    let mut file = b"GGUF".to_vec();
+    file.extend(3u32.to_le_bytes());
+    file.extend((ALL_TYPES.len() as u64).to_le_bytes());
+    file.extend(0u64.to_le_bytes());
+    file.extend(infos);
+    file.resize(file.len().div_ceil(32) * 32 + offset as usize, 0);
+    let path = std::env::temp_dir().join(format!("nanotensor-types-{}.gguf", std::process::id()));
+    std::fs::write(&path, &file).unwrap();
+    let p = path.to_str().unwrap();
+    let out = nanotensor(&["info", "--model", p, "--json"]);
+    let text = nanotensor(&["info", "--model", p]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let tensor_types: Vec<&str> = v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    let names: Vec<&str> = ALL_TYPES.iter().map(|t| t.name()).collect();
+    assert_eq!(tensor_types, names);
+    assert_eq!(v["by_type"].as_array().unwrap().len(), ALL_TYPES.len());
+    let text = String::from_utf8_lossy(&text.stdout);
+    for name in [
+        "Q4_K", "Q6_K", "IQ2_XXS", "IQ4_XS", "IQ1_M", "TQ2_0", "MXFP4",
+    ] {
+        assert!(text.contains(name), "{name} not in:\n{text}");
+    }
+}

@@ -168,6 +168,24 @@ pub enum Error {
         tensor: String,
         type_id: u32,
     },
+    /// A tensor's element type is known (its geometry is read and listed), but this build
+    /// cannot decode it to `f32`; `supported` lists the types it can.
+    #[error("{op}: tensor `{tensor}` has element type {type_name}, which cannot be dequantized (supported: {supported})")]
+    UnsupportedTensorType {
+        op: &'static str,
+        tensor: String,
+        type_name: &'static str,
+        supported: &'static str,
+    },
+    /// A block of a quantized tensor cannot be decoded: a NaN or infinite scale, or one that
+    /// makes the block's values overflow `f32`. `block` counts from the tensor's first block.
+    #[error("{op}: tensor `{tensor}`: block {block}: {reason}")]
+    CorruptBlock {
+        op: &'static str,
+        tensor: String,
+        block: usize,
+        reason: String,
+    },
     /// A tensor's data (offset + size) lies outside the file's data section.
     #[error("{op}: tensor `{tensor}` spans bytes {offset}..{offset}+{n_bytes}, past the end of the data section ({data_len} bytes)")]
     TensorOutOfBounds {

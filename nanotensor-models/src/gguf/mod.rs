@@ -273,13 +273,20 @@ impl GgufFile {
     /// Dequantizes the whole tensor `name` into an `f32` tensor of its row-major shape.
     ///
     /// # Errors
-    /// [`Error::MissingTensor`]; [`Error::Format`] for an element type without a dequantizer
-    /// (see [`GgmlType::can_dequantize`]); [`Error::OutOfMemory`] when the result cannot be
-    /// allocated.
+    /// [`Error::MissingTensor`]; [`Error::UnsupportedTensorType`] for an element type without a
+    /// dequantizer (see [`GgmlType::can_dequantize`]); [`Error::CorruptBlock`] for a block with
+    /// a NaN or infinite scale; [`Error::OutOfMemory`] when the result cannot be allocated.
     pub fn dequantize(&self, name: &str) -> Result<Tensor<f32>> {
         let info = self.tensor(name)?;
+        // Refused before the output is allocated.
+        dequant::check_supported(name, info.ggml_type)?;
         let mut out = Tensor::<f32>::zeros(&info.shape)?;
-        dequant::dequantize(info.ggml_type, self.tensor_data(info), out.as_mut_slice())?;
+        dequant::dequantize(
+            name,
+            info.ggml_type,
+            self.tensor_data(info),
+            out.as_mut_slice(),
+        )?;
         Ok(out)
     }
 
@@ -289,8 +296,9 @@ impl GgufFile {
     ///
     /// # Errors
     /// [`Error::MissingTensor`]; [`Error::OutOfRange`] when `rows` is reversed or ends past
-    /// `n_rows`; [`Error::LengthMismatch`] when `out` has the wrong length; [`Error::Format`]
-    /// for an element type without a dequantizer.
+    /// `n_rows`; [`Error::LengthMismatch`] when `out` has the wrong length;
+    /// [`Error::UnsupportedTensorType`] for an element type without a dequantizer;
+    /// [`Error::CorruptBlock`] for a block of these rows with a NaN or infinite scale.
     pub fn dequantize_rows(&self, name: &str, rows: Range<usize>, out: &mut [f32]) -> Result<()> {
         let op = "gguf dequantize_rows";
         let info = self.tensor(name)?;
@@ -324,6 +332,12 @@ impl GgufFile {
             .tensor_data(info)
             .get(start..end)
             .ok_or_else(overflow)?;
-        dequant::dequantize(info.ggml_type, bytes, out)
+        // The first block of row `rows.start`, so that errors count from the tensor's start.
+        let first_block = info
+            .row_len()
+            .checked_div(info.ggml_type.block_size())
+            .and_then(|blocks_per_row| rows.start.checked_mul(blocks_per_row))
+            .ok_or_else(overflow)?;
+        dequant::dequantize_from(name, info.ggml_type, bytes, first_block, out)
     }
 }

@@ -191,7 +191,7 @@ impl fmt::Display for ModelSummary {
         for s in &self.by_type {
             writeln!(
                 f,
-                "  {:<6} {:>4} tensors {:>14} values {:>12}  ({:.2} bits/value)",
+                "  {:<7} {:>4} tensors {:>14} values {:>12}  ({:.2} bits/value)",
                 s.ggml_type.name(),
                 s.n_tensors,
                 thousands(s.n_elements),
@@ -202,13 +202,13 @@ impl fmt::Display for ModelSummary {
         writeln!(f, "\ntensors:")?;
         writeln!(
             f,
-            "  {:<32} {:<6} {:<16} {:>12}",
+            "  {:<32} {:<7} {:<16} {:>12}",
             "name", "type", "shape", "bytes"
         )?;
         for t in &self.tensors {
             writeln!(
                 f,
-                "  {:<32} {:<6} {:<16} {:>12}",
+                "  {:<32} {:<7} {:<16} {:>12}",
                 t.name,
                 t.ggml_type.name(),
                 format!("{:?}", t.shape),

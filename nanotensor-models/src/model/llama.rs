@@ -391,12 +391,7 @@ impl<B: Backend> Llama<B> {
         check("token_embd.weight", &[c.vocab_size, c.dim])?;
         let embd = file.tensor("token_embd.weight")?;
         let token_embd_type = embd.ggml_type;
-        if !token_embd_type.can_dequantize() {
-            return Err(Error::format(
-                OP,
-                format!("token_embd.weight has unsupported type {token_embd_type}"),
-            ));
-        }
+        crate::gguf::dequant::check_supported("token_embd.weight", token_embd_type)?;
         let token_embd = file.tensor_data(embd).to_vec();
         let token_embd_row_bytes = embd.row_bytes();
 
@@ -585,9 +580,11 @@ impl<B: Backend> Llama<B> {
                 });
             }
             let rb = self.token_embd_row_bytes;
-            crate::gguf::dequant::dequantize(
+            crate::gguf::dequant::dequantize_from(
+                "token_embd.weight",
                 self.token_embd_type,
                 &self.token_embd[t * rb..(t + 1) * rb],
+                t * (dim / self.token_embd_type.block_size()),
                 &mut x[r * dim..(r + 1) * dim],
             )?;
             if let Some(q) = &self.rotation {

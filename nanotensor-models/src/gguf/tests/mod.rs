@@ -3,6 +3,8 @@
 
 use super::*;
 
+mod quant_types;
+
 /// Value-type tags (GGUF spec).
 const T_U8: u32 = 0;
 const T_I8: u32 = 1;
@@ -440,7 +442,8 @@ fn absurd_counts_and_lengths_are_refused_before_allocating() {
 
 #[test]
 fn unknown_tensor_type() {
-    for id in [4u32, 5, 16, 999] {
+    // Removed types, a retired interleaved layout, the id after the last known one.
+    for id in [4u32, 5, 31, 36, 42, 999] {
         let b = Builder::new().tensor("w", &[32], id, 0).data(&[0; 64]);
         let e = parse(b.build()).unwrap_err();
         assert!(
