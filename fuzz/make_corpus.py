@@ -136,6 +136,24 @@ def main():
         ("tokenizer.ggml.bos_token_id", U32, struct.pack("<I", 0)),
     ]
     write("tokenizer", "gguf-vocab", gguf(vocab, [], b""))
+    # A SentencePiece-style vocabulary: control and user-defined tokens, pieces with `▁`, scores,
+    # and the 256 byte tokens.
+    spm_tokens = ["<bos>", "<eos>", "\n", "▁", "a", "b", "ab", "▁ab", "é"]
+    spm_tokens += ["<0x%02X>" % b for b in range(256)]
+    spm_types = [3, 3, 4, 1, 1, 1, 1, 1, 1] + [6] * 256
+    spm_scores = [0, 0, 0, -1, -2, -3, -0.5, -0.25, -4] + [0] * 256
+    spm = [
+        ("tokenizer.ggml.model", STRING, s("llama")),
+        ("tokenizer.ggml.tokens", ARRAY, arr(STRING, [s(t) for t in spm_tokens])),
+        ("tokenizer.ggml.scores", ARRAY, arr(F32, [struct.pack("<f", x) for x in spm_scores])),
+        ("tokenizer.ggml.token_type", ARRAY, arr(I32, [struct.pack("<i", t) for t in spm_types])),
+        ("tokenizer.ggml.bos_token_id", U32, struct.pack("<I", 0)),
+        ("tokenizer.ggml.add_space_prefix", BOOL, b"\0"),
+    ]
+    write("tokenizer", "gguf-spm-vocab", gguf(spm, [], b""))
+    # The SentencePiece half of the target: pieces separated by U+0001, a NUL, then the text.
+    pieces = "he\x01hello\x01\u2581wor\x01 world\x01\U0001f642x"
+    write("tokenizer", "spm-pieces", (pieces + "\0<s>hello  world\n\nna\u00efve \U0001f642 caf\u00e9</s>").encode())
 
     write("tokenizer", "english", "Hello, the thing in the tower isn't here: 123 4567!\n".encode())
     write("tokenizer", "unicode", "café naïve 日本語 🦀 \t\r\n  spaces".encode())

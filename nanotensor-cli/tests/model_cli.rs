@@ -1,4 +1,5 @@
-//! `nanotensor info` and `nanotensor tokenize` on the real model, against the fixtures.
+//! `nanotensor info` and `nanotensor tokenize` on the real models (SmolLM2, and Gemma 3 for its
+//! SentencePiece-style tokenizer), against the fixtures.
 //!
 //! Skips (saying so) when the model is absent, unless `NANOTENSOR_REQUIRE_MODEL` is set, as the
 //! README's test command does: then a missing model fails.
@@ -10,9 +11,18 @@ fn model() -> Option<PathBuf> {
     nanotensor::model_path::model_for_tests("model_cli")
 }
 
+fn gemma3() -> Option<PathBuf> {
+    use nanotensor::model_path::{known_model_for_tests, GEMMA3_270M};
+    known_model_for_tests(&GEMMA3_270M, "model_cli (gemma3)")
+}
+
 fn fixture(name: &str) -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/smollm2/");
-    let text = std::fs::read_to_string(format!("{path}{name}")).expect("fixture readable");
+    fixture_in("smollm2", name)
+}
+
+fn fixture_in(dir: &str, name: &str) -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+    let text = std::fs::read_to_string(format!("{path}{dir}/{name}")).expect("fixture readable");
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
@@ -43,6 +53,44 @@ fn tokenize_reproduces_every_fixture_case() {
 }
 
 #[test]
+fn tokenize_reproduces_every_gemma3_fixture_case() {
+    let Some(model) = gemma3() else { return };
+    let model = model.to_str().unwrap();
+    let cases = fixture_in("gemma3", "tokenize.json");
+    for case in cases["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let (code, stdout, stderr) = run(&["tokenize", "--model", model, "--json", "--", text]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(v["ids"], case["ids"], "text {text:?}");
+    }
+    // The table form shows each token's vocabulary string and decoded bytes.
+    let (code, stdout, stderr) = run(&["tokenize", "--model", model, "--", " Hello world"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("▁Hello") && stdout.contains("\" Hello\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 tokens"), "{stdout}");
+}
+
+#[test]
+fn info_reports_the_gemma3_tokenizer() {
+    let Some(model) = gemma3() else { return };
+    let (code, stdout, stderr) = run(&["info", "--model", model.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let tok = &v["tokenizer"];
+    assert_eq!(tok["model"], "llama", "{tok}");
+    assert_eq!(tok["vocab_size"], 262_144);
+    assert_eq!(
+        (&tok["bos"], &tok["eos"], &tok["add_bos"]),
+        (&2.into(), &1.into(), &true.into())
+    );
+    assert!(tok["pre"].is_null(), "{tok}");
+}
+
+#[test]
 fn info_shows_the_model_of_the_fixture_readme() {
     let Some(model) = model() else { return };
     let (code, stdout, stderr) = run(&["info", "--model", model.to_str().unwrap(), "--json"]);
@@ -61,6 +109,8 @@ fn info_shows_the_model_of_the_fixture_readme() {
     let q4 = tensors.iter().filter(|t| t["type"] == "Q4_1").count();
     assert_eq!(q4, 30 * 7);
     assert_eq!(v["tokenizer"]["vocab_size"], 49152);
+    assert_eq!(v["tokenizer"]["model"], "gpt2");
+    assert_eq!(v["tokenizer"]["pre"], "Smollm");
 }
 
 #[test]

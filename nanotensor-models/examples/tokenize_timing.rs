@@ -1,5 +1,7 @@
-//! Times the tokenizer of the SmolLM2 model on a text file (default: the GPL-3 text that
-//! `ppl.json` uses): loading from the GGUF, `encode`, and `decode`, as medians over repeated runs.
+//! Times the tokenizer of a model (SmolLM2 by default; with
+//! `NANOTENSOR_MODEL=models/gemma-3-270m-q4_k_m.gguf`, Gemma 3's SentencePiece vocabulary) on a
+//! text file (default: the GPL-3 text that `ppl.json` uses): loading from the GGUF, `encode`,
+//! and `decode`, as medians over repeated runs.
 //!
 //! ```text
 //! NANOTENSOR_MODELS_DIR=/path/to/models cargo run --release -p nanotensor --example tokenize_timing [FILE] [RUNS]

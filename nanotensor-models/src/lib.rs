@@ -4,8 +4,9 @@
 //!
 //! - [`gguf`]: the GGUF model-file reader (memory-mapped, every size validated with checked
 //!   arithmetic before a byte is handed out) and dequantization of its block formats;
-//!   [`model_path::find_model`] locates the model file;
-//! - [`tokenizer`]: the byte-level BPE tokenizer built from a GGUF vocabulary;
+//!   [`model_path::find_model`] locates the model file ([`model_path::find_known_model`] any
+//!   model the project fetches);
+//! - [`tokenizer`]: the tokenizers built from a GGUF vocabulary (byte-level BPE, SentencePiece-style);
 //! - [`model`]: the LLaMA forward pass, KV cache, sampling, generation and perplexity.
 //!
 //! Errors are the core's [`nanotensor_core::Error`] (its file and model variants), so `?` works

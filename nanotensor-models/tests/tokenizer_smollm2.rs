@@ -72,7 +72,7 @@ fn vocabulary_matches_the_fixture_readme() {
     let Some(tok) = tokenizer() else { return };
     assert_eq!(tok.vocab_size(), 49152);
     assert_eq!(tok.merge_count(), 48900);
-    assert_eq!(tok.pre_tokenizer(), PreTokenizer::Smollm);
+    assert_eq!(tok.pre_tokenizer(), Some(PreTokenizer::Smollm));
     assert_eq!((tok.bos(), tok.eos()), (Some(1), Some(2)));
     assert_eq!(tok.token_piece(1).unwrap(), "<|im_start|>");
     assert_eq!(tok.token_piece(2).unwrap(), "<|im_end|>");

@@ -87,7 +87,8 @@ pub fn run(args: Args) -> Result<()> {
     sampler.validate()?;
 
     let file = open_model(args.model.as_deref())?;
-    let prompt_ids = file.tokenizer.encode(&prompt);
+    // BOS first when the model asks for it (`add_bos_token`), as llama.cpp feeds a prompt.
+    let prompt_ids = file.tokenizer.encode_prompt(&prompt);
     if prompt_ids.is_empty() {
         return Err(Error::invalid_arg(
             "generate",

@@ -47,8 +47,9 @@ pub fn run(args: Args) -> Result<()> {
             .collect();
         let tok = match &tokenizer {
             Ok(t) => json!({
-                "vocab_size": t.vocab_size(), "merges": t.merge_count(),
-                "bos": t.bos(), "eos": t.eos(), "pre": format!("{:?}", t.pre_tokenizer()),
+                "model": t.model_name(), "vocab_size": t.vocab_size(), "merges": t.merge_count(),
+                "bos": t.bos(), "eos": t.eos(), "add_bos": t.add_bos(),
+                "pre": t.pre_tokenizer().map(|p| format!("{p:?}")),
             }),
             Err(e) => json!({"error": e.to_string()}),
         };
@@ -69,14 +70,22 @@ pub fn run(args: Args) -> Result<()> {
         print!("{summary}");
         println!();
         match &tokenizer {
-            Ok(t) => println!(
-                "tokenizer: byte-level BPE, {} tokens, {} merges, pre-tokenizer {:?}, BOS {:?}, EOS {:?}",
-                t.vocab_size(),
-                t.merge_count(),
-                t.pre_tokenizer(),
-                t.bos(),
-                t.eos()
-            ),
+            Ok(t) => {
+                let family = match t.pre_tokenizer() {
+                    Some(pre) => format!(
+                        "byte-level BPE, {} tokens, {} merges, pre-tokenizer {pre:?}",
+                        t.vocab_size(),
+                        t.merge_count()
+                    ),
+                    None => format!("SentencePiece-style, {} tokens", t.vocab_size()),
+                };
+                println!(
+                    "tokenizer: {family}, BOS {:?}{}, EOS {:?}",
+                    t.bos(),
+                    if t.add_bos() { " (added)" } else { "" },
+                    t.eos()
+                )
+            }
             Err(e) => println!("tokenizer: unavailable ({e})"),
         }
     }

@@ -1,4 +1,5 @@
-//! `nanotensor tokenize`: text → token ids with the model's byte-level BPE tokenizer.
+//! `nanotensor tokenize`: text → token ids with the model's tokenizer (byte-level BPE or
+//! SentencePiece-style, as the file says). No BOS is added, as `llama-tokenize --no-bos`.
 //!
 //! The text is taken verbatim — leading and trailing whitespace and newlines included — from the
 //! positional argument, `--file`, or standard input.
@@ -80,12 +81,12 @@ pub fn run(args: Args) -> Result<()> {
             "bytes".to_string(),
         ]];
         for (i, &id) in ids.iter().enumerate() {
-            let bytes = tok.decode_bytes(&[id])?;
+            let bytes = tok.token_bytes(id)?;
             rows.push(vec![
                 i.to_string(),
                 id.to_string(),
                 tok.token_piece(id)?.to_string(),
-                format!("{:?}", String::from_utf8_lossy(&bytes)),
+                format!("{:?}", String::from_utf8_lossy(bytes)),
             ]);
         }
         print_table(&rows);

@@ -8,7 +8,8 @@ use nanotensor_core::Result;
 /// across tokens until its last byte arrives.
 ///
 /// A byte-level BPE token may end in the middle of a multi-byte UTF-8 character (`🙂` is four
-/// bytes and can be spread over two or three tokens). [`StreamDecoder::push`] returns only the
+/// bytes and can be spread over two or three tokens), and a SentencePiece byte-fallback token is
+/// a single byte of one. [`StreamDecoder::push`] returns only the
 /// text that is complete so far; bytes that can still become a valid character wait for the next
 /// token. Bytes that can never become valid UTF-8 are replaced by U+FFFD, as
 /// [`String::from_utf8_lossy`] would.
@@ -17,6 +18,8 @@ pub struct StreamDecoder<'a> {
     tokenizer: &'a Tokenizer,
     /// Bytes received but not yet returned: at most the first 3 bytes of one character.
     pending: Vec<u8>,
+    /// No token pushed yet: the next one opens the text (see [`Tokenizer::decode_bytes`]).
+    first: bool,
 }
 
 impl<'a> StreamDecoder<'a> {
@@ -25,6 +28,7 @@ impl<'a> StreamDecoder<'a> {
         StreamDecoder {
             tokenizer,
             pending: Vec::new(),
+            first: true,
         }
     }
 
@@ -33,7 +37,8 @@ impl<'a> StreamDecoder<'a> {
     /// Errors with [`nanotensor_core::Error::OutOfRange`] for an id outside the vocabulary; the pending
     /// state is then unchanged.
     pub fn push(&mut self, id: u32) -> Result<String> {
-        let bytes = self.tokenizer.token_bytes(id)?;
+        let bytes = self.tokenizer.piece(id, self.first)?;
+        self.first = false;
         self.pending.extend_from_slice(bytes);
         let mut out = String::new();
         loop {

@@ -1,7 +1,8 @@
-//! Unit tests on a small hand-built vocabulary.
+//! Unit tests of the byte-level BPE tokenizer on a small hand-built vocabulary.
 
 use super::bytes::ByteMap;
 use super::*;
+use nanotensor_core::Error;
 
 const SPECIALS: [&str; 4] = ["<s>", "</s>", "<a>", "<a>b"];
 const MERGES: [&str; 13] = [
@@ -24,6 +25,14 @@ fn toy_with(merges: &[&str]) -> Tokenizer {
     let mut types = vec![token_type::CONTROL; SPECIALS.len()];
     types.resize(tokens.len(), token_type::NORMAL);
     Tokenizer::new(tokens, merges, types, Some(0), Some(1)).unwrap()
+}
+
+/// The toy vocabulary with another pre-tokenizer.
+fn toy_pre(pre: PreTokenizer) -> Tokenizer {
+    match toy().clone() {
+        Tokenizer::Bpe(t) => t.with_pre_tokenizer(pre).into(),
+        Tokenizer::Spm(_) => unreachable!("the toy vocabulary is byte-level BPE"),
+    }
 }
 
 fn byte_id(b: u8) -> u32 {
@@ -100,7 +109,7 @@ fn digits_are_split_one_per_token() {
     // The merge "1 2" exists but never applies across the digit split.
     assert_eq!(tok.encode("12"), [byte_id(b'1'), byte_id(b'2')]);
     // With plain GPT-2 pre-tokenization it does.
-    let gpt2 = toy().clone().with_pre_tokenizer(PreTokenizer::Gpt2);
+    let gpt2 = toy_pre(PreTokenizer::Gpt2);
     assert_eq!(gpt2.encode("12"), [id(&gpt2, "12")]);
 }
 
@@ -265,7 +274,7 @@ fn bytes_without_a_token_are_dropped() {
 fn debug_output_is_a_summary() {
     let text = format!("{:?}", toy());
     assert!(
-        text.starts_with("Tokenizer { vocab_size: 273, merges: 13"),
+        text.starts_with("Bpe(BpeTokenizer { vocab_size: 273, merges: 13"),
         "{text}"
     );
     assert!(text.len() < 200, "{text}");
