@@ -63,7 +63,7 @@ pub struct TokenReport {
     pub seconds: f64,
 }
 
-/// A loaded LLaMA model, its backend fixed at load time: the few calls the page makes, behind
+/// A loaded model (LLaMA or Gemma 3), its backend fixed at load time: the few calls the page makes, behind
 /// a trait object so that the backend registry's one dispatch ([`with_backend`]) builds it.
 trait PageModel {
     fn config(&self) -> &LlamaConfig;
@@ -167,7 +167,7 @@ impl ModelSession {
             "{name} · {arch} · {params} parameters · file {file_mib:.1} MiB ({types})\n\
              {layers} layers · dim {dim} · {heads} heads / {kv} KV heads of {hd} · FFN {ffn} · \
              vocab {vocab} · context {ctx}\n\
-             weights in memory ({backend_name}{scheme}): {w_mib:.1} MiB · tokenizer: {merges} merges",
+             weights in memory ({backend_name}{scheme}): {w_mib:.1} MiB · tokenizer: {tok}",
             arch = summary.architecture.as_deref().unwrap_or("?"),
             params = nanotensor::gguf::thousands(summary.n_params),
             file_mib = summary.file_bytes as f64 / 1048576.0,
@@ -181,7 +181,10 @@ impl ModelSession {
             vocab = cfg.vocab_size,
             ctx = cfg.context_length,
             w_mib = weights_bytes as f64 / 1048576.0,
-            merges = tokenizer.merge_count(),
+            tok = match tokenizer.merge_count() {
+                0 => "SentencePiece-style (scores)".to_string(),
+                n => format!("byte-level BPE, {n} merges"),
+            },
             scheme = {
                 let settings = kind.settings(&opts);
                 if settings.is_empty() {
@@ -219,7 +222,8 @@ impl ModelSession {
     }
 
     /// Starts a greedy generation of at most `max_new_tokens` after `prompt` (raw text, no chat
-    /// template, no BOS — the fixture's convention) and runs the prefill.
+    /// template; BOS first when the model asks for it, as `nanotensor generate` feeds a prompt)
+    /// and runs the prefill.
     ///
     /// # Errors
     /// An empty prompt, `max_new_tokens == 0`, prompt + tokens past the context length, and the
@@ -231,7 +235,7 @@ impl ModelSession {
         max_new_tokens: usize,
     ) -> Result<StartReport> {
         self.generation = None;
-        let prompt_ids = self.tokenizer.encode(prompt);
+        let prompt_ids = self.tokenizer.encode_prompt(prompt);
         if prompt_ids.is_empty() {
             return Err(Error::invalid_arg(OP, "the prompt has no tokens"));
         }

@@ -1,4 +1,5 @@
-//! `nanotensor generate`: continue a prompt with the LLaMA model, streaming tokens to stdout.
+//! `nanotensor generate`: continue a prompt with the model (LLaMA or Gemma 3), streaming tokens to
+//! stdout.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ pub struct Args {
     /// Model file (GGUF). Default: $NANOTENSOR_MODEL, $NANOTENSOR_MODELS_DIR or ./models.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Text to continue (raw completion, no chat template, no BOS).
+    /// Text to continue (raw completion, no chat template; BOS first when the model asks for it).
     #[arg(long, required_unless_present = "prompt_file")]
     pub prompt: Option<String>,
     /// Read the prompt from this UTF-8 file instead, verbatim (a final newline included).

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nanotensor::model::{perplexity, Llama, LlamaConfig, PerplexityReport};
+use nanotensor::model::{
+    perplexity_with, Llama, PerplexityInput, PerplexityReport, TransformerConfig,
+};
 use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> Result<()> {
     let text = read_utf8_file("perplexity", &args.file)?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let file = open_model(args.model.as_deref())?;
-    let context = LlamaConfig::from_gguf(&file.gguf)?.context_length;
+    let context = TransformerConfig::from_gguf(&file.gguf)?.context_length;
     if args.ctx > context {
         return Err(Error::ContextOverflow {
             op: "perplexity",
@@ -58,7 +60,9 @@ pub fn run(args: Args) -> Result<()> {
             detail: " (--ctx)".into(),
         });
     }
-    let tokens = file.tokenizer.encode(text);
+    // BOS in front and at the start of every chunk when the model asks for it, as llama.cpp.
+    let input = PerplexityInput::new(&file.tokenizer, text);
+    let tokens = &input.tokens;
     if tokens.len() < args.ctx {
         return Err(Error::invalid_arg(
             "perplexity",
@@ -76,7 +80,8 @@ pub fn run(args: Args) -> Result<()> {
         opts,
         Run {
             gguf: &file.gguf,
-            tokens: &tokens,
+            tokens,
+            chunk_bos: input.chunk_bos,
             n_ctx: args.ctx,
         },
     )?;
@@ -90,6 +95,7 @@ pub fn run(args: Args) -> Result<()> {
                 "threads": threads,
                 "ctx": r.n_ctx,
                 "tokens": tokens.len(),
+                "chunk_bos": input.chunk_bos,
                 "chunks": r.chunks,
                 "tokens_scored": r.tokens_scored,
                 "mean_nll": r.mean_nll,
@@ -135,6 +141,7 @@ pub fn run(args: Args) -> Result<()> {
 struct Run<'a> {
     gguf: &'a nanotensor::gguf::GgufFile,
     tokens: &'a [u32],
+    chunk_bos: Option<u32>,
     n_ctx: usize,
 }
 
@@ -150,9 +157,13 @@ impl BackendVisitor for Run<'_> {
             ProgressStyle::with_template("perplexity {bar:40} {pos}/{len} chunks, ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let r = perplexity(&model, self.tokens, self.n_ctx, |done, _| {
-            bar.set_position(done as u64)
-        });
+        let r = perplexity_with(
+            &model,
+            self.tokens,
+            self.n_ctx,
+            self.chunk_bos,
+            |done, _| bar.set_position(done as u64),
+        );
         bar.finish_and_clear();
         Ok((name, threads, r?))
     }

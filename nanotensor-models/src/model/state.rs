@@ -1,12 +1,12 @@
 //! The mutable side of a forward pass: the KV cache, the RoPE table and the scratch
-//! activations of [`Llama::forward`](crate::model::Llama::forward).
+//! activations of [`Transformer::forward`](crate::model::Transformer::forward).
 
+use crate::model::config::TransformerConfig;
 use crate::model::kv_cache::KvCache;
-use crate::model::llama::LlamaConfig;
 use crate::model::ops::RopeTable;
 use nanotensor_core::error::{Error, Result};
 
-const OP: &str = "llama";
+const OP: &str = "state";
 
 /// Everything a forward pass writes: the KV cache, the RoPE table, and scratch activations.
 ///
@@ -16,8 +16,10 @@ const OP: &str = "llama";
 pub struct State {
     /// Keys and values of every position processed so far.
     pub cache: KvCache,
-    /// `cos`/`sin` for positions `0..capacity`.
+    /// `cos`/`sin` for positions `0..capacity`, with the global layers' base.
     pub(crate) rope: RopeTable,
+    /// The same with the sliding-window layers' base, for a model that has them.
+    pub(crate) rope_local: Option<RopeTable>,
     /// Residual stream: `[rows, dim]`.
     pub(crate) x: Vec<f32>,
     /// Normalised residual (input of the projections): `[rows, dim]`.
@@ -38,10 +40,12 @@ pub struct State {
     pub(crate) up: Vec<f32>,
     /// Logits of the selected rows: `[rows, vocab_size]`.
     pub(crate) logits: Vec<f32>,
+    /// Scratch of the residual-stream rotation: `[2 · dim]` (f64).
+    pub(crate) rot_scratch: Vec<f64>,
 }
 
 impl State {
-    pub(crate) fn new(c: &LlamaConfig, capacity: usize) -> Result<Self> {
+    pub(crate) fn new(c: &TransformerConfig, capacity: usize) -> Result<Self> {
         if capacity > c.context_length {
             return Err(Error::ContextOverflow {
                 op: OP,
@@ -50,9 +54,14 @@ impl State {
                 detail: " (the model's context length)".into(),
             });
         }
+        // One table per RoPE base the layers use ([`TransformerConfig::layer_rope`]).
+        let table =
+            |(base, scale)| RopeTable::with_style(capacity, c.head_dim, base, scale, c.rope_style);
+        let local = (0..c.n_layers).find(|&l| c.layer_window(l).is_some());
         Ok(State {
             cache: KvCache::new(c.n_layers, capacity, c.kv_dim())?,
-            rope: RopeTable::new(capacity, c.head_dim, c.rope_base),
+            rope: table((c.rope_base, c.rope_freq_scale)),
+            rope_local: local.map(|l| table(c.layer_rope(l))),
             x: Vec::new(),
             xb: Vec::new(),
             q: Vec::new(),
@@ -63,13 +72,14 @@ impl State {
             gate: Vec::new(),
             up: Vec::new(),
             logits: Vec::new(),
+            rot_scratch: vec![0.0; 2 * c.dim],
         })
     }
 
     /// Grows the scratch buffers for `rows` rows and `logit_rows` rows of logits.
     pub(crate) fn reserve(
         &mut self,
-        c: &LlamaConfig,
+        c: &TransformerConfig,
         rows: usize,
         logit_rows: usize,
     ) -> Result<()> {
@@ -77,13 +87,13 @@ impl State {
         // checked anyway, since the dimensions come from the model file.
         fn grow(b: &mut Vec<f32>, rows: usize, width: usize) -> Result<()> {
             let n = rows.checked_mul(width).ok_or(Error::OutOfMemory {
-                op: "llama state",
+                op: "model state",
                 bytes: u64::MAX,
             })?;
             if b.len() < n {
                 b.try_reserve_exact(n.saturating_sub(b.len()))
                     .map_err(|_| Error::OutOfMemory {
-                        op: "llama state",
+                        op: "model state",
                         bytes: (n as u64).saturating_mul(4),
                     })?;
                 b.resize(n, 0.0);
