@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, read_utf8_file, ModelFile};
 use crate::output::{
-    backend_choice_with, backend_help, print_json, settings_label, with_settings, Int8Args,
+    backend_choice_with, backend_help, print_json, settings_label, transforms_json,
+    transforms_label, with_settings, Int8Args,
 };
 
 /// Arguments of `nanotensor generate`.
@@ -143,6 +144,7 @@ pub fn run(args: Args) -> Result<()> {
                 "backend": out.backend,
                 "threads": out.threads,
                 "kv_cache": !args.no_kv_cache,
+                "load_transforms": transforms_json(out.transforms),
                 "prompt": prompt,
                 "prompt_ids": prompt_ids,
                 "ids": g.ids,
@@ -171,7 +173,10 @@ pub fn run(args: Args) -> Result<()> {
             "\n[{} backend{}, {} threads, KV cache {}] load {:.2} s | prefill {} tokens {:.1} tok/s | \
              decode {} tokens {:.1} tok/s | weights {} | KV {}",
             out.backend,
-            settings_label(kind, &opts).map_or(String::new(), |l| format!(" ({l})")),
+            settings_label(kind, &opts).map_or(String::new(), |l| format!(
+                " ({l}; applied: {})",
+                transforms_label(out.transforms)
+            )),
             out.threads,
             if args.no_kv_cache { "off" } else { "on" },
             out.load_seconds,
@@ -198,6 +203,7 @@ fn visible_ids(ids: &[u32], stopped: bool) -> &[u32] {
 struct Output {
     backend: &'static str,
     threads: usize,
+    transforms: nanotensor::LoadTransforms,
     load_seconds: f64,
     generation: Generation,
 }
@@ -249,6 +255,7 @@ impl BackendVisitor for Run<'_> {
         Ok(Output {
             backend: name,
             threads,
+            transforms: model.transforms(),
             load_seconds,
             generation,
         })

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, read_utf8_file};
 use crate::output::{
-    backend_choice_with, backend_help, print_json, print_table, settings_label, with_settings,
-    Int8Args,
+    backend_choice_with, backend_help, print_json, print_table, settings_label, transforms_json,
+    transforms_label, with_settings, Int8Args,
 };
 
 /// Arguments of `nanotensor perplexity`.
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     let t0 = Instant::now();
-    let (backend, threads, r) = with_backend(
+    let (backend, threads, transforms, r) = with_backend(
         kind,
         opts,
         Run {
@@ -93,6 +93,7 @@ pub fn run(args: Args) -> Result<()> {
                 "file": args.file.display().to_string(),
                 "backend": backend,
                 "threads": threads,
+                "load_transforms": transforms_json(transforms),
                 "ctx": r.n_ctx,
                 "tokens": tokens.len(),
                 "chunk_bos": input.chunk_bos,
@@ -117,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
                     None => format!("{backend} ({threads} threads)"),
                 },
             ],
+            vec!["weight rewrites".into(), transforms_label(transforms)],
             vec![
                 "file".into(),
                 format!("{} ({} tokens)", args.file.display(), tokens.len()),
@@ -146,7 +148,12 @@ struct Run<'a> {
 }
 
 impl BackendVisitor for Run<'_> {
-    type Output = (&'static str, usize, PerplexityReport);
+    type Output = (
+        &'static str,
+        usize,
+        nanotensor::LoadTransforms,
+        PerplexityReport,
+    );
 
     fn visit<B: Backend>(self, backend: B) -> Result<Self::Output> {
         let (name, threads) = (backend.name(), backend.threads());
@@ -165,6 +172,6 @@ impl BackendVisitor for Run<'_> {
             |done, _| bar.set_position(done as u64),
         );
         bar.finish_and_clear();
-        Ok((name, threads, r?))
+        Ok((name, threads, model.transforms(), r?))
     }
 }

@@ -144,6 +144,15 @@ pub struct TransformerConfig {
     pub sliding_window: Option<SlidingWindow>,
     /// `cap · tanh(logits / cap)` on the output logits (`<arch>.final_logit_softcapping`).
     pub final_logit_softcap: Option<f32>,
+    /// The residual stream carries *massive activations* (Sun et al., 2024): one or two
+    /// channels hold most of the normalised stream's energy, and the pre-norm gains all but
+    /// cancel them (Gemma 3 270M: one channel about 24× the stream's RMS, its FFN-norm gain 0).
+    /// The loader then skips the weight rewrites a quantizing backend asks for
+    /// ([`Backend::load_transforms`](nanotensor_core::Backend::load_transforms)): a rotation
+    /// spreads that channel over all the others, so the weights' quantization error along it is
+    /// multiplied by its size, and equalisation's data-free range estimate (the norm gain)
+    /// misjudges it. Both rewrites stay exact; they only stop helping int8.
+    pub massive_activations: bool,
 }
 
 /// Optional numeric key: `None` when absent.
@@ -215,6 +224,7 @@ impl TransformerConfig {
             sliding_window: None,
             final_logit_softcap: opt_f32(file, &key("final_logit_softcapping"))?
                 .filter(|&c| c != 0.0),
+            massive_activations: false,
         };
         let cfg = match architecture {
             Architecture::Llama => base,
@@ -238,6 +248,7 @@ impl TransformerConfig {
                     pattern: 6,
                     rope_base: 10_000.0,
                 }),
+                massive_activations: true,
                 ..base
             },
         };
@@ -428,6 +439,7 @@ mod tests {
             attn_scale: 0.125,
             sliding_window: None,
             final_logit_softcap: None,
+            massive_activations: false,
         }
     }
 
@@ -456,6 +468,7 @@ mod tests {
                 pattern: 6,
                 rope_base: 10_000.0,
             }),
+            massive_activations: true,
             ..smollm2()
         }
     }

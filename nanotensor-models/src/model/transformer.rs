@@ -80,6 +80,8 @@ pub struct Transformer<B: Backend> {
     /// ([`LoadTransforms::rotate`]): applied to each token's embedding (and to each post-norm
     /// output); the matrices and norm gains were rewritten at load to match (see [`rotate`]).
     pub(crate) rotation: Option<Rotation>,
+    /// The weight rewrites applied at load.
+    pub(crate) transforms: LoadTransforms,
     /// Ids that end a generation, from the file (`tokenizer.ggml.eos_token_id`, and
     /// `tokenizer.ggml.eot_token_id` where the model has an end-of-turn token).
     pub(crate) end_of_generation: Vec<u32>,
@@ -198,6 +200,10 @@ impl<B: Backend> Transformer<B> {
     /// to prepare — e.g. a quantize–dequantize round trip of chosen tensors, to measure which
     /// ones a quantization scheme hurts. It must keep the shape.
     ///
+    /// The weight rewrites are those the backend asks for ([`Backend::load_transforms`]), except
+    /// on a model with massive activations, which gets none
+    /// ([`TransformerConfig::massive_activations`]; [`Transformer::transforms`] says which ran).
+    ///
     /// # Errors
     /// Those of [`Transformer::load`], the transform's, and a transform that changes a shape.
     pub fn load_with(
@@ -205,7 +211,11 @@ impl<B: Backend> Transformer<B> {
         file: &GgufFile,
         transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
-        let transforms = backend.load_transforms();
+        let transforms = if TransformerConfig::from_gguf(file)?.massive_activations {
+            LoadTransforms::default()
+        } else {
+            backend.load_transforms()
+        };
         Self::load_transformed(backend, file, transforms, transform)
     }
 
@@ -328,6 +338,7 @@ impl<B: Backend> Transformer<B> {
             output,
             tied_output,
             rotation,
+            transforms,
         })
     }
 
@@ -345,6 +356,12 @@ impl<B: Backend> Transformer<B> {
     /// The backend the weights live in.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The weight rewrites applied at load (rotation, equalisation): those asked for, by the
+    /// backend or explicitly ([`Transformer::load_transformed`]).
+    pub fn transforms(&self) -> LoadTransforms {
+        self.transforms
     }
 
     /// Whether the output head is the token embedding (no `output.weight` in the file).
