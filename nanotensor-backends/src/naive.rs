@@ -193,10 +193,10 @@ fn materialized_attention<T: Element>(
     for h in 0..hq {
         let g = dims.kv_head(h);
         for i in 0..nq {
-            let visible = dims.visible_keys(i, spec.causal);
+            let visible = dims.visible_range_for(i, spec);
             let qi = q.row(h, i);
             for j in 0..nkv {
-                s[(h * nq + i) * nkv + j] = if j < visible {
+                s[(h * nq + i) * nkv + j] = if visible.contains(&j) {
                     let kj = k.row(g, j);
                     let mut dot = 0.0f64;
                     for x in 0..dims.head_dim {

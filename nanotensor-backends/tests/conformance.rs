@@ -10,6 +10,11 @@ use nanotensor_core::attention::{AttentionDims, Heads, HeadsLayout, HeadsMut};
 use nanotensor_core::reference::{attention_f64, compare, matmul_f64, softmax_f64};
 use nanotensor_core::{AttentionAlgo, AttentionSpec, Backend, Element, Error, Tensor};
 
+// The sliding-window cases, in their own file for size.
+#[path = "conformance/window.rs"]
+mod window;
+use window::{strided_window_case, window_attention_cases};
+
 /// NMSE bounds of one backend, per element type and op.
 #[derive(Clone, Copy, Debug)]
 pub struct Tolerance {
@@ -401,6 +406,35 @@ pub fn error_cases<B: Backend>(b: &B) {
             other => panic!("{}: {name} holds ∞: {other:?}", b.name()),
         }
     }
+    // A zero window, and a window without the causal mask, are refused on every algorithm.
+    for algo in [
+        AttentionAlgo::Auto,
+        AttentionAlgo::Materialized,
+        AttentionAlgo::Flash,
+    ] {
+        for spec in [
+            AttentionSpec {
+                algo,
+                ..AttentionSpec::sliding(0)
+            },
+            AttentionSpec {
+                algo,
+                window: Some(2),
+                ..AttentionSpec::default()
+            },
+        ] {
+            assert!(
+                matches!(
+                    b.attention(&q, &q, &q, &spec),
+                    Err(Error::InvalidArgument { .. })
+                ),
+                "{} {algo:?} accepted window {:?} (causal {})",
+                b.name(),
+                spec.window,
+                spec.causal
+            );
+        }
+    }
     // The attention spec is validated on every algorithm, before any backend code runs.
     for scale in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.5] {
         for algo in [
@@ -484,6 +518,24 @@ macro_rules! conformance {
             #[test]
             fn attention_bf16() {
                 attention_cases::<_, bf16>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_window_f32() {
+                window_attention_cases::<_, f32>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_window_f64() {
+                window_attention_cases::<_, f64>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_window_bf16() {
+                window_attention_cases::<_, bf16>(&$backend, &$tol, &$algos);
+            }
+            #[test]
+            fn attention_window_strided() {
+                for algo in $algos {
+                    strided_window_case(&$backend, &$tol, algo);
+                }
             }
             #[test]
             fn attention_strided() {

@@ -393,8 +393,8 @@ mod int8 {
     }
 }
 
-/// Random attention specs (valid and invalid scales, causal or not, each algorithm) on every
-/// compiled backend: all refuse an invalid spec with the same error; on a valid one, every
+/// Random attention specs (valid and invalid scales and sliding windows, causal or not, each
+/// algorithm) on every compiled backend: all refuse an invalid spec with the same error; on a valid one, every
 /// backend and algorithm that runs it agrees with the float64 reference (the naive backend may
 /// answer `Unsupported` for flash, the only capability difference the contract allows).
 mod specs {
@@ -447,17 +447,23 @@ mod specs {
         ]
     }
 
+    /// No window, valid windows from one key to past the sequence, and the invalid zero.
+    fn window() -> impl Strategy<Value = Option<usize>> {
+        prop_oneof![Just(None), (1usize..30).prop_map(Some), Just(Some(0))]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn every_backend_and_algorithm_agrees_on_random_specs(
             heads in 1usize..4, n in 1usize..24, d in 1usize..17,
-            causal in any::<bool>(), scale in scale(), seed in any::<u64>(),
+            causal in any::<bool>(), scale in scale(), window in window(), seed in any::<u64>(),
         ) {
             let q = Tensor::<f32>::randn(&[heads, n, d], 1.0, seed).unwrap();
             let kv = Tensor::<f32>::randn(&[heads, n, d], 1.0, seed ^ 1).unwrap();
-            let spec = AttentionSpec { causal, scale, ..AttentionSpec::default() };
-            let valid = scale.is_none_or(|s| s.is_finite() && s > 0.0);
+            let spec = AttentionSpec { causal, scale, window, ..AttentionSpec::default() };
+            let valid = scale.is_none_or(|s| s.is_finite() && s > 0.0)
+                && window.is_none_or(|w| w > 0 && causal);
             let reference = attention_tensor_f64(&q, &kv, &kv, &spec);
             prop_assert_eq!(reference.is_ok(), valid);
             for kind in BackendKind::compiled() {

@@ -88,6 +88,61 @@ fn attention_json_reports_algo_and_scratch() {
 }
 
 #[test]
+fn attention_window_is_reported_and_checked() {
+    // A 16-position window over a 200-token causal prefill, on the naive path and on flash.
+    for (backend, algo) in [("naive", "naive"), ("blocked", "flash")] {
+        let out = nanotensor(&[
+            "attention",
+            "--backend",
+            backend,
+            "--algo",
+            algo,
+            "--seq-len",
+            "200",
+            "--head-dim",
+            "16",
+            "--heads",
+            "2",
+            "--causal",
+            "--window",
+            "16",
+            "--check",
+            "--json",
+            "--repeat",
+            "1",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out);
+        assert_eq!(v["window"], 16, "{v}");
+        assert_eq!(v["algo"], algo);
+        assert!(v["nmse"].as_f64().unwrap() < 1e-10, "{v}");
+        // Work counts the visible pairs only: rows 0..15 see 1..16 keys, the other 184 see 16.
+        let pairs = (1..=16).sum::<usize>() as f64 + 184.0 * 16.0;
+        let flops = 2.0 * 2.0 * pairs * (16.0 + 16.0);
+        let expect = flops / v["seconds"].as_f64().unwrap() / 1e9;
+        assert!((v["gflops"].as_f64().unwrap() - expect).abs() <= 1e-9 * expect.max(1.0));
+    }
+    // Without --window the field is null.
+    let out = nanotensor(&[
+        "attention",
+        "--backend",
+        "naive",
+        "--seq-len",
+        "8",
+        "--head-dim",
+        "8",
+        "--json",
+        "--repeat",
+        "1",
+    ]);
+    assert!(json(&out)["window"].is_null());
+}
+
+#[test]
 fn naive_attention_at_100k_is_refused_with_the_bytes() {
     let t0 = std::time::Instant::now();
     let out = nanotensor(&[
@@ -222,6 +277,44 @@ fn user_errors_exit_2_with_one_line() {
                 "NaN",
             ],
             "scale",
+        ),
+        (
+            &[
+                "attention",
+                "--seq-len",
+                "8",
+                "--head-dim",
+                "8",
+                "--causal",
+                "--window",
+                "0",
+            ],
+            "window",
+        ),
+        (
+            &[
+                "attention",
+                "--seq-len",
+                "8",
+                "--head-dim",
+                "8",
+                "--window",
+                "4",
+            ],
+            "causal",
+        ),
+        (
+            &[
+                "attention",
+                "--seq-len",
+                "8",
+                "--head-dim",
+                "8",
+                "--causal",
+                "--window",
+                "many",
+            ],
+            "--window",
         ),
     ];
     for (args, needle) in cases {

@@ -5,6 +5,7 @@
 //! ```text
 //! S = scale · Q_h · K_gᵀ            (n_q × n_kv scores)
 //! S[i, j] = -inf  where causal and j > i + (n_kv - n_q)
+//! S[i, j] = -inf  where a window W is set and j ≤ i + (n_kv - n_q) - W
 //! P = softmax(S) along j            (rows that see no key give zeros)
 //! O_h = P · V_g                     (n_q × d_v)
 //! ```
@@ -13,6 +14,16 @@
 //! position `n_kv - n_q + i`. That is the usual convention for decoding against a KV cache
 //! (`n_q = 1` sees every cached key) and reduces to the square lower-triangular mask when
 //! `n_q == n_kv`.
+//!
+//! # Sliding window
+//! A causal spec may also carry a window `W` ([`AttentionSpec::window`]): query `i` at absolute
+//! position `p = n_kv - n_q + i` then sees only the keys `j` with `p - W < j ≤ p`, the last `W`
+//! positions *including its own*, i.e. key `j` is visible iff `0 ≤ p - j < W`. This is the
+//! convention of Hugging Face's `sliding_window` (its mask keeps `kv_idx > q_idx - sliding_window`)
+//! and of llama.cpp's standard SWA (it masks when `p1 - p0 ≥ n_swa`), so Gemma 3's local layers
+//! (`sliding_window = 512`) run with `window = Some(512)`. `W ≥ n_kv` (more precisely `W > p`)
+//! changes nothing; `W = 1` lets each query see only its own key. Every query row sees the
+//! contiguous key range [`AttentionDims::visible_range`].
 //!
 //! Two algorithms compute it. The *materialised* path (`AttentionAlgo::Materialized`) builds `S` for
 //! every head — `H·n_q·n_kv` elements: 40 GB per head at n = 100,000 in f32. The *flash* path
@@ -81,6 +92,12 @@ pub struct AttentionSpec {
     /// `0` (the default) scans everything, as untrusted input needs; values past `n_kv` mean
     /// `n_kv`. A false promise cannot cause undefined behaviour, only a NaN/∞ output.
     pub kv_rows_checked: usize,
+    /// Sliding window (requires `causal`): query at absolute position `p` sees only the keys at
+    /// positions `p - W < j ≤ p` — the last `W` positions including its own (the Hugging Face /
+    /// llama.cpp convention, see the module docs). `None` (the default) sees the whole causal
+    /// prefix. `Some(0)` or a window without `causal` is refused by
+    /// [`AttentionSpec::validate`].
+    pub window: Option<usize>,
 }
 
 impl Default for AttentionSpec {
@@ -92,6 +109,7 @@ impl Default for AttentionSpec {
             max_memory: None,
             auto_threshold: None,
             kv_rows_checked: 0,
+            window: None,
         }
     }
 }
@@ -105,6 +123,15 @@ impl AttentionSpec {
     pub fn causal() -> Self {
         AttentionSpec {
             causal: true,
+            ..Self::default()
+        }
+    }
+
+    /// A causal spec with a sliding window of `window` positions (see [`AttentionSpec::window`]).
+    pub fn sliding(window: usize) -> Self {
+        AttentionSpec {
+            causal: true,
+            window: Some(window),
             ..Self::default()
         }
     }
@@ -130,7 +157,17 @@ impl AttentionSpec {
                 ));
             }
         }
-        Ok(())
+        match self.window {
+            Some(0) => Err(Error::invalid_arg(
+                "attention",
+                "window must be at least 1 (a query always sees its own position)",
+            )),
+            Some(w) if !self.causal => Err(Error::invalid_arg(
+                "attention",
+                format!("a sliding window ({w}) needs the causal mask"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The memory budget in force.
@@ -322,6 +359,31 @@ impl AttentionDims {
         }
     }
 
+    /// The keys query row `i` sees, as the range `lo..hi`: `hi` = [`AttentionDims::visible_keys`],
+    /// and with a sliding window `W` (which only applies with `causal`) `lo = hi − W` clamped at
+    /// 0, i.e. the positions `p − W < j ≤ p` of query position `p = n_kv − n_q + i`. Empty when
+    /// the query precedes every key (`n_q > n_kv`).
+    #[inline]
+    pub fn visible_range(
+        &self,
+        i: usize,
+        causal: bool,
+        window: Option<usize>,
+    ) -> std::ops::Range<usize> {
+        let hi = self.visible_keys(i, causal);
+        let lo = match window {
+            Some(w) if causal => hi.saturating_sub(w),
+            _ => 0,
+        };
+        lo..hi
+    }
+
+    /// [`AttentionDims::visible_range`] with the mask fields of `spec`.
+    #[inline]
+    pub fn visible_range_for(&self, i: usize, spec: &AttentionSpec) -> std::ops::Range<usize> {
+        self.visible_range(i, spec.causal, spec.window)
+    }
+
     /// Floating-point operations: `2·H·n_q·n_kv·(d + d_v)` (Q·Kᵀ and P·V), halved when causal.
     /// For `d = d_v` this is the familiar `4·H·N²·d`.
     pub fn flops(&self, causal: bool) -> f64 {
@@ -334,6 +396,21 @@ impl AttentionDims {
             full / 2.0
         } else {
             full
+        }
+    }
+
+    /// [`AttentionDims::flops`] for a spec that may carry a sliding window: with a window, the
+    /// exact count `2·(d + d_v)·H·Σ_i |visible_range(i)|` (a window makes the work per query
+    /// `O(W)`, not `O(n_kv)`); without one, `flops(causal)`.
+    pub fn flops_for(&self, spec: &AttentionSpec) -> f64 {
+        match spec.window {
+            Some(_) if spec.causal => {
+                let pairs: f64 = (0..self.n_q)
+                    .map(|i| self.visible_range_for(i, spec).len() as f64)
+                    .sum();
+                2.0 * self.n_heads as f64 * pairs * (self.head_dim + self.v_dim) as f64
+            }
+            _ => self.flops(spec.causal),
         }
     }
 
@@ -615,6 +692,52 @@ mod tests {
         };
         assert_eq!(over.visible_keys(0, true), 0);
         assert_eq!(over.visible_keys(6, true), 5);
+    }
+
+    #[test]
+    fn sliding_window_keeps_the_last_w_positions_including_the_query() {
+        // n_q = 3 queries at positions 5, 6, 7 of n_kv = 8 keys.
+        let d = AttentionDims {
+            n_heads: 1,
+            n_kv_heads: 1,
+            n_q: 3,
+            n_kv: 8,
+            head_dim: 1,
+            v_dim: 1,
+        };
+        // W = 3: position p sees p-2, p-1, p (`p - j < 3`).
+        assert_eq!(d.visible_range(0, true, Some(3)), 3..6);
+        assert_eq!(d.visible_range(2, true, Some(3)), 5..8);
+        assert_eq!(d.visible_range(2, true, Some(1)), 7..8);
+        // W past the position: the whole causal prefix.
+        assert_eq!(d.visible_range(0, true, Some(6)), 0..6);
+        assert_eq!(d.visible_range(0, true, Some(100)), 0..6);
+        assert_eq!(d.visible_range(1, true, None), 0..7);
+        // The window is a causal notion: without causal it does not apply.
+        assert_eq!(d.visible_range(0, false, Some(2)), 0..8);
+        // Queries before every key see nothing, window or not.
+        let over = AttentionDims { n_q: 10, ..d };
+        assert_eq!(over.visible_range(0, true, Some(2)), 0..0);
+        assert_eq!(over.visible_range(9, true, Some(2)), 6..8);
+        // Exact flops: 3 queries × 3 keys × 2·(d + d_v) = 36.
+        assert_eq!(d.flops_for(&AttentionSpec::sliding(3)), 36.0);
+        assert_eq!(d.flops_for(&AttentionSpec::causal()), d.flops(true));
+    }
+
+    #[test]
+    fn spec_validation_refuses_a_zero_or_non_causal_window() {
+        assert!(AttentionSpec::sliding(1).validate().is_ok());
+        assert!(AttentionSpec::sliding(512).validate().is_ok());
+        let zero = AttentionSpec::sliding(0).validate().unwrap_err();
+        assert!(matches!(zero, Error::InvalidArgument { .. }), "{zero}");
+        let acausal = AttentionSpec {
+            window: Some(4),
+            ..AttentionSpec::default()
+        };
+        let e = acausal.validate().unwrap_err();
+        assert!(e.to_string().contains("causal"), "{e}");
+        assert_eq!(AttentionSpec::default().window, None);
+        assert_eq!(AttentionSpec::causal().window, None);
     }
 
     #[test]

@@ -72,10 +72,17 @@ pub fn attention_f64<T: Element>(
     for h in 0..dims.n_heads {
         let g = dims.kv_head(h);
         for i in 0..dims.n_q {
-            let visible = dims.visible_keys(i, spec.causal);
+            // Written out from the definition rather than through `visible_range`, so the
+            // reference does not share the backends' mask arithmetic: key `j` is visible iff it
+            // is not in the future of query position `p` and (with a window) `p - j < W`.
+            let p = (dims.n_kv + i) as i64 - dims.n_q as i64;
+            let visible = |j: usize| {
+                let j = j as i64;
+                !spec.causal || (j <= p && spec.window.is_none_or(|w| p - j < w as i64))
+            };
             let qi = q.row(h, i);
             for (j, s) in scores.iter_mut().enumerate() {
-                *s = if j < visible {
+                *s = if visible(j) {
                     let kj = k.row(g, j);
                     scale
                         * qi.iter()
@@ -86,9 +93,9 @@ pub fn attention_f64<T: Element>(
                     f64::NEG_INFINITY
                 };
             }
-            let p = softmax_rows_f64(&scores, dims.n_kv);
+            let probs = softmax_rows_f64(&scores, dims.n_kv);
             let o = &mut out[(h * dims.n_q + i) * dims.v_dim..(h * dims.n_q + i + 1) * dims.v_dim];
-            for (j, pj) in p.iter().enumerate().take(visible) {
+            for (j, pj) in probs.iter().enumerate() {
                 for (ox, vx) in o.iter_mut().zip(v.row(g, j)) {
                     *ox += pj * vx.as_f64();
                 }
@@ -247,6 +254,41 @@ mod tests {
             &AttentionSpec::default(),
         );
         assert_eq!(o, vec![7.0, 9.0, 11.0]);
+    }
+
+    #[test]
+    fn sliding_window_averages_the_last_w_values() {
+        // Zero queries make every visible score equal, so each row is the mean of the values it
+        // sees: with W = 2, query position p averages v[p-1] and v[p] (just v[0] at p = 0).
+        let (n, w) = (5, 2);
+        let zeros = vec![0.0f64; n];
+        let v: Vec<f64> = (0..n).map(|j| (j * j) as f64).collect();
+        let l = HeadsLayout::contiguous(1, n, 1);
+        let h = |data| Heads { data, layout: l };
+        let dims = AttentionDims {
+            n_heads: 1,
+            n_kv_heads: 1,
+            n_q: n,
+            n_kv: n,
+            head_dim: 1,
+            v_dim: 1,
+        };
+        let o = attention_f64(
+            &h(&zeros),
+            &h(&zeros),
+            &h(&v),
+            &dims,
+            &AttentionSpec::sliding(w),
+        );
+        assert_eq!(o, vec![0.0, 0.5, 2.5, 6.5, 12.5]);
+        // One decode query at position 4 against the same keys.
+        let dims1 = AttentionDims { n_q: 1, ..dims };
+        let q1 = Heads {
+            data: &zeros[..1],
+            layout: HeadsLayout::contiguous(1, 1, 1),
+        };
+        let o = attention_f64(&q1, &h(&zeros), &h(&v), &dims1, &AttentionSpec::sliding(3));
+        assert_eq!(o, vec![(4.0 + 9.0 + 16.0) / 3.0]);
     }
 
     #[test]

@@ -240,6 +240,7 @@ impl BackendVisitor for AttentionRun<'_> {
             auto_threshold: None,
             // Random inputs requested by the page: every K/V row is scanned.
             kv_rows_checked: 0,
+            window: None,
         };
         // Refuse before allocating: the algorithm's scratch first, then operands plus scratch.
         let plan = backend.attention_plan::<f32>(&dims, &spec)?;

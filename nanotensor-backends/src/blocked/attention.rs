@@ -3,12 +3,14 @@
 //! Per query head `h` reading KV head `g`:
 //! ```text
 //! S_h = Q_h · K_gᵀ            GEMM with B = K_gᵀ read in place through strides (no transpose copy)
-//! S_h ← scale · S_h; causal: S_h[i, j] = −∞ for j ≥ visible(i)
+//! S_h ← scale · S_h; mask: S_h[i, j] = −∞ for j outside visible_range(i) (causal, window)
 //! P_h = softmax(S_h) rows     vectorised, fully masked rows → zeros
 //! O_h = P_h · V_g             GEMM
 //! ```
 //! The scores of every head are materialised (`H · n_q · n_kv` elements), which is what the
-//! memory budget is checked against before anything is allocated.
+//! memory budget is checked against before anything is allocated. A sliding window does not
+//! shrink them: the GEMM computes the full rectangle and the mask discards what lies outside the
+//! window (the flash path is the one whose cost follows the window).
 
 use super::gemm::{gemm, BSource};
 use super::kernel::GemmKernel;
@@ -87,11 +89,14 @@ pub fn materialised<T, F, K>(
         );
         // scale, mask, softmax
         for (i, row) in s.chunks_exact_mut(nkv).enumerate() {
-            let visible = dims.visible_keys(i, spec.causal);
-            for x in &mut row[..visible] {
+            let visible = dims.visible_range_for(i, spec);
+            for x in &mut row[..visible.start] {
+                *x = F::neg_infinity();
+            }
+            for x in &mut row[visible.clone()] {
                 *x = *x * scale;
             }
-            for x in &mut row[visible..] {
+            for x in &mut row[visible.end..] {
                 *x = F::neg_infinity();
             }
             softmax_rows(row, nkv);

@@ -496,7 +496,7 @@ fn attention_budget_and_flash_dispatch() {
         assert_eq!(plan.algo, AttentionAlgo::Flash);
         assert_eq!(
             plan.scratch_bytes,
-            crate::flash::flash_scratch_bytes(&dims, 4, 1)
+            crate::flash::flash_scratch_bytes(&dims, &spec, 4, 1)
         );
         assert!(plan.scratch_bytes < 1 << 20);
     }

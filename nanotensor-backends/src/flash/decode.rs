@@ -26,24 +26,35 @@ use std::cell::RefCell;
 /// Smallest number of keys worth a chunk of its own.
 const MIN_CHUNK: usize = 512;
 
+/// The longest visible key range of any query row: `n_kv`, or under a sliding window `W`
+/// `min(W, n_kv)` (the last row's range is the longest; see
+/// [`AttentionDims::visible_range`]). Chunks are laid over each row's own range, so the work
+/// and the partial states follow the window, not the cache length.
+fn key_span(dims: &AttentionDims, spec: &AttentionSpec) -> usize {
+    match spec.window {
+        Some(w) if spec.causal => w.min(dims.n_kv),
+        _ => dims.n_kv,
+    }
+}
+
 /// `(splits, chunk)`: KV chunks per query row and keys per chunk (a multiple of `BC`).
-fn split(dims: &AttentionDims, threads: usize) -> (usize, usize) {
+fn split(dims: &AttentionDims, spec: &AttentionSpec, threads: usize) -> (usize, usize) {
+    let span = key_span(dims, spec).max(1);
     let rows = dims.n_heads * dims.n_q;
     let want = 2 * threads.max(1);
     let splits = if rows >= want || threads <= 1 {
         1
     } else {
-        want.div_ceil(rows)
-            .min(dims.n_kv.div_ceil(MIN_CHUNK))
-            .max(1)
+        want.div_ceil(rows).min(span.div_ceil(MIN_CHUNK)).max(1)
     };
-    let chunk = dims.n_kv.div_ceil(splits).div_ceil(BC) * BC;
-    (dims.n_kv.div_ceil(chunk), chunk)
+    let chunk = span.div_ceil(splits).div_ceil(BC) * BC;
+    (span.div_ceil(chunk), chunk)
 }
 
-/// Floats of scratch [`flash_decode`] needs: `H·n_q·splits·(d_v + 2)`.
-pub fn decode_scratch_len(dims: &AttentionDims, threads: usize) -> usize {
-    let (splits, _) = split(dims, threads);
+/// Floats of scratch [`flash_decode`] needs: `H·n_q·splits·(d_v + 2)` (`splits` chunks over the
+/// longest visible key range, which a sliding window shortens).
+pub fn decode_scratch_len(dims: &AttentionDims, spec: &AttentionSpec, threads: usize) -> usize {
+    let (splits, _) = split(dims, spec, threads);
     dims.n_heads * dims.n_q * splits * (dims.v_dim + 2)
 }
 
@@ -73,11 +84,13 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 /// # Arguments
 /// * `pool` — worker pool; work items are (head, query row, KV chunk)
 /// * `q`, `k`, `v`, `out` — as in [`super::flash_attention`] (any `n_q`, best for `n_q ≤ 4`)
-/// * `spec` — causal mask (end-aligned: a single query sees the whole cache) and scale
-/// * `scratch` — at least [`decode_scratch_len`]`(dims, pool.threads())` floats; contents ignored
+/// * `spec` — causal mask (end-aligned: a single query sees the whole cache), sliding window
+///   (only the last `W` keys are read) and scale
+/// * `scratch` — at least [`decode_scratch_len`]`(dims, spec, pool.threads())` floats; contents
+///   ignored
 ///
 /// # Errors
-/// Inconsistent operands, overlapping output rows, or a short `scratch`.
+/// An invalid spec, inconsistent operands, overlapping output rows, or a short `scratch`.
 #[allow(clippy::too_many_arguments)]
 pub fn flash_decode(
     pool: &Pool,
@@ -99,7 +112,8 @@ pub fn flash_decode(
             "the output layout has overlapping rows",
         ));
     }
-    let need = decode_scratch_len(dims, pool.threads());
+    spec.validate()?;
+    let need = decode_scratch_len(dims, spec, pool.threads());
     if scratch.len() < need {
         return Err(Error::invalid_arg(
             OP,
@@ -123,7 +137,7 @@ pub(super) fn run(
     spec: &AttentionSpec,
     scratch: &mut [f32],
 ) {
-    let (splits, chunk) = split(dims, pool.threads());
+    let (splits, chunk) = split(dims, spec, pool.threads());
     let (d, dv) = (dims.head_dim, dims.v_dim);
     let rows = dims.n_heads * dims.n_q;
     let slot = dv + 2;
@@ -142,7 +156,10 @@ pub(super) fn run(
             let (r, sp) = (t / splits, t % splits);
             let (h, i) = (r / dims.n_q, r % dims.n_q);
             let g = dims.kv_head(h);
-            let end = dims.visible_keys(i, spec.causal).min((sp + 1) * chunk);
+            // Chunk `sp` of this row's visible range `lo..hi`.
+            let visible = dims.visible_range_for(i, spec);
+            let start = visible.start.saturating_add(sp * chunk);
+            let end = visible.end.min(start.saturating_add(chunk));
             // SAFETY: slot `t` belongs to work item `t` only.
             let part = unsafe { partials.row(0, t) };
             let (ml, acc) = part.split_at_mut(2);
@@ -150,7 +167,7 @@ pub(super) fn run(
             let (mut m, mut l) = (f32::NEG_INFINITY, 0.0f32);
             let qi = q.row(h, i);
             let mut s = [0.0f32; BC];
-            let mut j0 = sp * chunk;
+            let mut j0 = start;
             while j0 < end {
                 let n = BC.min(end - j0);
                 let kb = &k.data[k.layout.offset(g, j0)..];

@@ -47,10 +47,11 @@ pub(super) fn run<T: Element>(
                 }
                 acc.fill(0.0);
                 let mut st = OnlineSoftmax::default();
-                let visible = dims.visible_keys(i, spec.causal);
-                let mut j0 = 0;
-                while j0 < visible {
-                    let rows = BC.min(visible - j0);
+                // Only the visible keys are read: O(window) per row under a sliding window.
+                let visible = dims.visible_range_for(i, spec);
+                let mut j0 = visible.start;
+                while j0 < visible.end {
+                    let rows = BC.min(visible.end - j0);
                     for (jj, s) in scores[..rows].iter_mut().enumerate() {
                         let kr = k.row(g, j0 + jj);
                         *s = qrow.iter().zip(kr).map(|(a, b)| a * b.as_f64()).sum();

@@ -14,10 +14,14 @@
 //! memory feeds 128 queries (256 flops), so at ~200 GFLOP/s per core the K/V stream needs
 //! ~3 GB/s — affordable even from DRAM at N = 100,000 (K + V = 51 MB per head, past L3).
 //!
-//! # Causal mask
+//! # Causal mask and sliding window
 //! End-aligned (query `i` sees keys `j < n_kv − n_q + i + 1`). Key blocks past the last key any
 //! query of the block sees are skipped; only blocks crossing the diagonal are masked, element by
-//! element; blocks fully below it run unmasked.
+//! element; blocks fully below it run unmasked. A sliding window `W` adds a lower edge (query
+//! at position `p` sees `p − W < j ≤ p`): the key loop starts at the first key any query of the
+//! block sees, key blocks entirely before a query block's window are skipped, and blocks crossing
+//! the lower edge are masked like the diagonal ones — so a query costs `O(W)`, not `O(n_kv)`,
+//! on every path (tiled, decode, generic).
 //!
 //! # Paths
 //! - f32, `n_q > DECODE_MAX_Q`: the tiled path ([`kernel`]: SIMD tiles, queries in lanes).
@@ -81,21 +85,28 @@ fn workers(threads: usize, tasks: usize) -> usize {
     threads.clamp(1, tasks.max(1))
 }
 
-/// Exact scratch bytes [`flash_attention`] allocates for these sizes, element size (4 selects the
-/// f32 paths) and thread count — computable before running.
+/// Exact scratch bytes [`flash_attention`] allocates for these sizes, spec (a sliding window
+/// shortens the decode path's key range), element size (4 selects the f32 paths) and thread
+/// count — computable before running.
 ///
 /// - tiled f32: `workers · 4·BR·(GROUP·(d + d_v) + BC)` (`GROUP` = 4 packed `Qᵀ` and `Oᵀ`
 ///   tiles, one score tile);
-/// - decode f32: `4 · H·n_q·splits·(d_v + 2)` (partial `(m, l, acc)` per KV chunk);
+/// - decode f32: `4 · H·n_q·splits·(d_v + 2)` (partial `(m, l, acc)` per KV chunk of the
+///   longest visible key range);
 /// - generic: `workers · 8·(d + BC + d_v)` (one f64 query row, scores and accumulator).
-pub fn flash_scratch_bytes(dims: &AttentionDims, elem_size: usize, threads: usize) -> u64 {
+pub fn flash_scratch_bytes(
+    dims: &AttentionDims,
+    spec: &AttentionSpec,
+    elem_size: usize,
+    threads: usize,
+) -> u64 {
     let (d, dv) = (dims.head_dim as u64, dims.v_dim as u64);
     match path(dims, elem_size) {
         Path::Tiled => {
             let w = workers(threads, tiled::tasks(dims)) as u64;
             w * 4 * tiled::worker_len(dims) as u64
         }
-        Path::Decode => 4 * decode_scratch_len(dims, threads) as u64,
+        Path::Decode => 4 * decode_scratch_len(dims, spec, threads) as u64,
         Path::Generic => {
             let w = workers(threads, generic::tasks(dims)) as u64;
             w * 8 * (d + BC as u64 + dv)
@@ -133,7 +144,7 @@ pub fn flash_plan<T: Element>(
     spec: &AttentionSpec,
     threads: usize,
 ) -> Result<AttentionPlan> {
-    let scratch_bytes = flash_scratch_bytes(dims, std::mem::size_of::<T>(), threads);
+    let scratch_bytes = flash_scratch_bytes(dims, spec, std::mem::size_of::<T>(), threads);
     nanotensor_core::memory::check_budget(
         "attention",
         scratch_bytes,
@@ -153,14 +164,16 @@ pub fn flash_plan<T: Element>(
 /// * `q`, `k`, `v`, `out` — strided heads as in [`nanotensor_core::Backend::attention_into`]; `out` is
 ///   fully overwritten and its rows must not overlap
 /// * `dims` — the sizes, as returned by validating these operands
-/// * `spec` — causal mask, scale and memory budget (`spec.algo` is not consulted)
+/// * `spec` — causal mask, sliding window, scale and memory budget (`spec.algo` is not
+///   consulted)
 ///
 /// # Returns
 /// `AttentionPlan { algo: Flash, scratch_bytes }` with `scratch_bytes` =
 /// [`flash_scratch_bytes`].
 ///
 /// # Errors
-/// Operands inconsistent with each other or with `dims`; an output layout whose rows overlap;
+/// An invalid spec ([`AttentionSpec::validate`]); operands inconsistent with each other or with
+/// `dims`; an output layout whose rows overlap;
 /// scratch above `spec.budget()` ([`Error::MemoryBudget`]). Finiteness of Q/K/V is the caller's
 /// check ([`nanotensor_core::backend::check_attention`]).
 pub fn flash_attention<T: Element>(
@@ -188,6 +201,7 @@ pub(crate) fn flash_attention_isa<T: Element>(
     spec: &AttentionSpec,
 ) -> Result<AttentionPlan> {
     const OP: &str = "attention";
+    spec.validate()?;
     let actual = check_operands(&q, &k, &v, &out)?;
     if actual != *dims {
         return Err(Error::invalid_arg(
@@ -196,7 +210,7 @@ pub(crate) fn flash_attention_isa<T: Element>(
         ));
     }
     let elem = std::mem::size_of::<T>();
-    let scratch_bytes = flash_scratch_bytes(dims, elem, pool.threads());
+    let scratch_bytes = flash_scratch_bytes(dims, spec, elem, pool.threads());
     nanotensor_core::memory::check_budget(
         OP,
         scratch_bytes,
@@ -229,7 +243,7 @@ pub(crate) fn flash_attention_isa<T: Element>(
     };
     match path(dims, 4) {
         Path::Decode => {
-            let need = decode_scratch_len(dims, pool.threads());
+            let need = decode_scratch_len(dims, spec, pool.threads());
             decode::with_scratch(need, |scratch| {
                 decode::run(pool, isa, q, k, v, out, dims, spec, scratch)
             });

@@ -297,8 +297,14 @@ fn scratch_is_linear_in_n_and_budget_is_enforced() {
         v_dim: 64,
     };
     // Tiled f32: 2 workers · 4 B · 32 · (4·(64 + 64) + 64), whatever N.
-    assert_eq!(flash_scratch_bytes(&dims(4096), 4, 2), 2 * 4 * 32 * 576);
-    assert_eq!(flash_scratch_bytes(&dims(100_000), 4, 2), 2 * 4 * 32 * 576);
+    assert_eq!(
+        flash_scratch_bytes(&dims(4096), &AttentionSpec::default(), 4, 2),
+        2 * 4 * 32 * 576
+    );
+    assert_eq!(
+        flash_scratch_bytes(&dims(100_000), &AttentionSpec::default(), 4, 2),
+        2 * 4 * 32 * 576
+    );
     let c = case(2, 2, 40, 40, 16, false);
     let (_, plan) = run_case::<f32>(c, kernel::detect(), 2, 1.0, AttentionSpec::default(), 1);
     assert_eq!(plan.scratch_bytes, 2 * 4 * 32 * (4 * (16 + 16) + 64));
@@ -409,7 +415,7 @@ fn decode_with_caller_scratch_splits_the_kv_range() {
     .unwrap();
     let spec = AttentionSpec::causal();
     let pool = Pool::new(2).unwrap();
-    let len = decode_scratch_len(&dims, 2);
+    let len = decode_scratch_len(&dims, &spec, 2);
     assert!(
         len > d + 2,
         "expected more than one KV chunk, got {len} floats"
@@ -448,4 +454,58 @@ fn decode_with_caller_scratch_splits_the_kv_range() {
         let cmp = compare(&out, &want).expect("same length");
         assert!(cmp.passes(1e-10), "{cmp:?}");
     }
+}
+
+#[test]
+fn sliding_window_matches_reference_on_every_isa_path_and_layout() {
+    // The causal shapes cover the tiled path (one and several query groups, n_q < n_kv and
+    // n_q > n_kv), the decode path (1 and 3 rows) and odd block boundaries; the windows go from
+    // one key through a partial and a whole key block to past the longest row.
+    let causal: Vec<Case> = SHAPES.iter().copied().filter(|c| c.causal).collect();
+    for isa in isas() {
+        for threads in [1, 2] {
+            for (n, &c) in causal.iter().enumerate() {
+                for w in [1, 17, 64, 100, 1000] {
+                    let c = Case {
+                        token_major: n % 2 == 1,
+                        ..c
+                    };
+                    let spec = AttentionSpec::sliding(w);
+                    let (nmse, _) = run_case::<f32>(c, isa, threads, 1.0, spec, n as u64);
+                    assert!(nmse <= 1e-10, "{c:?} W={w} {isa:?} t={threads}: {nmse}");
+                }
+            }
+        }
+    }
+    for (n, &c) in causal.iter().enumerate() {
+        for w in [1, 33, 200] {
+            let spec = AttentionSpec::sliding(w);
+            let (nmse, _) = run_case::<f64>(c, Isa::Portable, 2, 1.0, spec, n as u64);
+            assert!(nmse <= 1e-24, "f64 {c:?} W={w}: {nmse}");
+        }
+    }
+}
+
+#[test]
+fn a_window_shortens_the_decode_scratch_and_the_plan_reports_it() {
+    // One query against 100,000 keys on 2 threads: the full range is split into 4 chunks, a
+    // 512-key window into one, and the plan counts exactly what the call uses.
+    let dims = AttentionDims {
+        n_heads: 1,
+        n_kv_heads: 1,
+        n_q: 1,
+        n_kv: 100_000,
+        head_dim: 64,
+        v_dim: 64,
+    };
+    let full = AttentionSpec::causal();
+    let window = AttentionSpec::sliding(512);
+    assert_eq!(decode_scratch_len(&dims, &full, 2), 4 * 66);
+    assert_eq!(decode_scratch_len(&dims, &window, 2), 66);
+    assert_eq!(flash_scratch_bytes(&dims, &window, 4, 2), 4 * 66);
+    let plan = flash_plan::<f32>(&dims, &window, 2).unwrap();
+    assert_eq!(plan.scratch_bytes, 4 * 66);
+    // A window past the cache length is the plain causal split.
+    let wide = AttentionSpec::sliding(1 << 20);
+    assert_eq!(decode_scratch_len(&dims, &wide, 2), 4 * 66);
 }

@@ -6,6 +6,7 @@ use super::{run_tasks, workers, BC, BR};
 use crate::threads::Pool;
 use nanotensor_core::attention::{AttentionDims, AttentionSpec};
 use nanotensor_core::{Heads, HeadsMut};
+use std::ops::Range;
 
 /// Query blocks handled together by one work item: each K/V block loaded from memory then feeds
 /// `GROUP·BR` = 128 queries instead of 32, dividing the K/V stream (the bottleneck once K and V
@@ -47,6 +48,7 @@ pub(super) fn run(
         v,
         dims: *dims,
         causal: spec.causal,
+        window: spec.window,
         c,
     };
     run_tasks(
@@ -69,10 +71,30 @@ struct Ctx<'a> {
     v: Heads<'a, f32>,
     dims: AttentionDims,
     causal: bool,
+    window: Option<usize>,
     c: f32,
 }
 
+/// One block of up to `BR` query rows within a work item.
+#[derive(Clone, Default)]
+struct Sub {
+    /// First query row.
+    first: usize,
+    /// Query rows (≤ `BR`).
+    rows: usize,
+    /// Visible key range of the first row.
+    lo: Range<usize>,
+    /// Visible key range of the last row.
+    hi: Range<usize>,
+}
+
 impl Ctx<'_> {
+    /// The keys query row `i` sees (causal diagonal and sliding window).
+    #[inline]
+    fn visible(&self, i: usize) -> Range<usize> {
+        self.dims.visible_range(i, self.causal, self.window)
+    }
+
     /// Attention for query rows `i0 .. i0 + GROUP·BR` (clipped) of head `h`, written to `out`:
     /// `GROUP` query blocks of `BR` rows share every K/V block while it is in cache.
     fn query_group(&self, h: usize, i0: usize, buf: &mut [f32], out: &SharedRows<'_, f32>) {
@@ -85,17 +107,19 @@ impl Ctx<'_> {
         let mut m = [[f32::NEG_INFINITY; LANES]; GROUP];
         let mut l = [[0.0f32; LANES]; GROUP];
         let mut alpha = [[0.0f32; LANES]; GROUP];
-        // Per sub-block: first row, rows, and the visible-key range [vis_lo, vis_hi).
-        let mut sub = [(0usize, 0usize, 0usize, 0usize); GROUP];
+        // Per sub-block: its rows and the visible ranges of its first and last row. Both ends
+        // of a row's range grow with the row, so keys `first.start..last.end` are those any row
+        // of the block sees, and keys in `last.start..first.end` those every row sees.
+        let mut sub: [Sub; GROUP] = Default::default();
         for (b, sb) in sub.iter_mut().enumerate().take(n_sub) {
             let first = i0 + b * BR;
             let rows = BR.min(dims.n_q - first);
-            *sb = (
+            *sb = Sub {
                 first,
                 rows,
-                dims.visible_keys(first, self.causal),
-                dims.visible_keys(first + rows - 1, self.causal),
-            );
+                lo: self.visible(first),
+                hi: self.visible(first + rows - 1),
+            };
             // Pack Qᵀ (d × LANES) pre-scaled by c; lanes past the last query stay zero.
             let qt = &mut qts[b * d * LANES..(b + 1) * d * LANES];
             qt.fill(0.0);
@@ -108,25 +132,38 @@ impl Ctx<'_> {
         }
 
         let g = dims.kv_head(h);
-        let vis_end = sub[..n_sub].iter().map(|sb| sb.3).max().unwrap_or(0);
+        let subs = &sub[..n_sub];
+        let vis_end = subs.iter().map(|sb| sb.hi.end).max().unwrap_or(0);
+        // Keys before the first key any row of the group sees (a sliding window's lower edge)
+        // are never loaded: the cost per query follows the window, not the cache length.
+        let vis_start = subs.iter().map(|sb| sb.lo.start).min().unwrap_or(0);
         let (ks, vs) = (self.k.layout.row_stride, self.v.layout.row_stride);
-        let mut j0 = 0;
+        let mut j0 = vis_start;
         while j0 < vis_end {
             let kb = &self.k.data[self.k.layout.offset(g, j0)..];
             let vb = &self.v.data[self.v.layout.offset(g, j0)..];
-            for (b, &(first, nrows, vis_lo, vis_hi)) in sub.iter().enumerate().take(n_sub) {
-                // Keys at or past `vis_hi` are seen by no query of this block: skipped.
-                if j0 >= vis_hi {
+            for (b, sb) in subs.iter().enumerate() {
+                // Keys at or past `hi.end` are seen by no query of this block: skipped.
+                if j0 >= sb.hi.end {
                     continue;
                 }
-                let rows = BC.min(vis_hi - j0);
+                let rows = BC.min(sb.hi.end - j0);
+                // Keys before `lo.start` (the window's lower edge of the block's first row) are
+                // seen by no query of this block either: a block wholly before it is skipped.
+                if j0 + rows <= sb.lo.start {
+                    continue;
+                }
                 let qt = &qts[b * d * LANES..(b + 1) * d * LANES];
                 kernel::qk(self.isa, kb, ks, rows, d, qt, s);
-                if j0 + rows > vis_lo {
-                    // A block crossing the diagonal: mask keys j ≥ visible_keys(i) per lane.
-                    for li in 0..nrows {
-                        let vis = dims.visible_keys(first + li, self.causal);
-                        for j in vis.max(j0)..j0 + rows {
+                if j0 + rows > sb.lo.end || j0 < sb.hi.start {
+                    // A block crossing the diagonal or the window's lower edge: mask, per lane,
+                    // the keys outside that row's visible range.
+                    for li in 0..sb.rows {
+                        let vis = self.visible(sb.first + li);
+                        for j in j0..vis.start.clamp(j0, j0 + rows) {
+                            s[(j - j0) * LANES + li] = f32::NEG_INFINITY;
+                        }
+                        for j in vis.end.max(j0)..j0 + rows {
                             s[(j - j0) * LANES + li] = f32::NEG_INFINITY;
                         }
                     }
@@ -138,13 +175,13 @@ impl Ctx<'_> {
             j0 += BC;
         }
 
-        for (b, &(first, nrows, _, _)) in sub.iter().enumerate().take(n_sub) {
+        for (b, sb) in subs.iter().enumerate() {
             let ot = &ots[b * dv * LANES..(b + 1) * dv * LANES];
-            for (li, &sum) in l[b].iter().enumerate().take(nrows) {
+            for (li, &sum) in l[b].iter().enumerate().take(sb.rows) {
                 let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
                 // SAFETY: row (h, first + li) belongs to this work item only (one item per head
                 // and query group), and the slice is dropped before the next row is taken.
-                let row = unsafe { out.row(h, first + li) };
+                let row = unsafe { out.row(h, sb.first + li) };
                 for (x, o) in row.iter_mut().enumerate() {
                     *o = ot[x * LANES + li] * inv;
                 }

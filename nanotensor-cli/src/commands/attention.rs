@@ -61,6 +61,10 @@ pub struct Args {
     /// Apply the causal mask.
     #[arg(long)]
     pub causal: bool,
+    /// Sliding window W (needs --causal): each query sees only the last W positions up to and
+    /// including its own, as Gemma 3's local layers (W = 512) do.
+    #[arg(long)]
+    pub window: Option<usize>,
     /// Scale of Q·Kᵀ (default 1/√d).
     #[arg(long)]
     pub scale: Option<f64>,
@@ -118,7 +122,7 @@ pub fn run(args: Args) -> Result<()> {
         )?,
     };
     let d = &report.dims;
-    let gflops = d.flops(args.causal) / report.seconds / 1e9;
+    let gflops = d.flops_for(&report.spec) / report.seconds / 1e9;
     if args.json {
         let mut v = json!({
             "op": "attention",
@@ -128,6 +132,7 @@ pub fn run(args: Args) -> Result<()> {
             "seq_len": d.n_q, "kv_len": d.n_kv,
             "head_dim": d.head_dim, "heads": d.n_heads, "kv_heads": d.n_kv_heads,
             "causal": args.causal,
+            "window": args.window,
             "dtype": args.dtype.name(),
             "threads": report.threads,
             "repeat": args.repeat,
@@ -160,6 +165,10 @@ pub fn run(args: Args) -> Result<()> {
                 ),
             ],
             vec!["causal".into(), args.causal.to_string()],
+            vec![
+                "window".into(),
+                args.window.map_or_else(|| "none".into(), |w| w.to_string()),
+            ],
             vec!["dtype".into(), args.dtype.name().into()],
             vec!["threads".into(), report.threads.to_string()],
             vec![
@@ -186,6 +195,7 @@ struct Report {
     seconds: f64,
     plan: AttentionPlan,
     dims: AttentionDims,
+    spec: AttentionSpec,
     nmse: Option<f64>,
 }
 
@@ -223,6 +233,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
             auto_threshold: None,
             // Inputs from the user's command: every K/V row is scanned.
             kv_rows_checked: 0,
+            window: a.window,
         };
         // Refuse before allocating anything: first the algorithm's scratch, then the operands.
         let plan = backend.attention_plan::<T>(&dims, &spec)?;
@@ -276,6 +287,7 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
             seconds,
             plan,
             dims,
+            spec,
             nmse,
         })
     }

@@ -203,6 +203,7 @@ impl BackendVisitor for Sweep<'_> {
                     auto_threshold: None,
                     // Random inputs from the user's command: every K/V row is scanned.
                     kv_rows_checked: 0,
+                    window: None,
                 };
                 let outcome = match backend.attention_plan::<f32>(&dims, &spec) {
                     Err(Error::MemoryBudget { needed, budget, .. }) => {

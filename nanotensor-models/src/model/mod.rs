@@ -38,12 +38,12 @@ pub mod transformer;
 pub use config::{Activation, Architecture, RopeStyle, SlidingWindow, TransformerConfig};
 pub use forward::Logits;
 pub use generate::{generate, GenerateOptions, GenerateStats, Generation, StopAt};
-pub use kv_cache::KvCache;
+pub use kv_cache::{KvCache, SlidingKvCache};
+pub use perplexity::{perplexity, perplexity_with, PerplexityInput, PerplexityReport};
 pub use transformer::{load_block, Llama, Transformer};
 
 /// The LLaMA name of [`TransformerConfig`], which reads every supported architecture.
 pub type LlamaConfig = TransformerConfig;
-pub use perplexity::{perplexity, perplexity_with, PerplexityInput, PerplexityReport};
 pub use sampler::{Sampler, SamplerConfig};
 pub use state::State;
 
