@@ -387,3 +387,68 @@ fn int8_with_the_rotation_forced_on_gemma3_is_far_worse() {
     eprintln!("int8 rotated: ppl {:.4} ({:+.2}%)", r.ppl, 100.0 * rel);
     assert!(rel > 0.5, "rotation no longer hurts ({:+.2}%)", 100.0 * rel);
 }
+
+/// Logits of positions `from..tokens.len()` of `tokens`, two ways.
+struct LongContext<'a> {
+    file: &'a GgufFile,
+    tokens: &'a [u32],
+    from: usize,
+}
+
+impl BackendVisitor for LongContext<'_> {
+    type Output = (Vec<f32>, Vec<f32>, usize, usize);
+    fn visit<B: Backend>(self, backend: B) -> Result<Self::Output> {
+        let model = Transformer::load(backend, self.file)?;
+        let n = self.tokens.len();
+        // A: a state large enough for the sliding cache (the local layers keep two windows;
+        // the prefill runs as batches of at most 512), then one decode step per position.
+        let mut a = model.new_state(2048)?;
+        let mut sliding = Vec::new();
+        sliding.extend_from_slice(model.forward(
+            &mut a,
+            &self.tokens[..=self.from],
+            Logits::Last,
+        )?);
+        for &t in &self.tokens[self.from + 1..] {
+            sliding.extend_from_slice(model.forward(&mut a, &[t], Logits::Last)?);
+        }
+        // B: every layer's whole history in one cache, one batch: the window is the attention
+        // mask's alone.
+        let mut b = model.new_state(n)?;
+        let whole = model
+            .forward(&mut b, self.tokens, Logits::From(self.from))?
+            .to_vec();
+        Ok((sliding, whole, a.kv_bytes(), b.kv_bytes()))
+    }
+}
+
+/// Past the 512-position window, the sliding cache (local layers hold two windows, batches of
+/// at most one window, decode steps) computes what the whole-history cache with the window
+/// mask computes in one batch.
+#[test]
+fn sliding_window_layers_past_512_positions_agree_across_caches() {
+    let Some(file) = model_file() else { return };
+    let input = gpl3_input(&file);
+    let tokens = &input.tokens[..700];
+    let from = 600;
+    let (sliding, whole, bytes_sliding, bytes_whole) = with_backend(
+        fastest(),
+        BackendOptions::default(),
+        LongContext {
+            file: &file,
+            tokens,
+            from,
+        },
+    )
+    .unwrap();
+    assert_eq!(sliding.len(), whole.len());
+    let worst = sliding
+        .iter()
+        .zip(&whole)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 2e-3, "logits differ by {worst}");
+    // 15 local layers hold 2·512 − 1 rows instead of 2048; 3 global ones 2048.
+    let row = 2 * 256 * 4;
+    assert_eq!(bytes_sliding, row * (3 * 2048 + 15 * 1023));
+    assert_eq!(bytes_whole, row * 18 * 700);
+}

@@ -8,7 +8,8 @@
 //!     q, k, v = n·W_qᵀ, n·W_kᵀ, n·W_vᵀ
 //!     [q, k = RMSNorm per head]                       (qk_norm)
 //!     q, k = RoPE(q), RoPE(k)                        (the layer's base; adjacent or NEOX pairs)
-//!     a = attention(q, K cache, V cache)             (attn_scale; the layer's sliding window)
+//!     a = attention(q, K cache, V cache)             (attn_scale; the layer's sliding window,
+//!                                                     its K/V in a sliding cache if the state has one)
 //!     o = a·W_oᵀ  [→ RMSNorm(o) → Q·(…) when rotated] (post_norms)
 //!     x += o
 //!     n = RMSNorm(x)
@@ -20,7 +21,7 @@
 
 use crate::model::ops::{add_assign, gated, rmsnorm, rmsnorm_in_place, softcap};
 use crate::model::rotate::Rotation;
-use crate::model::state::State;
+use crate::model::state::{KvSlot, State};
 use crate::model::transformer::Transformer;
 use nanotensor_core::attention::{AttentionSpec, Heads, HeadsLayout, HeadsMut};
 use nanotensor_core::backend::Backend;
@@ -62,9 +63,14 @@ fn residual_add(
 }
 
 impl<B: Backend> Transformer<B> {
-    /// Runs `tokens` through the model at positions `state.cache.len()..`, appends their K and V
+    /// Runs `tokens` through the model at positions `state.len()..`, appends their K and V
     /// to the cache, and returns the logits of the rows selected by `which`
     /// (`[rows_selected, vocab_size]`, row-major).
+    ///
+    /// A state that keeps its sliding-window layers in a [`SlidingKvCache`](crate::model::SlidingKvCache)
+    /// takes at most one window of rows per batch: a longer pass runs as consecutive batches
+    /// (the same function, as a causal model's rows depend only on the rows before them), and
+    /// an error in a later batch leaves the earlier ones committed.
     ///
     /// # Errors
     /// No tokens, a token id outside the vocabulary ([`Error::OutOfRange`]), more tokens than
@@ -76,7 +82,6 @@ impl<B: Backend> Transformer<B> {
         tokens: &[u32],
         which: Logits,
     ) -> Result<&'s [f32]> {
-        let c = &self.config;
         let rows = tokens.len();
         if rows == 0 {
             return Err(Error::invalid_arg(OP, "forward needs at least one token"));
@@ -93,11 +98,37 @@ impl<B: Backend> Transformer<B> {
             }
         };
         state.cache.check_room(rows)?;
-        state.reserve(c, rows, rows - first_logit_row)?;
+        let batch = state.max_batch();
+        let out_rows = rows - first_logit_row;
+        state.reserve(&self.config, rows.min(batch), out_rows)?;
+        let mut start = 0;
+        while start < rows {
+            let end = rows.min(start.saturating_add(batch));
+            // This batch's rows that produce logits, and where they go.
+            let first = first_logit_row.max(start);
+            let logits = (first < end).then(|| (first - start, first - first_logit_row));
+            self.forward_batch(state, &tokens[start..end], logits)?;
+            start = end;
+        }
+        Ok(&state.logits[..out_rows * self.config.vocab_size])
+    }
+
+    /// One batch of [`Transformer::forward`]: `tokens` at positions `state.len()..`; with
+    /// `logits = Some((r, at))`, the logits of rows `r..` go to logits rows `at..`.
+    fn forward_batch(
+        &self,
+        state: &mut State,
+        tokens: &[u32],
+        logits_rows: Option<(usize, usize)>,
+    ) -> Result<()> {
+        let c = &self.config;
+        let rows = tokens.len();
         let pos0 = state.cache.len();
         let n_kv = pos0 + rows;
         let State {
             cache,
+            sliding,
+            slots,
             rope,
             rope_local,
             x,
@@ -112,6 +143,15 @@ impl<B: Backend> Transformer<B> {
             logits,
             rot_scratch,
         } = state;
+        // The sliding cache drops rows no new query can see before this batch's are written;
+        // its rows before `sliding_checked` were written (and scanned) by earlier batches.
+        let sliding_checked = match sliding.as_mut() {
+            Some(s) => {
+                s.make_room(rows)?;
+                s.stored()
+            }
+            None => 0,
+        };
         let (dim, q_dim, kv_dim, ffn) = (c.dim, c.q_dim(), c.kv_dim(), c.ffn_dim);
         let x = &mut x[..rows * dim];
         let xb = &mut xb[..rows * dim];
@@ -152,31 +192,16 @@ impl<B: Backend> Transformer<B> {
             }
         }
 
-        // Cache rows `0..pos0` of every layer were scanned for NaN/∞ by the attention call of the
-        // forward that wrote them (a forward that fails before `advance` leaves `len` unchanged,
-        // so its rows are rewritten and rescanned), and nothing rewrites committed rows: only the
-        // `rows` new positions need the check — O(rows), not O(cache), per decode step.
+        // Committed cache rows (`0..pos0` of the full cache, `0..sliding_checked` of the sliding
+        // one) were scanned for NaN/∞ by the attention call of the forward that wrote them (a
+        // forward that fails before `advance` leaves them uncommitted, so its rows are rewritten
+        // and rescanned), and nothing rewrites committed rows (the sliding cache only moves
+        // them): only the `rows` new positions need the check — O(rows), not O(cache), per
+        // decode step.
         let be = &self.backend;
         let eps = c.norm_eps;
         for (l, b) in self.blocks.iter().enumerate() {
             let window = c.layer_window(l);
-            if let Some(w) = window {
-                if n_kv > w {
-                    return Err(Error::Unsupported {
-                        op: OP,
-                        backend: be.name(),
-                        reason: format!(
-                            "layer {l} attends over a sliding window of {w} positions, and {n_kv} \
-                             positions exceed it"
-                        ),
-                    });
-                }
-            }
-            let spec = AttentionSpec {
-                kv_rows_checked: pos0,
-                scale: Some(c.attn_scale),
-                ..AttentionSpec::causal()
-            };
             let rope = match (window, rope_local.as_ref()) {
                 (Some(_), Some(local)) => local,
                 _ => &*rope,
@@ -195,8 +220,26 @@ impl<B: Backend> Transformer<B> {
             }
             rope.apply(q, q_dim, pos0);
             rope.apply(k, kv_dim, pos0);
-            cache.write(l, k, v);
-            let (k_all, v_all) = cache.layer(l, n_kv);
+            // K and V of every position this batch's queries may see, and how many of their
+            // rows earlier forwards already scanned for NaN/∞.
+            let (k_all, v_all, n_kv, checked) = match (slots[l], sliding.as_mut()) {
+                (KvSlot::Sliding(i), Some(s)) => {
+                    s.write(i, k, v)?;
+                    let (ka, va) = s.layer(i, sliding_checked + rows)?;
+                    (ka, va, sliding_checked + rows, sliding_checked)
+                }
+                (KvSlot::Full(i), _) | (KvSlot::Sliding(i), None) => {
+                    cache.write(i, k, v);
+                    let (ka, va) = cache.layer(i, n_kv);
+                    (ka, va, n_kv, pos0)
+                }
+            };
+            let spec = AttentionSpec {
+                kv_rows_checked: checked,
+                scale: Some(c.attn_scale),
+                window,
+                ..AttentionSpec::causal()
+            };
             be.attention_into(
                 Heads {
                     data: q,
@@ -230,17 +273,24 @@ impl<B: Backend> Transformer<B> {
             residual_add(x, proj, post, eps, rotation, xb, rot_scratch);
         }
         cache.advance(rows);
+        if let Some(s) = sliding.as_mut() {
+            s.advance(rows)?;
+        }
 
         // Final RMSNorm and the output head, for the selected rows only.
-        let out_rows = rows - first_logit_row;
-        let xs = &x[first_logit_row * dim..];
+        let Some((first, at)) = logits_rows else {
+            return Ok(());
+        };
+        let out_rows = rows - first;
+        let xs = &x[first * dim..];
         let xn = &mut xb[..out_rows * dim];
         rmsnorm(xs, &self.output_norm, eps, xn);
-        let logits = &mut logits[..out_rows * c.vocab_size];
+        let vocab = c.vocab_size;
+        let logits = &mut logits[at * vocab..(at + out_rows) * vocab];
         be.linear_into(xn, out_rows, &self.output, logits)?;
         if let Some(cap) = c.final_logit_softcap {
             softcap(logits, cap);
         }
-        Ok(logits)
+        Ok(())
     }
 }

@@ -172,7 +172,7 @@ pub fn generate<B: Backend>(
         prefill_tokens_per_s: rate(prompt.len(), prefill_seconds),
         decode_tokens_per_s: rate(decode_steps, decode_seconds),
         weights_bytes: model.weights_bytes(),
-        kv_cache_bytes: state.cache.bytes(),
+        kv_cache_bytes: state.kv_bytes(),
     };
     Ok(Generation {
         ids,
