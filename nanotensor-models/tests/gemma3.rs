@@ -422,33 +422,71 @@ impl BackendVisitor for LongContext<'_> {
     }
 }
 
-/// Past the 512-position window, the sliding cache (local layers hold two windows, batches of
-/// at most one window, decode steps) computes what the whole-history cache with the window
-/// mask computes in one batch.
+/// The reference past the window (`window.json`): (position, top-5 windowed, top-5 without
+/// the window).
+type WindowCase = (usize, Vec<(u32, f64)>, Vec<(u32, f64)>);
+
+fn window_fixture() -> (Vec<u32>, Vec<WindowCase>) {
+    let w = read_fixture("window.json");
+    let top5 = |v: &serde_json::Value| -> Vec<(u32, f64)> {
+        v["top5"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap()))
+            .collect()
+    };
+    let cases = w["windowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(w["no_window"].as_array().unwrap())
+        .map(|(a, b)| (a["position"].as_u64().unwrap() as usize, top5(a), top5(b)))
+        .collect();
+    (ids(&w["token_ids"]), cases)
+}
+
+/// Past the 512-position window: the sliding cache (local layers hold two windows, batches of at
+/// most one window, then decode steps) and the whole-history cache with the window mask (one
+/// batch) both give the float64 reference's logits with the window (`window.json`), which
+/// differ from those without it — so the window is applied, and where.
 #[test]
-fn sliding_window_layers_past_512_positions_agree_across_caches() {
+fn sliding_window_layers_past_512_positions_match_float64() {
     let Some(file) = model_file() else { return };
-    let input = gpl3_input(&file);
-    let tokens = &input.tokens[..700];
-    let from = 600;
+    let (tokens, cases) = window_fixture();
+    assert_eq!(tokens[..], gpl3_input(&file).tokens[..700]);
+    let from = cases[0].0;
     let (sliding, whole, bytes_sliding, bytes_whole) = with_backend(
         fastest(),
         BackendOptions::default(),
         LongContext {
             file: &file,
-            tokens,
+            tokens: &tokens,
             from,
         },
     )
     .unwrap();
-    assert_eq!(sliding.len(), whole.len());
-    let worst = sliding
-        .iter()
-        .zip(&whole)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(worst < 2e-3, "logits differ by {worst}");
+    let vocab = 262_144;
+    assert_eq!(sliding.len(), (tokens.len() - from) * vocab);
+    for (name, logits) in [("sliding cache", &sliding), ("whole cache", &whole)] {
+        for (pos, windowed, no_window) in &cases {
+            let row = &logits[(pos - from) * vocab..(pos - from + 1) * vocab];
+            let gap = windowed
+                .iter()
+                .map(|&(id, want)| (f64::from(row[id as usize]) - want).abs())
+                .fold(0.0f64, f64::max);
+            assert!(gap < 0.02, "{name}, position {pos}: {gap} from float64");
+            // Without the window the top logit is elsewhere or far off.
+            let (id, want) = no_window[0];
+            let unwindowed_gap = (f64::from(row[id as usize]) - want).abs();
+            eprintln!("{name}, position {pos}: {gap:.4} from float64 ({unwindowed_gap:.3} from no window)");
+        }
+    }
+    let (pos, _, no_window) = &cases[2];
+    let row = &whole[(pos - from) * vocab..];
+    assert!((f64::from(row[no_window[0].0 as usize]) - no_window[0].1).abs() > 1.0);
     // 15 local layers hold 2·512 − 1 rows instead of 2048; 3 global ones 2048.
-    let row = 2 * 256 * 4;
-    assert_eq!(bytes_sliding, row * (3 * 2048 + 15 * 1023));
-    assert_eq!(bytes_whole, row * 18 * 700);
+    let row_bytes = 2 * 256 * 4;
+    assert_eq!(bytes_sliding, row_bytes * (3 * 2048 + 15 * 1023));
+    assert_eq!(bytes_whole, row_bytes * 18 * 700);
 }
