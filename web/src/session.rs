@@ -344,18 +344,17 @@ mod tests {
         assert!(ModelSession::load(Vec::new(), "cuda").is_err());
     }
 
-    /// Steps the session as the page does and compares with the fixture's exact greedy ids.
-    /// Needs the SmolLM2 file (`scripts/fetch-model.sh`): skipped without it, unless
-    /// `NANOTENSOR_REQUIRE_MODEL` is set.
-    #[test]
-    fn greedy_steps_reproduce_the_fixture_with_and_without_kv_cache() {
-        let Some(path) = nanotensor::model_path::model_for_tests("web session") else {
+    /// Steps the session as the page does for `model` and compares with the greedy ids of
+    /// `tests/fixtures/<fixture>/greedy.json` (the prompt's ids too: BOS first when the model
+    /// asks for it). Skipped without the model file, unless `NANOTENSOR_REQUIRE_MODEL` is set.
+    fn greedy_steps_reproduce(model: &nanotensor::model_path::KnownModel, fixture: &str) {
+        let Some(path) = nanotensor::model_path::known_model_for_tests(model, "web session") else {
             return;
         };
         let fixture: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/fixtures/smollm2/greedy.json"
+            &std::fs::read_to_string(format!(
+                "{}/../tests/fixtures/{fixture}/greedy.json",
+                env!("CARGO_MANIFEST_DIR")
             ))
             .expect("fixture"),
         )
@@ -368,7 +367,7 @@ mod tests {
             .iter()
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
-        // The fastest float32 backend in this build: the fixture's ids are the exact answer.
+        // The fastest float32 backend in this build: the fixture's ids are the answer.
         let backend = if BackendKind::Blocked.is_compiled() {
             "blocked"
         } else {
@@ -391,5 +390,15 @@ mod tests {
             assert_eq!(ids, want[..n], "kv_cache {kv}");
             assert_eq!(text, s.tokenizer().decode(&ids).unwrap());
         }
+    }
+
+    #[test]
+    fn greedy_steps_reproduce_the_smollm2_fixture_with_and_without_kv_cache() {
+        greedy_steps_reproduce(&nanotensor::model_path::SMOLLM2, "smollm2");
+    }
+
+    #[test]
+    fn greedy_steps_reproduce_the_gemma3_fixture_with_and_without_kv_cache() {
+        greedy_steps_reproduce(&nanotensor::model_path::GEMMA3_270M, "gemma3");
     }
 }
