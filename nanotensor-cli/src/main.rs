@@ -24,7 +24,7 @@ enum Command {
     Matmul(commands::matmul::Args),
     /// Time scaled dot-product attention on seeded random Q, K, V.
     Attention(commands::attention::Args),
-    /// Continue a prompt with the model (SmolLM2), streaming tokens as they are produced.
+    /// Continue a prompt with the model (SmolLM2, Gemma 3), streaming tokens as they are produced.
     Generate(commands::generate::Args),
     /// Perplexity of the model on a text file (llama.cpp's method).
     Perplexity(commands::perplexity::Args),

@@ -79,6 +79,18 @@ pub fn settings_label(kind: BackendKind, opts: &BackendOptions) -> Option<String
     })
 }
 
+/// The weight rewrites a model was loaded with (`"rotate on, equalize off"`): the backend's
+/// request, unless the model's architecture declines it.
+pub fn transforms_label(t: nanotensor::LoadTransforms) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!("rotate {}, equalize {}", on(t.rotate), on(t.equalize))
+}
+
+/// The same as JSON: `{"rotate": bool, "equalize": bool}`.
+pub fn transforms_json(t: nanotensor::LoadTransforms) -> serde_json::Value {
+    serde_json::json!({"rotate": t.rotate, "equalize": t.equalize})
+}
+
 /// A named int8 scheme (`--int8-scheme`): the starting point the other `--int8-*` flags modify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Int8Scheme {

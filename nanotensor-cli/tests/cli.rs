@@ -663,3 +663,31 @@ fn every_dtype_reports_its_kernel_and_accuracy() {
         assert!(v["nmse"].as_f64().unwrap() < bound, "{v}");
     }
 }
+
+#[test]
+fn info_says_why_an_unsupported_architecture_cannot_run() {
+    // A GGUF v3 file with no tensors and one metadata pair: general.architecture = "qwen2".
+    let mut file = b"GGUF".to_vec();
+    file.extend(3u32.to_le_bytes());
+    file.extend(0u64.to_le_bytes());
+    file.extend(1u64.to_le_bytes());
+    let key = "general.architecture";
+    file.extend((key.len() as u64).to_le_bytes());
+    file.extend(key.as_bytes());
+    file.extend(8u32.to_le_bytes()); // string
+    file.extend(5u64.to_le_bytes());
+    file.extend(b"qwen2");
+    let path = std::env::temp_dir().join(format!("nanotensor-arch-{}.gguf", std::process::id()));
+    std::fs::write(&path, &file).unwrap();
+    let p = path.to_str().unwrap();
+    let out = nanotensor(&["info", "--model", p, "--json"]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["model"]["runs"], false);
+    let e = v["model"]["error"].as_str().unwrap();
+    assert!(
+        e.contains("`qwen2` is not supported") && e.contains("llama, gemma3"),
+        "{e}"
+    );
+}

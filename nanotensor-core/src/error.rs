@@ -225,6 +225,14 @@ pub enum Error {
         expected: &'static str,
         found: String,
     },
+    /// The model file's architecture (`general.architecture`) is not one this build runs;
+    /// `supported` lists those it does.
+    #[error("{op}: architecture `{architecture}` is not supported (supported: {supported})")]
+    UnsupportedArchitecture {
+        op: &'static str,
+        architecture: String,
+        supported: &'static str,
+    },
     /// A tensor the caller asked for is not in the file.
     #[error("{op}: tensor `{name}` not found in the model file")]
     MissingTensor { op: &'static str, name: String },

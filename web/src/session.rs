@@ -63,7 +63,7 @@ pub struct TokenReport {
     pub seconds: f64,
 }
 
-/// A loaded LLaMA model, its backend fixed at load time: the few calls the page makes, behind
+/// A loaded model (LLaMA or Gemma 3), its backend fixed at load time: the few calls the page makes, behind
 /// a trait object so that the backend registry's one dispatch ([`with_backend`]) builds it.
 trait PageModel {
     fn config(&self) -> &LlamaConfig;
@@ -167,7 +167,7 @@ impl ModelSession {
             "{name} · {arch} · {params} parameters · file {file_mib:.1} MiB ({types})\n\
              {layers} layers · dim {dim} · {heads} heads / {kv} KV heads of {hd} · FFN {ffn} · \
              vocab {vocab} · context {ctx}\n\
-             weights in memory ({backend_name}{scheme}): {w_mib:.1} MiB · tokenizer: {merges} merges",
+             weights in memory ({backend_name}{scheme}): {w_mib:.1} MiB · tokenizer: {tok}",
             arch = summary.architecture.as_deref().unwrap_or("?"),
             params = nanotensor::gguf::thousands(summary.n_params),
             file_mib = summary.file_bytes as f64 / 1048576.0,
@@ -181,7 +181,10 @@ impl ModelSession {
             vocab = cfg.vocab_size,
             ctx = cfg.context_length,
             w_mib = weights_bytes as f64 / 1048576.0,
-            merges = tokenizer.merge_count(),
+            tok = match tokenizer.merge_count() {
+                0 => "SentencePiece-style (scores)".to_string(),
+                n => format!("byte-level BPE, {n} merges"),
+            },
             scheme = {
                 let settings = kind.settings(&opts);
                 if settings.is_empty() {
@@ -219,7 +222,8 @@ impl ModelSession {
     }
 
     /// Starts a greedy generation of at most `max_new_tokens` after `prompt` (raw text, no chat
-    /// template, no BOS — the fixture's convention) and runs the prefill.
+    /// template; BOS first when the model asks for it, as `nanotensor generate` feeds a prompt)
+    /// and runs the prefill.
     ///
     /// # Errors
     /// An empty prompt, `max_new_tokens == 0`, prompt + tokens past the context length, and the
@@ -231,7 +235,7 @@ impl ModelSession {
         max_new_tokens: usize,
     ) -> Result<StartReport> {
         self.generation = None;
-        let prompt_ids = self.tokenizer.encode(prompt);
+        let prompt_ids = self.tokenizer.encode_prompt(prompt);
         if prompt_ids.is_empty() {
             return Err(Error::invalid_arg(OP, "the prompt has no tokens"));
         }
@@ -340,18 +344,17 @@ mod tests {
         assert!(ModelSession::load(Vec::new(), "cuda").is_err());
     }
 
-    /// Steps the session as the page does and compares with the fixture's exact greedy ids.
-    /// Needs the SmolLM2 file (`scripts/fetch-model.sh`): skipped without it, unless
-    /// `NANOTENSOR_REQUIRE_MODEL` is set.
-    #[test]
-    fn greedy_steps_reproduce_the_fixture_with_and_without_kv_cache() {
-        let Some(path) = nanotensor::model_path::model_for_tests("web session") else {
+    /// Steps the session as the page does for `model` and compares with the greedy ids of
+    /// `tests/fixtures/<fixture>/greedy.json` (the prompt's ids too: BOS first when the model
+    /// asks for it). Skipped without the model file, unless `NANOTENSOR_REQUIRE_MODEL` is set.
+    fn greedy_steps_reproduce(model: &nanotensor::model_path::KnownModel, fixture: &str) {
+        let Some(path) = nanotensor::model_path::known_model_for_tests(model, "web session") else {
             return;
         };
         let fixture: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/fixtures/smollm2/greedy.json"
+            &std::fs::read_to_string(format!(
+                "{}/../tests/fixtures/{fixture}/greedy.json",
+                env!("CARGO_MANIFEST_DIR")
             ))
             .expect("fixture"),
         )
@@ -364,7 +367,7 @@ mod tests {
             .iter()
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
-        // The fastest float32 backend in this build: the fixture's ids are the exact answer.
+        // The fastest float32 backend in this build: the fixture's ids are the answer.
         let backend = if BackendKind::Blocked.is_compiled() {
             "blocked"
         } else {
@@ -387,5 +390,15 @@ mod tests {
             assert_eq!(ids, want[..n], "kv_cache {kv}");
             assert_eq!(text, s.tokenizer().decode(&ids).unwrap());
         }
+    }
+
+    #[test]
+    fn greedy_steps_reproduce_the_smollm2_fixture_with_and_without_kv_cache() {
+        greedy_steps_reproduce(&nanotensor::model_path::SMOLLM2, "smollm2");
+    }
+
+    #[test]
+    fn greedy_steps_reproduce_the_gemma3_fixture_with_and_without_kv_cache() {
+        greedy_steps_reproduce(&nanotensor::model_path::GEMMA3_270M, "gemma3");
     }
 }

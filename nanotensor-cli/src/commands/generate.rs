@@ -1,4 +1,5 @@
-//! `nanotensor generate`: continue a prompt with the LLaMA model, streaming tokens to stdout.
+//! `nanotensor generate`: continue a prompt with the model (LLaMA or Gemma 3), streaming tokens to
+//! stdout.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, read_utf8_file, ModelFile};
 use crate::output::{
-    backend_choice_with, backend_help, print_json, settings_label, with_settings, Int8Args,
+    backend_choice_with, backend_help, print_json, settings_label, transforms_json,
+    transforms_label, with_settings, Int8Args,
 };
 
 /// Arguments of `nanotensor generate`.
@@ -20,7 +22,7 @@ pub struct Args {
     /// Model file (GGUF). Default: $NANOTENSOR_MODEL, $NANOTENSOR_MODELS_DIR or ./models.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Text to continue (raw completion, no chat template, no BOS).
+    /// Text to continue (raw completion, no chat template; BOS first when the model asks for it).
     #[arg(long, required_unless_present = "prompt_file")]
     pub prompt: Option<String>,
     /// Read the prompt from this UTF-8 file instead, verbatim (a final newline included).
@@ -142,6 +144,7 @@ pub fn run(args: Args) -> Result<()> {
                 "backend": out.backend,
                 "threads": out.threads,
                 "kv_cache": !args.no_kv_cache,
+                "load_transforms": transforms_json(out.transforms),
                 "prompt": prompt,
                 "prompt_ids": prompt_ids,
                 "ids": g.ids,
@@ -170,7 +173,10 @@ pub fn run(args: Args) -> Result<()> {
             "\n[{} backend{}, {} threads, KV cache {}] load {:.2} s | prefill {} tokens {:.1} tok/s | \
              decode {} tokens {:.1} tok/s | weights {} | KV {}",
             out.backend,
-            settings_label(kind, &opts).map_or(String::new(), |l| format!(" ({l})")),
+            settings_label(kind, &opts).map_or(String::new(), |l| format!(
+                " ({l}; applied: {})",
+                transforms_label(out.transforms)
+            )),
             out.threads,
             if args.no_kv_cache { "off" } else { "on" },
             out.load_seconds,
@@ -197,6 +203,7 @@ fn visible_ids(ids: &[u32], stopped: bool) -> &[u32] {
 struct Output {
     backend: &'static str,
     threads: usize,
+    transforms: nanotensor::LoadTransforms,
     load_seconds: f64,
     generation: Generation,
 }
@@ -248,6 +255,7 @@ impl BackendVisitor for Run<'_> {
         Ok(Output {
             backend: name,
             threads,
+            transforms: model.transforms(),
             load_seconds,
             generation,
         })

@@ -1,9 +1,10 @@
 //! `nanotensor info`: what a GGUF model file holds — architecture, hyperparameters, tensors,
-//! parameter count and tokenizer.
+//! parameter count and tokenizer — and how the model runs (or why it cannot).
 
 use std::path::PathBuf;
 
 use nanotensor::gguf::GgufFile;
+use nanotensor::model::{Activation, RopeStyle, TransformerConfig};
 use nanotensor::model_path::find_model;
 use nanotensor::tokenizer::Tokenizer;
 use nanotensor::Result;
@@ -29,6 +30,7 @@ pub fn run(args: Args) -> Result<()> {
     let summary = gguf.summary();
     // A file without a (supported) vocabulary still gets its summary.
     let tokenizer = Tokenizer::from_gguf(&gguf);
+    let config = TransformerConfig::from_gguf(&gguf);
     if args.json {
         let tensors: Vec<_> = summary
             .tensors
@@ -65,6 +67,13 @@ pub fn run(args: Args) -> Result<()> {
             "by_type": by_type,
             "tensors": tensors,
             "tokenizer": tok,
+            "model": match &config {
+                Ok(c) => json!({
+                    "runs": true, "architecture": c.architecture.name(), "head_dim": c.head_dim,
+                    "how": model_line(c),
+                }),
+                Err(e) => json!({"runs": false, "error": e.to_string()}),
+            },
         }));
     } else {
         print!("{summary}");
@@ -88,6 +97,52 @@ pub fn run(args: Args) -> Result<()> {
             }
             Err(e) => println!("tokenizer: unavailable ({e})"),
         }
+        match &config {
+            Ok(c) => println!(
+                "model: runs as {}: {}",
+                c.architecture.name(),
+                model_line(c)
+            ),
+            Err(e) => println!("model: cannot run ({e})"),
+        }
     }
     Ok(())
+}
+
+/// How the forward pass runs this configuration: its shape and the hooks it switches on.
+fn model_line(c: &TransformerConfig) -> String {
+    let mut parts = vec![format!(
+        "{} layers, {} query / {} KV heads of {}",
+        c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim
+    )];
+    parts.push(match c.activation {
+        Activation::Silu => "SwiGLU".into(),
+        Activation::GeluTanh => "GELU-tanh gate".into(),
+    });
+    parts.push(match c.rope_style {
+        RopeStyle::Adjacent => "RoPE on adjacent pairs".into(),
+        RopeStyle::Neox => "NEOX RoPE".into(),
+    });
+    if let Some(s) = c.embed_scale {
+        parts.push(format!("embedding × {s}"));
+    }
+    if c.qk_norm {
+        parts.push("Q/K norms".into());
+    }
+    if c.post_norms {
+        parts.push("post-norms".into());
+    }
+    if let Some(w) = &c.sliding_window {
+        let local = (0..c.n_layers)
+            .filter(|&l| c.layer_window(l).is_some())
+            .count();
+        parts.push(format!(
+            "sliding window {} on {local} of {} layers (RoPE base {})",
+            w.size, c.n_layers, w.rope_base
+        ));
+    }
+    if let Some(cap) = c.final_logit_softcap {
+        parts.push(format!("logit cap {cap}"));
+    }
+    parts.join(", ")
 }

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nanotensor::model::{perplexity, Llama, LlamaConfig, PerplexityReport};
+use nanotensor::model::{
+    perplexity_with, Llama, PerplexityInput, PerplexityReport, TransformerConfig,
+};
 use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
 use super::model_io::{default_model_backend, open_model, read_utf8_file};
 use crate::output::{
-    backend_choice_with, backend_help, print_json, print_table, settings_label, with_settings,
-    Int8Args,
+    backend_choice_with, backend_help, print_json, print_table, settings_label, transforms_json,
+    transforms_label, with_settings, Int8Args,
 };
 
 /// Arguments of `nanotensor perplexity`.
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> Result<()> {
     let text = read_utf8_file("perplexity", &args.file)?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let file = open_model(args.model.as_deref())?;
-    let context = LlamaConfig::from_gguf(&file.gguf)?.context_length;
+    let context = TransformerConfig::from_gguf(&file.gguf)?.context_length;
     if args.ctx > context {
         return Err(Error::ContextOverflow {
             op: "perplexity",
@@ -58,7 +60,9 @@ pub fn run(args: Args) -> Result<()> {
             detail: " (--ctx)".into(),
         });
     }
-    let tokens = file.tokenizer.encode(text);
+    // BOS in front and at the start of every chunk when the model asks for it, as llama.cpp.
+    let input = PerplexityInput::new(&file.tokenizer, text);
+    let tokens = &input.tokens;
     if tokens.len() < args.ctx {
         return Err(Error::invalid_arg(
             "perplexity",
@@ -71,12 +75,13 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     let t0 = Instant::now();
-    let (backend, threads, r) = with_backend(
+    let (backend, threads, transforms, r) = with_backend(
         kind,
         opts,
         Run {
             gguf: &file.gguf,
-            tokens: &tokens,
+            tokens,
+            chunk_bos: input.chunk_bos,
             n_ctx: args.ctx,
         },
     )?;
@@ -88,8 +93,10 @@ pub fn run(args: Args) -> Result<()> {
                 "file": args.file.display().to_string(),
                 "backend": backend,
                 "threads": threads,
+                "load_transforms": transforms_json(transforms),
                 "ctx": r.n_ctx,
                 "tokens": tokens.len(),
+                "chunk_bos": input.chunk_bos,
                 "chunks": r.chunks,
                 "tokens_scored": r.tokens_scored,
                 "mean_nll": r.mean_nll,
@@ -111,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
                     None => format!("{backend} ({threads} threads)"),
                 },
             ],
+            vec!["weight rewrites".into(), transforms_label(transforms)],
             vec![
                 "file".into(),
                 format!("{} ({} tokens)", args.file.display(), tokens.len()),
@@ -135,11 +143,17 @@ pub fn run(args: Args) -> Result<()> {
 struct Run<'a> {
     gguf: &'a nanotensor::gguf::GgufFile,
     tokens: &'a [u32],
+    chunk_bos: Option<u32>,
     n_ctx: usize,
 }
 
 impl BackendVisitor for Run<'_> {
-    type Output = (&'static str, usize, PerplexityReport);
+    type Output = (
+        &'static str,
+        usize,
+        nanotensor::LoadTransforms,
+        PerplexityReport,
+    );
 
     fn visit<B: Backend>(self, backend: B) -> Result<Self::Output> {
         let (name, threads) = (backend.name(), backend.threads());
@@ -150,10 +164,14 @@ impl BackendVisitor for Run<'_> {
             ProgressStyle::with_template("perplexity {bar:40} {pos}/{len} chunks, ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let r = perplexity(&model, self.tokens, self.n_ctx, |done, _| {
-            bar.set_position(done as u64)
-        });
+        let r = perplexity_with(
+            &model,
+            self.tokens,
+            self.n_ctx,
+            self.chunk_bos,
+            |done, _| bar.set_position(done as u64),
+        );
         bar.finish_and_clear();
-        Ok((name, threads, r?))
+        Ok((name, threads, model.transforms(), r?))
     }
 }

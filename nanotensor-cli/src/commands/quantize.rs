@@ -341,7 +341,7 @@ fn model_tensor(
     use nanotensor::gguf::GgufFile;
     use nanotensor::model::equalize::Factors;
     use nanotensor::model::rotate::Rotation;
-    use nanotensor::model::{load_block, LlamaConfig};
+    use nanotensor::model::{load_block, TransformerConfig};
     use std::rc::Rc;
     const OP: &str = "quantize";
     let file = GgufFile::open(nanotensor::model_path::find_model(Some(path))?)?;
@@ -364,7 +364,7 @@ fn model_tensor(
         &format!(" for `{name}`"),
     )?;
     let x = file.dequantize(name)?;
-    let config = LlamaConfig::from_gguf(&file)?;
+    let config = TransformerConfig::from_gguf(&file)?;
     let rotation = Rc::new(Rotation::new(config.dim)?);
     let parts: Vec<&str> = name.split('.').collect();
     // (layer or None for the head, kind, fed by a norm, reads (true) or writes the stream).
@@ -382,6 +382,9 @@ fn model_tensor(
     };
     let reads_stream = !matches!(kind, "attn_output" | "ffn_down");
     let norm_fed = !matches!(kind, "attn_output" | "ffn_down");
+    // A matrix writing into the stream through a post-norm is not rotated (see
+    // `BlockWeights::rotate`).
+    let rotated = reads_stream || !config.post_norms;
     // The transformed matrix for (rotate, equalize), with its equalisation factors.
     let transformed = |rotate: bool, equalize: bool| -> Result<Option<Transformed>> {
         match layer {
@@ -453,7 +456,7 @@ fn model_tensor(
         let (rot, gain) = (Rc::clone(&rotation), gain.clone());
         let back: Back = Box::new(move |w: &mut Tensor<f32>| {
             factors.restore(w);
-            if rotate {
+            if rotate && rotated {
                 // The rotation folded the gain in: undoing it gives the effective matrix.
                 if reads_stream {
                     rot.unrotate_inputs(w);

@@ -165,7 +165,8 @@ impl Factors {
     }
 }
 
-/// One LLaMA block's norm gains and matrices in f32 (shapes as in the GGUF, `[out, in]`).
+/// One block's norm gains and matrices in f32 (shapes as in the GGUF, `[out, in]`); the
+/// optional gains are those of architectures with per-head Q/K norms and post-norms (Gemma 3).
 #[derive(Debug)]
 pub struct BlockWeights {
     /// `[dim]`.
@@ -186,6 +187,15 @@ pub struct BlockWeights {
     pub w_up: Tensor<f32>,
     /// `[dim, ffn_dim]`.
     pub w_down: Tensor<f32>,
+    /// RMSNorm gain of every query head after the projection: `[head_dim]` (`attn_q_norm`).
+    pub q_norm: Option<Vec<f32>>,
+    /// RMSNorm gain of every key head after the projection: `[head_dim]` (`attn_k_norm`).
+    pub k_norm: Option<Vec<f32>>,
+    /// RMSNorm gain of the attention output before the residual add: `[dim]`
+    /// (`post_attention_norm`).
+    pub post_attn_norm: Option<Vec<f32>>,
+    /// RMSNorm gain of the FFN output before the residual add: `[dim]` (`post_ffw_norm`).
+    pub post_ffn_norm: Option<Vec<f32>>,
 }
 
 /// The factors [`BlockWeights::equalize`] applied, per matrix (GGUF name suffix → factors).
@@ -194,7 +204,9 @@ pub type BlockFactors = Vec<(&'static str, Factors)>;
 impl BlockWeights {
     /// Rotates the block onto the residual stream `Q·h` (see [`crate::model::rotate`]): the
     /// norm gains folded into q/k/v and gate/up and set to 1, those matrices' inputs rotated,
-    /// attn_output's and down's outputs rotated.
+    /// attn_output's and down's outputs rotated — unless a post-norm sits between the matrix and
+    /// the stream ([`BlockWeights::writes_stream_directly`]): the forward pass then rotates the
+    /// post-norm's output at run time instead.
     pub fn rotate(&mut self, q: &crate::model::rotate::Rotation) {
         use crate::model::rotate::fold_gain;
         for w in [&mut self.wq, &mut self.wk, &mut self.wv] {
@@ -207,8 +219,20 @@ impl BlockWeights {
         }
         self.attn_norm.fill(1.0);
         self.ffn_norm.fill(1.0);
-        q.rotate_outputs(&mut self.wo);
-        q.rotate_outputs(&mut self.w_down);
+        let (o, down) = self.writes_stream_directly();
+        if o {
+            q.rotate_outputs(&mut self.wo);
+        }
+        if down {
+            q.rotate_outputs(&mut self.w_down);
+        }
+    }
+
+    /// Whether attn_output and ffn_down add their output to the residual stream as it is
+    /// (`true`), or through a post-norm (`false`: a norm's gain does not commute with a
+    /// rotation, so those outputs cannot be rotated in the weights).
+    pub fn writes_stream_directly(&self) -> (bool, bool) {
+        (self.post_attn_norm.is_none(), self.post_ffn_norm.is_none())
     }
 
     /// Equalises the block in place (norm → q/k/v, v → o, norm → gate/up, up → down) for

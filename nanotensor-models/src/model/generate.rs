@@ -10,8 +10,9 @@
 //!   length × model size — the redundancy a KV cache removes. Both modes compute the same
 //!   function, so with the same sampler they produce the same tokens.
 
-use crate::model::llama::{Llama, Logits};
+use crate::model::forward::Logits;
 use crate::model::sampler::{Sampler, SamplerConfig};
+use crate::model::transformer::Llama;
 use crate::model::{seconds_since, start_timer};
 use nanotensor_core::backend::Backend;
 use nanotensor_core::error::{Error, Result};
@@ -171,7 +172,7 @@ pub fn generate<B: Backend>(
         prefill_tokens_per_s: rate(prompt.len(), prefill_seconds),
         decode_tokens_per_s: rate(decode_steps, decode_seconds),
         weights_bytes: model.weights_bytes(),
-        kv_cache_bytes: state.cache.bytes(),
+        kv_cache_bytes: state.kv_bytes(),
     };
     Ok(Generation {
         ids,

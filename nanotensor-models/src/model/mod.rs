@@ -1,6 +1,8 @@
-//! The LLaMA model and what runs it: the forward pass ([`llama`]), the KV cache
-//! ([`kv_cache`]), the elementwise steps ([`ops`]), sampling ([`sampler`]), the generation
-//! driver ([`generate`](mod@generate)) and perplexity ([`perplexity`](mod@perplexity)).
+//! The decoder-only transformer (LLaMA, Gemma 3) and what runs it: the hyperparameters and
+//! architecture hooks ([`config`]), the weights and their loading ([`transformer`]), the forward
+//! pass ([`forward`]), the KV cache ([`kv_cache`]), the elementwise steps ([`ops`]), sampling
+//! ([`sampler`]), the generation driver ([`generate`](mod@generate)) and perplexity
+//! ([`perplexity`](mod@perplexity)).
 //!
 //! ```no_run
 //! use nanotensor_models::gguf::GgufFile;
@@ -21,20 +23,27 @@
 //! # Ok(()) }
 //! ```
 
+pub mod config;
 pub mod equalize;
+pub mod forward;
 pub mod generate;
 pub mod kv_cache;
-pub mod llama;
 pub mod ops;
 pub mod perplexity;
 pub mod rotate;
 pub mod sampler;
 pub mod state;
+pub mod transformer;
 
+pub use config::{Activation, Architecture, RopeStyle, SlidingWindow, TransformerConfig};
+pub use forward::Logits;
 pub use generate::{generate, GenerateOptions, GenerateStats, Generation, StopAt};
 pub use kv_cache::{KvCache, SlidingKvCache};
-pub use llama::{load_block, Llama, LlamaConfig, Logits};
-pub use perplexity::{perplexity, PerplexityReport};
+pub use perplexity::{perplexity, perplexity_with, PerplexityInput, PerplexityReport};
+pub use transformer::{load_block, Llama, Transformer};
+
+/// The LLaMA name of [`TransformerConfig`], which reads every supported architecture.
+pub type LlamaConfig = TransformerConfig;
 pub use sampler::{Sampler, SamplerConfig};
 pub use state::State;
 

@@ -1,9 +1,11 @@
-//! The elementwise steps of the LLaMA block: RMSNorm, RoPE, SwiGLU's gate, the residual add,
-//! and the log-softmax perplexity needs.
+//! The elementwise steps of a transformer block: RMSNorm, RoPE (both pairings), the FFN gates
+//! (SwiGLU, GeGLU), the residual add, the logit soft cap, and the log-softmax perplexity needs.
 //!
 //! These are O(n) per token (the matmuls are O(n²)), so they are plain loops over `f32` slices;
 //! the backends own everything heavy. Every function works on one or more rows in place or into
 //! a caller-provided buffer so the decode loop allocates nothing.
+
+pub use crate::model::config::{Activation, RopeStyle};
 
 /// RMSNorm (Zhang & Sennrich, 2019) of each row of `x` into `out`:
 ///
@@ -28,12 +30,28 @@ pub fn rmsnorm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotary position embedding tables: `cos(p·θ_i)` and `sin(p·θ_i)` for every position
-/// `p < positions` and pair `i < head_dim / 2`, with `θ_i = base^(−2i / head_dim)` (Su et al.,
-/// RoFormer, 2021). Angles are computed in `f64` and rounded once.
+/// [`rmsnorm`] in place: each `weight.len()`-long row of `x` is replaced by its normalised,
+/// scaled self (Gemma's per-head Q and K norms run on every head of a projection this way).
+pub fn rmsnorm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let dim = weight.len();
+    debug_assert!(dim > 0 && x.len().is_multiple_of(dim));
+    for xr in x.chunks_exact_mut(dim) {
+        let ms = xr.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / dim as f64;
+        let inv = (1.0 / (ms + f64::from(eps)).sqrt()) as f32;
+        for (v, &g) in xr.iter_mut().zip(weight) {
+            *v = *v * inv * g;
+        }
+    }
+}
+
+/// Rotary position embedding tables: `cos(p·s·θ_i)` and `sin(p·s·θ_i)` for every position
+/// `p < positions` and frequency `i < head_dim / 2`, with `θ_i = base^(−2i / head_dim)` (Su et
+/// al., RoFormer, 2021) and `s` the linear position scale (1 without RoPE scaling). Angles are
+/// computed in `f64` and rounded once.
 #[derive(Clone, Debug)]
 pub struct RopeTable {
     half: usize,
+    style: RopeStyle,
     /// `[positions, head_dim / 2]`
     cos: Vec<f32>,
     /// `[positions, head_dim / 2]`
@@ -41,20 +59,38 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// The table for `positions` positions of heads of `head_dim` (even) with frequency `base`.
+    /// The adjacent-pair table for `positions` positions of heads of `head_dim` (even) with
+    /// frequency `base` (LLaMA's RoPE).
     pub fn new(positions: usize, head_dim: usize, base: f64) -> Self {
+        Self::with_style(positions, head_dim, base, 1.0, RopeStyle::Adjacent)
+    }
+
+    /// The table for `positions` positions of heads of `head_dim` (even), frequency `base`,
+    /// positions multiplied by `scale`, pairing the values as `style` says.
+    pub fn with_style(
+        positions: usize,
+        head_dim: usize,
+        base: f64,
+        scale: f64,
+        style: RopeStyle,
+    ) -> Self {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(positions * half);
         let mut sin = Vec::with_capacity(positions * half);
         for p in 0..positions {
             for i in 0..half {
                 let theta = base.powf(-2.0 * i as f64 / head_dim as f64);
-                let angle = p as f64 * theta;
+                let angle = p as f64 * scale * theta;
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }
         }
-        RopeTable { half, cos, sin }
+        RopeTable {
+            half,
+            style,
+            cos,
+            sin,
+        }
     }
 
     /// Number of positions the table covers.
@@ -64,12 +100,14 @@ impl RopeTable {
 
     /// Rotates every head of the rows of `x` in place, row `r` at position `pos0 + r`.
     ///
-    /// Adjacent pairs `(x[2i], x[2i+1])` of each head turn by the angle `p·θ_i`:
+    /// Pair `i` of a head, `(a, b)`, turns by the angle `p·θ_i`:
     ///
-    /// `x'[2i] = x[2i]·cos − x[2i+1]·sin`, `x'[2i+1] = x[2i]·sin + x[2i+1]·cos`
+    /// `a' = a·cos − b·sin`, `b' = a·sin + b·cos`
     ///
-    /// (the original LLaMA layout; llama.cpp's GGUF conversion permutes the Q and K rows so
-    /// that this is the right pairing for Hugging Face checkpoints as well).
+    /// where the pair is `(x[2i], x[2i+1])` in the [`RopeStyle::Adjacent`] layout (the original
+    /// LLaMA one; llama.cpp's GGUF conversion permutes LLaMA's Q and K rows so that it is right
+    /// for Hugging Face checkpoints too) and `(x[i], x[i + head_dim/2])` in the
+    /// [`RopeStyle::Neox`] one (Hugging Face's `rotate_half`, which Gemma's GGUF keeps).
     ///
     /// * `x` — `rows · row_len` values; each row holds `row_len / head_dim` heads
     /// * `row_len` — values per row (heads · head_dim)
@@ -82,10 +120,22 @@ impl RopeTable {
             let cos = &self.cos[p * half..(p + 1) * half];
             let sin = &self.sin[p * half..(p + 1) * half];
             for head in row.chunks_exact_mut(2 * half) {
-                for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
-                    let (a, b) = (pair[0], pair[1]);
-                    pair[0] = a * c - b * s;
-                    pair[1] = a * s + b * c;
+                match self.style {
+                    RopeStyle::Adjacent => {
+                        for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                            let (a, b) = (pair[0], pair[1]);
+                            pair[0] = a * c - b * s;
+                            pair[1] = a * s + b * c;
+                        }
+                    }
+                    RopeStyle::Neox => {
+                        let (lo, hi) = head.split_at_mut(half);
+                        for (((a, b), &c), &s) in lo.iter_mut().zip(hi).zip(cos).zip(sin) {
+                            let (x0, x1) = (*a, *b);
+                            *a = x0 * c - x1 * s;
+                            *b = x0 * s + x1 * c;
+                        }
+                    }
                 }
             }
         }
@@ -106,6 +156,44 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     debug_assert_eq!(gate.len(), up.len());
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = silu(*g) * u;
+    }
+}
+
+/// GELU in its tanh approximation (Hendrycks & Gimpel, 2016), as Gemma uses it:
+///
+/// `gelu(x) = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`
+///
+/// Computed in `f32` (it runs on every FFN hidden value of every token) as the equal
+/// `x / (1 + e^(−2u))`, `u = √(2/π)·(x + 0.044715·x³)` (since `1 + tanh u = 2σ(2u)`): the sum
+/// `1 + tanh u` cancels for negative `x`, where the exponential form keeps its relative
+/// precision.
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+    x / (1.0 + (-2.0 * u).exp())
+}
+
+/// GeGLU's gating (Shazeer, 2020) in place: `gate[j] ← gelu_tanh(gate[j]) · up[j]`.
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    debug_assert_eq!(gate.len(), up.len());
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = gelu_tanh(*g) * u;
+    }
+}
+
+/// The FFN's gating with `activation`: [`swiglu`] or [`geglu`].
+pub fn gated(activation: Activation, gate: &mut [f32], up: &[f32]) {
+    match activation {
+        Activation::Silu => swiglu(gate, up),
+        Activation::GeluTanh => geglu(gate, up),
+    }
+}
+
+/// Soft cap in place: `z ← cap · tanh(z / cap)` (bounded in `(−cap, cap)`, order kept).
+pub fn softcap(z: &mut [f32], cap: f32) {
+    for v in z {
+        *v = cap * (*v / cap).tanh();
     }
 }
 
@@ -233,5 +321,81 @@ mod tests {
         assert!((nll(&z, 1) - (4.0f64 / 3.0).ln()).abs() < 1e-7);
         // Large logits do not overflow.
         assert!((nll(&[1000.0, 1000.0], 0) - 2f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gelu_tanh_matches_the_formula_in_f64() {
+        let exact = |x: f64| {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        };
+        let mut worst = 0.0f64;
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.005; // [-10, 10]
+            let want = exact(f64::from(x));
+            // Relative error, absolute below 1e-6 (where the f64 tanh form itself cancels).
+            let err = (f64::from(gelu_tanh(x)) - want).abs() / want.abs().max(1e-6);
+            worst = worst.max(err);
+        }
+        assert!(worst < 1e-5, "worst relative error {worst}");
+        // Far tails: identity on the right, zero on the left, no NaN.
+        assert_eq!(gelu_tanh(50.0), 50.0);
+        assert_eq!(gelu_tanh(-50.0), 0.0);
+        assert_eq!(gelu_tanh(0.0), 0.0);
+        // GeGLU multiplies by `up`; `gated` dispatches on the activation.
+        let (mut g, mut s) = ([1.0f32, -0.5], [1.0f32, -0.5]);
+        geglu(&mut g, &[2.0, 3.0]);
+        assert!(close(g[0], 2.0 * exact(1.0), 1e-6) && close(g[1], 3.0 * exact(-0.5), 1e-6));
+        gated(Activation::Silu, &mut s, &[2.0, 3.0]);
+        assert!(close(s[0], 2.0 * 0.731_058_578_630_004_9, 1e-6));
+    }
+
+    #[test]
+    fn neox_rope_rotates_pairs_half_a_head_apart() {
+        // head_dim 4, base 100: θ_0 = 1, θ_1 = 0.1; NEOX pairs are (0, 2) and (1, 3).
+        let t = RopeTable::with_style(3, 4, 100.0, 1.0, RopeStyle::Neox);
+        // Position 2 of the head [1, 2, 3, 4]: (1, 3) turns by 2 rad, (2, 4) by 0.2 rad.
+        let mut x = [1.0, 2.0, 3.0, 4.0];
+        t.apply(&mut x, 4, 2);
+        let rot = |a: f64, b: f64, t: f64| (a * t.cos() - b * t.sin(), a * t.sin() + b * t.cos());
+        let (a0, b0) = rot(1.0, 3.0, 2.0);
+        let (a1, b1) = rot(2.0, 4.0, 0.2);
+        for (got, want) in x.iter().zip([a0, a1, b0, b1]) {
+            assert!(close(*got, want, 1e-6), "{x:?}");
+        }
+        // It is the adjacent-pair rotation of the head with its halves interleaved.
+        let adj = RopeTable::new(3, 4, 100.0);
+        let mut y = [1.0, 3.0, 2.0, 4.0];
+        adj.apply(&mut y, 4, 2);
+        assert_eq!([y[0], y[2], y[1], y[3]], x);
+        // A position scale of ½ at position 2 is position 1 unscaled.
+        let half = RopeTable::with_style(3, 4, 100.0, 0.5, RopeStyle::Neox);
+        let (mut u, mut v) = ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]);
+        half.apply(&mut u, 4, 2);
+        t.apply(&mut v, 4, 1);
+        for (a, b) in u.iter().zip(v) {
+            assert!((a - b).abs() < 1e-6, "{u:?} vs {v:?}");
+        }
+    }
+
+    #[test]
+    fn rmsnorm_in_place_normalises_each_head() {
+        // Two heads of 2: [3, 4] and [1, −1], one gain [1, 2] for both.
+        let x = [3.0, 4.0, 1.0, -1.0];
+        let mut want = [0.0; 4];
+        rmsnorm(&x, &[1.0, 2.0], 1e-6, &mut want);
+        let mut y = x;
+        rmsnorm_in_place(&mut y, &[1.0, 2.0], 1e-6);
+        assert_eq!(y, want);
+    }
+
+    #[test]
+    fn softcap_bounds_and_keeps_order() {
+        let mut z = [0.0, 1.0, 30.0, 1000.0, -1000.0];
+        softcap(&mut z, 30.0);
+        assert_eq!(z[0], 0.0);
+        assert!(close(z[1], 30.0 * (1.0f64 / 30.0).tanh(), 1e-6));
+        assert!(close(z[2], 30.0 * 1f64.tanh(), 1e-5));
+        assert!(z[3] <= 30.0 && z[3] > z[2] && z[4] >= -30.0);
     }
 }

@@ -23,6 +23,12 @@
 //!
 //! and every norm gain becomes 1.
 //!
+//! A model with *post-norms* (Gemma 3: `h ← h + g ⊙ norm(W_o·a)`) writes into the stream through
+//! a gain, and `g ⊙ (Q·y) ≠ Q·(g ⊙ y)`: there `W_o` and `W_down` keep their outputs and the
+//! forward pass applies `Q` to each post-norm output before the residual add (two rotations of
+//! `dim` values per token and layer, a few thousand multiply-adds next to the block's
+//! matrices' millions).
+//!
 //! # The rotation
 //! `Q = (H_p ⊗ R_m)·D` with `dim = p·m`, `p` the largest power of two dividing `dim`: `H_p` the
 //! normalised Walsh–Hadamard matrix, `R_m` a random orthogonal `m × m` matrix (Gram–Schmidt on
@@ -98,6 +104,17 @@ impl Rotation {
     pub fn apply(&self, x: &mut [f32]) {
         let mut scratch = vec![0.0f64; 2 * self.dim];
         self.apply_with(x, &mut scratch, false);
+    }
+
+    /// `x ← Q·x` for every `dim`-long row of `rows`, with a caller's scratch of `2·dim` values
+    /// (no allocation: the forward pass rotates each token's embedding, and the post-norm
+    /// outputs of a model with post-norms, this way).
+    pub fn apply_each(&self, rows: &mut [f32], scratch: &mut [f64]) {
+        debug_assert!(rows.len().is_multiple_of(self.dim) && scratch.len() >= 2 * self.dim);
+        let scratch = &mut scratch[..2 * self.dim];
+        for row in rows.chunks_exact_mut(self.dim) {
+            self.apply_with(row, scratch, false);
+        }
     }
 
     /// [`Rotation::apply`] with a caller's scratch of `2·dim` values (no allocation); with
