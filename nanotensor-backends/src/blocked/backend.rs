@@ -104,6 +104,16 @@ impl BlockedBackend {
         if let (Some(a32), Some(b32), Some(c32)) =
             (T::slice_f32(a), T::slice_f32(b), T::slice_f32_mut(c))
         {
+            if m <= gemv::STRIDED_MAX_ROWS {
+                let op = gemv::Strided {
+                    x: a32,
+                    m,
+                    k,
+                    b: b32,
+                    n,
+                };
+                return gemv::strided_f32(Level::detect(), pool, op, c32);
+            }
             let (am, bm) = (MatRef::new(a32, m, k, k, 1), MatRef::new(b32, k, n, n, 1));
             with_f32_kernel!(self.kernel, kern => {
                 gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)

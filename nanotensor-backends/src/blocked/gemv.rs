@@ -1,4 +1,5 @@
-//! The skinny path: `Y = X·B` for `m = 1…8` rows of X against a pre-packed B (a weight).
+//! The skinny paths: `Y = X·B` for `m = 1…8` rows of X against a pre-packed B (a weight), and
+//! against a B that was not prepared ([`strided_f32`]), which is streamed where it lies.
 //!
 //! At decode time a linear layer multiplies one token (or a handful) by a large weight; each
 //! weight element is used `m` times only, so the product is bound by how fast the weight
@@ -16,6 +17,7 @@
 use super::gemm::PackedB;
 use super::kernel::SkinnyKernel;
 use super::pack::{with_workspace, Slot};
+use crate::multiversion::{all_finite, multiversion, Level};
 use crate::threads::Pool;
 
 /// Largest `m` the skinny path takes; above it the GEMM driver is faster.
@@ -122,4 +124,91 @@ fn skinny_blocks<K: SkinnyKernel>(
             run(0, acc)
         }
     }
+}
+
+/// Largest `m` for which a product with an unprepared B streams B in place
+/// ([`strided_f32`]) instead of packing it: packing reads B, writes a copy and reads that
+/// again, three passes over a matrix each of whose elements is then used only `m` times.
+pub const STRIDED_MAX_ROWS: usize = 8;
+
+/// Columns of one [`strided_f32`] task: its `m × STRIDED_COLS` accumulators (16 KiB at
+/// `m = 8`) and the `STRIDED_COLS`-wide slice of the current B row stay in L1 while every B
+/// row streams past once.
+const STRIDED_COLS: usize = 512;
+
+/// The operands of an unprepared skinny product: `x` row-major `m × k`, `b` row-major `k × n`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    /// The rows of X.
+    pub x: &'a [f32],
+    /// Rows of X (`1 ≤ m ≤ STRIDED_MAX_ROWS`).
+    pub m: usize,
+    /// Columns of X, rows of B.
+    pub k: usize,
+    /// B as the caller has it.
+    pub b: &'a [f32],
+    /// Columns of B.
+    pub n: usize,
+}
+
+multiversion! {
+    /// `acc ← x·B[:, j0..j0 + cols]`, `acc` holding `m` rows of `cols`. Row `p` of B is read
+    /// once (its slice serves all `m` rows while in L1), which makes the loop one pass over B
+    /// in storage order.
+    fn strided_columns(op: Strided<'_>, j0: usize, acc: &mut [f32]) {
+        let Strided { x, m, k, b, n } = op;
+        let cols = acc.len() / m;
+        acc.fill(0.0);
+        for p in 0..k {
+            let row = &b[p * n + j0..p * n + j0 + cols];
+            for (i, out) in acc.chunks_exact_mut(cols).enumerate() {
+                let a = x[i * k + p];
+                for (o, &w) in out.iter_mut().zip(row) {
+                    *o += a * w;
+                }
+            }
+        }
+    }
+}
+
+/// `y ← x·B` (`y` row-major `m × n`) with B as the caller has it, not prepared: one pass over
+/// B, split by columns over the pool's threads. Returns whether `y` is all finite, which
+/// proves the operands finite too (every element of `x` and `B` enters some output, and a NaN
+/// or ∞ factor leaves that output non-finite).
+pub fn strided_f32(level: Level, pool: Option<&Pool>, op: Strided<'_>, y: &mut [f32]) -> bool {
+    let Strided { x, m, k, b, n } = op;
+    assert!(
+        (1..=STRIDED_MAX_ROWS).contains(&m)
+            && x.len() == m * k
+            && b.len() == k * n
+            && y.len() == m * n,
+        "strided: shapes"
+    );
+    let chunks = n.div_ceil(STRIDED_COLS);
+    // Accumulators, chunk-major: chunk q holds rows i < m of its columns at q·m·STRIDED_COLS.
+    with_workspace::<f32, _>(Slot::B, chunks * m * STRIDED_COLS, |acc| {
+        let task = |q: usize, acc: &mut [f32]| {
+            let j0 = q * STRIDED_COLS;
+            let cols = STRIDED_COLS.min(n - j0);
+            strided_columns(level, op, j0, &mut acc[..m * cols]);
+        };
+        match pool.filter(|p| p.threads() > 1 && k * n >= PAR_MIN_WEIGHT && chunks > 1) {
+            Some(p) => p.for_each_chunk_mut(acc, m * STRIDED_COLS, task),
+            None => {
+                for (q, chunk) in acc.chunks_exact_mut(m * STRIDED_COLS).enumerate() {
+                    task(q, chunk);
+                }
+            }
+        }
+        let mut finite = true;
+        for (q, chunk) in acc.chunks_exact(m * STRIDED_COLS).enumerate() {
+            let j0 = q * STRIDED_COLS;
+            let cols = STRIDED_COLS.min(n - j0);
+            for (i, row) in chunk[..m * cols].chunks_exact(cols).enumerate() {
+                finite &= all_finite(level, row);
+                y[i * n + j0..i * n + j0 + cols].copy_from_slice(row);
+            }
+        }
+        finite
+    })
 }
