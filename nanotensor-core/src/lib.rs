@@ -40,7 +40,7 @@ pub mod tensor;
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
 };
-pub use backend::{Backend, LoadTransforms, PreparedWeight};
+pub use backend::{Backend, FillRows, LoadTransforms, PreparedWeight};
 pub use clip::Clip;
 pub use element::{DType, Element};
 pub use error::{Error, Result};

@@ -103,7 +103,7 @@ impl BackendVisitor for Greedy<'_> {
     type Output = (Vec<u32>, Vec<f32>);
     fn visit<B: Backend>(self, backend: B) -> Result<(Vec<u32>, Vec<f32>)> {
         let model = match self.transforms {
-            Some(t) => Transformer::load_transformed(backend, self.file, t, |_, w| Ok(w))?,
+            Some(t) => Transformer::load_transformed(backend, self.file, t)?,
             None => Transformer::load(backend, self.file)?,
         };
         let mut state = model.new_state(self.prompt.len())?;
@@ -309,8 +309,7 @@ struct PplTransformed<'a> {
 impl BackendVisitor for PplTransformed<'_> {
     type Output = PerplexityReport;
     fn visit<B: Backend>(self, backend: B) -> Result<PerplexityReport> {
-        let model =
-            Transformer::load_transformed(backend, self.file, self.transforms, |_, w| Ok(w))?;
+        let model = Transformer::load_transformed(backend, self.file, self.transforms)?;
         let (tokens, bos) = (&self.input.tokens, self.input.chunk_bos);
         perplexity_with(&model, tokens, 128, bos, |_, _| {})
     }

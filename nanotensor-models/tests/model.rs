@@ -171,7 +171,7 @@ struct Transformed<'a> {
 impl BackendVisitor for Transformed<'_> {
     type Output = (Vec<f32>, Vec<u32>);
     fn visit<B: Backend>(self, backend: B) -> Result<(Vec<f32>, Vec<u32>)> {
-        let model = Llama::load_transformed(backend, self.file, self.transforms, |_, w| Ok(w))?;
+        let model = Llama::load_transformed(backend, self.file, self.transforms)?;
         let mut state = model.new_state(fixture().prompt.len())?;
         let logits = model
             .forward(&mut state, &fixture().prompt, Logits::Last)?

@@ -323,6 +323,30 @@ impl Backend for BlockedBackend {
         })
     }
 
+    /// An f32 weight is packed a column block of `Wᵀ` (`nc` rows of `W`) at a time, so only
+    /// that block exists unpacked; the other types take the whole matrix (the default).
+    fn prepare_rows_impl<T: Element>(
+        &self,
+        shape: [usize; 2],
+        fill: &mut nanotensor_core::backend::FillRows<'_, T>,
+    ) -> Result<Self::Weight<T>> {
+        let [out_f, in_f] = shape;
+        if T::DTYPE != DType::F32 {
+            let mut w = Tensor::zeros(&shape)?;
+            fill(0..out_f, w.as_mut_slice())?;
+            return self.prepare_impl(w, shape);
+        }
+        let b = with_f32_kernel!(self.kernel, kern => PackedB::from_row_blocks(kern, in_f, out_f, |x: T| x.as_f32(), &mut *fill)?);
+        Ok(BlockedWeight {
+            shape,
+            packed: Packed::F32 {
+                kernel: self.kernel,
+                b,
+            },
+            _elem: std::marker::PhantomData,
+        })
+    }
+
     fn linear_impl<T: Element>(
         &self,
         x: &[T],

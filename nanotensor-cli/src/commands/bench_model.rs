@@ -99,6 +99,11 @@ struct Row {
     prefill: f64,
     decode: f64,
     weights_bytes: usize,
+    /// The token embedding's bytes, borrowed from the file (counted in `weights_bytes`).
+    embedding_bytes: usize,
+    /// The process's peak RSS right after this backend's load: the peak of the whole run so
+    /// far, so it measures this load alone only for the first backend of a run.
+    load_peak_rss_bytes: Option<u64>,
     kv_bytes: usize,
     /// Bytes one decode step reads (cache on only).
     decode_bytes: Option<f64>,
@@ -186,6 +191,8 @@ pub fn run(args: Args) -> Result<()> {
                     "prefill_tokens_per_s": r.prefill,
                     "decode_tokens_per_s": r.decode,
                     "weights_bytes": r.weights_bytes,
+                    "embedding_bytes": r.embedding_bytes,
+                    "load_peak_rss_bytes": r.load_peak_rss_bytes,
                     "kv_cache_bytes": r.kv_bytes,
                     "decode_bytes_per_token": r.decode_bytes,
                     "decode_gb_per_s": r.decode_gb_per_s(),
@@ -203,6 +210,7 @@ pub fn run(args: Args) -> Result<()> {
         print_json(&with_all_settings(
             json!({
                 "prompt_tokens": args.prompt_tokens,
+                "file_bytes": file.gguf.file_size(),
                 "decode_tokens": args.decode_tokens,
                 "repeat": args.repeat,
                 "warmup": args.warmup,
@@ -293,6 +301,7 @@ impl BackendVisitor for Bench<'_> {
     fn visit<B: Backend>(self, backend: B) -> Result<Vec<Row>> {
         let (name, threads) = (backend.name(), backend.threads());
         let model = Llama::load(backend, self.gguf)?;
+        let load_peak_rss_bytes = super::model_io::peak_rss_bytes();
         let mut rows = Vec::new();
         for &kv_cache in self.modes {
             let opts = GenerateOptions {
@@ -326,6 +335,8 @@ impl BackendVisitor for Bench<'_> {
                 prefill: median(&mut pre),
                 decode: median(&mut dec),
                 weights_bytes: model.weights_bytes(),
+                embedding_bytes: model.embedding_bytes(),
+                load_peak_rss_bytes,
                 kv_bytes,
                 decode_bytes: kv_cache.then(|| {
                     model.decode_bytes_per_token(self.prompt.len(), self.args.decode_tokens)

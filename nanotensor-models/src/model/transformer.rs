@@ -8,17 +8,29 @@
 //! residual → RMSNorm → gated FFN → [post-norm] → residual) → final RMSNorm → logits. The
 //! bracketed steps are the hooks [`TransformerConfig`] switches on (Gemma 3).
 //!
-//! Every matrix goes through [`Backend::prepare`] once at load (dequantized from the GGUF to
-//! `f32`, then packed or quantized as the backend prefers), and every product is a
-//! [`Backend::linear_into`] with `rows` = tokens: a prompt is one batched pass, a decode step is a
-//! one-row pass. Attention reads the KV cache in place through token-major
+//! Every matrix is prepared once at load (dequantized from the GGUF to `f32`, then packed or
+//! quantized as the backend prefers), and every product is a [`Backend::linear_into`] with
+//! `rows` = tokens: a prompt is one batched pass, a decode step is a one-row pass. Attention
+//! reads the KV cache in place through token-major
 //! [`Heads`](nanotensor_core::attention::Heads) views.
+//!
+//! # The load streams
+//! No copy of the whole model exists in `f32` at any moment. The blocks are read one at a time:
+//! with rewrites (rotation, equalisation), which relate a block's matrices to each other, a
+//! block's matrices are dequantized, rewritten together, prepared, and dropped before the next
+//! block is read; without, each matrix streams like the output head. The output head — the largest matrix, `[vocab_size, dim]` — goes through
+//! [`Backend::prepare_rows`]: the backend asks for chunks of rows, which are dequantized from the
+//! file (and rotated or equalised) on request, so a backend that shrinks its weights (int8) never
+//! holds the head in `f32`; a float backend, whose prepared form is the `f32` matrix, takes it in
+//! one chunk. The token embedding is not copied at all: the model keeps a handle to the file's
+//! bytes ([`TensorBytes`]; for a mapped file, pages the OS reads on demand and may drop).
 
-use crate::gguf::{GgmlType, GgufFile};
+use crate::gguf::{GgmlType, GgufFile, TensorBytes};
 use crate::model::config::TransformerConfig;
 use crate::model::equalize;
 use crate::model::rotate::{self, Rotation};
 use crate::model::state::State;
+use crate::model::stream::{check_streamable, streamed_block, HeadRewrite};
 use nanotensor_core::backend::{Backend, LoadTransforms, PreparedWeight};
 use nanotensor_core::error::{Error, Result};
 use nanotensor_core::tensor::Tensor;
@@ -61,8 +73,8 @@ pub struct Transformer<B: Backend> {
     pub(crate) backend: B,
     pub(crate) config: TransformerConfig,
     /// Token embedding table as stored in the file (e.g. Q8_0 blocks): `[vocab_size, dim]`;
-    /// a row is dequantized when its token is looked up.
-    pub(crate) token_embd: Vec<u8>,
+    /// a row is dequantized when its token is looked up. The file's own bytes, shared (no copy).
+    pub(crate) token_embd: TensorBytes,
     /// Element type of `token_embd`.
     pub(crate) token_embd_type: GgmlType,
     /// Bytes of one row of `token_embd`.
@@ -104,7 +116,7 @@ impl<B: Backend> std::fmt::Debug for Transformer<B> {
 }
 
 /// The error for a tensor whose shape is not `shape`.
-fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
+pub(crate) fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
     let info = file.tensor(name)?;
     if info.shape != shape {
         return Err(Error::format(
@@ -118,10 +130,12 @@ fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// A load hook: `(name, W)` → the matrix to prepare ([`Transformer::load_with`]).
+type LoadHook<'a> = &'a dyn Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>;
 /// A loader's matrix reader: `(name, rows, cols)` → the checked, dequantized matrix.
 type MatrixReader<'a> = &'a dyn Fn(&str, usize, usize) -> Result<Tensor<f32>>;
 /// A loader's vector reader: `(name, len)` → the checked, dequantized vector.
-type VectorReader<'a> = &'a dyn Fn(&str, usize) -> Result<Vec<f32>>;
+pub(crate) type VectorReader<'a> = &'a dyn Fn(&str, usize) -> Result<Vec<f32>>;
 
 /// Block `l`'s gains and matrices through the loader's `dequant(name, rows, cols)` and
 /// `vector(name, len)`, which check the shapes; the optional gains are read when `c` says the
@@ -184,25 +198,29 @@ pub fn load_block(
 }
 
 impl<B: Backend> Transformer<B> {
-    /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into `backend`: every matrix is dequantized to `f32`
-    /// and handed to [`Backend::prepare`]; norm gains are kept as `f32`; the token embedding
-    /// keeps its stored encoding.
+    /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into
+    /// `backend`: every matrix is dequantized to `f32` and prepared by the backend (the output
+    /// head streamed through [`Backend::prepare_rows`], see the [module docs](self)); norm gains
+    /// are kept as `f32`; the token embedding keeps its stored encoding, borrowed from the file.
+    ///
+    /// The weight rewrites are those the backend asks for ([`Backend::load_transforms`]), except
+    /// on a model with massive activations, which gets none
+    /// ([`TransformerConfig::massive_activations`]; [`Transformer::transforms`] says which ran).
     ///
     /// # Errors
     /// Missing or misshapen tensors, unsupported element types, and the errors of
     /// [`TransformerConfig::from_gguf`] and [`Backend::prepare`].
     pub fn load(backend: B, file: &GgufFile) -> Result<Self> {
-        Self::load_with(backend, file, |_, w| Ok(w))
+        let transforms = Self::transforms_for(&backend, file)?;
+        Self::load_inner(backend, file, transforms, None)
     }
 
     /// [`Transformer::load`] with a hook: `transform(name, W)` sees every matrix (as dequantized
     /// `f32`, `[out_features, in_features]`) before [`Backend::prepare`] and returns the matrix
     /// to prepare — e.g. a quantize–dequantize round trip of chosen tensors, to measure which
-    /// ones a quantization scheme hurts. It must keep the shape.
-    ///
-    /// The weight rewrites are those the backend asks for ([`Backend::load_transforms`]), except
-    /// on a model with massive activations, which gets none
-    /// ([`TransformerConfig::massive_activations`]; [`Transformer::transforms`] says which ran).
+    /// ones a quantization scheme hurts. It must keep the shape. The hook sees each matrix
+    /// whole, so with it the output head is held in `f32` whole while it is prepared (the load
+    /// does not stream).
     ///
     /// # Errors
     /// Those of [`Transformer::load`], the transform's, and a transform that changes a shape.
@@ -211,25 +229,39 @@ impl<B: Backend> Transformer<B> {
         file: &GgufFile,
         transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
-        let transforms = if TransformerConfig::from_gguf(file)?.massive_activations {
-            LoadTransforms::default()
-        } else {
-            backend.load_transforms()
-        };
-        Self::load_transformed(backend, file, transforms, transform)
+        let transforms = Self::transforms_for(&backend, file)?;
+        Self::load_inner(backend, file, transforms, Some(&transform))
     }
 
-    /// [`Transformer::load_with`] with the weight rewrites given explicitly rather than asked for by
+    /// [`Transformer::load`] with the weight rewrites given explicitly rather than asked for by
     /// the backend ([`Backend::load_transforms`]): e.g. to check that a rotated, equalised
     /// model computes what the plain one does on a float backend.
     ///
     /// # Errors
-    /// Those of [`Transformer::load_with`].
+    /// Those of [`Transformer::load`].
     pub fn load_transformed(
         backend: B,
         file: &GgufFile,
         transforms: LoadTransforms,
-        transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
+    ) -> Result<Self> {
+        Self::load_inner(backend, file, transforms, None)
+    }
+
+    /// The rewrites [`Transformer::load`] applies: the backend's, none for a model with
+    /// massive activations.
+    fn transforms_for(backend: &B, file: &GgufFile) -> Result<LoadTransforms> {
+        Ok(if TransformerConfig::from_gguf(file)?.massive_activations {
+            LoadTransforms::default()
+        } else {
+            backend.load_transforms()
+        })
+    }
+
+    fn load_inner(
+        backend: B,
+        file: &GgufFile,
+        transforms: LoadTransforms,
+        hook: Option<LoadHook<'_>>,
     ) -> Result<Self> {
         let config = TransformerConfig::from_gguf(file)?;
         let c = &config;
@@ -238,7 +270,11 @@ impl<B: Backend> Transformer<B> {
         // can be equalised together first.
         let dequant = |name: &str, rows: usize, cols: usize| -> Result<Tensor<f32>> {
             check(name, &[rows, cols])?;
-            let w = transform(name, file.dequantize(name)?)?;
+            let w = file.dequantize(name)?;
+            let Some(transform) = hook else {
+                return Ok(w);
+            };
+            let w = transform(name, w)?;
             if w.shape() != [rows, cols] {
                 return Err(Error::mismatch(
                     OP,
@@ -263,12 +299,18 @@ impl<B: Backend> Transformer<B> {
         let embd = file.tensor("token_embd.weight")?;
         let token_embd_type = embd.ggml_type;
         crate::gguf::dequant::check_supported("token_embd.weight", token_embd_type)?;
-        let token_embd = file.tensor_data(embd).to_vec();
+        let token_embd = file.shared_tensor_data(embd);
         let token_embd_row_bytes = embd.row_bytes();
 
-        // One block at a time: at most one block's matrices exist in f32 at any moment.
+        // One block at a time: at most one block's matrices exist in f32 at any moment, and
+        // none when no rewrite needs a whole block: each matrix then streams from the file.
+        let stream_blocks = hook.is_none() && rotation.is_none() && !transforms.equalize;
         let mut blocks = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
+            if stream_blocks {
+                blocks.push(streamed_block(&backend, file, c, l, &vector)?);
+                continue;
+            }
             let mut b = block_weights(c, l, &dequant, &vector)?;
             if let Some(q) = &rotation {
                 b.rotate(q);
@@ -294,20 +336,32 @@ impl<B: Backend> Transformer<B> {
         }
         let mut output_norm = vector("output_norm.weight", c.dim)?;
         let tied_output = file.tensor("output.weight").is_err();
-        let mut output = if tied_output {
-            dequant("token_embd.weight", c.vocab_size, c.dim)?
+        let head = if tied_output {
+            "token_embd.weight"
         } else {
-            dequant("output.weight", c.vocab_size, c.dim)?
+            "output.weight"
         };
         // The prepared head is its own copy: the embedding rows keep their stored values.
-        if let Some(q) = &rotation {
-            rotate::fold_gain(&mut output, &output_norm);
-            output_norm.fill(1.0);
-            q.rotate_inputs(&mut output);
-        } else if transforms.equalize {
-            equalize::norm_into_matrices(&mut output_norm, &mut [&mut output]);
-        }
-        let output = backend.prepare(output)?;
+        let output = if hook.is_some() {
+            let mut output = dequant(head, c.vocab_size, c.dim)?;
+            if let Some(q) = &rotation {
+                rotate::fold_gain(&mut output, &output_norm);
+                output_norm.fill(1.0);
+                q.rotate_inputs(&mut output);
+            } else if transforms.equalize {
+                equalize::norm_into_matrices(&mut output_norm, &mut [&mut output]);
+            }
+            backend.prepare(output)?
+        } else {
+            check_streamable(file, head, &[c.vocab_size, c.dim])?;
+            let rewrite =
+                HeadRewrite::new(file, head, &mut output_norm, rotation.as_ref(), transforms)?;
+            backend.prepare_rows([c.vocab_size, c.dim], |rows, out| {
+                file.dequantize_rows(head, rows, out)?;
+                rewrite.apply(out);
+                Ok(())
+            })?
+        };
         let mut end_of_generation = Vec::new();
         for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
             if file.get(key).is_some() {
@@ -370,9 +424,11 @@ impl<B: Backend> Transformer<B> {
     }
 
     /// Bytes the weights occupy: every prepared matrix ([`Self::matrix_bytes`]), the norm gains
-    /// (`f32`) and the token embedding as stored.
+    /// (`f32`) and the token embedding as stored ([`Self::embedding_bytes`]). The embedding is
+    /// the file's own bytes, borrowed (for a mapped file, its pages): memory the model keeps
+    /// alive, not a copy of it.
     pub fn weights_bytes(&self) -> usize {
-        let mut total = self.token_embd.len() + self.matrix_bytes() + 4 * self.output_norm.len();
+        let mut total = self.embedding_bytes() + self.matrix_bytes() + 4 * self.output_norm.len();
         for b in &self.blocks {
             total += 4 * (b.attn_norm.len() + b.ffn_norm.len());
             for g in [&b.q_norm, &b.k_norm, &b.post_attn_norm, &b.post_ffn_norm]
@@ -383,6 +439,12 @@ impl<B: Backend> Transformer<B> {
             }
         }
         total
+    }
+
+    /// Bytes of the token embedding table as stored in the file, which the model borrows from
+    /// the file rather than copies (see [`Self::weights_bytes`]).
+    pub fn embedding_bytes(&self) -> usize {
+        self.token_embd.bytes().len()
     }
 
     /// Bytes of the prepared matrices ([`PreparedWeight::size_bytes`]): the seven projections
