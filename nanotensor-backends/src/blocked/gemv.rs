@@ -1,5 +1,6 @@
 //! The skinny paths: `Y = X·B` for `m = 1…8` rows of X against a pre-packed B (a weight), and
-//! against a B that was not prepared ([`strided_f32`]), which is streamed where it lies.
+//! for `m = 1…16` against a B that was not prepared ([`strided_f32`]), which is streamed where
+//! it lies.
 //!
 //! At decode time a linear layer multiplies one token (or a handful) by a large weight; each
 //! weight element is used `m` times only, so the product is bound by how fast the weight
@@ -129,12 +130,11 @@ fn skinny_blocks<K: SkinnyKernel>(
 /// Largest `m` for which a product with an unprepared B streams B in place
 /// ([`strided_f32`]) instead of packing it: packing reads B, writes a copy and reads that
 /// again, three passes over a matrix each of whose elements is then used only `m` times.
-pub const STRIDED_MAX_ROWS: usize = 8;
+pub const STRIDED_MAX_ROWS: usize = 16;
 
-/// Columns of one [`strided_f32`] task: its `m × STRIDED_COLS` accumulators (16 KiB at
-/// `m = 8`) and the `STRIDED_COLS`-wide slice of the current B row stay in L1 while every B
-/// row streams past once.
-const STRIDED_COLS: usize = 512;
+/// Accumulator values of one [`strided_f32`] task (24 KiB of `f32`): its `m × cols` outputs
+/// stay in L1 (48 KiB on the cores measured) while B's rows stream past once, four at a time.
+const STRIDED_ACC: usize = 6 * 1024;
 
 /// The operands of an unprepared skinny product: `x` row-major `m × k`, `b` row-major `k × n`.
 #[derive(Clone, Copy, Debug)]
@@ -152,18 +152,47 @@ pub struct Strided<'a> {
 }
 
 multiversion! {
-    /// `acc ← x·B[:, j0..j0 + cols]`, `acc` holding `m` rows of `cols`. Row `p` of B is read
-    /// once (its slice serves all `m` rows while in L1), which makes the loop one pass over B
-    /// in storage order.
+    /// `acc ← x·B[:, j0..j0 + cols]`, `acc` holding `m` rows of `cols`. Four rows of B are
+    /// read per step and each output is loaded and stored once per step, not once per row of
+    /// B; the slices of those four rows serve all `m` rows of X while in L1, so the loop is one
+    /// pass over B in storage order.
     fn strided_columns(op: Strided<'_>, j0: usize, acc: &mut [f32]) {
         let Strided { x, m, k, b, n } = op;
         let cols = acc.len() / m;
+        let row = |p: usize| &b[p * n + j0..p * n + j0 + cols];
         acc.fill(0.0);
-        for p in 0..k {
-            let row = &b[p * n + j0..p * n + j0 + cols];
+        let k8 = k - k % 8;
+        for p in (0..k8).step_by(8) {
+            let r: [&[f32]; 8] = std::array::from_fn(|d| row(p + d));
+            for (i, out) in acc.chunks_exact_mut(cols).enumerate() {
+                let a = &x[i * k + p..i * k + p + 8];
+                let rows = r[0].iter().zip(r[1]).zip(r[2]).zip(r[3]);
+                let rows = rows.zip(r[4].iter().zip(r[5]).zip(r[6]).zip(r[7]));
+                for (o, ((((&w0, &w1), &w2), &w3), (((&w4, &w5), &w6), &w7))) in
+                    out.iter_mut().zip(rows)
+                {
+                    *o += (a[0] * w0 + a[1] * w1 + a[2] * w2 + a[3] * w3)
+                        + (a[4] * w4 + a[5] * w5 + a[6] * w6 + a[7] * w7);
+                }
+            }
+        }
+        let k4 = k8 + (k - k8) / 4 * 4;
+        for p in (k8..k4).step_by(4) {
+            let (r0, r1, r2, r3) = (row(p), row(p + 1), row(p + 2), row(p + 3));
+            for (i, out) in acc.chunks_exact_mut(cols).enumerate() {
+                let a = &x[i * k + p..i * k + p + 4];
+                let (a0, a1, a2, a3) = (a[0], a[1], a[2], a[3]);
+                let rows = r0.iter().zip(r1).zip(r2).zip(r3);
+                for (o, (((&w0, &w1), &w2), &w3)) in out.iter_mut().zip(rows) {
+                    *o += a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3;
+                }
+            }
+        }
+        for p in k4..k {
+            let r = row(p);
             for (i, out) in acc.chunks_exact_mut(cols).enumerate() {
                 let a = x[i * k + p];
-                for (o, &w) in out.iter_mut().zip(row) {
+                for (o, &w) in out.iter_mut().zip(r) {
                     *o += a * w;
                 }
             }
@@ -184,29 +213,37 @@ pub fn strided_f32(level: Level, pool: Option<&Pool>, op: Strided<'_>, y: &mut [
             && y.len() == m * n,
         "strided: shapes"
     );
-    let chunks = n.div_ceil(STRIDED_COLS);
-    // Accumulators, chunk-major: chunk q holds rows i < m of its columns at q·m·STRIDED_COLS.
-    with_workspace::<f32, _>(Slot::B, chunks * m * STRIDED_COLS, |acc| {
+    let pool = pool.filter(|p| p.threads() > 1 && k * n >= PAR_MIN_WEIGHT);
+    let threads = pool.map_or(1, Pool::threads);
+    // Columns per task: as many as the accumulator budget allows, but at least one task per
+    // thread; a multiple of 16 (one AVX-512 vector) so that only the last task has a tail.
+    let cols = (STRIDED_ACC / m)
+        .min(n.div_ceil(threads))
+        .next_multiple_of(16)
+        .max(16);
+    let chunks = n.div_ceil(cols);
+    // Accumulators, chunk-major: chunk q holds rows i < m of its columns at q·m·cols.
+    with_workspace::<f32, _>(Slot::B, chunks * m * cols, |acc| {
         let task = |q: usize, acc: &mut [f32]| {
-            let j0 = q * STRIDED_COLS;
-            let cols = STRIDED_COLS.min(n - j0);
-            strided_columns(level, op, j0, &mut acc[..m * cols]);
+            let j0 = q * cols;
+            let width = cols.min(n - j0);
+            strided_columns(level, op, j0, &mut acc[..m * width]);
         };
-        match pool.filter(|p| p.threads() > 1 && k * n >= PAR_MIN_WEIGHT && chunks > 1) {
-            Some(p) => p.for_each_chunk_mut(acc, m * STRIDED_COLS, task),
+        match pool.filter(|_| chunks > 1) {
+            Some(p) => p.for_each_chunk_mut(acc, m * cols, task),
             None => {
-                for (q, chunk) in acc.chunks_exact_mut(m * STRIDED_COLS).enumerate() {
+                for (q, chunk) in acc.chunks_exact_mut(m * cols).enumerate() {
                     task(q, chunk);
                 }
             }
         }
         let mut finite = true;
-        for (q, chunk) in acc.chunks_exact(m * STRIDED_COLS).enumerate() {
-            let j0 = q * STRIDED_COLS;
-            let cols = STRIDED_COLS.min(n - j0);
-            for (i, row) in chunk[..m * cols].chunks_exact(cols).enumerate() {
+        for (q, chunk) in acc.chunks_exact(m * cols).enumerate() {
+            let j0 = q * cols;
+            let width = cols.min(n - j0);
+            for (i, row) in chunk[..m * width].chunks_exact(width).enumerate() {
                 finite &= all_finite(level, row);
-                y[i * n + j0..i * n + j0 + cols].copy_from_slice(row);
+                y[i * n + j0..i * n + j0 + width].copy_from_slice(row);
             }
         }
         finite

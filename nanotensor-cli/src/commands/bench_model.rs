@@ -28,7 +28,7 @@ use super::bandwidth::{check_probe_budget, probe, probe_json, DEFAULT_PROBE_BYTE
 use super::model_io::open_model;
 use crate::output::{
     backend_options, median, parse_bytes, print_json, print_table, settings_label,
-    with_all_settings, Int8Args,
+    transforms_json, transforms_label, with_all_settings, Int8Args,
 };
 use nanotensor_backends::bandwidth::{ReadBandwidth, DEFAULT_PASSES};
 
@@ -104,6 +104,8 @@ struct Row {
     /// The process's peak RSS right after this backend's load: the peak of the whole run so
     /// far, so it measures this load alone only for the first backend of a run.
     load_peak_rss_bytes: Option<u64>,
+    /// The weight rewrites the load applied (the backend's request, unless the model declines).
+    transforms: nanotensor::LoadTransforms,
     kv_bytes: usize,
     /// Bytes one decode step reads (cache on only).
     decode_bytes: Option<f64>,
@@ -193,6 +195,7 @@ pub fn run(args: Args) -> Result<()> {
                     "weights_bytes": r.weights_bytes,
                     "embedding_bytes": r.embedding_bytes,
                     "load_peak_rss_bytes": r.load_peak_rss_bytes,
+                    "load_transforms": transforms_json(r.transforms),
                     "kv_cache_bytes": r.kv_bytes,
                     "decode_bytes_per_token": r.decode_bytes,
                     "decode_gb_per_s": r.decode_gb_per_s(),
@@ -244,7 +247,11 @@ pub fn run(args: Args) -> Result<()> {
         print_table(&table);
         for &kind in &kinds {
             if let Some(l) = settings_label(kind, &opts) {
-                println!("{kind}: {l}");
+                // The settings asked for; the rewrites a model declines are not applied.
+                match rows.iter().find(|r| r.backend == kind.name()) {
+                    Some(r) => println!("{kind}: {l} (at load: {})", transforms_label(r.transforms)),
+                    None => println!("{kind}: {l}"),
+                }
             }
         }
         for r in &rows {
@@ -337,6 +344,7 @@ impl BackendVisitor for Bench<'_> {
                 weights_bytes: model.weights_bytes(),
                 embedding_bytes: model.embedding_bytes(),
                 load_peak_rss_bytes,
+                transforms: model.transforms(),
                 kv_bytes,
                 decode_bytes: kv_cache.then(|| {
                     model.decode_bytes_per_token(self.prompt.len(), self.args.decode_tokens)
