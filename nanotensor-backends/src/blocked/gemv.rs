@@ -133,7 +133,7 @@ fn skinny_blocks<K: SkinnyKernel>(
 pub const STRIDED_MAX_ROWS: usize = 16;
 
 /// Accumulator values of one [`strided_f32`] task (24 KiB of `f32`): its `m × cols` outputs
-/// stay in L1 (48 KiB on the cores measured) while B's rows stream past once, four at a time.
+/// stay in L1 (48 KiB on the cores measured) while B's rows stream past once, eight at a time.
 const STRIDED_ACC: usize = 6 * 1024;
 
 /// The operands of an unprepared skinny product: `x` row-major `m × k`, `b` row-major `k × n`.
@@ -152,9 +152,9 @@ pub struct Strided<'a> {
 }
 
 multiversion! {
-    /// `acc ← x·B[:, j0..j0 + cols]`, `acc` holding `m` rows of `cols`. Four rows of B are
+    /// `acc ← x·B[:, j0..j0 + cols]`, `acc` holding `m` rows of `cols`. Eight rows of B are
     /// read per step and each output is loaded and stored once per step, not once per row of
-    /// B; the slices of those four rows serve all `m` rows of X while in L1, so the loop is one
+    /// B; the slices of those rows serve all `m` rows of X while in L1, so the loop is one
     /// pass over B in storage order.
     fn strided_columns(op: Strided<'_>, j0: usize, acc: &mut [f32]) {
         let Strided { x, m, k, b, n } = op;

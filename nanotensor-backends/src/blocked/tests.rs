@@ -182,13 +182,14 @@ fn backend_matmul_case<T: Element>(be: &BlockedBackend, m: usize, k: usize, n: u
 fn every_element_type_goes_through_the_backend() {
     for threads in [1, 2] {
         let be = BlockedBackend::new(threads).unwrap();
-        // m ≤ 16: B streamed unpacked (`gemv::strided_f32` for f32), four rows of B per step
-        // plus a tail of k mod 4, in column chunks split over the threads, the last one
-        // partial; then the packed GEMM driver.
+        // m ≤ 16: B streamed unpacked (`gemv::strided_f32` for f32), eight rows of B per step,
+        // then four, then one at a time (k = 15: all three), in column chunks split over the
+        // threads, the last one partial; then the packed GEMM driver.
         let shapes = [
             (1, 1, 1),
             (1, 300, 1100),
             (3, 1, 511),
+            (5, 15, 40),
             (8, 33, 513),
             (9, 33, 513),
             (16, 67, 1100),

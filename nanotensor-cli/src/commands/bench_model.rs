@@ -27,8 +27,8 @@ use serde_json::json;
 use super::bandwidth::{check_probe_budget, probe, probe_json, DEFAULT_PROBE_BYTES_TEXT};
 use super::model_io::open_model;
 use crate::output::{
-    backend_options, median, parse_bytes, print_json, print_table, settings_label,
-    transforms_json, transforms_label, with_all_settings, Int8Args,
+    backend_options, median, parse_bytes, print_json, print_table, settings_label, transforms_json,
+    transforms_label, with_all_settings, Int8Args,
 };
 use nanotensor_backends::bandwidth::{ReadBandwidth, DEFAULT_PASSES};
 
@@ -249,7 +249,9 @@ pub fn run(args: Args) -> Result<()> {
             if let Some(l) = settings_label(kind, &opts) {
                 // The settings asked for; the rewrites a model declines are not applied.
                 match rows.iter().find(|r| r.backend == kind.name()) {
-                    Some(r) => println!("{kind}: {l} (at load: {})", transforms_label(r.transforms)),
+                    Some(r) => {
+                        println!("{kind}: {l} (at load: {})", transforms_label(r.transforms))
+                    }
                     None => println!("{kind}: {l}"),
                 }
             }
