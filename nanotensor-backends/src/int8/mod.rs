@@ -554,7 +554,8 @@ impl Backend for Int8Backend {
         })
     }
 
-    /// Chunk by chunk, with bounded scratch (see [`stream`]).
+    /// Chunk by chunk, with bounded scratch: one chunk of rows in `f32` and its codes at a
+    /// time (the `stream` module).
     fn prepare_rows_impl<T: Element>(
         &self,
         shape: [usize; 2],
