@@ -15,6 +15,7 @@
 pub mod gguf;
 pub mod model;
 pub mod model_path;
+pub mod safetensors;
 pub mod tokenizer;
 
 pub use gguf::GgufFile;

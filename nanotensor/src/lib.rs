@@ -28,7 +28,7 @@ pub use nanotensor_core::*;
 pub use nanotensor_models::{
     generate, perplexity, GenerateOptions, GgufFile, Llama, StopAt, Tokenizer,
 };
-pub use nanotensor_models::{gguf, model, model_path, tokenizer};
+pub use nanotensor_models::{gguf, model, model_path, safetensors, tokenizer};
 
 /// What a user of the library touches, in one import: `use nanotensor::prelude::*;`.
 ///
