@@ -438,7 +438,8 @@ mod tests {
         layer_norm_in_place(&mut x, &[1.0, 2.0, 1.0, 1.0], &[0.0, 0.0, 0.5, 0.0], 0.0);
         // Row 1: mean 3, variance (4 + 1 + 0 + 9)/4 = 3.5.
         let s = 3.5f64.sqrt();
-        let want = [-2.0 / s, 2.0 * -1.0 / s, 0.5, 3.0 / s];
+        // (x − 3)/s · gain + beta with gains 1, 2, 1, 1 and betas 0, 0, 0.5, 0.
+        let want = [-2.0 / s, -2.0 / s, 0.5, 3.0 / s];
         for (g, w) in x[..4].iter().zip(want) {
             assert!((f64::from(*g) - w).abs() < 1e-6);
         }

@@ -249,7 +249,7 @@ fn parse(bytes: &[u8]) -> Result<Vec<SafeTensorInfo>> {
         .get(N_LEN..header_end)
         .ok_or_else(|| truncated("JSON header", N_LEN, n))?;
     // `header_end <= file_len` from here on.
-    let data_len = file_len.checked_sub(header_end).unwrap_or_default();
+    let data_len = file_len.saturating_sub(header_end);
     check_offsets(header, data_len)?;
 
     let (_, metadata) =
