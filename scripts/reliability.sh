@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reliability checks of NanoTensor (issue 9), called by scripts/test:
-#   1. fuzzing (cargo-fuzz / libFuzzer): GGUF reader, tokenizer, quantizer, bounded time each;
+#   1. fuzzing (cargo-fuzz / libFuzzer): GGUF and safetensors readers, tokenizer, quantizer, bounded time each;
 #      every target also asserts that a GGUF file the reader accepts is self-consistent (element
 #      counts, byte sizes and offsets recomputed with checked arithmetic), so a size that wraps
 #      is a crash, not just a wrong number;
@@ -51,7 +51,7 @@ if ! skipped fuzz; then
   # Corpus directories libFuzzer grows are scratch copies; the committed seeds stay as they are.
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  for target in gguf tokenizer quantize; do
+  for target in gguf safetensors tokenizer quantize; do
     secs=${FUZZ_SECONDS:-120}
     step "fuzz: $target for ${secs}s"
     mkdir -p "$work/$target"
@@ -85,13 +85,13 @@ if ! skipped miri; then
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
   summary+=("miri nanotensor-core --lib: $n tests passed")
 
-  step "miri: the GGUF reader and dequantizers (nanotensor-models --lib, gguf:: tests)"
+  step "miri: the GGUF and safetensors readers and dequantizers (nanotensor-models --lib, gguf:: safetensors:: tests)"
   # The models crate's one unsafe block maps the file (Miri cannot run mmap; the tests read from
   # memory). What Miri adds there is the reader's slicing and size arithmetic on hostile headers
   # and the block decoders. The rest of the crate is safe code whose arithmetic goes through the
   # backends, whose unsafe kernels the next step checks directly: running the whole model suite
   # in the interpreter took over an hour for no extra coverage of unsafe code.
-  cargo "+$NIGHTLY" miri test -p nanotensor-models --lib -- gguf:: 2>&1 | tee "$log"
+  cargo "+$NIGHTLY" miri test -p nanotensor-models --lib -- gguf:: safetensors:: 2>&1 | tee "$log"
   n=$(grep -o '^test result: ok. [0-9]* passed' "$log" | grep -o '[0-9]* passed' | awk '{s+=$1} END {print s+0}')
   summary+=("miri nanotensor-models --lib gguf::: $n tests passed")
 

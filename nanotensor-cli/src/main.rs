@@ -40,6 +40,10 @@ enum Command {
     /// Quantize a random or given tensor to int8 (per tensor and per row) and report the memory
     /// saved and the error.
     Quantize(commands::quantize::Args),
+    /// Sentence embeddings with a BERT sentence encoder (all-MiniLM-L6-v2, safetensors).
+    Embed(commands::embed::Args),
+    /// Rank the lines of a file by semantic similarity to a query (sentence embeddings).
+    Search(commands::search::Args),
     /// Sweep attention over N = 128 … 100,000 with the naive and flash paths: table + SVG chart.
     AttentionScaling(commands::attention_scaling::Args),
 }
@@ -106,6 +110,8 @@ fn run(cli: Cli) -> ExitCode {
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Quantize(args) => commands::quantize::run(args),
         Command::AttentionScaling(args) => commands::attention_scaling::run(args),
+        Command::Embed(args) => commands::embed::run(args),
+        Command::Search(args) => commands::search::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

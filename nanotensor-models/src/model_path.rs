@@ -2,7 +2,7 @@
 //!
 //! Each model the project knows is a [`KnownModel`]: its file name, the environment variable that
 //! may point at the file, and the argument of the fetch script that downloads it. The default
-//! model is [`SMOLLM2`]; [`GEMMA3_270M`] is the second. Search order of [`find_known_model`]
+//! model is [`SMOLLM2`]; [`GEMMA3_270M`] is the second, [`MINILM`] the sentence encoder. Search order of [`find_known_model`]
 //! (and of [`find_model`], for [`SMOLLM2`]):
 //! 1. the explicit path (the CLI's `--model PATH`);
 //! 2. the model's environment variable (`$NANOTENSOR_MODEL`, `$NANOTENSOR_GEMMA3_MODEL`), a path
@@ -50,6 +50,15 @@ pub const GEMMA3_270M: KnownModel = KnownModel {
     file_name: "gemma-3-270m-q4_k_m.gguf",
     env: "NANOTENSOR_GEMMA3_MODEL",
     fetch: "scripts/fetch-model.sh gemma3-270m",
+};
+
+/// all-MiniLM-L6-v2, a BERT sentence encoder: a sentence-transformers directory; the file
+/// searched for is its `model.safetensors`, next to which sit `tokenizer.json` and the configs.
+pub const MINILM: KnownModel = KnownModel {
+    name: "minilm",
+    file_name: "all-MiniLM-L6-v2/model.safetensors",
+    env: "NANOTENSOR_MINILM_MODEL",
+    fetch: "scripts/fetch-model.sh minilm",
 };
 
 /// File name of the default model (SmolLM2-135M-Instruct, Q4_1 GGUF).

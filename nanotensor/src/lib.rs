@@ -25,10 +25,10 @@
 
 pub use nanotensor_backends as backends;
 pub use nanotensor_core::*;
+pub use nanotensor_models::{encoder, gguf, model, model_path, safetensors, tokenizer};
 pub use nanotensor_models::{
-    generate, perplexity, GenerateOptions, GgufFile, Llama, StopAt, Tokenizer,
+    generate, perplexity, Embedder, GenerateOptions, GgufFile, Llama, StopAt, Tokenizer,
 };
-pub use nanotensor_models::{gguf, model, model_path, tokenizer};
 
 /// What a user of the library touches, in one import: `use nanotensor::prelude::*;`.
 ///
@@ -44,6 +44,7 @@ pub mod prelude {
     pub use nanotensor_core::error::{Error, Result};
     pub use nanotensor_core::reference;
     pub use nanotensor_core::tensor::Tensor;
+    pub use nanotensor_models::encoder::Embedder;
     pub use nanotensor_models::gguf::GgufFile;
     pub use nanotensor_models::model::{
         generate, perplexity, GenerateOptions, Llama, SamplerConfig, StopAt,

@@ -98,15 +98,42 @@ impl TensorInfo {
     }
 }
 
-/// The bytes of an open file: mapped from disk, or owned.
-enum Storage {
+/// The bytes of an open file: mapped from disk, or owned. Shared with the safetensors reader.
+pub(crate) enum Storage {
     Owned(Vec<u8>),
     #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
 }
 
 impl Storage {
-    fn bytes(&self) -> &[u8] {
+    /// Memory-maps the file at `path` (reads it into memory on wasm32, where there is no mmap).
+    /// `op` names the reader in the I/O error.
+    pub(crate) fn open(path: &Path, op: &'static str) -> Result<Storage> {
+        let io = |source| Error::Io {
+            op,
+            path: path.display().to_string(),
+            source,
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let file = std::fs::File::open(path).map_err(io)?;
+            if file.metadata().map_err(io)?.len() == 0 {
+                Ok(Storage::Owned(Vec::new())) // nothing to map; parsing reports the truncation
+            } else {
+                // SAFETY: the map is read-only and private to this struct. Its contents could
+                // still change if another process modified the file while it is mapped; like
+                // every mmap-based model loader we document that model files must not be
+                // rewritten in place while open. All reads go through bounds-checked slices.
+                Ok(Storage::Mapped(
+                    unsafe { memmap2::Mmap::map(&file) }.map_err(io)?,
+                ))
+            }
+        }
+        #[cfg(target_arch = "wasm32")]
+        Ok(Storage::Owned(std::fs::read(path).map_err(io)?))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Owned(v) => v,
             #[cfg(not(target_arch = "wasm32"))]
@@ -194,26 +221,7 @@ impl GgufFile {
     /// [`Error::Io`] when the file cannot be opened or mapped; otherwise as [`GgufFile::from_bytes`].
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let io = |source| Error::Io {
-            op: "gguf open",
-            path: path.display().to_string(),
-            source,
-        };
-        #[cfg(not(target_arch = "wasm32"))]
-        let storage = {
-            let file = std::fs::File::open(path).map_err(io)?;
-            if file.metadata().map_err(io)?.len() == 0 {
-                Storage::Owned(Vec::new()) // nothing to map; parsing reports the truncation
-            } else {
-                // SAFETY: the map is read-only and private to this struct. Its contents could
-                // still change if another process modified the file while it is mapped; like
-                // every mmap-based model loader we document that model files must not be
-                // rewritten in place while open. All reads go through bounds-checked slices.
-                Storage::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
-            }
-        };
-        #[cfg(target_arch = "wasm32")]
-        let storage = Storage::Owned(std::fs::read(path).map_err(io)?);
+        let storage = Storage::open(path, "gguf open")?;
         let mut file = Self::from_storage(storage)?;
         file.path = Some(path.to_path_buf());
         Ok(file)

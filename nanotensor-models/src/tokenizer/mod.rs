@@ -1,15 +1,18 @@
 //! Tokenizers built from a GGUF vocabulary, behind one [`Tokenizer`] type.
 //!
-//! Two families exist, chosen by the file's `tokenizer.ggml.model`:
+//! Three families exist; the first two are chosen by a GGUF file's `tokenizer.ggml.model`:
 //!
 //! - `gpt2`: byte-level BPE ([`BpeTokenizer`], module [`byte_level`]): pre-tokenization by a
 //!   regular expression, then ranked merges from `tokenizer.ggml.merges` over bytes spelled with
 //!   the GPT-2 byte map (SmolLM2);
 //! - `llama`: SentencePiece-style ([`SpmTokenizer`], module [`spm`]): no pre-tokenization,
 //!   spaces written `▁`, merges of characters driven by `tokenizer.ggml.scores`, byte fallback
-//!   to `<0xHH>` tokens (Gemma 3).
+//!   to `<0xHH>` tokens (Gemma 3);
+//! - `bert`: WordPiece ([`WordPieceTokenizer`], module [`wordpiece`]) from a Hugging Face
+//!   `tokenizer.json`: BERT normalization and pre-tokenization, greedy longest-match pieces
+//!   with `##` continuations (all-MiniLM-L6-v2).
 //!
-//! Both share the vocabulary tables, special-token matching (control, user-defined and
+//! All share the vocabulary tables, special-token matching (control, user-defined and
 //! unknown-type tokens written in the text become their ids, longest first), decoding to exact
 //! bytes and [`StreamDecoder`].
 //!
@@ -39,6 +42,7 @@ pub mod pretokenize;
 pub mod spm;
 mod stream;
 mod vocab;
+pub mod wordpiece;
 
 pub use byte_level::BpeTokenizer;
 pub use gguf::keys;
@@ -47,6 +51,7 @@ pub use pretokenize::PreTokenizer;
 pub use spm::{SpmOptions, SpmTokenizer};
 pub use stream::StreamDecoder;
 use vocab::Vocab;
+pub use wordpiece::{BertNormalizer, WordPieceTokenizer};
 
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 pub mod token_type {
@@ -73,6 +78,14 @@ pub enum Tokenizer {
     Bpe(BpeTokenizer),
     /// SentencePiece-style, score-driven (`tokenizer.ggml.model = llama`).
     Spm(SpmTokenizer),
+    /// WordPiece (BERT), from a `tokenizer.json`.
+    WordPiece(WordPieceTokenizer),
+}
+
+impl From<WordPieceTokenizer> for Tokenizer {
+    fn from(t: WordPieceTokenizer) -> Self {
+        Tokenizer::WordPiece(t)
+    }
 }
 
 impl From<BpeTokenizer> for Tokenizer {
@@ -107,23 +120,25 @@ impl Tokenizer {
         match self {
             Tokenizer::Bpe(t) => &t.vocab,
             Tokenizer::Spm(t) => &t.vocab,
+            Tokenizer::WordPiece(t) => &t.vocab,
         }
     }
 
-    /// The family as GGUF names it in `tokenizer.ggml.model`: `"gpt2"` or `"llama"`.
+    /// The family as GGUF names it in `tokenizer.ggml.model`: `"gpt2"`, `"llama"` or `"bert"`.
     pub fn model_name(&self) -> &'static str {
         match self {
             Tokenizer::Bpe(_) => "gpt2",
             Tokenizer::Spm(_) => "llama",
+            Tokenizer::WordPiece(_) => "bert",
         }
     }
 
     /// The pre-tokenizer of a byte-level BPE tokenizer; `None` for SentencePiece, which has
-    /// none.
+    /// none, and for WordPiece, whose BERT pre-tokenizer is fixed.
     pub fn pre_tokenizer(&self) -> Option<PreTokenizer> {
         match self {
             Tokenizer::Bpe(t) => Some(t.pre_tokenizer()),
-            Tokenizer::Spm(_) => None,
+            Tokenizer::Spm(_) | Tokenizer::WordPiece(_) => None,
         }
     }
 
@@ -133,11 +148,11 @@ impl Tokenizer {
     }
 
     /// Number of merge rules of a byte-level BPE tokenizer; 0 for SentencePiece, whose merges
-    /// follow from the scores.
+    /// follow from the scores, and for WordPiece, which has none.
     pub fn merge_count(&self) -> usize {
         match self {
             Tokenizer::Bpe(t) => t.merge_count(),
-            Tokenizer::Spm(_) => 0,
+            Tokenizer::Spm(_) | Tokenizer::WordPiece(_) => 0,
         }
     }
 
@@ -204,6 +219,7 @@ impl Tokenizer {
         match self {
             Tokenizer::Bpe(t) => t.encode(text),
             Tokenizer::Spm(t) => t.encode(text),
+            Tokenizer::WordPiece(t) => t.encode(text),
         }
     }
 

@@ -31,7 +31,9 @@ fn toy_with(merges: &[&str]) -> Tokenizer {
 fn toy_pre(pre: PreTokenizer) -> Tokenizer {
     match toy().clone() {
         Tokenizer::Bpe(t) => t.with_pre_tokenizer(pre).into(),
-        Tokenizer::Spm(_) => unreachable!("the toy vocabulary is byte-level BPE"),
+        Tokenizer::Spm(_) | Tokenizer::WordPiece(_) => {
+            unreachable!("the toy vocabulary is byte-level BPE")
+        }
     }
 }
 

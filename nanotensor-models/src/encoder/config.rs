@@ -1,0 +1,160 @@
+//! The configuration of a sentence-transformers BERT directory: `config.json` (the encoder's
+//! hyperparameters), `sentence_bert_config.json` (the maximum sequence length),
+//! `1_Pooling/config.json` (the pooling) and `modules.json` (whether a `Normalize` module
+//! follows).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use nanotensor_core::{Error, Result};
+
+const OP: &str = "bert config";
+
+/// What the encoder and the embedding steps need to know.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BertConfig {
+    /// Vocabulary size (rows of the word embedding).
+    pub vocab_size: usize,
+    /// Hidden size `H`.
+    pub hidden: usize,
+    /// Encoder layers.
+    pub layers: usize,
+    /// Attention heads; `H / heads` is the head dimension.
+    pub heads: usize,
+    /// FFN inner size.
+    pub intermediate: usize,
+    /// Learned positions (rows of the position embedding).
+    pub max_positions: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f32,
+    /// Longest input in tokens, `[CLS]` and `[SEP]` included (sentence-transformers'
+    /// `max_seq_length`, at most `max_positions`).
+    pub max_seq_len: usize,
+    /// Whether the pooled embedding is L2-normalised (a `Normalize` module in `modules.json`).
+    pub normalize: bool,
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        op: OP,
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::format(OP, format!("{}: {e}", path.display())))
+}
+
+/// `key` of `json` as a positive integer.
+fn usize_key(json: &Value, key: &str) -> Result<usize> {
+    let v = json.get(key).ok_or_else(|| Error::MissingKey {
+        op: OP,
+        key: key.to_string(),
+    })?;
+    v.as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::KeyType {
+            op: OP,
+            key: key.to_string(),
+            expected: "a positive integer",
+            found: v.to_string(),
+        })
+}
+
+impl BertConfig {
+    /// Reads the configuration of the sentence-transformers directory `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for a missing `config.json`; [`Error::MissingKey`] / [`Error::KeyType`]
+    /// for a missing or malformed hyperparameter; [`Error::UnsupportedArchitecture`] for a model
+    /// type other than `bert`; [`Error::Format`] for an unsupported activation, position
+    /// embedding or pooling, or heads that do not divide the hidden size.
+    pub fn from_dir(dir: &Path) -> Result<BertConfig> {
+        let c = read_json(&dir.join("config.json"))?;
+        let model_type = c.get("model_type").and_then(Value::as_str).unwrap_or("");
+        if model_type != "bert" {
+            return Err(Error::UnsupportedArchitecture {
+                op: OP,
+                architecture: model_type.to_string(),
+                supported: "bert",
+            });
+        }
+        for (key, want) in [
+            ("hidden_act", "gelu"),
+            ("position_embedding_type", "absolute"),
+        ] {
+            match c.get(key).and_then(Value::as_str) {
+                None => {}
+                Some(v) if v == want => {}
+                Some(v) => {
+                    return Err(Error::format(
+                        OP,
+                        format!("{key} `{v}` is not supported (only `{want}`)"),
+                    ))
+                }
+            }
+        }
+        let hidden = usize_key(&c, "hidden_size")?;
+        let heads = usize_key(&c, "num_attention_heads")?;
+        if !hidden.is_multiple_of(heads) {
+            return Err(Error::format(
+                OP,
+                format!("{heads} heads do not divide the hidden size {hidden}"),
+            ));
+        }
+        let max_positions = usize_key(&c, "max_position_embeddings")?;
+        let layer_norm_eps = c
+            .get("layer_norm_eps")
+            .and_then(Value::as_f64)
+            .unwrap_or(1e-12) as f32;
+
+        // Optional sentence-transformers files: defaults are BERT's own.
+        let st = dir.join("sentence_bert_config.json");
+        let max_seq_len = if st.is_file() {
+            usize_key(&read_json(&st)?, "max_seq_length")?
+        } else {
+            max_positions
+        }
+        .min(max_positions);
+        let pooling = dir.join("1_Pooling").join("config.json");
+        if pooling.is_file() {
+            let p = read_json(&pooling)?;
+            if p.get("pooling_mode_mean_tokens").and_then(Value::as_bool) != Some(true) {
+                return Err(Error::format(
+                    OP,
+                    "only mean pooling (`pooling_mode_mean_tokens`) is supported",
+                ));
+            }
+        }
+        let modules = dir.join("modules.json");
+        let normalize = modules.is_file()
+            && read_json(&modules)?.as_array().is_some_and(|m| {
+                m.iter().any(|m| {
+                    m.get("type").and_then(Value::as_str)
+                        == Some("sentence_transformers.models.Normalize")
+                })
+            });
+        if max_seq_len < 2 {
+            return Err(Error::format(
+                OP,
+                "max_seq_length below 2 leaves no room for text",
+            ));
+        }
+        Ok(BertConfig {
+            vocab_size: usize_key(&c, "vocab_size")?,
+            hidden,
+            layers: usize_key(&c, "num_hidden_layers")?,
+            heads,
+            intermediate: usize_key(&c, "intermediate_size")?,
+            max_positions,
+            layer_norm_eps,
+            max_seq_len,
+            normalize,
+        })
+    }
+
+    /// The head dimension `H / heads`.
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+}
