@@ -15,6 +15,7 @@ use crate::attention::{
     check_operands, AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
     TensorAttention,
 };
+use crate::blocks::BlockWeight;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::MatmulDims;
@@ -290,6 +291,21 @@ pub trait Backend: Send + Sync + 'static {
     /// The backend's preparation behind [`Backend::prepare`]: `w` is a finite, non-empty
     /// `[out_features, in_features]` matrix (`shape`).
     fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>>;
+
+    /// Prepares an `f32` weight from its stored quantized blocks ([`BlockWeight`], already
+    /// checked: whole blocks, finite scales), without an `f32` copy: `Ok(Some(w))` when this
+    /// backend multiplies that format directly, `Ok(None)` when it does not — the caller then
+    /// dequantizes the blocks and calls [`Backend::prepare`]. The default is `Ok(None)`.
+    ///
+    /// A weight prepared here is used like any other: [`Backend::linear`] computes `x·Wᵀ` with
+    /// `W` the blocks' dequantized values (to the backend's stated accuracy).
+    ///
+    /// # Errors
+    /// Those of the backend's preparation (e.g. out of memory).
+    fn prepare_blocks(&self, w: BlockWeight<'_>) -> Result<Option<Self::Weight<f32>>> {
+        let _ = w;
+        Ok(None)
+    }
 
     /// The rewrites a model loader should apply to the weights before [`Backend::prepare`]
     /// ([`LoadTransforms`]): each is exact in real arithmetic, and a backend that quantizes

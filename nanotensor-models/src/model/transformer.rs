@@ -416,7 +416,10 @@ impl<B: Backend> Transformer<B> {
         let c = &self.config;
         // In f64: no product of file-given sizes can overflow.
         let kv_bytes_per_position = 2.0 * c.kv_dim() as f64 * 4.0;
-        let (first, last) = (prompt_tokens as f64 + 1.0, (prompt_tokens + decode_tokens) as f64);
+        let (first, last) = (
+            prompt_tokens as f64 + 1.0,
+            (prompt_tokens + decode_tokens) as f64,
+        );
         // Mean over the steps of the positions one layer reads: (first + last) / 2 on a global
         // layer; on a local one the count grows to the window and then stays there.
         let mean_positions = |window: Option<usize>| match window {
