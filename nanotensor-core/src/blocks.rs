@@ -124,7 +124,7 @@ impl QuantFormat {
     /// [`Error::InvalidShape`] when `cols` is zero or not a whole number of blocks;
     /// [`Error::Overflow`] when the byte count does not fit `usize`.
     pub fn row_bytes(self, cols: usize) -> Result<usize> {
-        if cols == 0 || cols % self.block_values() != 0 {
+        if cols == 0 || !cols.is_multiple_of(self.block_values()) {
             return Err(Error::invalid_shape(
                 OP,
                 &[cols],
