@@ -30,8 +30,8 @@ use crate::error::{Error, Result};
 /// | `Q5_K` | 256 / 176 | 0 (`d`), 2 (`dmin`) | as `Q4_K` with 5-bit `q` |
 /// | `Q6_K` | 256 / 210 | 208 (`d`) | `(d·s)·(q − 32)` per sub-block of 16, signed 8-bit `s` |
 #[allow(non_camel_case_types)]
+/// Exhaustive on purpose: a backend's `match` over the formats must handle a new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum QuantFormat {
     /// 32 values: `d`, 4-bit codes, offset 8.
     Q4_0,

@@ -1,0 +1,149 @@
+//! The kernels against the model crate's bit-exact dequantizers, on activations that quantize
+//! exactly; the Q8_0 quantizer of `prepare`; the backend's `linear` on block weights.
+
+use super::act::{QActs, QK};
+use super::kernel::{Kernel, KernelKind};
+use super::layout::{self, F16};
+use super::random::random_blocks;
+use super::QuantBackend;
+use nanotensor_core::rng::Rng;
+use nanotensor_core::{Backend, BlockWeight, PreparedWeight, QuantFormat, Tensor};
+use nanotensor_models::gguf::dequant::dequantize;
+use nanotensor_models::gguf::types::ALL_TYPES;
+
+/// `bytes` (a `[rows, cols]` matrix of `fmt`) dequantized by the model crate.
+pub(super) fn dequantized(fmt: QuantFormat, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
+    let ty = ALL_TYPES
+        .into_iter()
+        .find(|t| t.quant_format() == Some(fmt))
+        .expect("every format is a GGUF type");
+    let mut w = vec![0.0f32; rows * cols];
+    dequantize("w", ty, bytes, &mut w).unwrap();
+    w
+}
+
+/// Activations whose every 32-block holds integers in [-127, 127] and reaches ±127: the scale
+/// is exactly 1 and the codes are the values, so the kernel sees `x` itself.
+fn exact_activations(rows: usize, k: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut x: Vec<f32> = (0..rows * k)
+        .map(|_| (rng.next_u64() % 255) as f32 - 127.0)
+        .collect();
+    for b in x.chunks_mut(QK) {
+        b[0] = if rng.next_u64() & 1 == 0 {
+            127.0
+        } else {
+            -127.0
+        };
+    }
+    x
+}
+
+fn cols_for(fmt: QuantFormat) -> usize {
+    3 * fmt.block_values()
+}
+
+/// With exact activations only f32 rounding separates a kernel from `Σ_j W[o, j]·x[j]` in f64
+/// over the dequantized `W`: one rounding per block product and per running sum (relative
+/// 2⁻²⁴ each, over at most `k/16` steps) and the dequantizer's own f32 rounding of each value,
+/// so `|y − ref| ≤ 1e-5 · Σ_j |W[o, j]·x[j]|`. A wrong nibble, bit or scale misses by O(1).
+fn check_kernel(kernel: Kernel) {
+    let h = F16::table();
+    for (s, fmt) in QuantFormat::ALL.into_iter().enumerate() {
+        let (rows, cols) = (5, cols_for(fmt));
+        let bytes = random_blocks(fmt, rows, cols, 10 + s as u64).unwrap();
+        let w = dequantized(fmt, &bytes, rows, cols);
+        let x = exact_activations(2, cols, 20 + s as u64);
+        let mut a = QActs::default();
+        a.quantize(&x, 2, cols).unwrap();
+        assert!(a.d.iter().all(|&d| d == 1.0));
+        let row_bytes = fmt.row_bytes(cols).unwrap();
+        for o in 0..rows {
+            for r in 0..2 {
+                let y = kernel.dot(fmt, &bytes[o * row_bytes..(o + 1) * row_bytes], a.row(r), h);
+                let (mut want, mut mag) = (0.0f64, 0.0f64);
+                for j in 0..cols {
+                    let t = f64::from(w[o * cols + j]) * f64::from(x[r * cols + j]);
+                    want += t;
+                    mag += t.abs();
+                }
+                assert!(
+                    (f64::from(y) - want).abs() <= 1e-5 * mag,
+                    "{fmt} {:?} row {o}: {y} vs {want} (Σ|t| = {mag})",
+                    kernel.kind()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn portable_kernel_matches_the_dequantizers() {
+    check_kernel(Kernel::new(KernelKind::Portable).unwrap());
+}
+
+/// The Q8_0 quantizer of `prepare`: dequantized by the model crate, every value is within half
+/// a step of its block's f16 scale, plus the scale's own f16 rounding times the code.
+#[test]
+fn q8_0_quantizer_round_trips() {
+    let mut rng = Rng::new(3);
+    let x: Vec<f32> = (0..4 * QK).map(|_| rng.normal() as f32 * 0.3).collect();
+    let mut bytes = Vec::new();
+    assert!(layout::quantize_q8_0(&x, &mut bytes));
+    let back = dequantized(QuantFormat::Q8_0, &bytes, 1, x.len());
+    for (b, (xb, yb)) in x.chunks(QK).zip(back.chunks(QK)).enumerate() {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let dh = F16::table().get([bytes[34 * b], bytes[34 * b + 1]]);
+        for (&v, &y) in xb.iter().zip(yb) {
+            assert!(
+                (v - y).abs() <= 0.5 * d + 127.0 * (d - dh).abs() + 1e-7,
+                "{v} vs {y}"
+            );
+        }
+    }
+    // A block whose scale overflows f16 is refused.
+    assert!(!layout::quantize_q8_0(&[1e9f32; QK], &mut Vec::new()));
+}
+
+/// `prepare_blocks` keeps the file's bytes as they are, and the backend's threaded `linear`
+/// (decode and prefill shapes) equals the single kernel's dot per output.
+#[test]
+fn linear_on_blocks_equals_the_kernel() {
+    let b = QuantBackend::new(2).unwrap();
+    let h = F16::table();
+    for fmt in QuantFormat::ALL {
+        let (n, k) = (300, 2 * fmt.block_values());
+        let bytes = random_blocks(fmt, n, k, 7).unwrap();
+        let w = b
+            .prepare_blocks(BlockWeight::new("w", fmt, n, k, &bytes).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (w.bytes(), w.size_bytes(), w.shape()),
+            (&bytes[..], bytes.len(), [n, k])
+        );
+        for rows in [1, 3] {
+            let mut rng = Rng::new(rows as u64);
+            let x: Vec<f32> = (0..rows * k).map(|_| rng.normal() as f32).collect();
+            let y = b
+                .linear(&Tensor::from_slice(&x, &[rows, k]).unwrap(), &w)
+                .unwrap();
+            let mut a = QActs::default();
+            a.quantize(&x, rows, k).unwrap();
+            let rb = w.row_bytes();
+            for r in 0..rows {
+                for o in 0..n {
+                    let want = b
+                        .kernel()
+                        .dot(fmt, &bytes[o * rb..(o + 1) * rb], a.row(r), h);
+                    assert_eq!(
+                        y.as_slice()[r * n + o],
+                        want,
+                        "{fmt} rows {rows} ({r}, {o})"
+                    );
+                }
+            }
+        }
+    }
+}
