@@ -77,9 +77,115 @@ fn check_kernel(kernel: Kernel) {
     }
 }
 
+/// The kernels this CPU runs (the portable one everywhere).
+fn kernels() -> Vec<Kernel> {
+    [
+        KernelKind::Avx512Vnni,
+        KernelKind::Avx2,
+        KernelKind::Portable,
+    ]
+    .into_iter()
+    .filter_map(Kernel::new)
+    .collect()
+}
+
 #[test]
-fn portable_kernel_matches_the_dequantizers() {
-    check_kernel(Kernel::new(KernelKind::Portable).unwrap());
+fn every_kernel_matches_the_dequantizers() {
+    for k in kernels() {
+        check_kernel(k);
+    }
+}
+
+/// With power-of-two scales and small activation codes every f32 operation of every kernel is
+/// exact (each partial sum is an integer multiple of 2⁻¹² below 2²⁴ such units), so each
+/// kernel must return the portable kernel's result bit for bit: this compares their integer
+/// sums exactly, whatever order they add the blocks in.
+#[test]
+fn simd_integer_sums_equal_the_portable_ones() {
+    let h = F16::table();
+    let portable = Kernel::new(KernelKind::Portable).unwrap();
+    for (s, fmt) in QuantFormat::ALL.into_iter().enumerate() {
+        let (rows, cols) = (4, 2 * fmt.block_values());
+        let mut bytes = random_blocks(fmt, rows, cols, 50 + s as u64).unwrap();
+        let mut rng = Rng::new(60 + s as u64);
+        for blk in bytes.chunks_exact_mut(fmt.block_bytes()) {
+            for (i, &at) in fmt.scale_offsets().iter().enumerate() {
+                let v = if i == 0 {
+                    2f32.powi(-6)
+                } else {
+                    -(2f32.powi(-5))
+                };
+                blk[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_bits().to_le_bytes());
+            }
+        }
+        // Codes in [-7, 7] but one ±127 per block, so the activation scale is exactly 1.
+        let mut x: Vec<f32> = (0..2 * cols)
+            .map(|_| (rng.next_u64() % 15) as f32 - 7.0)
+            .collect();
+        for b in x.chunks_mut(QK) {
+            b[(rng.next_u64() % 32) as usize] = if rng.next_u64() & 1 == 0 {
+                127.0
+            } else {
+                -127.0
+            };
+        }
+        let mut a = QActs::default();
+        a.quantize(&x, 2, cols).unwrap();
+        let rb = fmt.row_bytes(cols).unwrap();
+        for k in kernels() {
+            for o in 0..rows {
+                for r in 0..2 {
+                    let wr = &bytes[o * rb..(o + 1) * rb];
+                    let (got, want) = (
+                        k.dot(fmt, wr, a.row(r), h),
+                        portable.dot(fmt, wr, a.row(r), h),
+                    );
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{fmt} {:?} ({o}, {r})",
+                        k.kind()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// On general scales and Gaussian activations the kernels differ from the portable one only
+/// by f32 rounding order: `|y − y_portable| ≤ 1e-5 · Σ_j |W_j·x_j|` (over the dequantized `W`
+/// and the quantized `x`, up to a few ulps per block of the magnitudes summed).
+#[test]
+fn simd_kernels_agree_with_portable_on_general_inputs() {
+    let h = F16::table();
+    let portable = Kernel::new(KernelKind::Portable).unwrap();
+    for (s, fmt) in QuantFormat::ALL.into_iter().enumerate() {
+        let (rows, cols) = (6, 4 * fmt.block_values());
+        let bytes = random_blocks(fmt, rows, cols, 80 + s as u64).unwrap();
+        let w = dequantized(fmt, &bytes, rows, cols);
+        let mut rng = Rng::new(90 + s as u64);
+        let x: Vec<f32> = (0..cols).map(|_| rng.normal() as f32).collect();
+        let mut a = QActs::default();
+        a.quantize(&x, 1, cols).unwrap();
+        let rb = fmt.row_bytes(cols).unwrap();
+        for k in kernels() {
+            for o in 0..rows {
+                let wr = &bytes[o * rb..(o + 1) * rb];
+                let (got, want) = (
+                    k.dot(fmt, wr, a.row(0), h),
+                    portable.dot(fmt, wr, a.row(0), h),
+                );
+                let mag: f32 = (0..cols)
+                    .map(|j| (w[o * cols + j] * a.d[j / QK] * f32::from(a.qs[j])).abs())
+                    .sum();
+                assert!(
+                    (got - want).abs() <= 1e-5 * mag,
+                    "{fmt} {:?} row {o}: {got} vs {want}",
+                    k.kind()
+                );
+            }
+        }
+    }
 }
 
 /// The Q8_0 quantizer of `prepare`: dequantized by the model crate, every value is within half

@@ -20,6 +20,7 @@ use crate::model::equalize;
 use crate::model::rotate::{self, Rotation};
 use crate::model::state::State;
 use nanotensor_core::backend::{Backend, LoadTransforms, PreparedWeight};
+use nanotensor_core::blocks::BlockWeight;
 use nanotensor_core::error::{Error, Result};
 use nanotensor_core::tensor::Tensor;
 
@@ -153,6 +154,57 @@ fn block_weights(
     })
 }
 
+/// Matrix `name` (`[rows, cols]`, shape checked) in `backend`'s form: from its stored blocks
+/// when the backend multiplies that format as stored ([`Backend::prepare_blocks`]), else
+/// dequantized to `f32` and [`Backend::prepare`]d.
+fn prepare_stored<B: Backend>(
+    backend: &B,
+    file: &GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<B::Weight<f32>> {
+    check_shape(file, name, &[rows, cols])?;
+    let info = file.tensor(name)?;
+    if let Some(format) = info.ggml_type.quant_format() {
+        let blocks = BlockWeight::new(name, format, rows, cols, file.tensor_data(info))?;
+        if let Some(w) = backend.prepare_blocks(blocks)? {
+            return Ok(w);
+        }
+    }
+    backend.prepare(file.dequantize(name)?)
+}
+
+/// Block `l` with every matrix through [`prepare_stored`] (no rewrites, no transform hook).
+fn stored_block<B: Backend>(
+    backend: &B,
+    file: &GgufFile,
+    c: &TransformerConfig,
+    l: usize,
+    vector: VectorReader<'_>,
+) -> Result<Block<B>> {
+    let n = |s: &str| format!("blk.{l}.{s}.weight");
+    let m = |s: &str, rows: usize, cols: usize| prepare_stored(backend, file, &n(s), rows, cols);
+    let optional = |on: bool, name: &str, len: usize| -> Result<Option<Vec<f32>>> {
+        on.then(|| vector(&n(name), len)).transpose()
+    };
+    Ok(Block {
+        attn_norm: vector(&n("attn_norm"), c.dim)?,
+        wq: m("attn_q", c.q_dim(), c.dim)?,
+        wk: m("attn_k", c.kv_dim(), c.dim)?,
+        wv: m("attn_v", c.kv_dim(), c.dim)?,
+        wo: m("attn_output", c.dim, c.q_dim())?,
+        ffn_norm: vector(&n("ffn_norm"), c.dim)?,
+        w_gate: m("ffn_gate", c.ffn_dim, c.dim)?,
+        w_up: m("ffn_up", c.ffn_dim, c.dim)?,
+        w_down: m("ffn_down", c.dim, c.ffn_dim)?,
+        q_norm: optional(c.qk_norm, "attn_q_norm", c.head_dim)?,
+        k_norm: optional(c.qk_norm, "attn_k_norm", c.head_dim)?,
+        post_attn_norm: optional(c.post_norms, "post_attention_norm", c.dim)?,
+        post_ffn_norm: optional(c.post_norms, "post_ffw_norm", c.dim)?,
+    })
+}
+
 /// Block `layer`'s norm gains and matrices dequantized to f32, their shapes checked against
 /// `config` (what the loader equalises and prepares; the `quantize` report reads it too).
 ///
@@ -184,15 +236,27 @@ pub fn load_block(
 }
 
 impl<B: Backend> Transformer<B> {
-    /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into `backend`: every matrix is dequantized to `f32`
-    /// and handed to [`Backend::prepare`]; norm gains are kept as `f32`; the token embedding
-    /// keeps its stored encoding.
+    /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into `backend`:
+    /// a matrix stored in a block format the backend multiplies as stored goes to
+    /// [`Backend::prepare_blocks`] (when the backend asks for no rewrites), every other one is
+    /// dequantized to `f32` and handed to [`Backend::prepare`]; norm gains are kept as `f32`; the
+    /// token embedding keeps its stored encoding.
     ///
     /// # Errors
     /// Missing or misshapen tensors, unsupported element types, and the errors of
     /// [`TransformerConfig::from_gguf`] and [`Backend::prepare`].
     pub fn load(backend: B, file: &GgufFile) -> Result<Self> {
-        Self::load_with(backend, file, |_, w| Ok(w))
+        let transforms = Self::asked_transforms(&backend, file)?;
+        Self::load_impl(backend, file, transforms, None)
+    }
+
+    /// The rewrites `backend` asks for, none on a model with massive activations.
+    fn asked_transforms(backend: &B, file: &GgufFile) -> Result<LoadTransforms> {
+        Ok(if TransformerConfig::from_gguf(file)?.massive_activations {
+            LoadTransforms::default()
+        } else {
+            backend.load_transforms()
+        })
     }
 
     /// [`Transformer::load`] with a hook: `transform(name, W)` sees every matrix (as dequantized
@@ -211,12 +275,8 @@ impl<B: Backend> Transformer<B> {
         file: &GgufFile,
         transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
-        let transforms = if TransformerConfig::from_gguf(file)?.massive_activations {
-            LoadTransforms::default()
-        } else {
-            backend.load_transforms()
-        };
-        Self::load_transformed(backend, file, transforms, transform)
+        let transforms = Self::asked_transforms(&backend, file)?;
+        Self::load_impl(backend, file, transforms, Some(&transform))
     }
 
     /// [`Transformer::load_with`] with the weight rewrites given explicitly rather than asked for by
@@ -231,6 +291,23 @@ impl<B: Backend> Transformer<B> {
         transforms: LoadTransforms,
         transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
+        Self::load_impl(backend, file, transforms, Some(&transform))
+    }
+
+    /// The loader. Without a transform hook and without rewrites, each matrix goes through
+    /// [`prepare_stored`] (its stored blocks when the backend takes them); otherwise every
+    /// matrix is dequantized, transformed and rewritten before [`Backend::prepare`].
+    fn load_impl(
+        backend: B,
+        file: &GgufFile,
+        transforms: LoadTransforms,
+        transform: Option<&dyn Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>>,
+    ) -> Result<Self> {
+        let stored = transform.is_none() && transforms == LoadTransforms::default();
+        let transform = |name: &str, w: Tensor<f32>| match transform {
+            Some(t) => t(name, w),
+            None => Ok(w),
+        };
         let config = TransformerConfig::from_gguf(file)?;
         let c = &config;
         let check = |name: &str, shape: &[usize]| check_shape(file, name, shape);
@@ -269,6 +346,10 @@ impl<B: Backend> Transformer<B> {
         // One block at a time: at most one block's matrices exist in f32 at any moment.
         let mut blocks = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
+            if stored {
+                blocks.push(stored_block(&backend, file, c, l, &vector)?);
+                continue;
+            }
             let mut b = block_weights(c, l, &dequant, &vector)?;
             if let Some(q) = &rotation {
                 b.rotate(q);
@@ -294,20 +375,25 @@ impl<B: Backend> Transformer<B> {
         }
         let mut output_norm = vector("output_norm.weight", c.dim)?;
         let tied_output = file.tensor("output.weight").is_err();
-        let mut output = if tied_output {
-            dequant("token_embd.weight", c.vocab_size, c.dim)?
+        let head = if tied_output {
+            "token_embd.weight"
         } else {
-            dequant("output.weight", c.vocab_size, c.dim)?
+            "output.weight"
         };
-        // The prepared head is its own copy: the embedding rows keep their stored values.
-        if let Some(q) = &rotation {
-            rotate::fold_gain(&mut output, &output_norm);
-            output_norm.fill(1.0);
-            q.rotate_inputs(&mut output);
-        } else if transforms.equalize {
-            equalize::norm_into_matrices(&mut output_norm, &mut [&mut output]);
-        }
-        let output = backend.prepare(output)?;
+        let output = if stored {
+            prepare_stored(&backend, file, head, c.vocab_size, c.dim)?
+        } else {
+            let mut output = dequant(head, c.vocab_size, c.dim)?;
+            // The prepared head is its own copy: the embedding rows keep their stored values.
+            if let Some(q) = &rotation {
+                rotate::fold_gain(&mut output, &output_norm);
+                output_norm.fill(1.0);
+                q.rotate_inputs(&mut output);
+            } else if transforms.equalize {
+                equalize::norm_into_matrices(&mut output_norm, &mut [&mut output]);
+            }
+            backend.prepare(output)?
+        };
         let mut end_of_generation = Vec::new();
         for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
             if file.get(key).is_some() {

@@ -2,9 +2,15 @@
 //!
 //! A kernel computes `y = Σ_j W[o, j]·x[r, j]` for one weight row `o` in its stored block format
 //! and one activation row `r` quantized to 8-bit blocks ([`super::act`]), per block an exact
-//! integer sum scaled in f32. [`portable`] is the reference.
+//! integer sum scaled in f32. [`portable`] is the reference; `x86` holds the AVX2 and AVX-512
+//! VNNI kernels (the same integer sums, another f32 rounding order).
+//!
+//! Every [`Kernel`] is built through [`KernelKind::runs_on`] with the detected CPU features
+//! (`crate::cpu`): that check is what makes calling the `#[target_feature]` functions sound.
 
 pub mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use super::act::ActRow;
 use super::layout::F16;
@@ -14,6 +20,10 @@ use nanotensor_core::QuantFormat;
 /// The instruction sets a quant kernel can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
+    /// AVX-512 VNNI (`vpdpbusd` on 256-bit vectors).
+    Avx512Vnni,
+    /// AVX2 (`vpmaddubsw` + `vpmaddwd`).
+    Avx2,
     /// Plain Rust, any target (including wasm32).
     Portable,
 }
@@ -22,14 +32,20 @@ impl KernelKind {
     /// The kernel's name in reports.
     pub fn name(self) -> &'static str {
         match self {
+            KernelKind::Avx512Vnni => "avx512vnni-q8-dot",
+            KernelKind::Avx2 => "avx2-q8-dot",
             KernelKind::Portable => "portable-q8-dot",
         }
     }
 
     /// Whether `cpu` runs it.
     pub fn runs_on(self, cpu: &CpuFeatures) -> bool {
-        let _ = cpu;
+        let x86 = cfg!(target_arch = "x86_64");
         match self {
+            KernelKind::Avx512Vnni => {
+                x86 && cpu.avx2 && cpu.fma && cpu.avx512f && cpu.avx512vl && cpu.avx512vnni
+            }
+            KernelKind::Avx2 => x86 && cpu.avx2 && cpu.fma,
             KernelKind::Portable => true,
         }
     }
@@ -42,8 +58,11 @@ pub struct Kernel(KernelKind);
 impl Kernel {
     /// The fastest kernel `cpu` runs.
     pub fn best(cpu: &CpuFeatures) -> Kernel {
-        let _ = cpu;
-        Kernel(KernelKind::Portable)
+        let kind = [KernelKind::Avx512Vnni, KernelKind::Avx2]
+            .into_iter()
+            .find(|k| k.runs_on(cpu))
+            .unwrap_or(KernelKind::Portable);
+        Kernel(kind)
     }
 
     /// `kind` if this CPU runs it.
@@ -59,8 +78,16 @@ impl Kernel {
     /// The dot product of weight row `w` (blocks of `fmt`) with activation row `a`.
     #[inline]
     pub fn dot(self, fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+        debug_assert_eq!(w.len() / fmt.block_bytes() * fmt.block_values(), a.qs.len());
         match self.0 {
-            KernelKind::Portable => portable::dot(fmt, w, a, h),
+            // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw its features; the
+            // slices hold matching block counts (the driver's rows; asserted above).
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni => unsafe { x86::dot_vnni(fmt, w, a, h) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a, h) },
+            _ => portable::dot(fmt, w, a, h),
         }
     }
 }

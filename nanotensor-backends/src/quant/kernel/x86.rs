@@ -1,0 +1,297 @@
+//! The x86-64 dot kernels: AVX2 (`vpmaddubsw` + `vpmaddwd`) and AVX-512 VNNI (`vpdpbusd` on
+//! 256-bit vectors), one body per format generic over the 32-byte integer dot ([`Madd`]).
+//!
+//! A block of 32 codes fills one 256-bit vector, laid out as the activation block is (value `j`
+//! in byte `j`): the 4-bit formats widen their 16 bytes into low and high nibbles, the 5-bit ones
+//! add the fifth bits expanded from `qh`, Q6_K merges its low nibbles and high bit pairs. Codes
+//! stay unsigned (`0 ≤ q ≤ 63`) and the activation codes signed, the operand order of
+//! `vpmaddubsw`/`vpdpbusd`; a format's offset (`q − 8`, `q − 16`, `q − 32`) and minimum are
+//! applied through the activation block sums, as in the portable kernel. Q8_0's signed codes
+//! use the sign trick: `|w| · sign(a, w) = w·a`, with `|w| ≤ 128` unsigned.
+//!
+//! Saturation: `vpmaddubsw` adds two products into a saturating i16; the largest pair is
+//! `2·128·127 = 32,512` (Q8_0) or `2·63·127 = 16,002` (Q6_K), below 32,767, so every pair is
+//! exact, and every i32 lane sums at most 4 of them. Each block's integer lanes are converted
+//! to f32 and multiplied into an f32 vector accumulator by the block's scale, reduced once per
+//! row: the sums are the portable kernel's, the f32 rounding order differs.
+
+use core::arch::x86_64::*;
+
+use super::super::act::{ActRow, QK};
+use super::super::layout::{scale_min_k4, F16};
+use nanotensor_core::QuantFormat;
+
+/// The integer dot of 32 unsigned bytes `w` by 32 signed bytes `a`, as 8 i32 lanes (lane `i`
+/// sums bytes `4i..4i+4`).
+trait Madd {
+    /// # Safety
+    /// The CPU must support the implementation's instructions (the entry points' features).
+    unsafe fn dot(w: __m256i, a: __m256i) -> __m256i;
+}
+
+/// AVX2: `vpmaddubsw` then `vpmaddwd` by ones.
+struct Avx2;
+/// AVX-512 VNNI on 256-bit vectors (`vpdpbusd`, needs AVX512VL).
+struct Vnni;
+
+impl Madd for Avx2 {
+    #[inline(always)]
+    unsafe fn dot(w: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: AVX2, guaranteed by the caller.
+        unsafe { _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)) }
+    }
+}
+
+impl Madd for Vnni {
+    #[inline(always)]
+    unsafe fn dot(w: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: AVX512VNNI + AVX512VL, guaranteed by the caller.
+        unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a) }
+    }
+}
+
+/// The AVX2 kernel. See [`super::portable::dot`] for the maths.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `w` holds whole blocks of `fmt` and `a` as many 32-value
+/// blocks as `w` has values.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dot_avx2(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+    // SAFETY: forwarded.
+    unsafe { dot::<Avx2>(fmt, w, a, h) }
+}
+
+/// The AVX-512 VNNI kernel (256-bit vectors). See [`super::portable::dot`] for the maths.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA, AVX512F, AVX512VL and AVX512VNNI; the slices as for
+/// [`dot_avx2`].
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+pub(super) unsafe fn dot_vnni(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+    // SAFETY: forwarded.
+    unsafe { dot::<Vnni>(fmt, w, a, h) }
+}
+
+#[inline(always)]
+unsafe fn dot<M: Madd>(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+    debug_assert_eq!(w.len() / fmt.block_bytes() * fmt.block_values(), a.qs.len());
+    // SAFETY: every arm reads only inside `w` and `a` (slice indexing), with the CPU features
+    // the entry point enables.
+    unsafe {
+        match fmt {
+            QuantFormat::Q4_0 => legacy::<M, false, false>(w, a, h, 18, 8),
+            QuantFormat::Q4_1 => legacy::<M, false, true>(w, a, h, 20, 0),
+            QuantFormat::Q5_0 => legacy::<M, true, false>(w, a, h, 22, 16),
+            QuantFormat::Q5_1 => legacy::<M, true, true>(w, a, h, 24, 0),
+            QuantFormat::Q8_0 => q8_0::<M>(w, a, h),
+            QuantFormat::Q4_K => k45::<M, false>(w, a, h, 144),
+            QuantFormat::Q5_K => k45::<M, true>(w, a, h, 176),
+            QuantFormat::Q6_K => q6_k::<M>(w, a, h),
+        }
+    }
+}
+
+/// 32 bytes from `s[at..at + 32]`.
+#[inline(always)]
+unsafe fn load32(s: &[u8], at: usize) -> __m256i {
+    let s = &s[at..at + 32];
+    // SAFETY: `s` holds 32 bytes; unaligned load.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// The activation codes of block `b`.
+#[inline(always)]
+unsafe fn act(a: &ActRow<'_>, b: usize) -> __m256i {
+    let s = &a.qs[b * QK..(b + 1) * QK];
+    // SAFETY: `s` holds 32 bytes; unaligned load.
+    unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+}
+
+/// Sum of the block's 32 activation codes.
+#[inline(always)]
+fn bsum(a: &ActRow<'_>, b: usize) -> i32 {
+    i32::from(a.sums[2 * b]) + i32::from(a.sums[2 * b + 1])
+}
+
+/// Byte `j` = 0xFF where bit `j` of `bits` is set, else 0.
+#[inline(always)]
+unsafe fn bytes_from_bits(bits: u32) -> __m256i {
+    // SAFETY: AVX2 (the entry points').
+    unsafe {
+        // Byte j gets byte j/8 of `bits`; OR-ing every bit but bit j%8 makes it all ones exactly
+        // when bit j was set.
+        let spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(bits as i32),
+            _mm256_setr_epi64x(
+                0x0000_0000_0000_0000,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            ),
+        );
+        let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+        _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
+    }
+}
+
+/// The sum of the 8 lanes.
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: AVX (the entry points').
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+}
+
+/// Q4_0, Q4_1, Q5_0, Q5_1: `bb`-byte blocks, offset `off`, minimum when `MIN`.
+#[inline(always)]
+unsafe fn legacy<M: Madd, const FIVE: bool, const MIN: bool>(
+    w: &[u8],
+    a: ActRow<'_>,
+    h: &F16,
+    bb: usize,
+    off: i32,
+) -> f32 {
+    // SAFETY: the entry points' features; loads stay inside the slices.
+    unsafe {
+        let nib = _mm_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut corr = 0.0f32;
+        for (b, blk) in w.chunks_exact(bb).enumerate() {
+            let d = h.get([blk[0], blk[1]]) * a.d[b];
+            let rest = if MIN { &blk[4..] } else { &blk[2..] };
+            let (qh, qs) = if FIVE {
+                (
+                    u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+                    &rest[4..20],
+                )
+            } else {
+                (0, &rest[..16])
+            };
+            let x = _mm_loadu_si128(qs.as_ptr().cast());
+            let lo = _mm_and_si128(x, nib);
+            let hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib);
+            let mut q = _mm256_set_m128i(hi, lo);
+            if FIVE {
+                let fifth = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
+                q = _mm256_or_si256(q, fifth);
+            }
+            let p = M::dot(q, act(&a, b));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+            let s = bsum(&a, b);
+            if off != 0 {
+                corr -= d * (off * s) as f32;
+            }
+            if MIN {
+                corr += h.get([blk[2], blk[3]]) * a.d[b] * s as f32;
+            }
+        }
+        hsum(acc) + corr
+    }
+}
+
+/// Q8_0 with the sign trick.
+#[inline(always)]
+unsafe fn q8_0<M: Madd>(w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+    // SAFETY: the entry points' features; loads stay inside the slices.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        for (b, blk) in w.chunks_exact(34).enumerate() {
+            let d = h.get([blk[0], blk[1]]) * a.d[b];
+            let q = load32(blk, 2);
+            let p = M::dot(_mm256_abs_epi8(q), _mm256_sign_epi8(act(&a, b), q));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+        }
+        hsum(acc)
+    }
+}
+
+/// Q4_K and Q5_K (`bb`-byte super-blocks): sub-block `j` is activation block `8·sb + j`.
+#[inline(always)]
+unsafe fn k45<M: Madd, const FIVE: bool>(w: &[u8], a: ActRow<'_>, h: &F16, bb: usize) -> f32 {
+    // SAFETY: the entry points' features; loads stay inside the slices.
+    unsafe {
+        let nib = _mm256_set1_epi8(0x0F);
+        let one = _mm256_set1_epi8(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut corr = 0.0f32;
+        for (sb, blk) in w.chunks_exact(bb).enumerate() {
+            let (d, dmin) = (h.get([blk[0], blk[1]]), h.get([blk[2], blk[3]]));
+            let scales = &blk[4..16];
+            let (qh, qs) = if FIVE {
+                (load32(blk, 16), &blk[48..])
+            } else {
+                (_mm256_setzero_si256(), &blk[16..])
+            };
+            for pair in 0..4 {
+                let x = load32(qs, 32 * pair);
+                for t in 0..2 {
+                    let j = 2 * pair + t;
+                    let b = 8 * sb + j;
+                    let mut q = if t == 0 {
+                        _mm256_and_si256(x, nib)
+                    } else {
+                        _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)
+                    };
+                    if FIVE {
+                        let bit = _mm256_and_si256(
+                            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(j as i32)),
+                            one,
+                        );
+                        // Each byte is 0 or 1: a 16-bit shift by 4 stays inside its byte.
+                        q = _mm256_or_si256(q, _mm256_slli_epi16(bit, 4));
+                    }
+                    let (sc, m) = scale_min_k4(j, scales);
+                    let p = M::dot(q, act(&a, b));
+                    let scale = d * f32::from(sc) * a.d[b];
+                    acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc);
+                    corr -= dmin * f32::from(m) * a.d[b] * bsum(&a, b) as f32;
+                }
+            }
+        }
+        hsum(acc) + corr
+    }
+}
+
+/// Q6_K: group `g` of 32 is activation block `8·sb + g`, its two sub-blocks of 16 the lanes
+/// 0–3 and 4–7 of the integer dot.
+#[inline(always)]
+unsafe fn q6_k<M: Madd>(w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+    // SAFETY: the entry points' features; loads stay inside the slices.
+    unsafe {
+        let nib = _mm256_set1_epi8(0x0F);
+        let three = _mm256_set1_epi8(3);
+        let mut acc = _mm256_setzero_ps();
+        let mut corr = 0.0f32;
+        for (sb, blk) in w.chunks_exact(210).enumerate() {
+            let d = h.get([blk[208], blk[209]]);
+            for g in 0..8 {
+                let (half, k) = (g / 4, g % 4);
+                let lo = load32(blk, 64 * half + 32 * (k % 2));
+                let hi = load32(blk, 128 + 32 * half);
+                let lo = _mm256_and_si256(
+                    _mm256_srl_epi16(lo, _mm_cvtsi32_si128(4 * (k / 2) as i32)),
+                    nib,
+                );
+                let hi =
+                    _mm256_and_si256(_mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * k as i32)), three);
+                // Each byte of `hi` is 0..3: a 16-bit shift by 4 stays inside its byte.
+                let q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+                let b = 8 * sb + g;
+                let (s0, s1) = (
+                    i32::from(blk[192 + 2 * g] as i8),
+                    i32::from(blk[193 + 2 * g] as i8),
+                );
+                let p = M::dot(q, act(&a, b));
+                let p = _mm256_mullo_epi32(p, _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1));
+                let db = d * a.d[b];
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(db), _mm256_cvtepi32_ps(p), acc);
+                let off = 32 * (s0 * i32::from(a.sums[2 * b]) + s1 * i32::from(a.sums[2 * b + 1]));
+                corr -= db * off as f32;
+            }
+        }
+        hsum(acc) + corr
+    }
+}
