@@ -9,13 +9,17 @@
 # Env:
 #   ROUNDS   rounds, each running every pair at every thread count once (default 5)
 #   THREADS  thread counts, space-separated (default "1 2")
+#   MODEL    smollm2 (default: SmolLM2-135M-Instruct, Q4_1) or gemma3-270m (Gemma 3 270M,
+#            Q4_K_M): the source file both tools start from; fetched by scripts/fetch-model.sh
+#            when missing.
 #   PAIRS    space-separated `backend:TYPE` pairs (default "blocked:F32 int8:Q8_0"). TYPE is a
-#            llama-quantize type name; the llama.cpp file of that type is made from the Q4_1
-#            model with `llama-quantize --allow-requantize`, except Q4_1, which is the original
-#            file itself. A later pair is one more word, e.g. PAIRS="... quant:Q4_1 bf16:BF16".
+#            llama-quantize type name; the llama.cpp file of that type is made from the source
+#            model with `llama-quantize --allow-requantize`, except the source's own type (Q4_1,
+#            Q4_K_M), which is the source file itself: the same file for both tools. A later
+#            pair is one more word, e.g. PAIRS="... quant:Q4_1 bf16:BF16".
 #            A backend this build of nanotensor does not have is skipped with a warning.
-#   NANOTENSOR_MODEL / NANOTENSOR_MODELS_DIR   the Q4_1 model, as for the CLI; when it is not
-#            found, scripts/fetch-model.sh fetches it into models/.
+#   NANOTENSOR_MODEL / NANOTENSOR_MODELS_DIR   the SmolLM2 model, as for the CLI
+#            ($NANOTENSOR_GEMMA3_MODEL for Gemma 3).
 #   LLAMA_CPP_PYTHON_VERSION   the llama-cpp-python sdist whose vendored llama.cpp is built
 #            (default 0.3.36)
 #   OMP_WAIT_POLICY   passed on to llama-bench (its threads are OpenMP's) and shown with the
@@ -70,8 +74,26 @@ PAIRS="${PAIRS:-blocked:F32 int8:Q8_0}"
 LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 PROMPT_TOKENS=128
 DECODE_TOKENS=64
-# The type of the model file nanotensor reads; a pair of this type uses the file unchanged.
-SOURCE_TYPE=Q4_1
+MODEL="${MODEL:-smollm2}"
+# The model file nanotensor reads and its type; a pair of this type uses the file unchanged.
+case "$MODEL" in
+    smollm2)
+        SOURCE_TYPE=Q4_1
+        model_stem="SmolLM2-135M-Instruct"
+        model_name="$model_stem.$SOURCE_TYPE.gguf"
+        model_env="${NANOTENSOR_MODEL:-}"
+        ;;
+    gemma3-270m)
+        SOURCE_TYPE=Q4_K_M
+        model_stem="gemma-3-270m"
+        model_name="gemma-3-270m-q4_k_m.gguf"
+        model_env="${NANOTENSOR_GEMMA3_MODEL:-}"
+        ;;
+    *)
+        echo "error: MODEL must be smollm2 or gemma3-270m, not '$MODEL'" >&2
+        exit 2
+        ;;
+esac
 
 build_only=0
 case "${1:-}" in
@@ -179,12 +201,11 @@ fi
 
 # ---- model files ---------------------------------------------------------------------------
 
-model_name="SmolLM2-135M-Instruct.$SOURCE_TYPE.gguf"
-if [[ -n "${NANOTENSOR_MODEL:-}" ]]; then
-    source_model="$NANOTENSOR_MODEL"
+if [[ -n "$model_env" ]]; then
+    source_model="$model_env"
 else
     source_model="${NANOTENSOR_MODELS_DIR:-$repo_root/models}/$model_name"
-    [[ -f "$source_model" ]] || scripts/fetch-model.sh >&2
+    [[ -f "$source_model" ]] || scripts/fetch-model.sh "$MODEL" >&2
 fi
 if [[ ! -f "$source_model" ]]; then
     echo "error: model not found: $source_model" >&2
@@ -199,7 +220,7 @@ llama_file() {
         echo "$source_model"
         return
     fi
-    local out="$cache/models/${model_name%".$SOURCE_TYPE.gguf"}.$type.gguf"
+    local out="$cache/models/$model_stem.$type.gguf"
     if [[ ! -f "$out" ]]; then
         mkdir -p "$cache/models"
         echo "making $out with llama-quantize ..." >&2
@@ -295,4 +316,4 @@ python3 scripts/bench_vs_llamacpp.py --runs "$runs" --out "$cache/results/$stamp
     --commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     --llama-cpp-python "$LLAMA_CPP_PYTHON_VERSION" --rounds "$ROUNDS" --threads "$THREADS" \
     --llama-env "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, $amx_note" \
-    --pairs "${pairs[*]}"
+    --pairs "${pairs[*]}" --model "$model_name"

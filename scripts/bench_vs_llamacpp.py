@@ -69,7 +69,7 @@ def ratio(a, b):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag in ("runs", "out", "cpu", "date", "commit", "llama-cpp-python", "llama-env",
-                 "threads", "pairs"):
+                 "threads", "pairs", "model"):
         p.add_argument(f"--{flag}", required=True)
     p.add_argument("--rounds", type=int, required=True)
     a = p.parse_args()
@@ -79,7 +79,7 @@ def main():
         for rec in records:
             f.write(json.dumps(rec) + "\n")
 
-    print(f"CPU: {a.cpu}. Date: {a.date}. nanotensor {a.commit}; llama.cpp vendored in "
+    print(f"Model: {a.model}. CPU: {a.cpu}. Date: {a.date}. nanotensor {a.commit}; llama.cpp vendored in "
           f"llama-cpp-python {a.llama_cpp_python} ({a.llama_env}).")
     print(f"Medians of {a.rounds} rounds, tokens/s. pp128: prefill of a 128-token prompt; tg64: "
           "64 decode steps after it. Ratio = nanotensor / llama.cpp (above 1: nanotensor faster).")

@@ -34,6 +34,11 @@ SHAPES = [
     ("decode_ffn", 1, 576, 1536, True),
     ("decode_lmhead", 1, 576, 49152, True),
     ("prefill", 128, 576, 1536, True),
+    # B not prepared, as a library user calls matmul: skinny products stream B where it lies.
+    ("lmhead_unprepared", 1, 576, 49152, False),
+    ("ffn8_unprepared", 8, 576, 1536, False),
+    ("ffn16_unprepared", 16, 576, 1536, False),
+    ("prefill_unprepared", 128, 576, 1536, False),
 ]
 
 # The int8 comparison (`--int8`): name, m, k, n, prepared.

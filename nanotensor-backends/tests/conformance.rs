@@ -17,6 +17,10 @@ use window::{strided_window_case, window_attention_cases};
 // `linear` on weights in GGUF block formats.
 #[path = "conformance/blocks.rs"]
 mod blocks;
+// `prepare_rows` against `prepare`, in its own file for size.
+#[path = "conformance/prepare_rows.rs"]
+mod prepare_rows;
+use prepare_rows::prepare_rows_cases;
 
 /// NMSE bounds of one backend, per element type and op.
 #[derive(Clone, Copy, Debug)]
@@ -518,6 +522,14 @@ macro_rules! conformance {
                 linear_cases::<_, f16>(&$backend, &$tol);
             }
             #[test]
+            fn prepare_rows_f32() {
+                prepare_rows_cases::<_, f32>(&$backend);
+            }
+            #[test]
+            fn prepare_rows_f64() {
+                prepare_rows_cases::<_, f64>(&$backend);
+            }
+            #[test]
             fn softmax_f32() {
                 softmax_cases::<_, f32>(&$backend, &$tol);
             }
@@ -739,4 +751,24 @@ fn blocked_declines_block_formats() {
     let w =
         nanotensor_core::BlockWeight::new("w", nanotensor_core::QuantFormat::Q4_0, 1, 32, &bytes);
     assert!(b.prepare_blocks(w.unwrap()).unwrap().is_none());
+}
+
+// `prepare_rows` streams int8 weights chunk by chunk: one pass for per-row scales, two for a
+// per-tensor scale, four for a per-tensor MSE clip (max, histogram, exact error, quantize).
+// Every weight scheme must prepare what `prepare` does.
+#[cfg(feature = "int8")]
+#[test]
+fn int8_prepare_rows_every_weight_scheme() {
+    use nanotensor_backends::{int8::Int8Backend, Int8Options};
+    use nanotensor_core::{Clip, Granularity};
+    for weights in [Granularity::PerTensor, Granularity::PerRow] {
+        for clip in [Clip::AbsMax, Clip::Mse] {
+            let opts = Int8Options {
+                weights,
+                clip,
+                ..Int8Options::default()
+            };
+            prepare_rows_cases::<_, f32>(&Int8Backend::with_options(2, opts).unwrap());
+        }
+    }
 }

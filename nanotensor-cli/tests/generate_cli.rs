@@ -273,6 +273,9 @@ fn perplexity_and_bench_model_json() {
     for r in results {
         assert!(r["prefill_tokens_per_s"].as_f64().unwrap() > 0.0);
         assert!(r["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+        // naive asks for no rewrites of the weights.
+        assert_eq!(r["load_transforms"]["rotate"], false, "{r}");
+        assert_eq!(r["load_transforms"]["equalize"], false, "{r}");
     }
     assert!(v["kv_off_over_on_decode_time"]["naive"].as_f64().is_some());
     // Decode traffic (cache on only): bytes/step × steps/s, against the probe at 1 thread.

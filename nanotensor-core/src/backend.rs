@@ -20,6 +20,7 @@ use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::MatmulDims;
 use crate::tensor::Tensor;
+use std::ops::Range;
 
 /// A weight matrix prepared once by a backend (packed, quantized) and applied many times.
 pub trait PreparedWeight: Send + Sync {
@@ -42,6 +43,10 @@ pub struct LoadTransforms {
     pub equalize: bool,
 }
 
+/// The row source of [`Backend::prepare_rows_impl`]: `fill(rows, buf)` writes rows `rows` of the
+/// weight into `buf` (`rows.len() · in_features` values), each chunk checked finite.
+pub type FillRows<'a, T> = dyn FnMut(Range<usize>, &mut [T]) -> Result<()> + 'a;
+
 /// The operations a NanoTensor backend provides.
 ///
 /// Every method is a contract on the maths, the shapes and the errors; the conformance harness
@@ -50,7 +55,7 @@ pub struct LoadTransforms {
 ///
 /// # Validation the trait enforces
 /// Callers use the provided methods (`matmul`, `matmul_into`, `softmax`, `attention_plan`,
-/// `attention_into`, `attention`, `prepare`, `linear`, `linear_into`). Each validates shapes,
+/// `attention_into`, `attention`, `prepare`, `prepare_rows`, `linear`, `linear_into`). Each validates shapes,
 /// emptiness and the attention spec, then calls the backend's `*_impl` method, which may assume
 /// them. A backend implements only the `*_impl` methods, so it cannot skip those checks.
 ///
@@ -291,6 +296,76 @@ pub trait Backend: Send + Sync + 'static {
     /// The backend's preparation behind [`Backend::prepare`]: `w` is a finite, non-empty
     /// `[out_features, in_features]` matrix (`shape`).
     fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>>;
+
+    /// [`Backend::prepare`] for a weight that is produced a chunk of rows at a time rather than
+    /// handed over whole: `fill(rows, buf)` writes rows `rows` of `W` (row-major,
+    /// `rows.len() · in_features` values) into `buf`. A model loader dequantizes those rows from
+    /// the file on request, so a backend whose prepared form is not the plain matrix (int8
+    /// codes) never needs the whole `W` in `T` at once.
+    ///
+    /// `fill` is called with ranges in increasing order covering every row, possibly more than
+    /// once: a scheme that needs a statistic of the whole tensor before it can quantize any row
+    /// (a per-tensor scale, a per-tensor MSE clip search) asks for every row once to compute it
+    /// and again to quantize. `fill` must therefore write the same values each time it is asked
+    /// for the same rows. The prepared weight is the one [`Backend::prepare`] makes from the
+    /// same matrix (the conformance harness checks that `linear` agrees bit for bit).
+    ///
+    /// # Errors
+    /// `shape` not `[out, in]` with both non-zero or whose product overflows
+    /// ([`Error::InvalidShape`], [`Error::SizeOverflow`]); a non-finite value written by `fill`
+    /// ([`Error::NonFinite`] naming `weight`, its index counted from the start of `W` as
+    /// [`Backend::prepare`] counts it); `fill`'s own errors, returned as they are.
+    fn prepare_rows<T: Element>(
+        &self,
+        shape: [usize; 2],
+        mut fill: impl FnMut(Range<usize>, &mut [T]) -> Result<()>,
+    ) -> Result<Self::Weight<T>> {
+        const OP: &str = "prepare";
+        crate::shape::check_non_empty(OP, &shape)?;
+        crate::shape::numel(OP, &shape)?;
+        let [out_f, in_f] = shape;
+        // Every chunk is scanned as it arrives, so a backend's hook cannot skip the check.
+        let mut checked = |rows: Range<usize>, buf: &mut [T]| -> Result<()> {
+            if rows.start > rows.end || rows.end > out_f || buf.len() != rows.len() * in_f {
+                return Err(Error::invalid_arg(
+                    OP,
+                    format!(
+                        "asked for rows {rows:?} of a [{out_f}, {in_f}] weight into {} values",
+                        buf.len()
+                    ),
+                ));
+            }
+            fill(rows.clone(), buf)?;
+            if let Some(p) = crate::element::first_non_finite(buf) {
+                return Err(Error::NonFinite {
+                    op: OP,
+                    operand: "weight",
+                    index: rows.start * in_f + p,
+                    value: buf[p].as_f64(),
+                });
+            }
+            Ok(())
+        };
+        self.prepare_rows_impl(shape, &mut checked)
+    }
+
+    /// The backend's preparation behind [`Backend::prepare_rows`]: `shape` is non-empty and
+    /// its product fits; every chunk `fill` writes has been checked finite before `fill`
+    /// returns (an error from it is to be passed on).
+    ///
+    /// The default asks for the whole matrix in one call and hands it to
+    /// [`Backend::prepare_impl`]: right for a backend whose prepared form holds the `T` values
+    /// anyway (a float backend), where streaming would save nothing. A backend that shrinks
+    /// the weight (int8) overrides it to prepare chunk by chunk with bounded scratch.
+    fn prepare_rows_impl<T: Element>(
+        &self,
+        shape: [usize; 2],
+        fill: &mut FillRows<'_, T>,
+    ) -> Result<Self::Weight<T>> {
+        let mut w = Tensor::zeros(&shape)?;
+        fill(0..shape[0], w.as_mut_slice())?;
+        self.prepare_impl(w, shape)
+    }
 
     /// Prepares an `f32` weight from its stored quantized blocks ([`BlockWeight`], already
     /// checked: whole blocks, finite scales), without an `f32` copy: `Ok(Some(w))` when this

@@ -87,69 +87,111 @@ impl std::fmt::Display for Clip {
 
 /// `Σ (x − scale·q(x))²` in f64: the exact squared error of quantizing `values` with `scale`.
 pub fn squared_error(values: &[f32], scale: f32) -> f64 {
+    squared_error_from(0.0, values, scale)
+}
+
+/// [`squared_error`] continuing the running sum `acc`: over a group fed in pieces, in order,
+/// it returns bit for bit the sum over the whole group (the terms are added one by one, in the
+/// same order).
+pub fn squared_error_from(acc: f64, values: &[f32], scale: f32) -> f64 {
     let inv = inverse_scale(scale);
-    values
-        .iter()
-        .map(|&x| {
-            let e = x as f64 - (scale * quantize_value(x, inv) as f32) as f64;
-            e * e
-        })
-        .sum()
+    values.iter().fold(acc, |acc, &x| {
+        let e = x as f64 - (scale * quantize_value(x, inv) as f32) as f64;
+        acc + e * e
+    })
 }
 
 /// The MSE-optimal clipping threshold of a group of finite values whose largest magnitude is
 /// `max` (see the [module docs](self)); `max` itself when clipping does not help.
 pub fn mse_threshold(values: &[f32], max: f32) -> f32 {
-    if max == 0.0 || values.len() < 2 {
+    let Some(mut search) = MseSearch::new(values.len(), max) else {
         return max;
-    }
-    let bins = (values.len() / 2).clamp(16, HIST_BINS);
-    let max64 = max as f64;
-    let width = max64 / bins as f64;
-    // Per bin: count, Σ|x|, Σx².
-    let mut hist = vec![(0.0f64, 0.0f64, 0.0f64); bins];
-    for &x in values {
-        let a = x.abs() as f64;
-        let b = ((a / width) as usize).min(bins - 1);
-        let h = &mut hist[b];
-        h.0 += 1.0;
-        h.1 += a;
-        h.2 += a * a;
-    }
-    let estimate = |c: f64| -> f64 {
-        let step = c / 127.0;
-        let mut e = 0.0;
-        for (i, &(n, s1, s2)) in hist.iter().enumerate() {
-            if n == 0.0 {
-                continue;
-            }
-            let (lo, hi) = (i as f64 * width, (i + 1) as f64 * width);
-            if lo >= c {
-                e += s2 - 2.0 * c * s1 + n * c * c;
-            } else if hi <= step / 2.0 {
-                e += s2;
-            } else {
-                e += n * step * step / 12.0;
-            }
-        }
-        e
     };
-    let mut best = (f64::INFINITY, max64);
-    for i in 0..CANDIDATES {
-        let r = R_MIN + (1.0 - R_MIN) * i as f64 / (CANDIDATES - 1) as f64;
-        let c = r * max64;
-        let e = estimate(c);
-        if e < best.0 {
-            best = (e, c);
-        }
-    }
-    let candidate = best.1 as f32;
+    search.add(values);
+    let candidate = search.candidate();
     if squared_error(values, scale_for_max_abs(candidate))
         < squared_error(values, scale_for_max_abs(max))
     {
         candidate
     } else {
         max
+    }
+}
+
+/// The histogram half of [`mse_threshold`] for a group fed in pieces (a weight read a chunk of
+/// rows at a time): [`MseSearch::add`] every piece, then [`MseSearch::candidate`] is the best
+/// threshold on the histogram. [`mse_threshold`] then keeps it if its exact error
+/// ([`squared_error_from`], summed over the pieces in order) is below that of `max`; doing the
+/// same gives bit for bit [`mse_threshold`]'s answer on the whole group.
+#[derive(Clone, Debug)]
+pub struct MseSearch {
+    /// Per bin: count, `Σ|x|`, `Σx²`.
+    hist: Vec<(f64, f64, f64)>,
+    width: f64,
+    max: f64,
+}
+
+impl MseSearch {
+    /// The search over a group of `len` finite values whose largest magnitude is `max`; `None`
+    /// when there is nothing to search (`max` is 0 or fewer than 2 values): the threshold is
+    /// `max`.
+    pub fn new(len: usize, max: f32) -> Option<Self> {
+        if max == 0.0 || len < 2 {
+            return None;
+        }
+        let bins = (len / 2).clamp(16, HIST_BINS);
+        let max = max as f64;
+        Some(MseSearch {
+            hist: vec![(0.0, 0.0, 0.0); bins],
+            width: max / bins as f64,
+            max,
+        })
+    }
+
+    /// Adds some of the group's values to the histogram.
+    pub fn add(&mut self, values: &[f32]) {
+        let bins = self.hist.len();
+        for &x in values {
+            let a = x.abs() as f64;
+            let b = ((a / self.width) as usize).min(bins - 1);
+            let h = &mut self.hist[b];
+            h.0 += 1.0;
+            h.1 += a;
+            h.2 += a * a;
+        }
+    }
+
+    /// The candidate threshold with the smallest error estimated on the histogram.
+    pub fn candidate(&self) -> f32 {
+        let (hist, width) = (&self.hist, self.width);
+        let estimate = |c: f64| -> f64 {
+            let step = c / 127.0;
+            let mut e = 0.0;
+            for (i, &(n, s1, s2)) in hist.iter().enumerate() {
+                if n == 0.0 {
+                    continue;
+                }
+                let (lo, hi) = (i as f64 * width, (i + 1) as f64 * width);
+                if lo >= c {
+                    e += s2 - 2.0 * c * s1 + n * c * c;
+                } else if hi <= step / 2.0 {
+                    e += s2;
+                } else {
+                    e += n * step * step / 12.0;
+                }
+            }
+            e
+        };
+        let mut best = (f64::INFINITY, self.max);
+        for i in 0..CANDIDATES {
+            let r = R_MIN + (1.0 - R_MIN) * i as f64 / (CANDIDATES - 1) as f64;
+            let c = r * self.max;
+            let e = estimate(c);
+            if e < best.0 {
+                best = (e, c);
+            }
+        }
+        best.1 as f32
     }
 }
 

@@ -43,7 +43,7 @@ pub mod tensor;
 pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
 };
-pub use backend::{Backend, LoadTransforms, PreparedWeight};
+pub use backend::{Backend, FillRows, LoadTransforms, PreparedWeight};
 pub use blocks::{BlockWeight, QuantFormat};
 pub use clip::Clip;
 pub use element::{DType, Element};

@@ -11,6 +11,8 @@
 //! (`scripts/fetch-model.sh gemma3-270m` fetches it), unless `NANOTENSOR_REQUIRE_MODEL` is set:
 //! then it fails.
 
+mod common;
+use common::{fixture as fixture_json, ids};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
 use nanotensor_core::{Backend, LoadTransforms, Result};
 use nanotensor_models::gguf::GgufFile;
@@ -36,30 +38,13 @@ struct Fixture {
     ppl_chunks: usize,
 }
 
-fn read_fixture(name: &str) -> serde_json::Value {
-    let path = format!(
-        "{}/../tests/fixtures/gemma3/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .expect("an array of ids")
-        .iter()
-        .map(|x| u32::try_from(x.as_u64().expect("an id")).expect("an id fits u32"))
-        .collect()
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let greedy = read_fixture("greedy.json");
+        let greedy = fixture_json("gemma3", "greedy.json");
         let case = &greedy["cases"][0];
         assert_eq!(case["prompt"], "Once upon a time");
-        let ppl = read_fixture("ppl.json");
+        let ppl = fixture_json("gemma3", "ppl.json");
         let f32_row = ppl["results"]
             .as_array()
             .unwrap()
@@ -118,7 +103,7 @@ impl BackendVisitor for Greedy<'_> {
     type Output = (Vec<u32>, Vec<f32>);
     fn visit<B: Backend>(self, backend: B) -> Result<(Vec<u32>, Vec<f32>)> {
         let model = match self.transforms {
-            Some(t) => Transformer::load_transformed(backend, self.file, t, |_, w| Ok(w))?,
+            Some(t) => Transformer::load_transformed(backend, self.file, t)?,
             None => Transformer::load(backend, self.file)?,
         };
         let mut state = model.new_state(self.prompt.len())?;
@@ -324,8 +309,7 @@ struct PplTransformed<'a> {
 impl BackendVisitor for PplTransformed<'_> {
     type Output = PerplexityReport;
     fn visit<B: Backend>(self, backend: B) -> Result<PerplexityReport> {
-        let model =
-            Transformer::load_transformed(backend, self.file, self.transforms, |_, w| Ok(w))?;
+        let model = Transformer::load_transformed(backend, self.file, self.transforms)?;
         let (tokens, bos) = (&self.input.tokens, self.input.chunk_bos);
         perplexity_with(&model, tokens, 128, bos, |_, _| {})
     }
@@ -427,7 +411,7 @@ impl BackendVisitor for LongContext<'_> {
 type WindowCase = (usize, Vec<(u32, f64)>, Vec<(u32, f64)>);
 
 fn window_fixture() -> (Vec<u32>, Vec<WindowCase>) {
-    let w = read_fixture("window.json");
+    let w = fixture_json("gemma3", "window.json");
     let top5 = |v: &serde_json::Value| -> Vec<(u32, f64)> {
         v["top5"]
             .as_array()

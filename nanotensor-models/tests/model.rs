@@ -11,8 +11,10 @@
 //! (`scripts/fetch-model.sh` fetches it), unless `NANOTENSOR_REQUIRE_MODEL` is set (as
 //! `scripts/test`, hence CI, does): then it fails.
 
+mod common;
+use common::{fixture as fixture_json, ids};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
-use nanotensor_core::{Backend, LoadTransforms, PreparedWeight, Result};
+use nanotensor_core::{Backend, BlockWeight, LoadTransforms, PreparedWeight, Result};
 use nanotensor_models::gguf::GgufFile;
 use nanotensor_models::model::{
     generate, perplexity, GenerateOptions, Llama, Logits, PerplexityReport,
@@ -32,27 +34,10 @@ struct Fixture {
     ppl_f32_ctx128: f64,
 }
 
-fn read_fixture(name: &str) -> serde_json::Value {
-    let path = format!(
-        "{}/../tests/fixtures/smollm2/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .expect("an array of ids")
-        .iter()
-        .map(|x| u32::try_from(x.as_u64().expect("an id")).expect("an id fits u32"))
-        .collect()
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let greedy = read_fixture("greedy.json");
+        let greedy = fixture_json("smollm2", "greedy.json");
         let case = &greedy["cases"][0];
         assert_eq!(case["prompt"], "Once upon a time");
         let f32_ids = ids(&case["f32_token_ids"]);
@@ -66,7 +51,7 @@ fn fixture() -> &'static Fixture {
             .iter()
             .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap()))
             .collect();
-        let ppl = read_fixture("ppl.json");
+        let ppl = fixture_json("smollm2", "ppl.json");
         let f32_row = ppl["results"]
             .as_array()
             .unwrap()
@@ -186,7 +171,7 @@ struct Transformed<'a> {
 impl BackendVisitor for Transformed<'_> {
     type Output = (Vec<f32>, Vec<u32>);
     fn visit<B: Backend>(self, backend: B) -> Result<(Vec<f32>, Vec<u32>)> {
-        let model = Llama::load_transformed(backend, self.file, self.transforms, |_, w| Ok(w))?;
+        let model = Llama::load_transformed(backend, self.file, self.transforms)?;
         let mut state = model.new_state(fixture().prompt.len())?;
         let logits = model
             .forward(&mut state, &fixture().prompt, Logits::Last)?
@@ -412,9 +397,26 @@ impl BackendVisitor for DecodeBytes<'_> {
             "token_embd.weight"
         };
         names.push(head.to_string());
+        // As the loader prepares each: from its stored blocks when the backend takes them
+        // (quant), else dequantized.
         let mut prepared = 0usize;
         for name in &names {
-            prepared += backend.prepare(f.dequantize(name)?)?.size_bytes();
+            let info = f.tensor(name)?;
+            let [rows, cols] = [info.n_rows(), info.row_len()];
+            let stored = match info.ggml_type.quant_format() {
+                Some(fmt) => backend.prepare_blocks(BlockWeight::new(
+                    name,
+                    fmt,
+                    rows,
+                    cols,
+                    f.tensor_data(info),
+                )?)?,
+                None => None,
+            };
+            prepared += match stored {
+                Some(w) => w.size_bytes(),
+                None => backend.prepare(f.dequantize(name)?)?.size_bytes(),
+            };
         }
         let model = Llama::load(backend, f)?;
         Ok(self

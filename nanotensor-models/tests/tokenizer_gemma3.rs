@@ -17,9 +17,8 @@ use std::sync::OnceLock;
 use nanotensor_models::gguf::GgufFile;
 use nanotensor_models::model_path::{known_model_for_tests, GEMMA3_270M};
 use nanotensor_models::tokenizer::{token_type, Tokenizer};
-use serde_json::Value;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/gemma3");
+mod common;
+use common::{check_cases, fixture, ids};
 
 /// The tokenizer of the model, built once per test binary from the file's metadata; `None`
 /// (after saying why, once) when the model file is absent and not required.
@@ -31,45 +30,6 @@ fn tokenizer() -> Option<&'static Tokenizer> {
         Some(Tokenizer::from_gguf(&file).expect("the model's tokenizer should load"))
     });
     found.as_ref()
-}
-
-fn json(path: &str) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("an array of ids")
-        .iter()
-        .map(|x| u32::try_from(x.as_u64().expect("an id")).expect("a u32 id"))
-        .collect()
-}
-
-/// Checks every `{text, ids}` case: exact ids, and the round trip unless the case says
-/// `"round_trip": false`. Returns the case count.
-fn check_cases(tok: &Tokenizer, cases: &Value, source: &str) -> usize {
-    let cases = cases.as_array().expect("a case list");
-    let mut mismatches = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().expect("case text");
-        let want = ids(&case["ids"]);
-        let got = tok.encode(text);
-        if got != want {
-            mismatches.push(format!("{text:?}\n  got  {got:?}\n  want {want:?}"));
-        }
-        if case["round_trip"].as_bool() != Some(false) {
-            assert_eq!(tok.decode(&got).unwrap(), text, "round trip of {text:?}");
-        }
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} {source} cases differ:\n{}",
-        mismatches.len(),
-        cases.len(),
-        mismatches.join("\n")
-    );
-    cases.len()
 }
 
 #[test]
@@ -108,7 +68,7 @@ fn vocabulary_matches_the_fixture_readme() {
 #[test]
 fn fixture_cases_match_llama_cpp() {
     let Some(tok) = tokenizer() else { return };
-    let fixture = json(&format!("{FIXTURES}/tokenize.json"));
+    let fixture = fixture("gemma3", "tokenize.json");
     let n = check_cases(tok, &fixture["cases"], "llama.cpp");
     assert_eq!(n, 9);
 }
@@ -116,7 +76,7 @@ fn fixture_cases_match_llama_cpp() {
 #[test]
 fn random_cases_match_llama_cpp() {
     let Some(tok) = tokenizer() else { return };
-    let data = json(&format!("{FIXTURES}/llamacpp_cases.json"));
+    let data = fixture("gemma3", "llamacpp_cases.json");
     let n = check_cases(tok, &data["cases"], "llama.cpp random");
     assert!(n >= 200, "{n} cases");
 }
@@ -124,7 +84,7 @@ fn random_cases_match_llama_cpp() {
 #[test]
 fn greedy_prompt_starts_with_bos_as_llama_cpp_tokenized_it() {
     let Some(tok) = tokenizer() else { return };
-    let fixture = json(&format!("{FIXTURES}/greedy.json"));
+    let fixture = fixture("gemma3", "greedy.json");
     let cases = fixture["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
     for case in cases {
@@ -149,7 +109,7 @@ fn gpl3_text_gives_the_perplexity_fixture_chunk_count() {
         35149,
         "{path} is not the Debian GPL-3 text of ppl.json"
     );
-    let fixture = json(&format!("{FIXTURES}/ppl.json"));
+    let fixture = fixture("gemma3", "ppl.json");
     let result = &fixture["results"][0];
     let (n_ctx, chunks) = (
         result["n_ctx"].as_u64().unwrap() as usize,

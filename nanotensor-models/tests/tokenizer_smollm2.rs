@@ -15,9 +15,8 @@ use nanotensor_core::Error;
 use nanotensor_models::gguf::GgufFile;
 use nanotensor_models::model_path::model_for_tests;
 use nanotensor_models::tokenizer::{PreTokenizer, Tokenizer};
-use serde_json::Value;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/smollm2");
+mod common;
+use common::{check_cases, fixture, ids};
 
 /// The tokenizer of the model, built once per test binary; `None` (after saying why, once) when
 /// the model file is absent and not required.
@@ -29,42 +28,6 @@ fn tokenizer() -> Option<&'static Tokenizer> {
         Some(Tokenizer::from_gguf(&file).expect("the model's tokenizer should load"))
     });
     found.as_ref()
-}
-
-fn json(path: &str) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("an array of ids")
-        .iter()
-        .map(|x| u32::try_from(x.as_u64().expect("an id")).expect("a u32 id"))
-        .collect()
-}
-
-/// Checks every `{text, ids}` case: exact ids and exact round trip. Returns the case count.
-fn check_cases(tok: &Tokenizer, cases: &Value, source: &str) -> usize {
-    let cases = cases.as_array().expect("a case list");
-    let mut mismatches = Vec::new();
-    for case in cases {
-        let text = case["text"].as_str().expect("case text");
-        let want = ids(&case["ids"]);
-        let got = tok.encode(text);
-        if got != want {
-            mismatches.push(format!("{text:?}\n  got  {got:?}\n  want {want:?}"));
-        }
-        assert_eq!(tok.decode(&got).unwrap(), text, "round trip of {text:?}");
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} {source} cases differ:\n{}",
-        mismatches.len(),
-        cases.len(),
-        mismatches.join("\n")
-    );
-    cases.len()
 }
 
 #[test]
@@ -93,7 +56,7 @@ fn vocabulary_matches_the_fixture_readme() {
 #[test]
 fn fixture_cases_match_llama_cpp() {
     let Some(tok) = tokenizer() else { return };
-    let fixture = json(&format!("{FIXTURES}/tokenize.json"));
+    let fixture = fixture("smollm2", "tokenize.json");
     let n = check_cases(tok, &fixture["cases"], "llama.cpp");
     assert_eq!(n, 9);
 }
@@ -101,10 +64,7 @@ fn fixture_cases_match_llama_cpp() {
 #[test]
 fn random_cases_match_hugging_face_tokenizers() {
     let Some(tok) = tokenizer() else { return };
-    let data = json(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/smollm2/hf_cases.json"
-    ));
+    let data = fixture("smollm2", "hf_cases.json");
     let n = check_cases(tok, &data["cases"], "Hugging Face");
     assert_eq!(n, 200);
 }
@@ -112,7 +72,7 @@ fn random_cases_match_hugging_face_tokenizers() {
 #[test]
 fn greedy_prompts_match_llama_cpp() {
     let Some(tok) = tokenizer() else { return };
-    let fixture = json(&format!("{FIXTURES}/greedy.json"));
+    let fixture = fixture("smollm2", "greedy.json");
     let cases = fixture["cases"].as_array().unwrap();
     assert!(!cases.is_empty());
     for case in cases {

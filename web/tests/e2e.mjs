@@ -26,6 +26,7 @@ import { chromium } from 'playwright-core';
 const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = resolve(WEB, '..');
 const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const GEMMA3_FILE = 'gemma-3-270m-q4_k_m.gguf';
 const SIZE = Number(process.env.E2E_MATMUL_SIZE || 256);
 const SEED = 1234;
 const REPEAT = Number(process.env.E2E_REPEAT || 1);
@@ -294,6 +295,34 @@ async function main() {
         }
       });
     }
+  }
+
+  // ---- Gemma 3 in the same page: its SentencePiece prompt (BOS first) and its forward pass ----
+  if (modelsDir && modelInBuild && existsSync(join(modelsDir, GEMMA3_FILE))) {
+    const g = JSON.parse(readFileSync(join(REPO, 'tests', 'fixtures', 'gemma3', 'greedy.json'), 'utf8')).cases[0];
+    const backend = backends.includes('blocked') ? 'blocked' : 'naive';
+    const n = Math.min(4, g.stable_prefix_len);
+    await check(`model Gemma 3 (${backend}): ${n} greedy tokens`, async () => {
+      await page.setInputFiles('#model-file', []);
+      await page.fill('#model-url', `models/${GEMMA3_FILE}`);
+      await page.selectOption('#model-backend', backend);
+      await page.click('#load-run');
+      await page.waitForSelector('#load-status[data-state=done], #load-status[data-state=error]', { timeout: 600000 });
+      assert.equal(await page.getAttribute('#load-status', 'data-state'), 'done', await page.textContent('#model-error'));
+      assert.match(await page.textContent('#model-summary'), /gemma3/);
+      await page.fill('#gen-prompt', g.prompt);
+      await page.fill('#gen-max', String(n));
+      await page.check('#gen-kv');
+      await page.click('#gen-run');
+      await page.waitForSelector('#gen-status[data-state=done], #gen-status[data-state=error]', { timeout: 600000 });
+      assert.equal(await page.getAttribute('#gen-status', 'data-state'), 'done', await page.textContent('#model-error'));
+      const ids = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
+      console.log(`     gemma3 ${backend}: ${await page.textContent('#gen-status')}; ids ${ids.join(' ')}`);
+      // llama.cpp's greedy ids on the F32-dequantized weights (tests/fixtures/gemma3/README.md).
+      assert.deepEqual(ids, g.f32_token_ids.slice(0, n));
+    });
+  } else {
+    console.log(`skip Gemma 3 in the page: no ${GEMMA3_FILE} beside ${MODEL_FILE}`);
   }
 
   const shot = resolve(process.env.E2E_SCREENSHOT || join(REPO, 'target', 'web-e2e', 'screenshot.png'));

@@ -111,6 +111,16 @@ impl BlockedBackend {
         if let (Some(a32), Some(b32), Some(c32)) =
             (T::slice_f32(a), T::slice_f32(b), T::slice_f32_mut(c))
         {
+            if m <= gemv::STRIDED_MAX_ROWS {
+                let op = gemv::Strided {
+                    x: a32,
+                    m,
+                    k,
+                    b: b32,
+                    n,
+                };
+                return gemv::strided_f32(Level::detect(), pool, op, c32);
+            }
             let (am, bm) = (MatRef::new(a32, m, k, k, 1), MatRef::new(b32, k, n, n, 1));
             with_f32_kernel!(self.kernel, kern => {
                 gemm::gemm(kern, pool, am, |x| x, BSource::Strided(bm), |x| x, c32, n)
@@ -316,6 +326,30 @@ impl Backend for BlockedBackend {
         Ok(BlockedWeight {
             shape,
             packed,
+            _elem: std::marker::PhantomData,
+        })
+    }
+
+    /// An f32 weight is packed a column block of `Wᵀ` (`nc` rows of `W`) at a time, so only
+    /// that block exists unpacked; the other types take the whole matrix (the default).
+    fn prepare_rows_impl<T: Element>(
+        &self,
+        shape: [usize; 2],
+        fill: &mut nanotensor_core::backend::FillRows<'_, T>,
+    ) -> Result<Self::Weight<T>> {
+        let [out_f, in_f] = shape;
+        if T::DTYPE != DType::F32 {
+            let mut w = Tensor::zeros(&shape)?;
+            fill(0..out_f, w.as_mut_slice())?;
+            return self.prepare_impl(w, shape);
+        }
+        let b = with_f32_kernel!(self.kernel, kern => PackedB::from_row_blocks(kern, in_f, out_f, |x: T| x.as_f32(), &mut *fill)?);
+        Ok(BlockedWeight {
+            shape,
+            packed: Packed::F32 {
+                kernel: self.kernel,
+                b,
+            },
             _elem: std::marker::PhantomData,
         })
     }

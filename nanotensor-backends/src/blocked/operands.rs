@@ -51,12 +51,65 @@ impl<P: Copy + Default + Send + Sync> PackedB<P> {
         conv: impl Fn(S) -> P + Sync + Copy,
     ) -> Self {
         let (k, n) = (b.rows(), b.cols());
+        let mut me = Self::empty::<K>(k, n);
+        let (kc, nc) = (me.blocking.kc, me.blocking.nc);
+        // Every column block but the last spans the same number of elements.
+        let per_block = me.offsets.get(me.k_blocks).copied().unwrap_or(me.buf.len());
+        let pack_block = |jb: usize, out: &mut [P]| {
+            let jc = jb * nc;
+            let ncl = nc.min(n - jc);
+            Self::pack_column_block(kernel, kc, b.block(0, jc, k, ncl), conv, out);
+        };
+        match pool {
+            Some(p) => p.for_each_chunk_mut(me.buf.as_mut_slice(), per_block, pack_block),
+            None => me
+                .buf
+                .as_mut_slice()
+                .chunks_mut(per_block)
+                .enumerate()
+                .for_each(|(jb, out)| pack_block(jb, out)),
+        }
+        me
+    }
+
+    /// Packs B = Wᵀ for a weight `W: [n, k]` whose rows come a column block of B at a time:
+    /// `fill(rows, buf)` writes rows `rows` of `W` into `buf` (`rows.len() · k` values of `S`),
+    /// which is then packed into that block's place. Only one column block of `W` exists
+    /// unpacked at any moment; the result is [`PackedB::new`]'s on the whole `Wᵀ`.
+    ///
+    /// # Errors
+    /// The first error of `fill`.
+    pub fn from_row_blocks<K: GemmKernel<B = P>, S: bytemuck::Pod + Default, E>(
+        kernel: K,
+        k: usize,
+        n: usize,
+        conv: impl Fn(S) -> P + Copy,
+        mut fill: impl FnMut(std::ops::Range<usize>, &mut [S]) -> Result<(), E>,
+    ) -> Result<Self, E> {
+        let mut me = Self::empty::<K>(k, n);
+        let (kc, nc) = (me.blocking.kc, me.blocking.nc);
+        let mut rows = vec![S::default(); nc.min(n) * k];
+        for (jb, jc) in (0..n).step_by(nc).enumerate() {
+            let ncl = nc.min(n - jc);
+            let w = &mut rows[..ncl * k];
+            fill(jc..jc + ncl, w)?;
+            let start = me.offsets[jb * me.k_blocks];
+            let end = me
+                .offsets
+                .get((jb + 1) * me.k_blocks)
+                .copied()
+                .unwrap_or(me.buf.len());
+            let wt = MatRef::new(w, ncl, k, k, 1).t();
+            Self::pack_column_block(kernel, kc, wt, conv, &mut me.buf.as_mut_slice()[start..end]);
+        }
+        Ok(me)
+    }
+
+    /// Storage and block table for a `k × n` B packed for kernel `K`, not yet written.
+    fn empty<K: GemmKernel<B = P>>(k: usize, n: usize) -> Self {
         let blocking = Blocking::new::<K>(k, n);
         let (kc, nc, g) = (blocking.kc, blocking.nc, K::KGROUP);
         let k_blocks = k.div_ceil(kc);
-        let k_padded: usize = (0..k_blocks)
-            .map(|pb| kc.min(k - pb * kc).div_ceil(g) * g)
-            .sum();
         let mut offsets = Vec::with_capacity(n.div_ceil(nc) * k_blocks);
         let mut off = 0;
         for jc in (0..n).step_by(nc) {
@@ -66,36 +119,33 @@ impl<P: Copy + Default + Send + Sync> PackedB<P> {
                 off += packed_len(ncl, kc.min(k - pc), K::NR, g);
             }
         }
-        let mut buf = AlignedBuf::new(off);
-        // Every column block but the last spans `nc · k_padded` elements.
-        let per_block = nc * k_padded;
-        let pack_block = |jb: usize, out: &mut [P]| {
-            let jc = jb * nc;
-            let ncl = nc.min(n - jc);
-            let mut o = 0;
-            for pc in (0..k).step_by(kc) {
-                let kcl = kc.min(k - pc);
-                let len = packed_len(ncl, kcl, K::NR, g);
-                kernel.pack_b(b.block(pc, jc, kcl, ncl), conv, &mut out[o..o + len]);
-                o += len;
-            }
-        };
-        match pool {
-            Some(p) => p.for_each_chunk_mut(buf.as_mut_slice(), per_block, pack_block),
-            None => buf
-                .as_mut_slice()
-                .chunks_mut(per_block)
-                .enumerate()
-                .for_each(|(jb, out)| pack_block(jb, out)),
-        }
         PackedB {
-            buf,
+            buf: AlignedBuf::new(off),
             k,
             n,
             nr: K::NR,
             blocking,
             offsets,
             k_blocks,
+        }
+    }
+
+    /// Packs one column block `b` (all `k` rows, the block's columns) into `out`, its place in
+    /// the storage: depth blocks of `kc`, one after the other.
+    fn pack_column_block<K: GemmKernel<B = P>, S: bytemuck::Pod>(
+        kernel: K,
+        kc: usize,
+        b: MatRef<'_, S>,
+        conv: impl Fn(S) -> P + Copy,
+        out: &mut [P],
+    ) {
+        let (k, ncl) = (b.rows(), b.cols());
+        let mut o = 0;
+        for pc in (0..k).step_by(kc) {
+            let kcl = kc.min(k - pc);
+            let len = packed_len(ncl, kcl, K::NR, K::KGROUP);
+            kernel.pack_b(b.block(pc, 0, kcl, ncl), conv, &mut out[o..o + len]);
+            o += len;
         }
     }
 

@@ -182,7 +182,22 @@ fn backend_matmul_case<T: Element>(be: &BlockedBackend, m: usize, k: usize, n: u
 fn every_element_type_goes_through_the_backend() {
     for threads in [1, 2] {
         let be = BlockedBackend::new(threads).unwrap();
-        for &(m, k, n) in &[(1, 1, 1), (13, 33, 31), (65, 200, 63)] {
+        // m ≤ 16: B streamed unpacked (`gemv::strided_f32` for f32), eight rows of B per step,
+        // then four, then one at a time (k = 15: all three), in column chunks split over the
+        // threads, the last one partial; then the packed GEMM driver.
+        let shapes = [
+            (1, 1, 1),
+            (1, 300, 1100),
+            (3, 1, 511),
+            (5, 15, 40),
+            (8, 33, 513),
+            (9, 33, 513),
+            (16, 67, 1100),
+            (17, 33, 513),
+            (13, 33, 31),
+            (65, 200, 63),
+        ];
+        for &(m, k, n) in &shapes {
             backend_matmul_case::<f32>(&be, m, k, n, TOL_F32);
             backend_matmul_case::<f64>(&be, m, k, n, 1e-26);
             // bf16/f16 inputs are exact in f32, products accumulate in f32, the result is
@@ -226,11 +241,15 @@ fn matmul_rejects_bad_input_with_errors() {
 /// batches) or the operand scan. Finite operands whose sums overflow are not an error.
 #[test]
 fn matmul_names_every_non_finite_operand_element() {
-    // (a shape, b shape): two depth blocks (k > kc), a threaded product, a batch.
-    let cases: [(&[usize], &[usize]); 3] = [
+    // (a shape, b shape): two depth blocks (k > kc), a threaded product, a batch; skinny
+    // products with B unpacked (m ≤ 8: threaded column chunks, a batch sharing B).
+    let cases: [(&[usize], &[usize]); 6] = [
         (&[37, 1100], &[1100, 60]),
         (&[160, 128], &[128, 130]),
         (&[2, 20, 30], &[2, 30, 17]),
+        (&[1, 300], &[300, 1100]),
+        (&[8, 40], &[40, 513]),
+        (&[2, 3, 20], &[20, 17]),
     ];
     for threads in [1, 2] {
         let be = BlockedBackend::new(threads).unwrap();

@@ -31,6 +31,7 @@ pub mod gemm;
 pub mod kernel;
 pub mod pack;
 pub mod quantize;
+mod stream;
 
 use std::borrow::Cow;
 
@@ -551,6 +552,15 @@ impl Backend for Int8Backend {
             kernel: self.kernel.kind(),
             _elem: std::marker::PhantomData,
         })
+    }
+
+    /// Chunk by chunk, with bounded scratch (see [`stream`]).
+    fn prepare_rows_impl<T: Element>(
+        &self,
+        shape: [usize; 2],
+        fill: &mut nanotensor_core::backend::FillRows<'_, T>,
+    ) -> Result<Self::Weight<T>> {
+        self.prepare_streamed(shape, fill)
     }
 
     fn linear_impl<T: Element>(

@@ -242,18 +242,30 @@ impl PackedB {
     /// Packs a weight stored as `n` rows of `k` codes (`W[j][k]`, i.e. `B = Wᵀ`).
     pub fn from_rows(codes: &[i8], n: usize, k: usize, nr: usize) -> Self {
         let mut me = Self::empty(n, k, nr);
-        let kp = me.kp;
-        for j in 0..n {
+        me.write_rows(codes, 0);
+        me
+    }
+
+    /// Writes rows `j0 .. j0 + codes.len() / k` of a weight (`W[j][k]`, `B = Wᵀ`) into this
+    /// storage (sized by [`PackedB::empty`] for the whole weight): how a weight prepared chunk
+    /// by chunk is packed without holding all its codes at once.
+    pub fn write_rows(&mut self, codes: &[i8], j0: usize) {
+        let (nr, kp, k) = (self.nr, self.kp, self.k);
+        if k == 0 {
+            return;
+        }
+        debug_assert!(codes.len().is_multiple_of(k) && j0 + codes.len() / k <= self.n);
+        for (r, row) in codes.chunks_exact(k).enumerate() {
+            let j = j0 + r;
             let (p, c) = (j / nr, j % nr);
-            let panel = &mut me.data[p * nr * kp..(p + 1) * nr * kp];
-            for (g, quad) in codes[j * k..(j + 1) * k].chunks(4).enumerate() {
+            let panel = &mut self.data[p * nr * kp..(p + 1) * nr * kp];
+            for (g, quad) in row.chunks(4).enumerate() {
                 let dst = (g * nr + c) * 4;
                 for (d, &q) in panel[dst..dst + quad.len()].iter_mut().zip(quad) {
                     *d = (q as u8) ^ 0x80;
                 }
             }
         }
-        me
     }
 
     /// Packs `B` stored as `k` rows of `n` codes (`B[k][j]`, row-major).

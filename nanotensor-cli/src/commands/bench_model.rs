@@ -27,8 +27,8 @@ use serde_json::json;
 use super::bandwidth::{check_probe_budget, probe, probe_json, DEFAULT_PROBE_BYTES_TEXT};
 use super::model_io::open_model;
 use crate::output::{
-    backend_options, median, parse_bytes, print_json, print_table, settings_label,
-    with_all_settings, Int8Args,
+    backend_options, median, parse_bytes, print_json, print_table, settings_label, transforms_json,
+    transforms_label, with_all_settings, Int8Args,
 };
 use nanotensor_backends::bandwidth::{ReadBandwidth, DEFAULT_PASSES};
 
@@ -99,6 +99,13 @@ struct Row {
     prefill: f64,
     decode: f64,
     weights_bytes: usize,
+    /// The token embedding's bytes, borrowed from the file (counted in `weights_bytes`).
+    embedding_bytes: usize,
+    /// The process's peak RSS right after this backend's load: the peak of the whole run so
+    /// far, so it measures this load alone only for the first backend of a run.
+    load_peak_rss_bytes: Option<u64>,
+    /// The weight rewrites the load applied (the backend's request, unless the model declines).
+    transforms: nanotensor::LoadTransforms,
     kv_bytes: usize,
     /// Bytes one decode step reads (cache on only).
     decode_bytes: Option<f64>,
@@ -186,6 +193,9 @@ pub fn run(args: Args) -> Result<()> {
                     "prefill_tokens_per_s": r.prefill,
                     "decode_tokens_per_s": r.decode,
                     "weights_bytes": r.weights_bytes,
+                    "embedding_bytes": r.embedding_bytes,
+                    "load_peak_rss_bytes": r.load_peak_rss_bytes,
+                    "load_transforms": transforms_json(r.transforms),
                     "kv_cache_bytes": r.kv_bytes,
                     "decode_bytes_per_token": r.decode_bytes,
                     "decode_gb_per_s": r.decode_gb_per_s(),
@@ -203,6 +213,7 @@ pub fn run(args: Args) -> Result<()> {
         print_json(&with_all_settings(
             json!({
                 "prompt_tokens": args.prompt_tokens,
+                "file_bytes": file.gguf.file_size(),
                 "decode_tokens": args.decode_tokens,
                 "repeat": args.repeat,
                 "warmup": args.warmup,
@@ -236,7 +247,13 @@ pub fn run(args: Args) -> Result<()> {
         print_table(&table);
         for &kind in &kinds {
             if let Some(l) = settings_label(kind, &opts) {
-                println!("{kind}: {l}");
+                // The settings asked for; the rewrites a model declines are not applied.
+                match rows.iter().find(|r| r.backend == kind.name()) {
+                    Some(r) => {
+                        println!("{kind}: {l} (at load: {})", transforms_label(r.transforms))
+                    }
+                    None => println!("{kind}: {l}"),
+                }
             }
         }
         for r in &rows {
@@ -293,6 +310,7 @@ impl BackendVisitor for Bench<'_> {
     fn visit<B: Backend>(self, backend: B) -> Result<Vec<Row>> {
         let (name, threads) = (backend.name(), backend.threads());
         let model = Llama::load(backend, self.gguf)?;
+        let load_peak_rss_bytes = super::model_io::peak_rss_bytes();
         let mut rows = Vec::new();
         for &kv_cache in self.modes {
             let opts = GenerateOptions {
@@ -326,6 +344,9 @@ impl BackendVisitor for Bench<'_> {
                 prefill: median(&mut pre),
                 decode: median(&mut dec),
                 weights_bytes: model.weights_bytes(),
+                embedding_bytes: model.embedding_bytes(),
+                load_peak_rss_bytes,
+                transforms: model.transforms(),
                 kv_bytes,
                 decode_bytes: kv_cache.then(|| {
                     model.decode_bytes_per_token(self.prompt.len(), self.args.decode_tokens)

@@ -10,7 +10,9 @@ use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
-use super::model_io::{default_model_backend, open_model, read_utf8_file, ModelFile};
+use super::model_io::{
+    default_model_backend, open_model, peak_rss_bytes, read_utf8_file, ModelFile,
+};
 use crate::output::{
     backend_choice_with, backend_help, print_json, settings_label, transforms_json,
     transforms_label, with_settings, Int8Args,
@@ -164,6 +166,9 @@ pub fn run(args: Args) -> Result<()> {
                 "decode_tokens_per_s": s.decode_tokens_per_s,
                 "weights_bytes": s.weights_bytes,
                 "kv_cache_bytes": s.kv_cache_bytes,
+                "file_bytes": file.gguf.file_size(),
+                "embedding_bytes": out.embedding_bytes,
+                "load_peak_rss_bytes": out.load_peak_rss_bytes,
             }),
             kind,
             &opts,
@@ -205,6 +210,10 @@ struct Output {
     threads: usize,
     transforms: nanotensor::LoadTransforms,
     load_seconds: f64,
+    /// The process's peak RSS right after the load ([`peak_rss_bytes`]).
+    load_peak_rss_bytes: Option<u64>,
+    /// Bytes of the token embedding, borrowed from the file ([`Llama::embedding_bytes`]).
+    embedding_bytes: usize,
     generation: Generation,
 }
 
@@ -224,6 +233,7 @@ impl BackendVisitor for Run<'_> {
         let t0 = Instant::now();
         let model = Llama::load(backend, &self.file.gguf)?;
         let load_seconds = t0.elapsed().as_secs_f64();
+        let load_peak_rss_bytes = peak_rss_bytes();
         let stream = !self.args.json;
         let mut decoder = self.file.tokenizer.stream_decoder();
         let stop: &[u32] = match self.opts.stop {
@@ -257,6 +267,8 @@ impl BackendVisitor for Run<'_> {
             threads,
             transforms: model.transforms(),
             load_seconds,
+            load_peak_rss_bytes,
+            embedding_bytes: model.embedding_bytes(),
             generation,
         })
     }

@@ -64,3 +64,23 @@ pub fn default_model_backend() -> &'static str {
         "int8"
     }
 }
+
+/// The process's peak resident set so far, in bytes (`VmHWM` of `/proc/self/status`), read
+/// right after a model load to report what the load needed at most; `None` where the kernel does
+/// not report it (not Linux, or the file unreadable). Resident pages of the memory-mapped model
+/// file count, as the kernel counts them.
+pub fn peak_rss_bytes() -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}

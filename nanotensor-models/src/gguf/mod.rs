@@ -40,6 +40,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use reader::{DEFAULT_ALIGNMENT, MAGIC};
 pub use summary::{thousands, ModelSummary, TensorSummary, TypeSummary};
@@ -114,13 +115,50 @@ impl Storage {
     }
 }
 
+/// A tensor's stored bytes, sharing the file's storage ([`GgufFile::shared_tensor_data`]):
+/// a mapped file stays mapped, an owned buffer stays allocated, while any handle lives.
+#[derive(Clone)]
+pub struct TensorBytes {
+    storage: Arc<Storage>,
+    range: Range<usize>,
+}
+
+impl TensorBytes {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // The range was checked against the storage when the handle was made.
+        self.storage.bytes().get(self.range.clone()).unwrap_or(&[])
+    }
+
+    /// Whether the bytes are a memory map of the file (pages the OS can drop and re-read from
+    /// disk) rather than an owned buffer.
+    pub fn is_mapped(&self) -> bool {
+        match *self.storage {
+            Storage::Owned(_) => false,
+            #[cfg(not(target_arch = "wasm32"))]
+            Storage::Mapped(_) => true,
+        }
+    }
+}
+
+impl fmt::Debug for TensorBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorBytes")
+            .field("range", &self.range)
+            .field("mapped", &self.is_mapped())
+            .finish()
+    }
+}
+
 /// An open, validated GGUF file.
 ///
 /// Opening checks the whole structure: every tensor's type is known, its shape's size fits,
 /// its offset is aligned and its bytes lie inside the file. After that, tensor access cannot
 /// fail on the file's account.
 pub struct GgufFile {
-    storage: Storage,
+    /// Shared so that a tensor's bytes can outlive this struct without a copy
+    /// ([`GgufFile::shared_tensor_data`]).
+    storage: Arc<Storage>,
     path: Option<PathBuf>,
     version: u32,
     metadata: Vec<(String, Value)>,
@@ -198,7 +236,7 @@ impl GgufFile {
     fn from_storage(storage: Storage) -> Result<GgufFile> {
         let p = reader::parse(storage.bytes())?;
         Ok(GgufFile {
-            storage,
+            storage: Arc::new(storage),
             path: None,
             version: p.version,
             metadata: p.metadata,
@@ -268,6 +306,24 @@ impl GgufFile {
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
         let end = info.offset.saturating_add(info.n_bytes);
         self.storage.bytes().get(info.offset..end).unwrap_or(&[])
+    }
+
+    /// The stored bytes of a tensor as a handle that keeps the file's storage (its memory map,
+    /// or the owned buffer) alive without copying it: what a model keeps of a tensor it reads
+    /// in its stored encoding (the token embedding). The same bytes as
+    /// [`GgufFile::tensor_data`], and the same treatment of a foreign `info`.
+    pub fn shared_tensor_data(&self, info: &TensorInfo) -> TensorBytes {
+        let start = info.offset.min(self.storage.bytes().len());
+        let end = info.offset.saturating_add(info.n_bytes);
+        let range = if end <= self.storage.bytes().len() {
+            start..end
+        } else {
+            start..start
+        };
+        TensorBytes {
+            storage: Arc::clone(&self.storage),
+            range,
+        }
     }
 
     /// Dequantizes the whole tensor `name` into an `f32` tensor of its row-major shape.

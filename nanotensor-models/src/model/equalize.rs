@@ -38,7 +38,13 @@ const MAX_FACTOR: f32 = 64.0;
 
 /// `max_i |W[i, j]|` for every column `j` of `w: [out, in]`, accumulated into `acc: [in]`.
 fn column_max_into(w: &Tensor<f32>, acc: &mut [f32]) {
-    for row in w.as_slice().chunks(acc.len()) {
+    column_max_rows(w.as_slice(), acc);
+}
+
+/// [`column_max_into`] for some rows of a matrix (`rows`: whole rows of `acc.len()` values), so
+/// that a matrix read a chunk of rows at a time gets the statistic it would get whole.
+pub fn column_max_rows(rows: &[f32], acc: &mut [f32]) {
+    for row in rows.chunks(acc.len()) {
         for (m, &x) in acc.iter_mut().zip(row) {
             *m = m.max(x.abs());
         }
@@ -77,7 +83,12 @@ fn balance(a: &[f32], b: &[f32]) -> Vec<f32> {
 
 /// Multiplies column `j` of `w: [out, in]` by `s[j]`.
 fn scale_columns(w: &mut Tensor<f32>, s: &[f32]) {
-    for row in w.as_mut_slice().chunks_mut(s.len()) {
+    scale_columns_rows(w.as_mut_slice(), s);
+}
+
+/// [`scale_columns`] for some rows of a matrix (whole rows of `s.len()` values).
+pub fn scale_columns_rows(rows: &mut [f32], s: &[f32]) {
+    for row in rows.chunks_mut(s.len()) {
         for (x, &f) in row.iter_mut().zip(s) {
             *x *= f;
         }
@@ -101,11 +112,20 @@ pub fn norm_into_matrices(gain: &mut [f32], consumers: &mut [&mut Tensor<f32>]) 
     for m in consumers.iter() {
         column_max_into(m, &mut w);
     }
-    let a: Vec<f32> = gain.iter().map(|g| g.abs()).collect();
-    let s = balance(&a, &w);
+    let s = norm_factors(gain, &w);
     for m in consumers.iter_mut() {
         scale_columns(m, &s);
     }
+    s
+}
+
+/// The half of [`norm_into_matrices`] that needs only the consumers' column maxima
+/// (`column_max`, from [`column_max_rows`]): returns the factors `s` and divides the gain by
+/// them. The caller multiplies the consumers' columns by `s` ([`scale_columns_rows`]) — how the
+/// loader equalises a matrix it never holds whole (the output head, streamed).
+pub fn norm_factors(gain: &mut [f32], column_max: &[f32]) -> Vec<f32> {
+    let a: Vec<f32> = gain.iter().map(|g| g.abs()).collect();
+    let s = balance(&a, column_max);
     for (g, f) in gain.iter_mut().zip(&s) {
         *g /= f;
     }

@@ -180,7 +180,7 @@ impl<B: Backend> Transformer<B> {
             crate::gguf::dequant::dequantize_from(
                 "token_embd.weight",
                 self.token_embd_type,
-                &self.token_embd[t * rb..(t + 1) * rb],
+                &self.token_embd.bytes()[t * rb..(t + 1) * rb],
                 t * (dim / self.token_embd_type.block_size()),
                 row,
             )?;

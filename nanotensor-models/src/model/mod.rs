@@ -33,6 +33,7 @@ pub mod perplexity;
 pub mod rotate;
 pub mod sampler;
 pub mod state;
+mod stream;
 pub mod transformer;
 
 pub use config::{Activation, Architecture, RopeStyle, SlidingWindow, TransformerConfig};

@@ -221,6 +221,13 @@ impl Rotation {
         self.apply_rows(w.as_mut_slice(), false);
     }
 
+    /// [`Rotation::rotate_inputs`] for some rows of such a matrix (whole rows of `dim`
+    /// values): each row `r` becomes `Q·r`, as it would in the whole matrix.
+    pub fn rotate_input_rows(&self, rows: &mut [f32]) {
+        debug_assert!(rows.len().is_multiple_of(self.dim));
+        self.apply_rows(rows, false);
+    }
+
     /// `W ← Q·W` for `w: [dim, in]` (a matrix writing into the rotated stream): each column
     /// `c` becomes `Q·c`.
     pub fn rotate_outputs(&self, w: &mut Tensor<f32>) {
@@ -262,7 +269,12 @@ impl Rotation {
 /// Multiplies column `j` of `w: [out, in]` by `gain[j]` (folding an RMSNorm gain into the matrix
 /// it feeds).
 pub fn fold_gain(w: &mut Tensor<f32>, gain: &[f32]) {
-    for row in w.as_mut_slice().chunks_mut(gain.len()) {
+    fold_gain_rows(w.as_mut_slice(), gain);
+}
+
+/// [`fold_gain`] for some rows of a matrix (whole rows of `gain.len()` values).
+pub fn fold_gain_rows(rows: &mut [f32], gain: &[f32]) {
+    for row in rows.chunks_mut(gain.len()) {
         for (x, g) in row.iter_mut().zip(gain) {
             *x *= g;
         }

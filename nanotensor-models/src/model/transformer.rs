@@ -8,19 +8,34 @@
 //! residual → RMSNorm → gated FFN → [post-norm] → residual) → final RMSNorm → logits. The
 //! bracketed steps are the hooks [`TransformerConfig`] switches on (Gemma 3).
 //!
-//! Every matrix goes through [`Backend::prepare`] once at load (dequantized from the GGUF to
-//! `f32`, then packed or quantized as the backend prefers), and every product is a
-//! [`Backend::linear_into`] with `rows` = tokens: a prompt is one batched pass, a decode step is a
-//! one-row pass. Attention reads the KV cache in place through token-major
+//! Every matrix is prepared once at load (dequantized from the GGUF to `f32`, then packed or
+//! quantized as the backend prefers), and every product is a [`Backend::linear_into`] with
+//! `rows` = tokens: a prompt is one batched pass, a decode step is a one-row pass. Attention
+//! reads the KV cache in place through token-major
 //! [`Heads`](nanotensor_core::attention::Heads) views.
+//!
+//! # The load streams
+//! No copy of the whole model exists in `f32` at any moment. The blocks are read one at a time:
+//! with rewrites (rotation, equalisation), which relate a block's matrices to each other, a
+//! block's matrices are dequantized, rewritten together, prepared, and dropped before the next
+//! block is read; without, each matrix streams like the output head. The output head — the largest matrix, `[vocab_size, dim]` — goes through
+//! [`Backend::prepare_rows`]: the backend asks for chunks of rows, which are dequantized from the
+//! file (and rotated or equalised) on request, so a backend that shrinks its weights (int8) never
+//! holds the head in `f32`; a float backend, whose prepared form is the `f32` matrix, takes it in
+//! one chunk. The token embedding is not copied at all: the model keeps a handle to the file's
+//! bytes ([`TensorBytes`]; for a mapped file, pages the OS reads on demand and may drop).
+//!
+//! Without rewrites, a matrix stored in a block format the backend multiplies as stored (the
+//! quant backend) is handed over as those blocks ([`Backend::prepare_blocks`]) and never
+//! dequantized at all; a backend that declines gets it through [`Backend::prepare_rows`].
 
-use crate::gguf::{GgmlType, GgufFile};
+use crate::gguf::{GgmlType, GgufFile, TensorBytes};
 use crate::model::config::TransformerConfig;
 use crate::model::equalize;
 use crate::model::rotate::{self, Rotation};
 use crate::model::state::State;
+use crate::model::stream::{check_streamable, prepare_stored, streamed_block, HeadRewrite};
 use nanotensor_core::backend::{Backend, LoadTransforms, PreparedWeight};
-use nanotensor_core::blocks::BlockWeight;
 use nanotensor_core::error::{Error, Result};
 use nanotensor_core::tensor::Tensor;
 
@@ -62,8 +77,8 @@ pub struct Transformer<B: Backend> {
     pub(crate) backend: B,
     pub(crate) config: TransformerConfig,
     /// Token embedding table as stored in the file (e.g. Q8_0 blocks): `[vocab_size, dim]`;
-    /// a row is dequantized when its token is looked up.
-    pub(crate) token_embd: Vec<u8>,
+    /// a row is dequantized when its token is looked up. The file's own bytes, shared (no copy).
+    pub(crate) token_embd: TensorBytes,
     /// Element type of `token_embd`.
     pub(crate) token_embd_type: GgmlType,
     /// Bytes of one row of `token_embd`.
@@ -105,7 +120,7 @@ impl<B: Backend> std::fmt::Debug for Transformer<B> {
 }
 
 /// The error for a tensor whose shape is not `shape`.
-fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
+pub(crate) fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
     let info = file.tensor(name)?;
     if info.shape != shape {
         return Err(Error::format(
@@ -119,10 +134,12 @@ fn check_shape(file: &GgufFile, name: &str, shape: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// A load hook: `(name, W)` → the matrix to prepare ([`Transformer::load_with`]).
+type LoadHook<'a> = &'a dyn Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>;
 /// A loader's matrix reader: `(name, rows, cols)` → the checked, dequantized matrix.
 type MatrixReader<'a> = &'a dyn Fn(&str, usize, usize) -> Result<Tensor<f32>>;
 /// A loader's vector reader: `(name, len)` → the checked, dequantized vector.
-type VectorReader<'a> = &'a dyn Fn(&str, usize) -> Result<Vec<f32>>;
+pub(crate) type VectorReader<'a> = &'a dyn Fn(&str, usize) -> Result<Vec<f32>>;
 
 /// Block `l`'s gains and matrices through the loader's `dequant(name, rows, cols)` and
 /// `vector(name, len)`, which check the shapes; the optional gains are read when `c` says the
@@ -147,57 +164,6 @@ fn block_weights(
         w_gate: dequant(&n("ffn_gate"), c.ffn_dim, c.dim)?,
         w_up: dequant(&n("ffn_up"), c.ffn_dim, c.dim)?,
         w_down: dequant(&n("ffn_down"), c.dim, c.ffn_dim)?,
-        q_norm: optional(c.qk_norm, "attn_q_norm", c.head_dim)?,
-        k_norm: optional(c.qk_norm, "attn_k_norm", c.head_dim)?,
-        post_attn_norm: optional(c.post_norms, "post_attention_norm", c.dim)?,
-        post_ffn_norm: optional(c.post_norms, "post_ffw_norm", c.dim)?,
-    })
-}
-
-/// Matrix `name` (`[rows, cols]`, shape checked) in `backend`'s form: from its stored blocks
-/// when the backend multiplies that format as stored ([`Backend::prepare_blocks`]), else
-/// dequantized to `f32` and [`Backend::prepare`]d.
-fn prepare_stored<B: Backend>(
-    backend: &B,
-    file: &GgufFile,
-    name: &str,
-    rows: usize,
-    cols: usize,
-) -> Result<B::Weight<f32>> {
-    check_shape(file, name, &[rows, cols])?;
-    let info = file.tensor(name)?;
-    if let Some(format) = info.ggml_type.quant_format() {
-        let blocks = BlockWeight::new(name, format, rows, cols, file.tensor_data(info))?;
-        if let Some(w) = backend.prepare_blocks(blocks)? {
-            return Ok(w);
-        }
-    }
-    backend.prepare(file.dequantize(name)?)
-}
-
-/// Block `l` with every matrix through [`prepare_stored`] (no rewrites, no transform hook).
-fn stored_block<B: Backend>(
-    backend: &B,
-    file: &GgufFile,
-    c: &TransformerConfig,
-    l: usize,
-    vector: VectorReader<'_>,
-) -> Result<Block<B>> {
-    let n = |s: &str| format!("blk.{l}.{s}.weight");
-    let m = |s: &str, rows: usize, cols: usize| prepare_stored(backend, file, &n(s), rows, cols);
-    let optional = |on: bool, name: &str, len: usize| -> Result<Option<Vec<f32>>> {
-        on.then(|| vector(&n(name), len)).transpose()
-    };
-    Ok(Block {
-        attn_norm: vector(&n("attn_norm"), c.dim)?,
-        wq: m("attn_q", c.q_dim(), c.dim)?,
-        wk: m("attn_k", c.kv_dim(), c.dim)?,
-        wv: m("attn_v", c.kv_dim(), c.dim)?,
-        wo: m("attn_output", c.dim, c.q_dim())?,
-        ffn_norm: vector(&n("ffn_norm"), c.dim)?,
-        w_gate: m("ffn_gate", c.ffn_dim, c.dim)?,
-        w_up: m("ffn_up", c.ffn_dim, c.dim)?,
-        w_down: m("ffn_down", c.dim, c.ffn_dim)?,
         q_norm: optional(c.qk_norm, "attn_q_norm", c.head_dim)?,
         k_norm: optional(c.qk_norm, "attn_k_norm", c.head_dim)?,
         post_attn_norm: optional(c.post_norms, "post_attention_norm", c.dim)?,
@@ -236,37 +202,31 @@ pub fn load_block(
 }
 
 impl<B: Backend> Transformer<B> {
-    /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into `backend`:
-    /// a matrix stored in a block format the backend multiplies as stored goes to
-    /// [`Backend::prepare_blocks`] (when the backend asks for no rewrites), every other one is
-    /// dequantized to `f32` and handed to [`Backend::prepare`]; norm gains are kept as `f32`; the
-    /// token embedding keeps its stored encoding.
+    /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into
+    /// `backend`: every matrix is prepared by the backend, from its stored blocks when the
+    /// backend multiplies that format and no rewrite applies ([`Backend::prepare_blocks`]),
+    /// else dequantized to `f32` (streamed through [`Backend::prepare_rows`], see the
+    /// [module docs](self)); norm gains are kept as `f32`; the token embedding keeps its stored
+    /// encoding, borrowed from the file.
+    ///
+    /// The weight rewrites are those the backend asks for ([`Backend::load_transforms`]), except
+    /// on a model with massive activations, which gets none
+    /// ([`TransformerConfig::massive_activations`]; [`Transformer::transforms`] says which ran).
     ///
     /// # Errors
     /// Missing or misshapen tensors, unsupported element types, and the errors of
     /// [`TransformerConfig::from_gguf`] and [`Backend::prepare`].
     pub fn load(backend: B, file: &GgufFile) -> Result<Self> {
-        let transforms = Self::asked_transforms(&backend, file)?;
-        Self::load_impl(backend, file, transforms, None)
-    }
-
-    /// The rewrites `backend` asks for, none on a model with massive activations.
-    fn asked_transforms(backend: &B, file: &GgufFile) -> Result<LoadTransforms> {
-        Ok(if TransformerConfig::from_gguf(file)?.massive_activations {
-            LoadTransforms::default()
-        } else {
-            backend.load_transforms()
-        })
+        let transforms = Self::transforms_for(&backend, file)?;
+        Self::load_inner(backend, file, transforms, None)
     }
 
     /// [`Transformer::load`] with a hook: `transform(name, W)` sees every matrix (as dequantized
     /// `f32`, `[out_features, in_features]`) before [`Backend::prepare`] and returns the matrix
     /// to prepare — e.g. a quantize–dequantize round trip of chosen tensors, to measure which
-    /// ones a quantization scheme hurts. It must keep the shape.
-    ///
-    /// The weight rewrites are those the backend asks for ([`Backend::load_transforms`]), except
-    /// on a model with massive activations, which gets none
-    /// ([`TransformerConfig::massive_activations`]; [`Transformer::transforms`] says which ran).
+    /// ones a quantization scheme hurts. It must keep the shape. The hook sees each matrix
+    /// whole, so with it the output head is held in `f32` whole while it is prepared (the load
+    /// does not stream).
     ///
     /// # Errors
     /// Those of [`Transformer::load`], the transform's, and a transform that changes a shape.
@@ -275,39 +235,40 @@ impl<B: Backend> Transformer<B> {
         file: &GgufFile,
         transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
-        let transforms = Self::asked_transforms(&backend, file)?;
-        Self::load_impl(backend, file, transforms, Some(&transform))
+        let transforms = Self::transforms_for(&backend, file)?;
+        Self::load_inner(backend, file, transforms, Some(&transform))
     }
 
-    /// [`Transformer::load_with`] with the weight rewrites given explicitly rather than asked for by
+    /// [`Transformer::load`] with the weight rewrites given explicitly rather than asked for by
     /// the backend ([`Backend::load_transforms`]): e.g. to check that a rotated, equalised
     /// model computes what the plain one does on a float backend.
     ///
     /// # Errors
-    /// Those of [`Transformer::load_with`].
+    /// Those of [`Transformer::load`].
     pub fn load_transformed(
         backend: B,
         file: &GgufFile,
         transforms: LoadTransforms,
-        transform: impl Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>,
     ) -> Result<Self> {
-        Self::load_impl(backend, file, transforms, Some(&transform))
+        Self::load_inner(backend, file, transforms, None)
     }
 
-    /// The loader. Without a transform hook and without rewrites, each matrix goes through
-    /// [`prepare_stored`] (its stored blocks when the backend takes them); otherwise every
-    /// matrix is dequantized, transformed and rewritten before [`Backend::prepare`].
-    fn load_impl(
+    /// The rewrites [`Transformer::load`] applies: the backend's, none for a model with
+    /// massive activations.
+    fn transforms_for(backend: &B, file: &GgufFile) -> Result<LoadTransforms> {
+        Ok(if TransformerConfig::from_gguf(file)?.massive_activations {
+            LoadTransforms::default()
+        } else {
+            backend.load_transforms()
+        })
+    }
+
+    fn load_inner(
         backend: B,
         file: &GgufFile,
         transforms: LoadTransforms,
-        transform: Option<&dyn Fn(&str, Tensor<f32>) -> Result<Tensor<f32>>>,
+        hook: Option<LoadHook<'_>>,
     ) -> Result<Self> {
-        let stored = transform.is_none() && transforms == LoadTransforms::default();
-        let transform = |name: &str, w: Tensor<f32>| match transform {
-            Some(t) => t(name, w),
-            None => Ok(w),
-        };
         let config = TransformerConfig::from_gguf(file)?;
         let c = &config;
         let check = |name: &str, shape: &[usize]| check_shape(file, name, shape);
@@ -315,7 +276,11 @@ impl<B: Backend> Transformer<B> {
         // can be equalised together first.
         let dequant = |name: &str, rows: usize, cols: usize| -> Result<Tensor<f32>> {
             check(name, &[rows, cols])?;
-            let w = transform(name, file.dequantize(name)?)?;
+            let w = file.dequantize(name)?;
+            let Some(transform) = hook else {
+                return Ok(w);
+            };
+            let w = transform(name, w)?;
             if w.shape() != [rows, cols] {
                 return Err(Error::mismatch(
                     OP,
@@ -340,14 +305,16 @@ impl<B: Backend> Transformer<B> {
         let embd = file.tensor("token_embd.weight")?;
         let token_embd_type = embd.ggml_type;
         crate::gguf::dequant::check_supported("token_embd.weight", token_embd_type)?;
-        let token_embd = file.tensor_data(embd).to_vec();
+        let token_embd = file.shared_tensor_data(embd);
         let token_embd_row_bytes = embd.row_bytes();
 
-        // One block at a time: at most one block's matrices exist in f32 at any moment.
+        // One block at a time: at most one block's matrices exist in f32 at any moment, and
+        // none when no rewrite needs a whole block: each matrix then streams from the file.
+        let stream_blocks = hook.is_none() && rotation.is_none() && !transforms.equalize;
         let mut blocks = Vec::with_capacity(c.n_layers);
         for l in 0..c.n_layers {
-            if stored {
-                blocks.push(stored_block(&backend, file, c, l, &vector)?);
+            if stream_blocks {
+                blocks.push(streamed_block(&backend, file, c, l, &vector)?);
                 continue;
             }
             let mut b = block_weights(c, l, &dequant, &vector)?;
@@ -380,11 +347,9 @@ impl<B: Backend> Transformer<B> {
         } else {
             "output.weight"
         };
-        let output = if stored {
-            prepare_stored(&backend, file, head, c.vocab_size, c.dim)?
-        } else {
+        // The prepared head is its own copy: the embedding rows keep their stored values.
+        let output = if hook.is_some() {
             let mut output = dequant(head, c.vocab_size, c.dim)?;
-            // The prepared head is its own copy: the embedding rows keep their stored values.
             if let Some(q) = &rotation {
                 rotate::fold_gain(&mut output, &output_norm);
                 output_norm.fill(1.0);
@@ -393,6 +358,19 @@ impl<B: Backend> Transformer<B> {
                 equalize::norm_into_matrices(&mut output_norm, &mut [&mut output]);
             }
             backend.prepare(output)?
+        } else {
+            check_streamable(file, head, &[c.vocab_size, c.dim])?;
+            let rewrite =
+                HeadRewrite::new(file, head, &mut output_norm, rotation.as_ref(), transforms)?;
+            if let HeadRewrite::None = rewrite {
+                prepare_stored(&backend, file, head, c.vocab_size, c.dim)?
+            } else {
+                backend.prepare_rows([c.vocab_size, c.dim], |rows, out| {
+                    file.dequantize_rows(head, rows, out)?;
+                    rewrite.apply(out);
+                    Ok(())
+                })?
+            }
         };
         let mut end_of_generation = Vec::new();
         for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
@@ -456,9 +434,11 @@ impl<B: Backend> Transformer<B> {
     }
 
     /// Bytes the weights occupy: every prepared matrix ([`Self::matrix_bytes`]), the norm gains
-    /// (`f32`) and the token embedding as stored.
+    /// (`f32`) and the token embedding as stored ([`Self::embedding_bytes`]). The embedding is
+    /// the file's own bytes, borrowed (for a mapped file, its pages): memory the model keeps
+    /// alive, not a copy of it.
     pub fn weights_bytes(&self) -> usize {
-        let mut total = self.token_embd.len() + self.matrix_bytes() + 4 * self.output_norm.len();
+        let mut total = self.embedding_bytes() + self.matrix_bytes() + 4 * self.output_norm.len();
         for b in &self.blocks {
             total += 4 * (b.attn_norm.len() + b.ffn_norm.len());
             for g in [&b.q_norm, &b.k_norm, &b.post_attn_norm, &b.post_ffn_norm]
@@ -469,6 +449,12 @@ impl<B: Backend> Transformer<B> {
             }
         }
         total
+    }
+
+    /// Bytes of the token embedding table as stored in the file, which the model borrows from
+    /// the file rather than copies (see [`Self::weights_bytes`]).
+    pub fn embedding_bytes(&self) -> usize {
+        self.token_embd.bytes().len()
     }
 
     /// Bytes of the prepared matrices ([`PreparedWeight::size_bytes`]): the seven projections
