@@ -12,6 +12,7 @@
 //! largest of 32 values, not of 256), at the cost of one float multiply-add per 32 values in
 //! the kernels instead of per 256.
 
+use super::kernel::Kernel;
 use nanotensor_core::{Error, Result};
 
 /// Values per activation block.
@@ -52,11 +53,44 @@ impl QActs {
         }
     }
 
-    /// Quantizes `rows` rows of `k` values of `x` into `self` (buffers reused).
+    /// Quantizes `rows` rows of `k` values of `x` into `self` (buffers reused), with the
+    /// fastest instructions of this CPU (the same codes everywhere).
     ///
     /// # Errors
     /// [`Error::NonFinite`] naming `x` and the first NaN/∞.
     pub fn quantize(&mut self, x: &[f32], rows: usize, k: usize) -> Result<()> {
+        self.quantize_with(Kernel::best(crate::cpu::features()), x, rows, k)
+    }
+
+    /// [`QActs::quantize`] with `kernel`'s [`Kernel::quantize_block`].
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] naming `x` and the first NaN/∞.
+    pub fn quantize_with(
+        &mut self,
+        kernel: Kernel,
+        x: &[f32],
+        rows: usize,
+        k: usize,
+    ) -> Result<()> {
+        // `v·0` is NaN exactly for a NaN or infinite `v`: one pass over eight running sums
+        // (which vectorises), and the position is looked for only on failure.
+        let mut poison = [0.0f32; 8];
+        let (whole, tail) = x[..rows * k].as_chunks::<8>();
+        for c in whole {
+            for (p, &v) in poison.iter_mut().zip(c) {
+                *p += v * 0.0;
+            }
+        }
+        if poison.iter().any(|v| v.is_nan()) || tail.iter().any(|v| !v.is_finite()) {
+            let p = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(Error::NonFinite {
+                op: "linear",
+                operand: "x",
+                index: p,
+                value: f64::from(x[p]),
+            });
+        }
         let nb = k.div_ceil(QK);
         self.blocks = nb;
         self.qs.clear();
@@ -65,37 +99,65 @@ impl QActs {
         self.d.resize(rows * nb, 0.0);
         self.sums.clear();
         self.sums.resize(rows * nb * 2, 0);
+        let mut buf = [0.0f32; QK];
+        let (codes, _) = self.qs.as_chunks_mut::<QK>();
         for r in 0..rows {
             let xr = &x[r * k..(r + 1) * k];
             for b in 0..nb {
                 let xb = &xr[b * QK..k.min((b + 1) * QK)];
-                if let Some(p) = xb.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::NonFinite {
-                        op: "linear",
-                        operand: "x",
-                        index: r * k + b * QK + p,
-                        value: f64::from(xb[p]),
-                    });
-                }
-                let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-                let at = (r * nb + b) * QK;
-                let q = &mut self.qs[at..at + QK];
-                for (q, &v) in q.iter_mut().zip(xb) {
-                    // |v·id| ≤ 127 up to rounding, so the cast never saturates past ±127.
-                    *q = (v * id).round() as i8;
-                }
+                let xb: &[f32; QK] = match xb.try_into() {
+                    Ok(whole) => whole,
+                    Err(_) => {
+                        // The last block of a row of `k` not a multiple of 32: zero-padded.
+                        buf[..xb.len()].copy_from_slice(xb);
+                        buf[xb.len()..].fill(0.0);
+                        &buf
+                    }
+                };
+                let (d, s0, s1) = kernel.quantize_block(xb, &mut codes[r * nb + b]);
                 self.d[r * nb + b] = d;
-                let (lo, hi) = q.split_at(QK / 2);
-                let sum = |h: &[i8]| h.iter().map(|&v| i16::from(v)).sum::<i16>();
-                self.sums[2 * (r * nb + b)] = sum(lo);
-                self.sums[2 * (r * nb + b) + 1] = sum(hi);
+                self.sums[2 * (r * nb + b)] = s0;
+                self.sums[2 * (r * nb + b) + 1] = s1;
             }
         }
         Ok(())
     }
 }
+
+/// One block of 32 finite values to codes `q`: returns the scale `d = max|x|/127` and the sums
+/// of the two halves of the codes (the portable rule; the SIMD ones match it bit for bit).
+pub fn quantize_block(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i16, i16) {
+    // Eight running maxima, so that the loop vectorises.
+    let mut lanes = [0.0f32; 8];
+    for c in x.as_chunks::<8>().0 {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+        }
+    }
+    let amax = lanes.iter().fold(0.0f32, |m, &v| m.max(v));
+    let d = amax / 127.0;
+    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    for (q, &v) in q.iter_mut().zip(x) {
+        // |v·id| ≤ 127 up to rounding, so the code never passes ±127.
+        *q = round_half_away(v * id) as i8;
+    }
+    let (lo, hi) = q.split_at(QK / 2);
+    let sum = |h: &[i8]| h.iter().map(|&v| i16::from(v)).sum::<i16>();
+    (d, sum(lo), sum(hi))
+}
+
+/// `t` rounded to the nearest integer, halves away from zero (`f32::round`), for
+/// `|t| < 2³¹`: adding the float just below ½ with `t`'s sign and truncating is exact for
+/// every such `t` (adding ½ itself would carry `0.49999997` up to 1). Truncation is a plain
+/// conversion, which vectorises; `f32::round` is a library call on x86-64's baseline.
+#[inline(always)]
+pub fn round_half_away(t: f32) -> i32 {
+    (t + BELOW_HALF.copysign(t)) as i32
+}
+
+/// The largest f32 below ½.
+pub const BELOW_HALF: f32 = 0.499_999_97;
 
 #[cfg(test)]
 mod tests {
@@ -126,6 +188,29 @@ mod tests {
                     .sum();
                 assert_eq!(i32::from(*s), want);
             }
+        }
+    }
+
+    /// Every half-integer and its neighbours in the codes' range, and random values, round as
+    /// `f32::round` does.
+    #[test]
+    fn rounding_is_f32_round() {
+        let mut vals = vec![0.499_999_97f32, -0.499_999_97, 0.5, -0.5, 0.0, -0.0];
+        for i in -260..=260 {
+            let h = i as f32 * 0.5;
+            vals.extend([
+                h,
+                f32::from_bits(h.to_bits() + 1),
+                f32::from_bits(h.to_bits().wrapping_sub(1)),
+            ]);
+        }
+        let mut s = 1u32;
+        for _ in 0..100_000 {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            vals.push((s >> 8) as f32 / (1u32 << 24) as f32 * 300.0 - 150.0);
+        }
+        for v in vals.into_iter().filter(|v| v.is_finite()) {
+            assert_eq!(round_half_away(v), v.round() as i32, "{v:e}");
         }
     }
 

@@ -28,6 +28,7 @@ pub mod kernel;
 pub mod layout;
 pub mod matvec;
 pub mod random;
+pub mod tile;
 
 use std::borrow::Cow;
 
@@ -120,10 +121,16 @@ impl QuantBackend {
     }
 }
 
+/// From this many activation rows on, a product decodes each weight row once into a tile
+/// shared by every row ([`tile`]); below, each row is multiplied by the stored blocks directly
+/// ([`matvec`]), decoding them per row but sparing the tile's decode and layout.
+pub const TILE_MIN_ROWS: usize = 4;
+
 /// Buffers a call quantizes into, kept per thread and reused (a decode step allocates nothing).
 #[derive(Debug, Default)]
 struct Scratch {
     acts: QActs,
+    tile_acts: tile::TileActs,
     yt: Vec<f32>,
 }
 
@@ -293,18 +300,34 @@ impl Backend for QuantBackend {
         with_scratch(|s| {
             s.acts.quantize(&xf, rows, k)?;
             with_f32_out(out, |y| {
-                matvec::linear(
-                    self.blocked.pool(),
-                    self.kernel,
-                    w.format,
-                    &w.data,
-                    w.row_bytes,
-                    n,
-                    &s.acts,
-                    rows,
-                    y,
-                    &mut s.yt,
-                )
+                if rows >= TILE_MIN_ROWS {
+                    s.tile_acts.build(&s.acts, rows);
+                    tile::linear(
+                        self.blocked.pool(),
+                        self.kernel,
+                        w.format,
+                        &w.data,
+                        w.row_bytes,
+                        n,
+                        &s.tile_acts,
+                        rows,
+                        y,
+                        &mut s.yt,
+                    )
+                } else {
+                    matvec::linear(
+                        self.blocked.pool(),
+                        self.kernel,
+                        w.format,
+                        &w.data,
+                        w.row_bytes,
+                        n,
+                        &s.acts,
+                        rows,
+                        y,
+                        &mut s.yt,
+                    )
+                }
             });
             Ok(())
         })
@@ -313,3 +336,5 @@ impl Backend for QuantBackend {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tile_tests;

@@ -24,7 +24,7 @@ pub(super) fn dequantized(fmt: QuantFormat, bytes: &[u8], rows: usize, cols: usi
 
 /// Activations whose every 32-block holds integers in [-127, 127] and reaches ±127: the scale
 /// is exactly 1 and the codes are the values, so the kernel sees `x` itself.
-fn exact_activations(rows: usize, k: usize, seed: u64) -> Vec<f32> {
+pub(super) fn exact_activations(rows: usize, k: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     let mut x: Vec<f32> = (0..rows * k)
         .map(|_| (rng.next_u64() % 255) as f32 - 127.0)
@@ -78,7 +78,7 @@ fn check_kernel(kernel: Kernel) {
 }
 
 /// The kernels this CPU runs (the portable one everywhere).
-fn kernels() -> Vec<Kernel> {
+pub(super) fn kernels() -> Vec<Kernel> {
     [
         KernelKind::Avx512Vnni,
         KernelKind::Avx2,

@@ -10,10 +10,14 @@
 
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
+mod tile_x86;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use super::act::ActRow;
+use super::act::QK;
 use super::layout::F16;
+use super::tile::{TileActs, WTile, NR};
 use crate::cpu::CpuFeatures;
 use nanotensor_core::QuantFormat;
 
@@ -88,6 +92,61 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a, h) },
             _ => portable::dot(fmt, w, a, h),
+        }
+    }
+
+    /// Whether this kernel's weight tiles keep Q8_0 codes signed ([`WTile::signed_q8`]).
+    pub fn tile_signed_q8(self) -> bool {
+        self.0 == KernelKind::Avx2
+    }
+
+    /// The tile product: `out[i][o]` = activation row `i` of `a` · row `o` of the weight tile
+    /// `w` (decoded with [`Kernel::tile_signed_q8`]), for `i < out.len()`.
+    #[inline]
+    pub fn tile(self, w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
+        debug_assert_eq!(w.signed_q8, self.tile_signed_q8());
+        match self.0 {
+            // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw its features (a
+            // superset of the tile kernel's); the kernel checks the buffers' shapes.
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni => unsafe { tile_x86::tile_vnni(w, a, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx2 => unsafe { tile_x86::tile_avx2(w, a, out) },
+            _ => super::tile::tile_portable(w, a, out),
+        }
+    }
+
+    /// [`WTile::decode`] (the same tile) with this kernel's instructions.
+    pub fn decode_tile(
+        self,
+        tile: &mut WTile,
+        fmt: QuantFormat,
+        w: &[u8],
+        row_bytes: usize,
+        rows: usize,
+        h: &F16,
+    ) {
+        match self.0 {
+            // SAFETY: both x86 kinds imply AVX2 and FMA (`runs_on`).
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni | KernelKind::Avx2 => unsafe {
+                tile_x86::decode_avx2(tile, fmt, w, row_bytes, rows, h)
+            },
+            _ => tile.decode(fmt, w, row_bytes, rows, h),
+        }
+    }
+
+    /// [`super::act::quantize_block`] (bit for bit) with this kernel's instructions.
+    #[inline]
+    pub fn quantize_block(self, x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i16, i16) {
+        match self.0 {
+            // SAFETY: both x86 kinds imply AVX2 and FMA (`runs_on`).
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni | KernelKind::Avx2 => unsafe {
+                tile_x86::quantize_block_avx2(x, q)
+            },
+            _ => super::act::quantize_block(x, q),
         }
     }
 }

@@ -93,7 +93,7 @@ unsafe fn dot<M: Madd>(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f3
 
 /// 32 bytes from `s[at..at + 32]`.
 #[inline(always)]
-unsafe fn load32(s: &[u8], at: usize) -> __m256i {
+pub(super) unsafe fn load32(s: &[u8], at: usize) -> __m256i {
     let s = &s[at..at + 32];
     // SAFETY: `s` holds 32 bytes; unaligned load.
     unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
@@ -145,6 +145,91 @@ unsafe fn hsum(v: __m256) -> f32 {
     }
 }
 
+/// The 32 unsigned codes of a legacy block (Q4_0, Q4_1, Q5_0, Q5_1: `FIVE` for a fifth bit,
+/// `MIN` for the `_1` formats' minimum field), value `j` in byte `j`.
+///
+/// # Safety
+/// AVX2; `blk` is a whole block of the format.
+#[inline(always)]
+pub(super) unsafe fn legacy_codes<const FIVE: bool, const MIN: bool>(blk: &[u8]) -> __m256i {
+    // SAFETY: AVX2 (the caller's); the loads stay inside the block.
+    unsafe {
+        let nib = _mm_set1_epi8(0x0F);
+        let rest = if MIN { &blk[4..] } else { &blk[2..] };
+        let (qh, qs) = if FIVE {
+            (
+                u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+                &rest[4..20],
+            )
+        } else {
+            (0, &rest[..16])
+        };
+        let x = _mm_loadu_si128(qs.as_ptr().cast());
+        let lo = _mm_and_si128(x, nib);
+        let hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib);
+        let q = _mm256_set_m128i(hi, lo);
+        if FIVE {
+            let fifth = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
+            _mm256_or_si256(q, fifth)
+        } else {
+            q
+        }
+    }
+}
+
+/// The 32 codes of sub-block `j` of a Q4_K/Q5_K super-block whose code bytes are `qs` (128
+/// bytes) and, for Q5_K (`FIVE`), whose fifth bits are `qh` (32 bytes).
+///
+/// # Safety
+/// AVX2; `qs` holds 128 bytes.
+#[inline(always)]
+pub(super) unsafe fn k45_codes<const FIVE: bool>(qs: &[u8], qh: __m256i, j: usize) -> __m256i {
+    // SAFETY: AVX2 (the caller's); the load stays inside `qs`.
+    unsafe {
+        let nib = _mm256_set1_epi8(0x0F);
+        let x = load32(qs, 32 * (j / 2));
+        let q = if j.is_multiple_of(2) {
+            _mm256_and_si256(x, nib)
+        } else {
+            _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)
+        };
+        if FIVE {
+            let bit = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(j as i32)),
+                _mm256_set1_epi8(1),
+            );
+            // Each byte is 0 or 1: a 16-bit shift by 4 stays inside its byte.
+            _mm256_or_si256(q, _mm256_slli_epi16(bit, 4))
+        } else {
+            q
+        }
+    }
+}
+
+/// The 32 six-bit codes of group `g` (0..8) of a Q6_K super-block (before the offset 32).
+///
+/// # Safety
+/// AVX2; `blk` is a whole super-block.
+#[inline(always)]
+pub(super) unsafe fn q6k_codes(blk: &[u8], g: usize) -> __m256i {
+    // SAFETY: AVX2 (the caller's); the loads stay inside the block.
+    unsafe {
+        let (half, k) = (g / 4, g % 4);
+        let lo = load32(blk, 64 * half + 32 * (k % 2));
+        let hi = load32(blk, 128 + 32 * half);
+        let lo = _mm256_and_si256(
+            _mm256_srl_epi16(lo, _mm_cvtsi32_si128(4 * (k / 2) as i32)),
+            _mm256_set1_epi8(0x0F),
+        );
+        let hi = _mm256_and_si256(
+            _mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * k as i32)),
+            _mm256_set1_epi8(3),
+        );
+        // Each byte of `hi` is 0..3: a 16-bit shift by 4 stays inside its byte.
+        _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4))
+    }
+}
+
 /// Q4_0, Q4_1, Q5_0, Q5_1: `bb`-byte blocks, offset `off`, minimum when `MIN`.
 #[inline(always)]
 unsafe fn legacy<M: Madd, const FIVE: bool, const MIN: bool>(
@@ -156,28 +241,11 @@ unsafe fn legacy<M: Madd, const FIVE: bool, const MIN: bool>(
 ) -> f32 {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let nib = _mm_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
         let mut corr = 0.0f32;
         for (b, blk) in w.chunks_exact(bb).enumerate() {
             let d = h.get([blk[0], blk[1]]) * a.d[b];
-            let rest = if MIN { &blk[4..] } else { &blk[2..] };
-            let (qh, qs) = if FIVE {
-                (
-                    u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
-                    &rest[4..20],
-                )
-            } else {
-                (0, &rest[..16])
-            };
-            let x = _mm_loadu_si128(qs.as_ptr().cast());
-            let lo = _mm_and_si128(x, nib);
-            let hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib);
-            let mut q = _mm256_set_m128i(hi, lo);
-            if FIVE {
-                let fifth = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
-                q = _mm256_or_si256(q, fifth);
-            }
+            let q = legacy_codes::<FIVE, MIN>(blk);
             let p = M::dot(q, act(&a, b));
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
             let s = bsum(&a, b);
@@ -213,8 +281,6 @@ unsafe fn q8_0<M: Madd>(w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
 unsafe fn k45<M: Madd, const FIVE: bool>(w: &[u8], a: ActRow<'_>, h: &F16, bb: usize) -> f32 {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let nib = _mm256_set1_epi8(0x0F);
-        let one = _mm256_set1_epi8(1);
         let mut acc = _mm256_setzero_ps();
         let mut corr = 0.0f32;
         for (sb, blk) in w.chunks_exact(bb).enumerate() {
@@ -225,30 +291,14 @@ unsafe fn k45<M: Madd, const FIVE: bool>(w: &[u8], a: ActRow<'_>, h: &F16, bb: u
             } else {
                 (_mm256_setzero_si256(), &blk[16..])
             };
-            for pair in 0..4 {
-                let x = load32(qs, 32 * pair);
-                for t in 0..2 {
-                    let j = 2 * pair + t;
-                    let b = 8 * sb + j;
-                    let mut q = if t == 0 {
-                        _mm256_and_si256(x, nib)
-                    } else {
-                        _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)
-                    };
-                    if FIVE {
-                        let bit = _mm256_and_si256(
-                            _mm256_srl_epi16(qh, _mm_cvtsi32_si128(j as i32)),
-                            one,
-                        );
-                        // Each byte is 0 or 1: a 16-bit shift by 4 stays inside its byte.
-                        q = _mm256_or_si256(q, _mm256_slli_epi16(bit, 4));
-                    }
-                    let (sc, m) = scale_min_k4(j, scales);
-                    let p = M::dot(q, act(&a, b));
-                    let scale = d * f32::from(sc) * a.d[b];
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc);
-                    corr -= dmin * f32::from(m) * a.d[b] * bsum(&a, b) as f32;
-                }
+            for j in 0..8 {
+                let b = 8 * sb + j;
+                let q = k45_codes::<FIVE>(qs, qh, j);
+                let (sc, m) = scale_min_k4(j, scales);
+                let p = M::dot(q, act(&a, b));
+                let scale = d * f32::from(sc) * a.d[b];
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc);
+                corr -= dmin * f32::from(m) * a.d[b] * bsum(&a, b) as f32;
             }
         }
         hsum(acc) + corr
@@ -261,24 +311,12 @@ unsafe fn k45<M: Madd, const FIVE: bool>(w: &[u8], a: ActRow<'_>, h: &F16, bb: u
 unsafe fn q6_k<M: Madd>(w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let nib = _mm256_set1_epi8(0x0F);
-        let three = _mm256_set1_epi8(3);
         let mut acc = _mm256_setzero_ps();
         let mut corr = 0.0f32;
         for (sb, blk) in w.chunks_exact(210).enumerate() {
             let d = h.get([blk[208], blk[209]]);
             for g in 0..8 {
-                let (half, k) = (g / 4, g % 4);
-                let lo = load32(blk, 64 * half + 32 * (k % 2));
-                let hi = load32(blk, 128 + 32 * half);
-                let lo = _mm256_and_si256(
-                    _mm256_srl_epi16(lo, _mm_cvtsi32_si128(4 * (k / 2) as i32)),
-                    nib,
-                );
-                let hi =
-                    _mm256_and_si256(_mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * k as i32)), three);
-                // Each byte of `hi` is 0..3: a 16-bit shift by 4 stays inside its byte.
-                let q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+                let q = q6k_codes(blk, g);
                 let b = 8 * sb + g;
                 let (s0, s1) = (
                     i32::from(blk[192 + 2 * g] as i8),

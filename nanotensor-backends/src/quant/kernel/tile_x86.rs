@@ -1,0 +1,428 @@
+//! The x86-64 tile kernels ([`super::super::tile`]): AVX-512 VNNI on 512-bit vectors (one step,
+//! 16 lanes = 8 weight rows × 2 blocks, per `vpdpbusd`) and AVX2 (half a step per
+//! `vpmaddubsw` + `vpmaddwd`, four rows at a time).
+//!
+//! Per activation row and block pair the integer sums of every lane accumulate over the steps
+//! of a segment (all eight, or four per half block for Q6_K), the format's offset times the
+//! activation block's sum is subtracted (exact, in integers), and each lane is converted and
+//! scaled by its block's `dw·da`, plus the minimum term `m·da·Σa` for the formats with one, in
+//! f32 multiply-adds. The eight-row weight step is loaded once and used by up to `MR`
+//! activation rows, whose 8 bytes per step are broadcast from memory.
+//!
+//! AVX2's `vpmaddubsw` adds two byte products into a saturating i16: the codes stay below 64
+//! for every format but Q8_0, which the tile keeps signed for it (`WTile::signed_q8`) and
+//! multiplies with the sign trick (`|w|·sign(a, w) = w·a`, `|w| ≤ 128`, pair sums ≤ 32,512).
+//! `vpdpbusd` does not saturate: there Q8_0 is offset to `q + 128` like the other formats.
+
+use core::arch::x86_64::*;
+
+use super::super::act::{BELOW_HALF, QK};
+use super::super::layout::F16;
+use super::super::tile::{block_scales, locate, TileActs, WTile, NR, STEPS, STEP_BYTES};
+use super::x86;
+use nanotensor_core::QuantFormat;
+
+/// Checks the shapes the kernels index by raw pointers: the tile and the activations have
+/// the same block pairs and whole buffers, and `rows` activation rows exist.
+fn check(w: &WTile, a: &TileActs, rows: usize) {
+    let (p, segs) = (w.pairs, w.segs);
+    assert!(segs == 1 || segs == 2);
+    assert_eq!(a.pairs, p);
+    assert!(w.qs.len() >= p * STEPS * STEP_BYTES);
+    assert!(w.d.len() >= p * segs * 2 * NR && w.m.len() >= p * 2 * NR);
+    assert!(a.qs.len() >= rows * p * STEPS * 8);
+    assert!(a.d.len() >= rows * 2 * p && a.sd.len() >= rows * 2 * p);
+    assert!(a.sum.len() >= rows * 2 * p && a.sumh.len() >= rows * 4 * p);
+    assert!(w.shift.is_none_or(|s| s < 8));
+}
+
+/// Pointers to activation row `r`'s codes, scales, scaled sums and sums of segment `s`.
+struct RowPtrs {
+    q: *const i8,
+    d: *const f32,
+    sd: *const f32,
+    sum: [*const i32; 2],
+}
+
+impl RowPtrs {
+    /// # Safety
+    /// `r` is a row of `a` (checked by `check`).
+    #[inline(always)]
+    unsafe fn new(a: &TileActs, r: usize) -> RowPtrs {
+        let nb2 = 2 * a.pairs;
+        // SAFETY: in bounds for a row `r` of `a` (`check`).
+        unsafe {
+            RowPtrs {
+                q: a.qs.as_ptr().add(r * a.pairs * STEPS * 8),
+                d: a.d.as_ptr().add(r * nb2),
+                sd: a.sd.as_ptr().add(r * nb2),
+                sum: [
+                    a.sumh.as_ptr().add(2 * r * nb2),
+                    a.sumh.as_ptr().add((2 * r + 1) * nb2),
+                ],
+            }
+        }
+    }
+
+    /// Block sums for segment `s` of `SEGS`: the whole block's, or a half's.
+    #[inline(always)]
+    fn sums<const SEGS: usize>(&self, a: &TileActs, r: usize, s: usize) -> *const i32 {
+        if SEGS == 1 {
+            a.sum[r * 2 * a.pairs..].as_ptr()
+        } else {
+            self.sum[s]
+        }
+    }
+}
+
+/// The row-group size for `left` remaining rows, at most `max`.
+#[inline(always)]
+fn group(left: usize, max: usize) -> usize {
+    match left {
+        l if l >= 8 && max >= 8 => 8,
+        l if l >= 4 => 4,
+        2 | 3 => 2,
+        _ => 1,
+    }
+}
+
+/// The 8 bytes at `p` (8 codes, or two 4-byte values) repeated over the 512 bits.
+#[inline(always)]
+unsafe fn bcast_x2_512<T>(p: *const T) -> __m512i {
+    // SAFETY: the caller's pointer is valid for 8 bytes; unaligned read.
+    unsafe { _mm512_set1_epi64(p.cast::<i64>().read_unaligned()) }
+}
+
+/// The VNNI tile kernel: `out[i][o]` = activation row `i` · tile row `o`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA, AVX512F and AVX512VNNI.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vnni")]
+pub(super) unsafe fn tile_vnni(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
+    check(w, a, out.len());
+    let mut r = 0;
+    while r < out.len() {
+        let mr = group(out.len() - r, 8);
+        let o = &mut out[r..r + mr];
+        // SAFETY: shapes checked above for every row; the features are this function's. The
+        // mode is the tile's: an offset (one or two segments) or a minimum.
+        unsafe {
+            match (w.segs, w.has_min, mr) {
+                (1, false, 8) => vnni::<8, 1, false>(w, a, r, o),
+                (1, false, 4) => vnni::<4, 1, false>(w, a, r, o),
+                (1, false, 2) => vnni::<2, 1, false>(w, a, r, o),
+                (1, false, _) => vnni::<1, 1, false>(w, a, r, o),
+                (1, true, 8) => vnni::<8, 1, true>(w, a, r, o),
+                (1, true, 4) => vnni::<4, 1, true>(w, a, r, o),
+                (1, true, 2) => vnni::<2, 1, true>(w, a, r, o),
+                (1, true, _) => vnni::<1, 1, true>(w, a, r, o),
+                (_, _, 8) => vnni::<8, 2, false>(w, a, r, o),
+                (_, _, 4) => vnni::<4, 2, false>(w, a, r, o),
+                (_, _, 2) => vnni::<2, 2, false>(w, a, r, o),
+                _ => vnni::<1, 2, false>(w, a, r, o),
+            }
+        }
+        r += mr;
+    }
+}
+
+// The loops index several arrays (rows, segments) by the same counters, as the maths reads.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn vnni<const MR: usize, const SEGS: usize, const MIN: bool>(
+    w: &WTile,
+    a: &TileActs,
+    r0: usize,
+    out: &mut [[f32; NR]],
+) {
+    let per_seg = STEPS / SEGS;
+    // SAFETY: `check` bounds every offset below: step `(p, t)` of the tile, 8 bytes at
+    // `p·64 + 8t` of a row's codes, `2p` and `2p + 1` of its scales and sums.
+    unsafe {
+        let (wq, wd, wm) = (w.qs.as_ptr(), w.d.as_ptr(), w.m.as_ptr());
+        let rows: [RowPtrs; MR] = core::array::from_fn(|i| RowPtrs::new(a, r0 + i));
+        let sums: [[*const i32; SEGS]; MR] =
+            core::array::from_fn(|i| core::array::from_fn(|s| rows[i].sums::<SEGS>(a, r0 + i, s)));
+        let shift = _mm_cvtsi32_si128(w.shift.unwrap_or(0) as i32);
+        let offset = w.shift.is_some();
+        let mut acc = [_mm512_setzero_ps(); MR];
+        for p in 0..w.pairs {
+            for s in 0..SEGS {
+                let mut ip = [_mm512_setzero_si512(); MR];
+                for t in s * per_seg..(s + 1) * per_seg {
+                    let wv = _mm512_loadu_si512(wq.add((p * STEPS + t) * STEP_BYTES).cast());
+                    for i in 0..MR {
+                        let av = bcast_x2_512(rows[i].q.add(p * 64 + 8 * t));
+                        ip[i] = _mm512_dpbusd_epi32(ip[i], wv, av);
+                    }
+                }
+                let dw = _mm512_loadu_ps(wd.add((p * SEGS + s) * 2 * NR));
+                for i in 0..MR {
+                    if !MIN && offset {
+                        let sum = bcast_x2_512(sums[i][s].add(2 * p));
+                        ip[i] = _mm512_sub_epi32(ip[i], _mm512_sll_epi32(sum, shift));
+                    }
+                    let da = _mm512_castsi512_ps(bcast_x2_512(rows[i].d.add(2 * p)));
+                    let scale = _mm512_mul_ps(dw, da);
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ip[i]), scale, acc[i]);
+                }
+            }
+            if MIN {
+                let m = _mm512_loadu_ps(wm.add(p * 2 * NR));
+                for i in 0..MR {
+                    let sd = _mm512_castsi512_ps(bcast_x2_512(rows[i].sd.add(2 * p)));
+                    acc[i] = _mm512_fmadd_ps(m, sd, acc[i]);
+                }
+            }
+        }
+        for (i, out) in out.iter_mut().enumerate().take(MR) {
+            let mut l = [0.0f32; 2 * NR];
+            _mm512_storeu_ps(l.as_mut_ptr(), acc[i]);
+            for (o, y) in out.iter_mut().enumerate() {
+                *y = l[2 * o] + l[2 * o + 1];
+            }
+        }
+    }
+}
+
+/// The 8 bytes at `p` repeated over the 256 bits.
+#[inline(always)]
+unsafe fn bcast_x2_256<T>(p: *const T) -> __m256i {
+    // SAFETY: the caller's pointer is valid for 8 bytes; unaligned read.
+    unsafe { _mm256_set1_epi64x(p.cast::<i64>().read_unaligned()) }
+}
+
+/// The AVX2 tile kernel: `out[i][o]` = activation row `i` · tile row `o`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn tile_avx2(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
+    check(w, a, out.len());
+    let mut r = 0;
+    while r < out.len() {
+        let mr = group(out.len() - r, 4);
+        let o = &mut out[r..r + mr];
+        // SAFETY: shapes checked above for every row; the features are this function's. The
+        // mode is the tile's: signed Q8_0, an offset (one or two segments) or a minimum.
+        unsafe {
+            match (
+                w.segs,
+                w.signed_q8 && w.shift.is_none() && !w.has_min,
+                w.has_min,
+                mr,
+            ) {
+                (1, true, _, 4) => avx2::<4, 1, false, true>(w, a, r, o),
+                (1, true, _, 2) => avx2::<2, 1, false, true>(w, a, r, o),
+                (1, true, _, _) => avx2::<1, 1, false, true>(w, a, r, o),
+                (1, _, false, 4) => avx2::<4, 1, false, false>(w, a, r, o),
+                (1, _, false, 2) => avx2::<2, 1, false, false>(w, a, r, o),
+                (1, _, false, _) => avx2::<1, 1, false, false>(w, a, r, o),
+                (1, _, true, 4) => avx2::<4, 1, true, false>(w, a, r, o),
+                (1, _, true, 2) => avx2::<2, 1, true, false>(w, a, r, o),
+                (1, _, true, _) => avx2::<1, 1, true, false>(w, a, r, o),
+                (_, _, _, 4) => avx2::<4, 2, false, false>(w, a, r, o),
+                (_, _, _, 2) => avx2::<2, 2, false, false>(w, a, r, o),
+                _ => avx2::<1, 2, false, false>(w, a, r, o),
+            }
+        }
+        r += mr;
+    }
+}
+
+/// `SIGNED`: the tile's Q8_0 codes are signed (one segment, no offset, no minimum).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn avx2<const MR: usize, const SEGS: usize, const MIN: bool, const SIGNED: bool>(
+    w: &WTile,
+    a: &TileActs,
+    r0: usize,
+    out: &mut [[f32; NR]],
+) {
+    let per_seg = STEPS / SEGS;
+    // SAFETY: as in `vnni`; each half reads 32 of a step's 64 bytes and 8 of its 16 scales.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        let (wq, wd, wm) = (w.qs.as_ptr(), w.d.as_ptr(), w.m.as_ptr());
+        let rows: [RowPtrs; MR] = core::array::from_fn(|i| RowPtrs::new(a, r0 + i));
+        let sums: [[*const i32; SEGS]; MR] =
+            core::array::from_fn(|i| core::array::from_fn(|s| rows[i].sums::<SEGS>(a, r0 + i, s)));
+        let shift = _mm_cvtsi32_si128(w.shift.unwrap_or(0) as i32);
+        let offset = w.shift.is_some();
+        // Rows 0–3 are the low 32 bytes of a step (lanes 0–7), rows 4–7 the high ones.
+        for half in 0..2 {
+            let mut acc = [_mm256_setzero_ps(); MR];
+            for p in 0..w.pairs {
+                for s in 0..SEGS {
+                    let mut ip = [_mm256_setzero_si256(); MR];
+                    for t in s * per_seg..(s + 1) * per_seg {
+                        let wv = _mm256_loadu_si256(
+                            wq.add((p * STEPS + t) * STEP_BYTES + 32 * half).cast(),
+                        );
+                        let wu = if SIGNED { _mm256_abs_epi8(wv) } else { wv };
+                        for i in 0..MR {
+                            let av = bcast_x2_256(rows[i].q.add(p * 64 + 8 * t));
+                            let av = if SIGNED { _mm256_sign_epi8(av, wv) } else { av };
+                            let prod = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, av), ones);
+                            ip[i] = _mm256_add_epi32(ip[i], prod);
+                        }
+                    }
+                    let dw = _mm256_loadu_ps(wd.add((p * SEGS + s) * 2 * NR + NR * half));
+                    for i in 0..MR {
+                        if !MIN && !SIGNED && offset {
+                            let sum = bcast_x2_256(sums[i][s].add(2 * p));
+                            ip[i] = _mm256_sub_epi32(ip[i], _mm256_sll_epi32(sum, shift));
+                        }
+                        let da = _mm256_castsi256_ps(bcast_x2_256(rows[i].d.add(2 * p)));
+                        let scale = _mm256_mul_ps(dw, da);
+                        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ip[i]), scale, acc[i]);
+                    }
+                }
+                if MIN {
+                    let m = _mm256_loadu_ps(wm.add(p * 2 * NR + NR * half));
+                    for i in 0..MR {
+                        let sd = _mm256_castsi256_ps(bcast_x2_256(rows[i].sd.add(2 * p)));
+                        acc[i] = _mm256_fmadd_ps(m, sd, acc[i]);
+                    }
+                }
+            }
+            for (i, out) in out.iter_mut().enumerate().take(MR) {
+                let mut l = [0.0f32; NR];
+                _mm256_storeu_ps(l.as_mut_ptr(), acc[i]);
+                for o in 0..NR / 2 {
+                    out[NR / 2 * half + o] = l[2 * o] + l[2 * o + 1];
+                }
+            }
+        }
+    }
+}
+
+/// The codes `u` of 32-value block `j` of stored block `blk` (format `fmt`), value `i` in byte
+/// `i`; `flip` is XOR-ed in (0x80 turns Q8_0's signed codes into `q + 128`).
+///
+/// # Safety
+/// AVX2; `blk` is a whole block of `fmt` and `j` one of its 32-value blocks.
+#[inline(always)]
+unsafe fn codes(fmt: QuantFormat, blk: &[u8], j: usize, flip: __m256i) -> __m256i {
+    // SAFETY: AVX2 (the caller's); every decoder reads inside `blk`.
+    unsafe {
+        match fmt {
+            QuantFormat::Q4_0 => x86::legacy_codes::<false, false>(blk),
+            QuantFormat::Q4_1 => x86::legacy_codes::<false, true>(blk),
+            QuantFormat::Q5_0 => x86::legacy_codes::<true, false>(blk),
+            QuantFormat::Q5_1 => x86::legacy_codes::<true, true>(blk),
+            QuantFormat::Q8_0 => _mm256_xor_si256(x86::load32(blk, 2), flip),
+            QuantFormat::Q4_K => x86::k45_codes::<false>(&blk[16..], _mm256_setzero_si256(), j),
+            QuantFormat::Q5_K => x86::k45_codes::<true>(&blk[48..], x86::load32(blk, 16), j),
+            QuantFormat::Q6_K => x86::q6k_codes(blk, j),
+        }
+    }
+}
+
+/// [`WTile::decode`] with AVX2: the same tile, codes unpacked 32 at a time and written two
+/// blocks (one step's 8 bytes) at a time.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn decode_avx2(
+    tile: &mut WTile,
+    fmt: QuantFormat,
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    h: &F16,
+) {
+    assert!(rows <= NR && w.len() >= rows * row_bytes);
+    let nb = tile.start(fmt, row_bytes, rows);
+    let pairs = tile.pairs;
+    assert!(tile.qs.len() >= pairs * STEPS * STEP_BYTES);
+    let flip = if fmt == QuantFormat::Q8_0 && !tile.signed_q8 {
+        0x80u8 as i8
+    } else {
+        0
+    };
+    for o in 0..rows {
+        let wr = &w[o * row_bytes..(o + 1) * row_bytes];
+        // SAFETY: AVX2 (this function's); block `b < nb` lies inside the row; the stores
+        // write 8 bytes at `p·512 + 64t + 8o < pairs·512` (`o < NR`, `t < STEPS`).
+        unsafe {
+            let flip = _mm256_set1_epi8(flip);
+            let code = |b: usize| {
+                if b < nb {
+                    let (blk, j) = locate(fmt, wr, b);
+                    codes(fmt, blk, j, flip)
+                } else {
+                    _mm256_setzero_si256()
+                }
+            };
+            let base = tile.qs.as_mut_ptr().add(8 * o);
+            for p in 0..pairs {
+                let (c0, c1) = (code(2 * p), code(2 * p + 1));
+                // 64-bit lane `i` of `lo` is step (0, 1, 4, 5)[i], of `hi` step (2, 3, 6, 7)[i].
+                let lo = _mm256_unpacklo_epi32(c0, c1);
+                let hi = _mm256_unpackhi_epi32(c0, c1);
+                let dst = base.add(p * STEPS * STEP_BYTES);
+                let put =
+                    |t: usize, v: i64| dst.add(t * STEP_BYTES).cast::<i64>().write_unaligned(v);
+                put(0, _mm256_extract_epi64::<0>(lo));
+                put(1, _mm256_extract_epi64::<1>(lo));
+                put(4, _mm256_extract_epi64::<2>(lo));
+                put(5, _mm256_extract_epi64::<3>(lo));
+                put(2, _mm256_extract_epi64::<0>(hi));
+                put(3, _mm256_extract_epi64::<1>(hi));
+                put(6, _mm256_extract_epi64::<2>(hi));
+                put(7, _mm256_extract_epi64::<3>(hi));
+            }
+        }
+        for b in 0..nb {
+            let (d, m) = block_scales(fmt, wr, b, h);
+            tile.put_scales(o, b, d, m);
+        }
+    }
+}
+
+/// [`super::super::act::quantize_block`] with AVX2, bit for bit (the same divisions,
+/// products, rounding and sums).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn quantize_block_avx2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i16, i16) {
+    // SAFETY: AVX2 (this function's); loads of 4 × 8 values of `x`, one store of 32 bytes.
+    unsafe {
+        let v: [__m256; 4] = core::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(8 * i)));
+        let sign = _mm256_set1_ps(-0.0);
+        let ab = v.map(|v| _mm256_andnot_ps(sign, v));
+        let m = _mm256_max_ps(_mm256_max_ps(ab[0], ab[1]), _mm256_max_ps(ab[2], ab[3]));
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+        let below_half = _mm256_set1_ps(BELOW_HALF);
+        let i: [__m256i; 4] = v.map(|v| {
+            let t = _mm256_mul_ps(v, id);
+            let r = _mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(t, sign), below_half));
+            _mm256_cvttps_epi32(r)
+        });
+        let hsum = |v: __m256i| {
+            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            _mm_cvtsi128_si32(s) as i16
+        };
+        let (s0, s1) = (
+            hsum(_mm256_add_epi32(i[0], i[1])),
+            hsum(_mm256_add_epi32(i[2], i[3])),
+        );
+        let b = _mm256_packs_epi16(
+            _mm256_packs_epi32(i[0], i[1]),
+            _mm256_packs_epi32(i[2], i[3]),
+        );
+        // The packs interleave the 128-bit halves: dword order 0, 4, 1, 5, … restores 0..32.
+        let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.as_mut_ptr().cast(), b);
+        (d, s0, s1)
+    }
+}
