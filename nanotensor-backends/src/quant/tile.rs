@@ -151,7 +151,7 @@ pub fn locate(fmt: QuantFormat, w: &[u8], b: usize) -> (&[u8], usize) {
 }
 
 /// `dw` per segment and `m` of block `b` of weight row `w` (see the [module docs](self)).
-#[inline]
+#[inline(always)]
 pub fn block_scales(fmt: QuantFormat, w: &[u8], b: usize, h: &F16) -> ([f32; 2], f32) {
     let (blk, j) = locate(fmt, w, b);
     match fmt {
@@ -234,15 +234,32 @@ impl WTile {
                     let at = base + t * STEP_BYTES;
                     self.qs[at..at + 4].copy_from_slice(&q[4 * t..4 * t + 4]);
                 }
-                let (d, m) = block_scales(fmt, wr, b, h);
-                self.put_scales(o, b, d, m);
             }
+            self.put_row_scales(fmt, o, wr, nb, h);
         }
     }
 
+    /// Writes the scales of tile row `o` from weight row `wr` (`nb` blocks of `fmt`).
+    pub fn put_row_scales(&mut self, fmt: QuantFormat, o: usize, wr: &[u8], nb: usize, h: &F16) {
+        // One monomorphic loop per format: the match is hoisted out of the blocks.
+        macro_rules! rows {
+            ($($f:ident),*) => {
+                match fmt {
+                    $(QuantFormat::$f => {
+                        for b in 0..nb {
+                            let (d, m) = block_scales(QuantFormat::$f, wr, b, h);
+                            self.put_scales(o, b, d, m);
+                        }
+                    })*
+                }
+            };
+        }
+        rows!(Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K);
+    }
+
     /// Writes the scales `d` (per segment) and the minimum `m` of block `b` of tile row `o`.
-    #[inline]
-    pub fn put_scales(&mut self, o: usize, b: usize, d: [f32; 2], m: f32) {
+    #[inline(always)]
+    fn put_scales(&mut self, o: usize, b: usize, d: [f32; 2], m: f32) {
         let (p, e) = (b / 2, b % 2);
         for (s, &d) in d.iter().enumerate().take(self.segs) {
             self.d[((p * self.segs + s) * NR + o) * 2 + e] = d;
@@ -351,7 +368,7 @@ pub fn linear(
             }
         })
     };
-    yt.clear();
+    // Every value is written by a task: the buffer is only sized, not cleared.
     yt.resize(tiles * rows * NR, 0.0);
     if threads == 1 {
         task(0, yt);

@@ -18,7 +18,7 @@ use core::arch::x86_64::*;
 
 use super::super::act::{BELOW_HALF, QK};
 use super::super::layout::F16;
-use super::super::tile::{block_scales, locate, TileActs, WTile, NR, STEPS, STEP_BYTES};
+use super::super::tile::{locate, TileActs, WTile, NR, STEPS, STEP_BYTES};
 use super::x86;
 use nanotensor_core::QuantFormat;
 
@@ -319,6 +319,23 @@ unsafe fn codes(fmt: QuantFormat, blk: &[u8], j: usize, flip: __m256i) -> __m256
     }
 }
 
+/// The codes of block `b` of row `wr` (zero past its `nb` blocks).
+///
+/// # Safety
+/// AVX2; `wr` is a whole row of `fmt` blocks holding `nb` 32-value blocks.
+#[inline(always)]
+unsafe fn row_codes(fmt: QuantFormat, wr: &[u8], b: usize, nb: usize, flip: __m256i) -> __m256i {
+    // SAFETY: AVX2 (the caller's); `b < nb` is inside the row.
+    unsafe {
+        if b < nb {
+            let (blk, j) = locate(fmt, wr, b);
+            codes(fmt, blk, j, flip)
+        } else {
+            _mm256_setzero_si256()
+        }
+    }
+}
+
 /// [`WTile::decode`] with AVX2: the same tile, codes unpacked 32 at a time and written two
 /// blocks (one step's 8 bytes) at a time.
 ///
@@ -348,37 +365,59 @@ pub(super) unsafe fn decode_avx2(
         // write 8 bytes at `p·512 + 64t + 8o < pairs·512` (`o < NR`, `t < STEPS`).
         unsafe {
             let flip = _mm256_set1_epi8(flip);
-            let code = |b: usize| {
-                if b < nb {
-                    let (blk, j) = locate(fmt, wr, b);
-                    codes(fmt, blk, j, flip)
-                } else {
-                    _mm256_setzero_si256()
-                }
-            };
             let base = tile.qs.as_mut_ptr().add(8 * o);
             for p in 0..pairs {
-                let (c0, c1) = (code(2 * p), code(2 * p + 1));
+                let c0 = row_codes(fmt, wr, 2 * p, nb, flip);
+                let c1 = row_codes(fmt, wr, 2 * p + 1, nb, flip);
                 // 64-bit lane `i` of `lo` is step (0, 1, 4, 5)[i], of `hi` step (2, 3, 6, 7)[i].
                 let lo = _mm256_unpacklo_epi32(c0, c1);
                 let hi = _mm256_unpackhi_epi32(c0, c1);
-                let dst = base.add(p * STEPS * STEP_BYTES);
-                let put =
-                    |t: usize, v: i64| dst.add(t * STEP_BYTES).cast::<i64>().write_unaligned(v);
-                put(0, _mm256_extract_epi64::<0>(lo));
-                put(1, _mm256_extract_epi64::<1>(lo));
-                put(4, _mm256_extract_epi64::<2>(lo));
-                put(5, _mm256_extract_epi64::<3>(lo));
-                put(2, _mm256_extract_epi64::<0>(hi));
-                put(3, _mm256_extract_epi64::<1>(hi));
-                put(6, _mm256_extract_epi64::<2>(hi));
-                put(7, _mm256_extract_epi64::<3>(hi));
+                let dst = base.add(p * STEPS * STEP_BYTES).cast::<i64>();
+                let step = STEP_BYTES / 8;
+                dst.write_unaligned(_mm256_extract_epi64::<0>(lo));
+                dst.add(step).write_unaligned(_mm256_extract_epi64::<1>(lo));
+                dst.add(4 * step)
+                    .write_unaligned(_mm256_extract_epi64::<2>(lo));
+                dst.add(5 * step)
+                    .write_unaligned(_mm256_extract_epi64::<3>(lo));
+                dst.add(2 * step)
+                    .write_unaligned(_mm256_extract_epi64::<0>(hi));
+                dst.add(3 * step)
+                    .write_unaligned(_mm256_extract_epi64::<1>(hi));
+                dst.add(6 * step)
+                    .write_unaligned(_mm256_extract_epi64::<2>(hi));
+                dst.add(7 * step)
+                    .write_unaligned(_mm256_extract_epi64::<3>(hi));
             }
         }
-        for b in 0..nb {
-            let (d, m) = block_scales(fmt, wr, b, h);
-            tile.put_scales(o, b, d, m);
-        }
+        tile.put_row_scales(fmt, o, wr, nb, h);
+    }
+}
+
+/// The sum of the 8 lanes.
+#[inline(always)]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    // SAFETY: AVX2 (the caller's).
+    unsafe {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// `round_half_away(v·id)` per lane, as i32.
+#[inline(always)]
+unsafe fn codes_of(v: __m256, id: __m256) -> __m256i {
+    // SAFETY: AVX (the caller's).
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let t = _mm256_mul_ps(v, id);
+        let r = _mm256_add_ps(
+            t,
+            _mm256_or_ps(_mm256_and_ps(t, sign), _mm256_set1_ps(BELOW_HALF)),
+        );
+        _mm256_cvttps_epi32(r)
     }
 }
 
@@ -391,35 +430,32 @@ pub(super) unsafe fn decode_avx2(
 pub(super) unsafe fn quantize_block_avx2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i16, i16) {
     // SAFETY: AVX2 (this function's); loads of 4 × 8 values of `x`, one store of 32 bytes.
     unsafe {
-        let v: [__m256; 4] = core::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(8 * i)));
+        let p = x.as_ptr();
+        let (v0, v1, v2, v3) = (
+            _mm256_loadu_ps(p),
+            _mm256_loadu_ps(p.add(8)),
+            _mm256_loadu_ps(p.add(16)),
+            _mm256_loadu_ps(p.add(24)),
+        );
         let sign = _mm256_set1_ps(-0.0);
-        let ab = v.map(|v| _mm256_andnot_ps(sign, v));
-        let m = _mm256_max_ps(_mm256_max_ps(ab[0], ab[1]), _mm256_max_ps(ab[2], ab[3]));
+        let m = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)),
+        );
         let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
         let d = amax / 127.0;
         let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
-        let below_half = _mm256_set1_ps(BELOW_HALF);
-        let i: [__m256i; 4] = v.map(|v| {
-            let t = _mm256_mul_ps(v, id);
-            let r = _mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(t, sign), below_half));
-            _mm256_cvttps_epi32(r)
-        });
-        let hsum = |v: __m256i| {
-            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-            _mm_cvtsi128_si32(s) as i16
-        };
-        let (s0, s1) = (
-            hsum(_mm256_add_epi32(i[0], i[1])),
-            hsum(_mm256_add_epi32(i[2], i[3])),
+        let (i0, i1, i2, i3) = (
+            codes_of(v0, id),
+            codes_of(v1, id),
+            codes_of(v2, id),
+            codes_of(v3, id),
         );
-        let b = _mm256_packs_epi16(
-            _mm256_packs_epi32(i[0], i[1]),
-            _mm256_packs_epi32(i[2], i[3]),
-        );
+        let s0 = hsum_epi32(_mm256_add_epi32(i0, i1)) as i16;
+        let s1 = hsum_epi32(_mm256_add_epi32(i2, i3)) as i16;
+        let b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
         // The packs interleave the 128-bit halves: dword order 0, 4, 1, 5, … restores 0..32.
         let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(q.as_mut_ptr().cast(), b);
