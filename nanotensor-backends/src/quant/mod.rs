@@ -298,10 +298,15 @@ impl Backend for QuantBackend {
         let [n, k] = w.shape;
         let xf = as_f32(x);
         with_scratch(|s| {
-            s.acts.quantize(&xf, rows, k)?;
+            let tiled = rows >= TILE_MIN_ROWS;
+            if tiled {
+                self.kernel
+                    .quantize_tile(&xf, rows, k, &mut s.acts, &mut s.tile_acts)?;
+            } else {
+                s.acts.quantize_with(self.kernel, &xf, rows, k)?;
+            }
             with_f32_out(out, |y| {
-                if rows >= TILE_MIN_ROWS {
-                    s.tile_acts.build(&s.acts, rows);
+                if tiled {
                     tile::linear(
                         self.blocked.pool(),
                         self.kernel,

@@ -68,9 +68,10 @@ pub struct TileActs {
 }
 
 impl TileActs {
-    /// `a`'s `rows` rows re-laid out (buffers reused).
-    pub fn build(&mut self, a: &QActs, rows: usize) {
-        let nb = a.blocks;
+    /// Sizes the buffers for `rows` rows of `nb` blocks and returns the block pairs per row;
+    /// the block past an odd `nb` is zero (codes, scales and sums), the rest is left to be
+    /// written.
+    pub fn size(&mut self, rows: usize, nb: usize) -> usize {
         let pairs = nb.div_ceil(2);
         let nb2 = 2 * pairs;
         self.pairs = pairs;
@@ -84,6 +85,14 @@ impl TileActs {
         self.sumh.resize(2 * rows * nb2, 0);
         self.qs.clear();
         self.qs.resize(rows * pairs * STEPS * 8, 0);
+        pairs
+    }
+
+    /// `a`'s `rows` rows re-laid out (buffers reused).
+    pub fn build(&mut self, a: &QActs, rows: usize) {
+        let nb = a.blocks;
+        let pairs = self.size(rows, nb);
+        let nb2 = 2 * pairs;
         for r in 0..rows {
             let row = a.row(r);
             let qs = &mut self.qs[r * pairs * STEPS * 8..][..pairs * STEPS * 8];

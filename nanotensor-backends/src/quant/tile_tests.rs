@@ -225,3 +225,98 @@ fn activation_quantizers_equal_the_portable_one() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn tmp_speed() {
+    let h = F16::table();
+    for fmt in [
+        QuantFormat::Q4_1,
+        QuantFormat::Q8_0,
+        QuantFormat::Q5_0,
+        QuantFormat::Q6_K,
+    ] {
+        let (n, k, rows) = (512, 1536, 128);
+        let bytes = random_blocks(fmt, n, k, 1).unwrap();
+        let rb = bytes.len() / n;
+        let mut rng = Rng::new(7);
+        let x: Vec<f32> = (0..rows * k).map(|_| rng.normal() as f32).collect();
+        let mut a = QActs::default();
+        a.quantize(&x, rows, k).unwrap();
+        let mut ta = TileActs::default();
+        ta.build(&a, rows);
+        let kernel = kernels()[0];
+        let mut tile = WTile {
+            signed_q8: kernel.tile_signed_q8(),
+            ..WTile::default()
+        };
+        let mut out = vec![[0.0f32; NR]; rows];
+        let mut td = f64::MAX;
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            for o0 in (0..n).step_by(NR) {
+                kernel.decode_tile(&mut tile, fmt, &bytes[o0 * rb..], rb, NR, h);
+            }
+            td = td.min(t0.elapsed().as_secs_f64());
+        }
+        kernel.decode_tile(&mut tile, fmt, &bytes, rb, NR, h);
+        let mut tk = f64::MAX;
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            for _ in (0..n).step_by(NR) {
+                kernel.tile(&tile, &ta, &mut out);
+            }
+            tk = tk.min(t0.elapsed().as_secs_f64());
+        }
+        let macs = (n * k * rows) as f64;
+        println!("{fmt}: kernel {:.1} GMAC/s ({:.1} MAC/cycle at 2.1 GHz), decode {:.2} ns/value = {:.1}% of kernel",
+            macs / tk / 1e9, macs / tk / 2.1e9, td / (n * k) as f64 * 1e9, 100.0 * td / tk);
+    }
+}
+
+/// Every kernel's quantizer into the tile layout gives what the portable quantizer and
+/// `TileActs::build` give, bit for bit (odd block counts, a short last block), and names the
+/// first NaN or infinity as the portable quantizer does.
+#[test]
+fn tile_quantizers_equal_quantize_then_build() {
+    let portable = Kernel::new(super::kernel::KernelKind::Portable).unwrap();
+    let mut rng = Rng::new(800);
+    for k in [32, 96, 70, 64] {
+        let rows = 5;
+        let mut x: Vec<f32> = (0..rows * k).map(|_| rng.normal() as f32).collect();
+        x[1] = -700.0;
+        let mut a = QActs::default();
+        a.quantize_with(portable, &x, rows, k).unwrap();
+        let mut want = TileActs::default();
+        want.build(&a, rows);
+        for kernel in kernels() {
+            let mut got = TileActs::default();
+            kernel
+                .quantize_tile(&x, rows, k, &mut QActs::default(), &mut got)
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                (got.pairs, &got.qs, &got.sum, &got.sumh),
+                (want.pairs, &want.qs, &want.sum, &want.sumh),
+                "{:?} k {k}",
+                kernel.kind()
+            );
+            assert_eq!(bits(&got.d), bits(&want.d));
+            assert_eq!(bits(&got.sd), bits(&want.sd));
+        }
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut y = x.clone();
+            y[2 * k + 3] = bad;
+            y[3 * k] = f32::NAN;
+            for kernel in kernels() {
+                let err = kernel
+                    .quantize_tile(&y, rows, k, &mut QActs::default(), &mut TileActs::default())
+                    .unwrap_err();
+                assert!(
+                    matches!(err, nanotensor_core::Error::NonFinite { index, .. } if index == 2 * k + 3),
+                    "{err:?}"
+                );
+            }
+        }
+    }
+}

@@ -8,6 +8,8 @@
 //! Every [`Kernel`] is built through [`KernelKind::runs_on`] with the detected CPU features
 //! (`crate::cpu`): that check is what makes calling the `#[target_feature]` functions sound.
 
+#[cfg(target_arch = "x86_64")]
+mod act_x86;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
 mod tile_x86;
@@ -15,11 +17,12 @@ mod tile_x86;
 mod x86;
 
 use super::act::ActRow;
-use super::act::QK;
+use super::act::{QActs, QK};
 use super::layout::F16;
 use super::tile::{TileActs, WTile, NR};
 use crate::cpu::CpuFeatures;
 use nanotensor_core::QuantFormat;
+use nanotensor_core::Result;
 
 /// The instruction sets a quant kernel can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,9 +147,39 @@ impl Kernel {
             // SAFETY: both x86 kinds imply AVX2 and FMA (`runs_on`).
             #[cfg(target_arch = "x86_64")]
             KernelKind::Avx512Vnni | KernelKind::Avx2 => unsafe {
-                tile_x86::quantize_block_avx2(x, q)
+                act_x86::quantize_block_avx2(x, q)
             },
             _ => super::act::quantize_block(x, q),
         }
+    }
+
+    /// `rows` rows of `k` values of `x` quantized into the tile layout: `ta` as
+    /// [`QActs::quantize`] then [`TileActs::build`] make it (`scratch` is the `QActs` of the
+    /// portable path).
+    ///
+    /// # Errors
+    /// [`nanotensor_core::Error::NonFinite`] naming `x` and the first NaN/∞.
+    pub fn quantize_tile(
+        self,
+        x: &[f32],
+        rows: usize,
+        k: usize,
+        scratch: &mut QActs,
+        ta: &mut TileActs,
+    ) -> Result<()> {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            KernelKind::Avx512Vnni | KernelKind::Avx2 => {
+                // SAFETY: both x86 kinds imply AVX2 and FMA (`runs_on`).
+                if unsafe { act_x86::quantize_tile_avx2(x, rows, k, ta) } {
+                    return Ok(());
+                }
+                // A NaN or infinity: the portable path finds it and names it.
+            }
+            _ => {}
+        }
+        scratch.quantize_with(self, x, rows, k)?;
+        ta.build(scratch, rows);
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! of a segment (all eight, or four per half block for Q6_K), the format's offset times the
 //! activation block's sum is subtracted (exact, in integers), and each lane is converted and
 //! scaled by its block's `dw·da`, plus the minimum term `m·da·Σa` for the formats with one, in
-//! f32 multiply-adds. The eight-row weight step is loaded once and used by up to `MR`
+//! f32 multiply-adds. The eight-row weight step is loaded once and used by up to `MR_MAX`
 //! activation rows, whose 8 bytes per step are broadcast from memory.
 //!
 //! AVX2's `vpmaddubsw` adds two byte products into a saturating i16: the codes stay below 64
@@ -16,7 +16,6 @@
 
 use core::arch::x86_64::*;
 
-use super::super::act::{BELOW_HALF, QK};
 use super::super::layout::F16;
 use super::super::tile::{locate, TileActs, WTile, NR, STEPS, STEP_BYTES};
 use super::x86;
@@ -75,16 +74,20 @@ impl RowPtrs {
     }
 }
 
-/// The row-group size for `left` remaining rows, at most `max`.
+/// The row-group size for `left` remaining rows: at most [`MR_MAX`].
 #[inline(always)]
-fn group(left: usize, max: usize) -> usize {
+fn group(left: usize) -> usize {
     match left {
-        l if l >= 8 && max >= 8 => 8,
-        l if l >= 4 => 4,
+        l if l >= MR_MAX => MR_MAX,
         2 | 3 => 2,
         _ => 1,
     }
 }
+
+/// Activation rows per kernel call: four rows' integer and float accumulators, the weight
+/// step and the broadcasts fit the registers of either instruction set, and measured no
+/// slower than eight on AVX-512 (whose register file could hold eight).
+const MR_MAX: usize = 4;
 
 /// The 8 bytes at `p` (8 codes, or two 4-byte values) repeated over the 512 bits.
 #[inline(always)]
@@ -102,22 +105,19 @@ pub(super) unsafe fn tile_vnni(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
     check(w, a, out.len());
     let mut r = 0;
     while r < out.len() {
-        let mr = group(out.len() - r, 8);
+        let mr = group(out.len() - r);
         let o = &mut out[r..r + mr];
         // SAFETY: shapes checked above for every row; the features are this function's. The
         // mode is the tile's: an offset (one or two segments) or a minimum.
         unsafe {
             match (w.segs, w.has_min, mr) {
-                (1, false, 8) => vnni::<8, 1, false>(w, a, r, o),
-                (1, false, 4) => vnni::<4, 1, false>(w, a, r, o),
+                (1, false, MR_MAX) => vnni::<MR_MAX, 1, false>(w, a, r, o),
                 (1, false, 2) => vnni::<2, 1, false>(w, a, r, o),
                 (1, false, _) => vnni::<1, 1, false>(w, a, r, o),
-                (1, true, 8) => vnni::<8, 1, true>(w, a, r, o),
-                (1, true, 4) => vnni::<4, 1, true>(w, a, r, o),
+                (1, true, MR_MAX) => vnni::<MR_MAX, 1, true>(w, a, r, o),
                 (1, true, 2) => vnni::<2, 1, true>(w, a, r, o),
                 (1, true, _) => vnni::<1, 1, true>(w, a, r, o),
-                (_, _, 8) => vnni::<8, 2, false>(w, a, r, o),
-                (_, _, 4) => vnni::<4, 2, false>(w, a, r, o),
+                (_, _, MR_MAX) => vnni::<MR_MAX, 2, false>(w, a, r, o),
                 (_, _, 2) => vnni::<2, 2, false>(w, a, r, o),
                 _ => vnni::<1, 2, false>(w, a, r, o),
             }
@@ -201,7 +201,7 @@ pub(super) unsafe fn tile_avx2(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
     check(w, a, out.len());
     let mut r = 0;
     while r < out.len() {
-        let mr = group(out.len() - r, 4);
+        let mr = group(out.len() - r);
         let o = &mut out[r..r + mr];
         // SAFETY: shapes checked above for every row; the features are this function's. The
         // mode is the tile's: signed Q8_0, an offset (one or two segments) or a minimum.
@@ -391,74 +391,5 @@ pub(super) unsafe fn decode_avx2(
             }
         }
         tile.put_row_scales(fmt, o, wr, nb, h);
-    }
-}
-
-/// The sum of the 8 lanes.
-#[inline(always)]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
-    // SAFETY: AVX2 (the caller's).
-    unsafe {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-        _mm_cvtsi128_si32(s)
-    }
-}
-
-/// `round_half_away(v·id)` per lane, as i32.
-#[inline(always)]
-unsafe fn codes_of(v: __m256, id: __m256) -> __m256i {
-    // SAFETY: AVX (the caller's).
-    unsafe {
-        let sign = _mm256_set1_ps(-0.0);
-        let t = _mm256_mul_ps(v, id);
-        let r = _mm256_add_ps(
-            t,
-            _mm256_or_ps(_mm256_and_ps(t, sign), _mm256_set1_ps(BELOW_HALF)),
-        );
-        _mm256_cvttps_epi32(r)
-    }
-}
-
-/// [`super::super::act::quantize_block`] with AVX2, bit for bit (the same divisions,
-/// products, rounding and sums).
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn quantize_block_avx2(x: &[f32; QK], q: &mut [i8; QK]) -> (f32, i16, i16) {
-    // SAFETY: AVX2 (this function's); loads of 4 × 8 values of `x`, one store of 32 bytes.
-    unsafe {
-        let p = x.as_ptr();
-        let (v0, v1, v2, v3) = (
-            _mm256_loadu_ps(p),
-            _mm256_loadu_ps(p.add(8)),
-            _mm256_loadu_ps(p.add(16)),
-            _mm256_loadu_ps(p.add(24)),
-        );
-        let sign = _mm256_set1_ps(-0.0);
-        let m = _mm256_max_ps(
-            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)),
-        );
-        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-        let d = amax / 127.0;
-        let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
-        let (i0, i1, i2, i3) = (
-            codes_of(v0, id),
-            codes_of(v1, id),
-            codes_of(v2, id),
-            codes_of(v3, id),
-        );
-        let s0 = hsum_epi32(_mm256_add_epi32(i0, i1)) as i16;
-        let s1 = hsum_epi32(_mm256_add_epi32(i2, i3)) as i16;
-        let b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-        // The packs interleave the 128-bit halves: dword order 0, 4, 1, 5, … restores 0..32.
-        let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256(q.as_mut_ptr().cast(), b);
-        (d, s0, s1)
     }
 }
