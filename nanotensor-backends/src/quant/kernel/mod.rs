@@ -167,17 +167,14 @@ impl Kernel {
         scratch: &mut QActs,
         ta: &mut TileActs,
     ) -> Result<()> {
-        match self.0 {
-            #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx512Vnni | KernelKind::Avx2 => {
-                // SAFETY: both x86 kinds imply AVX2 and FMA (`runs_on`).
-                if unsafe { act_x86::quantize_tile_avx2(x, rows, k, ta) } {
-                    return Ok(());
-                }
-                // A NaN or infinity: the portable path finds it and names it.
-            }
-            _ => {}
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.0, KernelKind::Avx512Vnni | KernelKind::Avx2)
+            // SAFETY: both x86 kinds imply AVX2 and FMA (`runs_on`).
+            && unsafe { act_x86::quantize_tile_avx2(x, rows, k, ta) }
+        {
+            return Ok(());
         }
+        // The portable path, which also finds and names a NaN or infinity.
         scratch.quantize_with(self, x, rows, k)?;
         ta.build(scratch, rows);
         Ok(())
