@@ -317,7 +317,6 @@ impl Backend for QuantBackend {
                         &s.tile_acts,
                         rows,
                         y,
-                        &mut s.yt,
                     )
                 } else {
                     matvec::linear(

@@ -136,6 +136,72 @@ pub struct WTile {
     pub m: Vec<f32>,
 }
 
+/// Where a tile kernel writes: `rows` rows of `cols ≤ NR` values, row `r` at `r·stride`
+/// values past the start. It may cover columns of an output that other tiles of the same call
+/// write at the same time (their own columns), so it holds a raw pointer.
+#[derive(Debug)]
+pub struct TileOut<'a> {
+    ptr: *mut f32,
+    rows: usize,
+    stride: usize,
+    cols: usize,
+    _out: core::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> TileOut<'a> {
+    /// The first `cols` values of `rows` rows of `out`, `stride` values apart.
+    ///
+    /// # Panics
+    /// If `cols > NR` or `out` is too short.
+    pub fn new(out: &'a mut [f32], rows: usize, stride: usize, cols: usize) -> Self {
+        assert!(cols <= NR && (rows == 0 || out.len() >= (rows - 1) * stride + cols));
+        TileOut {
+            ptr: out.as_mut_ptr(),
+            rows,
+            stride,
+            cols,
+            _out: core::marker::PhantomData,
+        }
+    }
+
+    /// [`TileOut::new`] over a raw output.
+    ///
+    /// # Safety
+    /// `ptr + r·stride + c` is valid for writes for every `r < rows`, `c < cols ≤ NR`, and no
+    /// other access to those values happens while the `TileOut` lives.
+    pub unsafe fn from_raw(ptr: *mut f32, rows: usize, stride: usize, cols: usize) -> Self {
+        assert!(cols <= NR);
+        TileOut {
+            ptr,
+            rows,
+            stride,
+            cols,
+            _out: core::marker::PhantomData,
+        }
+    }
+
+    /// Rows to write.
+    #[inline]
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Writes row `r` (its first `cols` values of `v`).
+    #[inline(always)]
+    pub fn write(&mut self, r: usize, v: &[f32; NR]) {
+        assert!(r < self.rows);
+        // SAFETY: row `r < rows`, columns `< cols`: valid and exclusive by construction.
+        unsafe {
+            let dst = self.ptr.add(r * self.stride);
+            if self.cols == NR {
+                dst.cast::<[f32; NR]>().write_unaligned(*v);
+            } else {
+                core::ptr::copy_nonoverlapping(v.as_ptr(), dst, self.cols);
+            }
+        }
+    }
+}
+
 /// The offset shift and whether there is a minimum, for `fmt` (Q8_0 offset unless signed).
 fn form(fmt: QuantFormat, signed_q8: bool) -> (Option<u32>, bool) {
     match fmt {
@@ -277,14 +343,14 @@ impl WTile {
     }
 }
 
-/// The portable tile kernel: `out[i][o]` = the product of activation row `i` of `a` with tile
-/// row `o`. The reference of the SIMD ones (the same integer sums; f32 without fused
+/// The portable tile kernel: row `r` of `out` = the products of activation row `r` of `a` with
+/// the tile's rows. The reference of the SIMD ones (the same integer sums; f32 without fused
 /// multiply-adds).
-pub fn tile_portable(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
+pub fn tile_portable(w: &WTile, a: &TileActs, out: &mut TileOut<'_>) {
     let (pairs, segs) = (w.pairs, w.segs);
     let nb2 = 2 * pairs;
     let per_seg = STEPS / segs;
-    for (r, out) in out.iter_mut().enumerate() {
+    for r in 0..out.rows() {
         let mut acc = [0.0f32; 2 * NR];
         for p in 0..pairs {
             let aq = &a.qs[(r * pairs + p) * STEPS * 8..][..STEPS * 8];
@@ -322,9 +388,7 @@ pub fn tile_portable(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
                 }
             }
         }
-        for (o, y) in out.iter_mut().enumerate() {
-            *y = acc[2 * o] + acc[2 * o + 1];
-        }
+        out.write(r, &core::array::from_fn(|o| acc[2 * o] + acc[2 * o + 1]));
     }
 }
 
@@ -337,11 +401,10 @@ thread_local! {
 const PAR_MIN_BYTES: usize = super::matvec::PAR_MIN_BYTES;
 
 /// `y = x·Wᵀ` for `rows` activation rows (`ta`, in the tile layout) and `W: [n, k]` stored as
-/// `n` rows of `row_bytes` bytes of `fmt` blocks, into `y: [rows, n]`; `yt` is scratch.
+/// `n` rows of `row_bytes` bytes of `fmt` blocks, into `y: [rows, n]`.
 ///
-/// Weight tiles are split among the pool's workers; each decodes a tile once and runs it
-/// against every activation row, writing the tile's outputs `[rows, NR]` contiguously into
-/// `yt`, which is then copied into `y` eight values at a time.
+/// Weight tiles are split among the pool's workers; each decodes a tile once, runs it against
+/// every activation row and writes the tile's eight columns of `y`.
 #[allow(clippy::too_many_arguments)]
 pub fn linear(
     pool: &Pool,
@@ -353,8 +416,8 @@ pub fn linear(
     ta: &TileActs,
     rows: usize,
     y: &mut [f32],
-    yt: &mut Vec<f32>,
 ) {
+    assert!(y.len() >= rows * n && w.len() >= n * row_bytes);
     let h = F16::table();
     let threads = if w.len() >= PAR_MIN_BYTES {
         pool.threads()
@@ -364,37 +427,40 @@ pub fn linear(
     let tiles = n.div_ceil(NR);
     // A few tasks per thread, so that a preempted worker delays only its own small share.
     let tiles_per_task = tiles.div_ceil(4 * threads).max(1);
-    let task = |first_tile: usize, out: &mut [f32]| {
+    let y = SharedOut(y.as_mut_ptr());
+    let task = |t: usize| {
         TILE.with(|cell| {
             let mut tile = cell.borrow_mut();
             tile.signed_q8 = kernel.tile_signed_q8();
-            let (out, _) = out.as_chunks_mut::<NR>();
-            for (i, out) in out.chunks_exact_mut(rows).enumerate() {
-                let o0 = (first_tile + i) * NR;
+            for i in t * tiles_per_task..tiles.min((t + 1) * tiles_per_task) {
+                let o0 = i * NR;
                 let nr = NR.min(n - o0);
                 kernel.decode_tile(&mut tile, fmt, &w[o0 * row_bytes..], row_bytes, nr, h);
-                kernel.tile(&tile, ta, out);
+                // SAFETY: `y` holds `rows·n` values (asserted); tile `i` alone writes columns
+                // `o0..o0 + nr` of each row, and each tile belongs to one task, so no two
+                // writers share a value, and `y` is not otherwise touched until the pool's
+                // `for_each` returns.
+                let mut out = unsafe { TileOut::from_raw(y.get().add(o0), rows, n, nr) };
+                kernel.tile(&tile, ta, &mut out);
             }
         })
     };
-    // Every value is written by a task: the buffer is only sized, not cleared.
-    yt.resize(tiles * rows * NR, 0.0);
+    let tasks = tiles.div_ceil(tiles_per_task);
     if threads == 1 {
-        task(0, yt);
+        (0..tasks).for_each(task);
     } else {
-        let chunk = tiles_per_task * rows * NR;
-        pool.for_each_chunk_mut(yt, chunk, |t, c| task(t * tiles_per_task, c));
-    }
-    for (i, tile) in yt.chunks_exact(rows * NR).enumerate() {
-        let o0 = i * NR;
-        let nr = NR.min(n - o0);
-        for (r, v) in tile.chunks_exact(NR).enumerate() {
-            let dst = &mut y[r * n + o0..r * n + o0 + nr];
-            match <&mut [f32; NR]>::try_from(&mut *dst) {
-                // A whole tile: a fixed-size copy rather than a call.
-                Ok(dst) => dst.copy_from_slice(v),
-                Err(_) => dst.copy_from_slice(&v[..nr]),
-            }
-        }
+        pool.for_each(tasks, task);
     }
 }
+
+/// The output's pointer, shared by the tasks that write its disjoint columns.
+struct SharedOut(*mut f32);
+
+impl SharedOut {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: the tasks write disjoint values through it (see `linear`).
+unsafe impl Sync for SharedOut {}

@@ -6,7 +6,7 @@ use super::kernel::Kernel;
 use super::layout::F16;
 use super::random::random_blocks;
 use super::tests::{dequantized, exact_activations, kernels};
-use super::tile::{TileActs, WTile, NR};
+use super::tile::{TileActs, TileOut, WTile, NR};
 use super::QuantBackend;
 use nanotensor_core::rng::Rng;
 use nanotensor_core::{Backend, BlockWeight, QuantFormat, Tensor};
@@ -27,15 +27,11 @@ fn tile_product(
         signed_q8: kernel.tile_signed_q8(),
         ..WTile::default()
     };
-    let mut out = vec![[0.0f32; NR]; rows];
     let mut y = vec![0.0f32; rows * n];
     for o0 in (0..n).step_by(NR) {
         let nr = NR.min(n - o0);
         tile.decode(fmt, &bytes[o0 * rb..], rb, nr, F16::table());
-        kernel.tile(&tile, &ta, &mut out);
-        for (r, row) in out.iter().enumerate() {
-            y[r * n + o0..r * n + o0 + nr].copy_from_slice(&row[..nr]);
-        }
+        kernel.tile(&tile, &ta, &mut TileOut::new(&mut y[o0..], rows, n, nr));
     }
     y
 }
@@ -223,54 +219,6 @@ fn activation_quantizers_equal_the_portable_one() {
             let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got.d), bits(&want.d), "{:?} k {k}", kernel.kind());
         }
-    }
-}
-
-#[test]
-#[ignore]
-fn tmp_speed() {
-    let h = F16::table();
-    for fmt in [
-        QuantFormat::Q4_1,
-        QuantFormat::Q8_0,
-        QuantFormat::Q5_0,
-        QuantFormat::Q6_K,
-    ] {
-        let (n, k, rows) = (512, 1536, 128);
-        let bytes = random_blocks(fmt, n, k, 1).unwrap();
-        let rb = bytes.len() / n;
-        let mut rng = Rng::new(7);
-        let x: Vec<f32> = (0..rows * k).map(|_| rng.normal() as f32).collect();
-        let mut a = QActs::default();
-        a.quantize(&x, rows, k).unwrap();
-        let mut ta = TileActs::default();
-        ta.build(&a, rows);
-        let kernel = kernels()[0];
-        let mut tile = WTile {
-            signed_q8: kernel.tile_signed_q8(),
-            ..WTile::default()
-        };
-        let mut out = vec![[0.0f32; NR]; rows];
-        let mut td = f64::MAX;
-        for _ in 0..20 {
-            let t0 = std::time::Instant::now();
-            for o0 in (0..n).step_by(NR) {
-                kernel.decode_tile(&mut tile, fmt, &bytes[o0 * rb..], rb, NR, h);
-            }
-            td = td.min(t0.elapsed().as_secs_f64());
-        }
-        kernel.decode_tile(&mut tile, fmt, &bytes, rb, NR, h);
-        let mut tk = f64::MAX;
-        for _ in 0..20 {
-            let t0 = std::time::Instant::now();
-            for _ in (0..n).step_by(NR) {
-                kernel.tile(&tile, &ta, &mut out);
-            }
-            tk = tk.min(t0.elapsed().as_secs_f64());
-        }
-        let macs = (n * k * rows) as f64;
-        println!("{fmt}: kernel {:.1} GMAC/s ({:.1} MAC/cycle at 2.1 GHz), decode {:.2} ns/value = {:.1}% of kernel",
-            macs / tk / 1e9, macs / tk / 2.1e9, td / (n * k) as f64 * 1e9, 100.0 * td / tk);
     }
 }
 

@@ -19,7 +19,7 @@ mod x86;
 use super::act::ActRow;
 use super::act::{QActs, QK};
 use super::layout::F16;
-use super::tile::{TileActs, WTile, NR};
+use super::tile::{TileActs, TileOut, WTile};
 use crate::cpu::CpuFeatures;
 use nanotensor_core::QuantFormat;
 use nanotensor_core::Result;
@@ -103,10 +103,10 @@ impl Kernel {
         self.0 == KernelKind::Avx2
     }
 
-    /// The tile product: `out[i][o]` = activation row `i` of `a` · row `o` of the weight tile
-    /// `w` (decoded with [`Kernel::tile_signed_q8`]), for `i < out.len()`.
+    /// The tile product: row `r` of `out` = activation row `r` of `a` times each row of the
+    /// weight tile `w` (decoded with [`Kernel::tile_signed_q8`]), for `r < out.rows()`.
     #[inline]
-    pub fn tile(self, w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
+    pub fn tile(self, w: &WTile, a: &TileActs, out: &mut TileOut<'_>) {
         debug_assert_eq!(w.signed_q8, self.tile_signed_q8());
         match self.0 {
             // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw its features (a

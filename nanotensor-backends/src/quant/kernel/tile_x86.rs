@@ -17,7 +17,7 @@
 use core::arch::x86_64::*;
 
 use super::super::layout::F16;
-use super::super::tile::{locate, TileActs, WTile, NR, STEPS, STEP_BYTES};
+use super::super::tile::{locate, TileActs, TileOut, WTile, NR, STEPS, STEP_BYTES};
 use super::x86;
 use nanotensor_core::QuantFormat;
 
@@ -101,12 +101,12 @@ unsafe fn bcast_x2_512<T>(p: *const T) -> __m512i {
 /// # Safety
 /// The CPU must support AVX2, FMA, AVX512F and AVX512VNNI.
 #[target_feature(enable = "avx2,fma,avx512f,avx512vnni")]
-pub(super) unsafe fn tile_vnni(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
-    check(w, a, out.len());
+pub(super) unsafe fn tile_vnni(w: &WTile, a: &TileActs, out: &mut TileOut<'_>) {
+    check(w, a, out.rows());
     let mut r = 0;
-    while r < out.len() {
-        let mr = group(out.len() - r);
-        let o = &mut out[r..r + mr];
+    while r < out.rows() {
+        let mr = group(out.rows() - r);
+        let o = &mut *out;
         // SAFETY: shapes checked above for every row; the features are this function's. The
         // mode is the tile's: an offset (one or two segments) or a minimum.
         unsafe {
@@ -133,7 +133,7 @@ unsafe fn vnni<const MR: usize, const SEGS: usize, const MIN: bool>(
     w: &WTile,
     a: &TileActs,
     r0: usize,
-    out: &mut [[f32; NR]],
+    out: &mut TileOut<'_>,
 ) {
     let per_seg = STEPS / SEGS;
     // SAFETY: `check` bounds every offset below: step `(p, t)` of the tile, 8 bytes at
@@ -175,12 +175,10 @@ unsafe fn vnni<const MR: usize, const SEGS: usize, const MIN: bool>(
                 }
             }
         }
-        for (i, out) in out.iter_mut().enumerate().take(MR) {
+        for i in 0..MR {
             let mut l = [0.0f32; 2 * NR];
             _mm512_storeu_ps(l.as_mut_ptr(), acc[i]);
-            for (o, y) in out.iter_mut().enumerate() {
-                *y = l[2 * o] + l[2 * o + 1];
-            }
+            out.write(r0 + i, &core::array::from_fn(|o| l[2 * o] + l[2 * o + 1]));
         }
     }
 }
@@ -197,12 +195,12 @@ unsafe fn bcast_x2_256<T>(p: *const T) -> __m256i {
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn tile_avx2(w: &WTile, a: &TileActs, out: &mut [[f32; NR]]) {
-    check(w, a, out.len());
+pub(super) unsafe fn tile_avx2(w: &WTile, a: &TileActs, out: &mut TileOut<'_>) {
+    check(w, a, out.rows());
     let mut r = 0;
-    while r < out.len() {
-        let mr = group(out.len() - r);
-        let o = &mut out[r..r + mr];
+    while r < out.rows() {
+        let mr = group(out.rows() - r);
+        let o = &mut *out;
         // SAFETY: shapes checked above for every row; the features are this function's. The
         // mode is the tile's: signed Q8_0, an offset (one or two segments) or a minimum.
         unsafe {
@@ -237,7 +235,7 @@ unsafe fn avx2<const MR: usize, const SEGS: usize, const MIN: bool, const SIGNED
     w: &WTile,
     a: &TileActs,
     r0: usize,
-    out: &mut [[f32; NR]],
+    out: &mut TileOut<'_>,
 ) {
     let per_seg = STEPS / SEGS;
     // SAFETY: as in `vnni`; each half reads 32 of a step's 64 bytes and 8 of its 16 scales.
@@ -250,6 +248,7 @@ unsafe fn avx2<const MR: usize, const SEGS: usize, const MIN: bool, const SIGNED
         let shift = _mm_cvtsi32_si128(w.shift.unwrap_or(0) as i32);
         let offset = w.shift.is_some();
         // Rows 0–3 are the low 32 bytes of a step (lanes 0–7), rows 4–7 the high ones.
+        let mut l = [[0.0f32; 2 * NR]; MR];
         for half in 0..2 {
             let mut acc = [_mm256_setzero_ps(); MR];
             for p in 0..w.pairs {
@@ -286,13 +285,12 @@ unsafe fn avx2<const MR: usize, const SEGS: usize, const MIN: bool, const SIGNED
                     }
                 }
             }
-            for (i, out) in out.iter_mut().enumerate().take(MR) {
-                let mut l = [0.0f32; NR];
-                _mm256_storeu_ps(l.as_mut_ptr(), acc[i]);
-                for o in 0..NR / 2 {
-                    out[NR / 2 * half + o] = l[2 * o] + l[2 * o + 1];
-                }
+            for i in 0..MR {
+                _mm256_storeu_ps(l[i][NR * half..].as_mut_ptr(), acc[i]);
             }
+        }
+        for (i, l) in l.iter().enumerate() {
+            out.write(r0 + i, &core::array::from_fn(|o| l[2 * o] + l[2 * o + 1]));
         }
     }
 }
