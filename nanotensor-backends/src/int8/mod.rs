@@ -108,6 +108,28 @@ impl<T: Element> PreparedWeight for Int8Weight<T> {
 }
 
 impl Int8Backend {
+    /// The prepared weight from its packed codes and the scale of every row (`row_scales`, all
+    /// equal under a per-tensor scale), laid out as this backend's kernel reads them.
+    pub(super) fn weight<T: Element>(
+        &self,
+        packed: PackedB,
+        row_scales: &[f32],
+        shape: [usize; 2],
+    ) -> Int8Weight<T> {
+        let scales = match self.weights {
+            Granularity::PerTensor => vec![row_scales[0]],
+            Granularity::PerRow => col_scales(row_scales, Granularity::PerRow, self.kernel.nr()),
+        };
+        Int8Weight {
+            packed,
+            scales,
+            granularity: self.weights,
+            shape,
+            kernel: self.kernel.kind(),
+            _elem: std::marker::PhantomData,
+        }
+    }
+
     /// A backend with `threads` workers, the best kernel of this CPU and the default scheme
     /// ([`Int8Options::default`]: per-row weight scales, per-block-16 activation scales).
     ///
@@ -538,23 +560,12 @@ impl Backend for Int8Backend {
                 scales
             }
         };
-        let nr = self.kernel.nr();
-        let packed = PackedB::from_rows(&codes, n, k, nr);
-        let scales = match self.weights {
-            Granularity::PerTensor => vec![s[0]],
-            Granularity::PerRow => col_scales(&s, Granularity::PerRow, nr),
-        };
-        Ok(Int8Weight {
-            packed,
-            scales,
-            granularity: self.weights,
-            shape,
-            kernel: self.kernel.kind(),
-            _elem: std::marker::PhantomData,
-        })
+        let packed = PackedB::from_rows(&codes, n, k, self.kernel.nr());
+        Ok(self.weight(packed, &s, shape))
     }
 
-    /// Chunk by chunk, with bounded scratch (see [`stream`]).
+    /// Chunk by chunk, with bounded scratch: one chunk of rows in `f32` and its codes at a
+    /// time (the `stream` module).
     fn prepare_rows_impl<T: Element>(
         &self,
         shape: [usize; 2],

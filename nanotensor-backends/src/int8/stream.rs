@@ -19,7 +19,7 @@ use nanotensor_core::quant::scale_for_max_abs;
 use nanotensor_core::{Clip, Element, Error, Granularity, Result};
 
 use super::pack::PackedB;
-use super::{as_f32, col_scales, quantize, Int8Backend, Int8Weight};
+use super::{as_f32, quantize, Int8Backend, Int8Weight};
 
 /// Values of `W` one chunk holds (about 4 MiB of `f32`): large enough that the workers of the
 /// quantizer each get a long run, small next to any weight worth streaming.
@@ -108,18 +108,7 @@ impl Int8Backend {
             packed.write_rows(&codes, r0);
             scales.extend_from_slice(&s);
         }
-        let scales = match self.weights {
-            Granularity::PerTensor => vec![scales[0]],
-            Granularity::PerRow => col_scales(&scales, Granularity::PerRow, nr),
-        };
-        Ok(Int8Weight {
-            packed,
-            scales,
-            granularity: self.weights,
-            shape,
-            kernel: self.kernel.kind(),
-            _elem: std::marker::PhantomData,
-        })
+        Ok(self.weight(packed, &scales, shape))
     }
 }
 

@@ -41,8 +41,9 @@ fn column_max_into(w: &Tensor<f32>, acc: &mut [f32]) {
     column_max_rows(w.as_slice(), acc);
 }
 
-/// [`column_max_into`] for some rows of a matrix (`rows`: whole rows of `acc.len()` values), so
-/// that a matrix read a chunk of rows at a time gets the statistic it would get whole.
+/// Folds some rows of a matrix (`rows`: whole rows of `acc.len()` values) into the running
+/// column maxima of `|W|` in `acc`, so that a matrix read a chunk of rows at a time gets the
+/// statistic it would get whole.
 pub fn column_max_rows(rows: &[f32], acc: &mut [f32]) {
     for row in rows.chunks(acc.len()) {
         for (m, &x) in acc.iter_mut().zip(row) {
@@ -86,7 +87,7 @@ fn scale_columns(w: &mut Tensor<f32>, s: &[f32]) {
     scale_columns_rows(w.as_mut_slice(), s);
 }
 
-/// [`scale_columns`] for some rows of a matrix (whole rows of `s.len()` values).
+/// Scales column `j` of some rows of a matrix (whole rows of `s.len()` values) by `s[j]`.
 pub fn scale_columns_rows(rows: &mut [f32], s: &[f32]) {
     for row in rows.chunks_mut(s.len()) {
         for (x, &f) in row.iter_mut().zip(s) {
