@@ -50,9 +50,14 @@ impl KernelKind {
         let x86 = cfg!(target_arch = "x86_64");
         match self {
             KernelKind::Avx512Vnni => {
-                x86 && cpu.avx2 && cpu.fma && cpu.avx512f && cpu.avx512vl && cpu.avx512vnni
+                x86 && cpu.avx2
+                    && cpu.fma
+                    && cpu.f16c
+                    && cpu.avx512f
+                    && cpu.avx512vl
+                    && cpu.avx512vnni
             }
-            KernelKind::Avx2 => x86 && cpu.avx2 && cpu.fma,
+            KernelKind::Avx2 => x86 && cpu.avx2 && cpu.fma && cpu.f16c,
             KernelKind::Portable => true,
         }
     }
@@ -85,16 +90,31 @@ impl Kernel {
     /// The dot product of weight row `w` (blocks of `fmt`) with activation row `a`.
     #[inline]
     pub fn dot(self, fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
-        debug_assert_eq!(w.len() / fmt.block_bytes() * fmt.block_values(), a.qs.len());
+        self.dots(fmt, [w], a, h)[0]
+    }
+
+    /// The dot products of the `R` weight rows `w` (blocks of `fmt`) with activation row `a`:
+    /// the x86 kernels run the rows together, sharing each activation block's load.
+    ///
+    /// # Panics
+    /// If a row of `w` does not hold as many values as `a` (whole blocks).
+    #[inline]
+    pub fn dots<const R: usize>(
+        self,
+        fmt: QuantFormat,
+        w: [&[u8]; R],
+        a: ActRow<'_>,
+        h: &F16,
+    ) -> [f32; R] {
         match self.0 {
             // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw its features; the
-            // slices hold matching block counts (the driver's rows; asserted above).
+            // kernel asserts the rows' lengths.
             #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx512Vnni => unsafe { x86::dot_vnni(fmt, w, a, h) },
+            KernelKind::Avx512Vnni => unsafe { x86::dot_vnni(fmt, w, a) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a, h) },
-            _ => portable::dot(fmt, w, a, h),
+            KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a) },
+            _ => w.map(|w| portable::dot(fmt, w, a, h)),
         }
     }
 
