@@ -250,7 +250,7 @@ async function main() {
     });
     // f32 weights: the blocked backend (the naive one where blocked is not compiled in).
     const f32 = backends.includes('blocked') ? 'blocked' : 'naive';
-    for (const backend of [f32, 'int8'].filter((b) => backends.includes(b))) {
+    for (const backend of [f32, 'int8', 'quant'].filter((b) => backends.includes(b))) {
       await check(`model (${backend}): ${GEN} greedy tokens`, async () => {
         // The first load goes through the file picker, the second fetches the served copy.
         if (backend === f32) {
@@ -283,6 +283,19 @@ async function main() {
           console.log(`     ${backend}, KV cache off: ${await page.textContent('#gen-status')}`);
           assert.deepEqual(noKv, kase.f32_token_ids.slice(0, 4));
           await page.check('#gen-kv');
+        } else if (backend === 'quant') {
+          // The file's own blocks against 8-bit activations: the native build (AVX2/AVX-512
+          // kernels) and the page (simd128 kernels) make the same integer sums and differ only
+          // in the order of the f32 additions, so their greedy ids agree, the leading ones at
+          // least (a reordered sum may flip a later near-tie).
+          const native = JSON.parse(execFileSync('cargo', ['run', '-q', '--release', '-p', 'nanotensor-cli', '--', 'generate',
+            '--model', join(modelsDir, MODEL_FILE), '--backend', 'quant', '--threads', '1', '--max-tokens', String(GEN),
+            '--ignore-eos', '--json', '--prompt', kase.prompt], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+          console.log(`     quant native: ids ${native.ids.join(' ')}`);
+          const lead = Math.min(4, GEN);
+          assert.deepEqual(ids.slice(0, lead), native.ids.slice(0, lead));
+          const summary = await page.textContent('#model-summary');
+          assert.match(summary, /quant/);
         } else {
           // int8 activations move the logits slightly (fixture README): the first token at least.
           assert.equal(ids[0], kase.f32_token_ids[0]);

@@ -13,6 +13,8 @@ mod act_x86;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
 mod tile_x86;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -31,6 +33,9 @@ pub enum KernelKind {
     Avx512Vnni,
     /// AVX2 (`vpmaddubsw` + `vpmaddwd`).
     Avx2,
+    /// wasm32 simd128 (`i32x4.dot_i16x8_s` on widened codes), in a build compiled with
+    /// simd128; the multi-row (prefill) tiles run the portable kernel there.
+    WasmSimd128,
     /// Plain Rust, any target (including wasm32).
     Portable,
 }
@@ -41,6 +46,7 @@ impl KernelKind {
         match self {
             KernelKind::Avx512Vnni => "avx512vnni-q8-dot",
             KernelKind::Avx2 => "avx2-q8-dot",
+            KernelKind::WasmSimd128 => "wasm-simd128-q8-dot",
             KernelKind::Portable => "portable-q8-dot",
         }
     }
@@ -58,6 +64,9 @@ impl KernelKind {
                     && cpu.avx512vnni
             }
             KernelKind::Avx2 => x86 && cpu.avx2 && cpu.fma && cpu.f16c,
+            KernelKind::WasmSimd128 => {
+                cfg!(all(target_arch = "wasm32", target_feature = "simd128"))
+            }
             KernelKind::Portable => true,
         }
     }
@@ -70,10 +79,14 @@ pub struct Kernel(KernelKind);
 impl Kernel {
     /// The fastest kernel `cpu` runs.
     pub fn best(cpu: &CpuFeatures) -> Kernel {
-        let kind = [KernelKind::Avx512Vnni, KernelKind::Avx2]
-            .into_iter()
-            .find(|k| k.runs_on(cpu))
-            .unwrap_or(KernelKind::Portable);
+        let kind = [
+            KernelKind::Avx512Vnni,
+            KernelKind::Avx2,
+            KernelKind::WasmSimd128,
+        ]
+        .into_iter()
+        .find(|k| k.runs_on(cpu))
+        .unwrap_or(KernelKind::Portable);
         Kernel(kind)
     }
 
@@ -114,6 +127,8 @@ impl Kernel {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a) },
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            KernelKind::WasmSimd128 => w.map(|w| wasm::dot(fmt, w, a, h)),
             _ => w.map(|w| portable::dot(fmt, w, a, h)),
         }
     }
