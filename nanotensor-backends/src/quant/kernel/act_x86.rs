@@ -137,9 +137,12 @@ pub(super) unsafe fn quantize_tile_avx2(
                     poisoned = _mm256_or_si256(poisoned, _mm256_cmpeq_epi8(codes, bad));
                     *c = codes;
                     let at = r * nb2 + b;
+                    // Wrapping: a block with a NaN or infinity has meaningless sums (the call
+                    // then reports `false` and the portable path names the value).
+                    let s = s0.wrapping_add(s1);
                     ta.d[at] = d;
-                    ta.sd[at] = d * (s0 + s1) as f32;
-                    ta.sum[at] = s0 + s1;
+                    ta.sd[at] = d * s as f32;
+                    ta.sum[at] = s;
                     ta.sumh[2 * r * nb2 + b] = s0;
                     ta.sumh[(2 * r + 1) * nb2 + b] = s1;
                 }
