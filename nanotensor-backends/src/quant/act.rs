@@ -29,6 +29,10 @@ pub struct QActs {
     pub d: Vec<f32>,
     /// Sums of the halves of each block, `[rows, 2 · blocks]`.
     pub sums: Vec<i16>,
+    /// Each block's scale times the sum of its codes, `[rows, blocks]`: the factor of a weight
+    /// block's offset or minimum term, computed once per activation rather than once per
+    /// weight row.
+    pub ds: Vec<f32>,
 }
 
 /// One row of [`QActs`].
@@ -40,6 +44,8 @@ pub struct ActRow<'a> {
     pub d: &'a [f32],
     /// Half-block sums, `2 · blocks`.
     pub sums: &'a [i16],
+    /// Scale times code sum per block, `blocks`.
+    pub ds: &'a [f32],
 }
 
 impl QActs {
@@ -50,6 +56,7 @@ impl QActs {
             qs: &self.qs[r * nb * QK..(r + 1) * nb * QK],
             d: &self.d[r * nb..(r + 1) * nb],
             sums: &self.sums[2 * r * nb..2 * (r + 1) * nb],
+            ds: &self.ds[r * nb..(r + 1) * nb],
         }
     }
 
@@ -99,6 +106,8 @@ impl QActs {
         self.d.resize(rows * nb, 0.0);
         self.sums.clear();
         self.sums.resize(rows * nb * 2, 0);
+        self.ds.clear();
+        self.ds.resize(rows * nb, 0.0);
         let mut buf = [0.0f32; QK];
         let (codes, _) = self.qs.as_chunks_mut::<QK>();
         for r in 0..rows {
@@ -118,6 +127,7 @@ impl QActs {
                 self.d[r * nb + b] = d;
                 self.sums[2 * (r * nb + b)] = s0;
                 self.sums[2 * (r * nb + b) + 1] = s1;
+                self.ds[r * nb + b] = d * f32::from(s0 + s1);
             }
         }
         Ok(())

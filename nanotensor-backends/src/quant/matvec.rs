@@ -21,6 +21,10 @@ pub const PAR_MIN_BYTES: usize = 1 << 15;
 /// Weight rows per task, at least: enough work per task to amortise claiming it.
 const MIN_ROWS_PER_TASK: usize = 8;
 
+/// Weight rows one kernel call multiplies together ([`Kernel::dots`]); tasks start at
+/// multiples of it.
+const GROUP: usize = 4;
+
 /// `y = x·Wᵀ` with `W: [n, k]` stored as `n` rows of `row_bytes` bytes of `fmt` blocks, `x`
 /// quantized in `a` (`rows` rows), into `y: [rows, n]`; `yt` is scratch for `rows > 1`.
 #[allow(clippy::too_many_arguments)]
@@ -43,14 +47,31 @@ pub fn linear(
         1
     };
     // A few tasks per thread, so that a preempted worker delays only its own small share.
-    let per_task = n.div_ceil(4 * threads).max(MIN_ROWS_PER_TASK);
+    let per_task = n
+        .div_ceil(4 * threads)
+        .max(MIN_ROWS_PER_TASK)
+        .next_multiple_of(GROUP);
     let task = |first: usize, out: &mut [f32]| {
         // `out` holds the outputs of weight rows first.., `rows` each (row-major in `o`).
-        for (i, o_out) in out.chunks_mut(rows).enumerate() {
-            let o = first + i;
-            let wr = &w[o * row_bytes..(o + 1) * row_bytes];
-            for (r, y) in o_out.iter_mut().enumerate() {
-                *y = kernel.dot(fmt, wr, a.row(r), h);
+        let wr = |o: usize| &w[o * row_bytes..(o + 1) * row_bytes];
+        let (quads, rest) = out.as_chunks_mut::<GROUP>();
+        // Four weight rows at a time: `quads` covers whole groups when `rows == 1`; with more
+        // activation rows each group is `GROUP / rows` weight rows only if that divides, so
+        // those calls go row by row.
+        if rows == 1 {
+            for (i, o_out) in quads.iter_mut().enumerate() {
+                let o = first + GROUP * i;
+                *o_out = kernel.dots(fmt, [wr(o), wr(o + 1), wr(o + 2), wr(o + 3)], a.row(0), h);
+            }
+            for (i, y) in rest.iter_mut().enumerate() {
+                *y = kernel.dot(fmt, wr(first + GROUP * quads.len() + i), a.row(0), h);
+            }
+        } else {
+            for (i, o_out) in out.chunks_mut(rows).enumerate() {
+                let o = first + i;
+                for (r, y) in o_out.iter_mut().enumerate() {
+                    *y = kernel.dot(fmt, wr(o), a.row(r), h);
+                }
             }
         }
     };

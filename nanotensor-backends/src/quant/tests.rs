@@ -254,6 +254,30 @@ fn linear_on_blocks_equals_the_kernel() {
     }
 }
 
+/// Rows multiplied together ([`Kernel::dots`]) give each row's own dot bit for bit: a row's
+/// operations and their order do not depend on its neighbours.
+#[test]
+fn grouped_rows_equal_single_rows() {
+    let h = F16::table();
+    let mut rng = Rng::new(41);
+    for fmt in QuantFormat::ALL {
+        let cols = 2 * 256;
+        let bytes = random_blocks(fmt, 4, cols, 17).unwrap();
+        let rb = fmt.row_bytes(cols).unwrap();
+        let x: Vec<f32> = (0..cols).map(|_| rng.normal() as f32).collect();
+        let mut a = QActs::default();
+        a.quantize(&x, 1, cols).unwrap();
+        let row = |o: usize| &bytes[o * rb..(o + 1) * rb];
+        for k in kernels() {
+            let four = k.dots(fmt, [row(0), row(1), row(2), row(3)], a.row(0), h);
+            for (o, y) in four.iter().enumerate() {
+                let one = k.dot(fmt, row(o), a.row(0), h);
+                assert_eq!(y.to_bits(), one.to_bits(), "{fmt} {:?} row {o}", k.kind());
+            }
+        }
+    }
+}
+
 /// Blocks handed over with a shared owner are kept as that owner's storage (no copy, reported
 /// by `shared_storage`), without one they are copied; both multiply alike.
 #[test]

@@ -13,6 +13,8 @@ mod act_x86;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
 mod tile_x86;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -31,6 +33,9 @@ pub enum KernelKind {
     Avx512Vnni,
     /// AVX2 (`vpmaddubsw` + `vpmaddwd`).
     Avx2,
+    /// wasm32 simd128 (`i32x4.dot_i16x8_s` on widened codes), in a build compiled with
+    /// simd128; the multi-row (prefill) tiles run the portable kernel there.
+    WasmSimd128,
     /// Plain Rust, any target (including wasm32).
     Portable,
 }
@@ -41,6 +46,7 @@ impl KernelKind {
         match self {
             KernelKind::Avx512Vnni => "avx512vnni-q8-dot",
             KernelKind::Avx2 => "avx2-q8-dot",
+            KernelKind::WasmSimd128 => "wasm-simd128-q8-dot",
             KernelKind::Portable => "portable-q8-dot",
         }
     }
@@ -50,9 +56,17 @@ impl KernelKind {
         let x86 = cfg!(target_arch = "x86_64");
         match self {
             KernelKind::Avx512Vnni => {
-                x86 && cpu.avx2 && cpu.fma && cpu.avx512f && cpu.avx512vl && cpu.avx512vnni
+                x86 && cpu.avx2
+                    && cpu.fma
+                    && cpu.f16c
+                    && cpu.avx512f
+                    && cpu.avx512vl
+                    && cpu.avx512vnni
             }
-            KernelKind::Avx2 => x86 && cpu.avx2 && cpu.fma,
+            KernelKind::Avx2 => x86 && cpu.avx2 && cpu.fma && cpu.f16c,
+            KernelKind::WasmSimd128 => {
+                cfg!(all(target_arch = "wasm32", target_feature = "simd128"))
+            }
             KernelKind::Portable => true,
         }
     }
@@ -65,10 +79,14 @@ pub struct Kernel(KernelKind);
 impl Kernel {
     /// The fastest kernel `cpu` runs.
     pub fn best(cpu: &CpuFeatures) -> Kernel {
-        let kind = [KernelKind::Avx512Vnni, KernelKind::Avx2]
-            .into_iter()
-            .find(|k| k.runs_on(cpu))
-            .unwrap_or(KernelKind::Portable);
+        let kind = [
+            KernelKind::Avx512Vnni,
+            KernelKind::Avx2,
+            KernelKind::WasmSimd128,
+        ]
+        .into_iter()
+        .find(|k| k.runs_on(cpu))
+        .unwrap_or(KernelKind::Portable);
         Kernel(kind)
     }
 
@@ -85,16 +103,33 @@ impl Kernel {
     /// The dot product of weight row `w` (blocks of `fmt`) with activation row `a`.
     #[inline]
     pub fn dot(self, fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
-        debug_assert_eq!(w.len() / fmt.block_bytes() * fmt.block_values(), a.qs.len());
+        self.dots(fmt, [w], a, h)[0]
+    }
+
+    /// The dot products of the `R` weight rows `w` (blocks of `fmt`) with activation row `a`:
+    /// the x86 kernels run the rows together, sharing each activation block's load.
+    ///
+    /// # Panics
+    /// If a row of `w` does not hold as many values as `a` (whole blocks).
+    #[inline]
+    pub fn dots<const R: usize>(
+        self,
+        fmt: QuantFormat,
+        w: [&[u8]; R],
+        a: ActRow<'_>,
+        h: &F16,
+    ) -> [f32; R] {
         match self.0 {
             // SAFETY: a `Kernel` of this kind exists only if `runs_on` saw its features; the
-            // slices hold matching block counts (the driver's rows; asserted above).
+            // kernel asserts the rows' lengths.
             #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx512Vnni => unsafe { x86::dot_vnni(fmt, w, a, h) },
+            KernelKind::Avx512Vnni => unsafe { x86::dot_vnni(fmt, w, a) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a, h) },
-            _ => portable::dot(fmt, w, a, h),
+            KernelKind::Avx2 => unsafe { x86::dot_avx2(fmt, w, a) },
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            KernelKind::WasmSimd128 => w.map(|w| wasm::dot(fmt, w, a, h)),
+            _ => w.map(|w| portable::dot(fmt, w, a, h)),
         }
     }
 

@@ -18,7 +18,7 @@
 use core::arch::x86_64::*;
 
 use super::super::act::{ActRow, QK};
-use super::super::layout::{scale_min_k4, F16};
+use super::super::layout::scale_min_k4;
 use nanotensor_core::QuantFormat;
 
 /// The integer dot of 32 unsigned bytes `w` by 32 signed bytes `a`, as 8 i32 lanes (lane `i`
@@ -50,45 +50,65 @@ impl Madd for Vnni {
     }
 }
 
-/// The AVX2 kernel. See [`super::portable::dot`] for the maths.
+/// The AVX2 kernel: the dots of `R` weight rows `w` (blocks of `fmt`) with activation row
+/// `a`. See [`super::portable::dot`] for the maths.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `w` holds whole blocks of `fmt` and `a` as many 32-value
-/// blocks as `w` has values.
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn dot_avx2(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+/// The CPU must support AVX2, FMA and F16C; each row of `w` holds whole blocks of `fmt` and
+/// `a` as many 32-value blocks as a row has values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot_avx2<const R: usize>(
+    fmt: QuantFormat,
+    w: [&[u8]; R],
+    a: ActRow<'_>,
+) -> [f32; R] {
     // SAFETY: forwarded.
-    unsafe { dot::<Avx2>(fmt, w, a, h) }
+    unsafe { dot::<Avx2, R>(fmt, w, a) }
 }
 
-/// The AVX-512 VNNI kernel (256-bit vectors). See [`super::portable::dot`] for the maths.
+/// The AVX-512 VNNI kernel (256-bit vectors), as [`dot_avx2`].
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA, AVX512F, AVX512VL and AVX512VNNI; the slices as for
+/// The CPU must support AVX2, FMA, F16C, AVX512F, AVX512VL and AVX512VNNI; the slices as for
 /// [`dot_avx2`].
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
-pub(super) unsafe fn dot_vnni(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(super) unsafe fn dot_vnni<const R: usize>(
+    fmt: QuantFormat,
+    w: [&[u8]; R],
+    a: ActRow<'_>,
+) -> [f32; R] {
     // SAFETY: forwarded.
-    unsafe { dot::<Vnni>(fmt, w, a, h) }
+    unsafe { dot::<Vnni, R>(fmt, w, a) }
 }
 
 #[inline(always)]
-unsafe fn dot<M: Madd>(fmt: QuantFormat, w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
-    debug_assert_eq!(w.len() / fmt.block_bytes() * fmt.block_values(), a.qs.len());
+unsafe fn dot<M: Madd, const R: usize>(fmt: QuantFormat, w: [&[u8]; R], a: ActRow<'_>) -> [f32; R] {
+    for w in w {
+        assert_eq!(w.len() / fmt.block_bytes() * fmt.block_values(), a.qs.len());
+    }
     // SAFETY: every arm reads only inside `w` and `a` (slice indexing), with the CPU features
     // the entry point enables.
     unsafe {
         match fmt {
-            QuantFormat::Q4_0 => legacy::<M, false, false>(w, a, h, 18, 8),
-            QuantFormat::Q4_1 => legacy::<M, false, true>(w, a, h, 20, 0),
-            QuantFormat::Q5_0 => legacy::<M, true, false>(w, a, h, 22, 16),
-            QuantFormat::Q5_1 => legacy::<M, true, true>(w, a, h, 24, 0),
-            QuantFormat::Q8_0 => q8_0::<M>(w, a, h),
-            QuantFormat::Q4_K => k45::<M, false>(w, a, h, 144),
-            QuantFormat::Q5_K => k45::<M, true>(w, a, h, 176),
-            QuantFormat::Q6_K => q6_k::<M>(w, a, h),
+            QuantFormat::Q4_0 => legacy::<M, R, false, false>(w, a, 18, 8),
+            QuantFormat::Q4_1 => legacy::<M, R, false, true>(w, a, 20, 0),
+            QuantFormat::Q5_0 => legacy::<M, R, true, false>(w, a, 22, 16),
+            QuantFormat::Q5_1 => legacy::<M, R, true, true>(w, a, 24, 0),
+            QuantFormat::Q8_0 => q8_0::<M, R>(w, a),
+            QuantFormat::Q4_K => k45::<M, R, false>(w, a, 144),
+            QuantFormat::Q5_K => k45::<M, R, true>(w, a, 176),
+            QuantFormat::Q6_K => q6_k::<M, R>(w, a),
         }
     }
+}
+
+/// The little-endian f16 at `p[at..at + 2]` as f32, with F16C: one conversion instead of a
+/// load from a 256 KiB table, which a matrix-vector product would keep pulling into cache.
+#[inline(always)]
+unsafe fn f16(p: &[u8], at: usize) -> f32 {
+    let bits = u16::from_le_bytes([p[at], p[at + 1]]);
+    // SAFETY: F16C (the entry points').
+    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits)))) }
 }
 
 /// 32 bytes from `s[at..at + 32]`.
@@ -105,12 +125,6 @@ unsafe fn act(a: &ActRow<'_>, b: usize) -> __m256i {
     let s = &a.qs[b * QK..(b + 1) * QK];
     // SAFETY: `s` holds 32 bytes; unaligned load.
     unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
-}
-
-/// Sum of the block's 32 activation codes.
-#[inline(always)]
-fn bsum(a: &ActRow<'_>, b: usize) -> i32 {
-    i32::from(a.sums[2 * b]) + i32::from(a.sums[2 * b + 1])
 }
 
 /// Byte `j` = 0xFF where bit `j` of `bits` is set, else 0.
@@ -154,7 +168,6 @@ unsafe fn hsum(v: __m256) -> f32 {
 pub(super) unsafe fn legacy_codes<const FIVE: bool, const MIN: bool>(blk: &[u8]) -> __m256i {
     // SAFETY: AVX2 (the caller's); the loads stay inside the block.
     unsafe {
-        let nib = _mm_set1_epi8(0x0F);
         let rest = if MIN { &blk[4..] } else { &blk[2..] };
         let (qh, qs) = if FIVE {
             (
@@ -164,10 +177,13 @@ pub(super) unsafe fn legacy_codes<const FIVE: bool, const MIN: bool>(blk: &[u8])
         } else {
             (0, &rest[..16])
         };
-        let x = _mm_loadu_si128(qs.as_ptr().cast());
-        let lo = _mm_and_si128(x, nib);
-        let hi = _mm_and_si128(_mm_srli_epi16(x, 4), nib);
-        let q = _mm256_set_m128i(hi, lo);
+        // The 16 bytes in both halves (a load, no shuffle), the high half shifted by a nibble:
+        // this keeps the shuffle port free for the scales.
+        let x = _mm256_broadcastsi128_si256(_mm_loadu_si128(qs.as_ptr().cast()));
+        let q = _mm256_and_si256(
+            _mm256_srlv_epi64(x, _mm256_setr_epi64x(0, 0, 4, 4)),
+            _mm256_set1_epi8(0x0F),
+        );
         if FIVE {
             let fifth = _mm256_and_si256(bytes_from_bits(qh), _mm256_set1_epi8(0x10));
             _mm256_or_si256(q, fifth)
@@ -230,106 +246,136 @@ pub(super) unsafe fn q6k_codes(blk: &[u8], g: usize) -> __m256i {
     }
 }
 
-/// Q4_0, Q4_1, Q5_0, Q5_1: `bb`-byte blocks, offset `off`, minimum when `MIN`.
+/// Q4_0, Q4_1, Q5_0, Q5_1: `bb`-byte blocks, offset `off`, minimum when `MIN`. The `R` rows
+/// share each activation block's load and keep their own accumulators, so that the blocks of
+/// different rows overlap in the pipeline.
 #[inline(always)]
-unsafe fn legacy<M: Madd, const FIVE: bool, const MIN: bool>(
-    w: &[u8],
+unsafe fn legacy<M: Madd, const R: usize, const FIVE: bool, const MIN: bool>(
+    w: [&[u8]; R],
     a: ActRow<'_>,
-    h: &F16,
     bb: usize,
     off: i32,
-) -> f32 {
+) -> [f32; R] {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let mut corr = 0.0f32;
-        for (b, blk) in w.chunks_exact(bb).enumerate() {
-            let d = h.get([blk[0], blk[1]]) * a.d[b];
-            let q = legacy_codes::<FIVE, MIN>(blk);
-            let p = M::dot(q, act(&a, b));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
-            let s = bsum(&a, b);
-            if off != 0 {
-                corr -= d * (off * s) as f32;
-            }
-            if MIN {
-                corr += h.get([blk[2], blk[3]]) * a.d[b] * s as f32;
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut corr = [0.0f32; R];
+        let off = off as f32;
+        for b in 0..a.d.len() {
+            let av = act(&a, b);
+            let (da, ds) = (a.d[b], a.ds[b]);
+            for r in 0..R {
+                let blk = &w[r][b * bb..(b + 1) * bb];
+                let d = f16(blk, 0);
+                let p = M::dot(legacy_codes::<FIVE, MIN>(blk), av);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da), _mm256_cvtepi32_ps(p), acc[r]);
+                if off != 0.0 {
+                    corr[r] -= d * off * ds;
+                }
+                if MIN {
+                    corr[r] += f16(blk, 2) * ds;
+                }
             }
         }
-        hsum(acc) + corr
+        core::array::from_fn(|r| hsum(acc[r]) + corr[r])
     }
 }
 
 /// Q8_0 with the sign trick.
 #[inline(always)]
-unsafe fn q8_0<M: Madd>(w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+unsafe fn q8_0<M: Madd, const R: usize>(w: [&[u8]; R], a: ActRow<'_>) -> [f32; R] {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        for (b, blk) in w.chunks_exact(34).enumerate() {
-            let d = h.get([blk[0], blk[1]]) * a.d[b];
-            let q = load32(blk, 2);
-            let p = M::dot(_mm256_abs_epi8(q), _mm256_sign_epi8(act(&a, b), q));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for b in 0..a.d.len() {
+            let av = act(&a, b);
+            let da = a.d[b];
+            for r in 0..R {
+                let blk = &w[r][34 * b..34 * (b + 1)];
+                let q = load32(blk, 2);
+                let p = M::dot(_mm256_abs_epi8(q), _mm256_sign_epi8(av, q));
+                let d = f16(blk, 0) * da;
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[r]);
+            }
         }
-        hsum(acc)
+        core::array::from_fn(|r| hsum(acc[r]))
     }
 }
 
 /// Q4_K and Q5_K (`bb`-byte super-blocks): sub-block `j` is activation block `8·sb + j`.
 #[inline(always)]
-unsafe fn k45<M: Madd, const FIVE: bool>(w: &[u8], a: ActRow<'_>, h: &F16, bb: usize) -> f32 {
+unsafe fn k45<M: Madd, const R: usize, const FIVE: bool>(
+    w: [&[u8]; R],
+    a: ActRow<'_>,
+    bb: usize,
+) -> [f32; R] {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let mut corr = 0.0f32;
-        for (sb, blk) in w.chunks_exact(bb).enumerate() {
-            let (d, dmin) = (h.get([blk[0], blk[1]]), h.get([blk[2], blk[3]]));
-            let scales = &blk[4..16];
-            let (qh, qs) = if FIVE {
-                (load32(blk, 16), &blk[48..])
-            } else {
-                (_mm256_setzero_si256(), &blk[16..])
-            };
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut corr = [0.0f32; R];
+        for sb in 0..a.d.len() / 8 {
+            // Each row's sub-block scales and minimums, unpacked once per super-block.
+            let mut ds = [[0.0f32; 8]; R];
+            let mut dm = [[0.0f32; 8]; R];
+            for r in 0..R {
+                let blk = &w[r][sb * bb..(sb + 1) * bb];
+                let (d, dmin) = (f16(blk, 0), f16(blk, 2));
+                for j in 0..8 {
+                    let (sc, m) = scale_min_k4(j, &blk[4..16]);
+                    ds[r][j] = d * f32::from(sc);
+                    dm[r][j] = dmin * f32::from(m);
+                }
+            }
             for j in 0..8 {
                 let b = 8 * sb + j;
-                let q = k45_codes::<FIVE>(qs, qh, j);
-                let (sc, m) = scale_min_k4(j, scales);
-                let p = M::dot(q, act(&a, b));
-                let scale = d * f32::from(sc) * a.d[b];
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(p), acc);
-                corr -= dmin * f32::from(m) * a.d[b] * bsum(&a, b) as f32;
+                let av = act(&a, b);
+                let (da, dsum) = (a.d[b], a.ds[b]);
+                for r in 0..R {
+                    let blk = &w[r][sb * bb..(sb + 1) * bb];
+                    let (qh, qs) = if FIVE {
+                        (load32(blk, 16), &blk[48..])
+                    } else {
+                        (_mm256_setzero_si256(), &blk[16..])
+                    };
+                    let p = M::dot(k45_codes::<FIVE>(qs, qh, j), av);
+                    let scale = _mm256_set1_ps(ds[r][j] * da);
+                    acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(p), acc[r]);
+                    corr[r] -= dm[r][j] * dsum;
+                }
             }
         }
-        hsum(acc) + corr
+        core::array::from_fn(|r| hsum(acc[r]) + corr[r])
     }
 }
 
 /// Q6_K: group `g` of 32 is activation block `8·sb + g`, its two sub-blocks of 16 the lanes
 /// 0–3 and 4–7 of the integer dot.
 #[inline(always)]
-unsafe fn q6_k<M: Madd>(w: &[u8], a: ActRow<'_>, h: &F16) -> f32 {
+unsafe fn q6_k<M: Madd, const R: usize>(w: [&[u8]; R], a: ActRow<'_>) -> [f32; R] {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        let mut corr = 0.0f32;
-        for (sb, blk) in w.chunks_exact(210).enumerate() {
-            let d = h.get([blk[208], blk[209]]);
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut corr = [0.0f32; R];
+        for sb in 0..a.d.len() / 8 {
             for g in 0..8 {
-                let q = q6k_codes(blk, g);
                 let b = 8 * sb + g;
-                let (s0, s1) = (
-                    i32::from(blk[192 + 2 * g] as i8),
-                    i32::from(blk[193 + 2 * g] as i8),
-                );
-                let p = M::dot(q, act(&a, b));
-                let p = _mm256_mullo_epi32(p, _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1));
-                let db = d * a.d[b];
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(db), _mm256_cvtepi32_ps(p), acc);
-                let off = 32 * (s0 * i32::from(a.sums[2 * b]) + s1 * i32::from(a.sums[2 * b + 1]));
-                corr -= db * off as f32;
+                let av = act(&a, b);
+                let (a0, a1) = (i32::from(a.sums[2 * b]), i32::from(a.sums[2 * b + 1]));
+                for r in 0..R {
+                    let blk = &w[r][210 * sb..210 * (sb + 1)];
+                    let (s0, s1) = (
+                        i32::from(blk[192 + 2 * g] as i8),
+                        i32::from(blk[193 + 2 * g] as i8),
+                    );
+                    let p = M::dot(q6k_codes(blk, g), av);
+                    let sv = _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1);
+                    let p = _mm256_mullo_epi32(p, sv);
+                    let db = f16(blk, 208) * a.d[b];
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(db), _mm256_cvtepi32_ps(p), acc[r]);
+                    corr[r] -= db * (32 * (s0 * a0 + s1 * a1)) as f32;
+                }
             }
         }
-        hsum(acc) + corr
+        core::array::from_fn(|r| hsum(acc[r]) + corr[r])
     }
 }
