@@ -26,8 +26,20 @@ use std::ops::Range;
 pub trait PreparedWeight: Send + Sync {
     /// `[out_features, in_features]`: the shape of the `W` it was prepared from.
     fn shape(&self) -> [usize; 2];
-    /// Bytes the prepared weight occupies in memory (data plus scales).
+    /// Bytes the prepared weight occupies in memory (data plus scales), storage it shares
+    /// with the caller ([`PreparedWeight::shared_storage`]) included.
     fn size_bytes(&self) -> usize;
+
+    /// The caller's storage this weight keeps rather than copies — the bytes of a
+    /// [`BlockWeight::owner`] handed to [`Backend::prepare_blocks`] (for a model, the file's
+    /// bytes of the tensor) — or `None` when the weight owns all its memory (the default).
+    ///
+    /// A caller counting memory uses it to count bytes several holders share once: a tied
+    /// output head prepared from the token embedding's blocks *is* the embedding's bytes when
+    /// this returns the very slice (same address and length) the caller keeps for it.
+    fn shared_storage(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Weight rewrites a model loader applies before [`Backend::prepare`] when a backend asks for
@@ -374,6 +386,13 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// A weight prepared here is used like any other: [`Backend::linear`] computes `x·Wᵀ` with
     /// `W` the blocks' dequantized values (to the backend's stated accuracy).
+    ///
+    /// **Storage.** `w` only borrows its bytes. When it carries a shared owner
+    /// ([`BlockWeight::owner`], set by [`BlockWeight::shared`]), a backend whose prepared form
+    /// is the blocks as stored keeps a clone of that handle instead of copying — the weight then
+    /// shares the caller's storage (a model's memory-mapped file) and reports it through
+    /// [`PreparedWeight::shared_storage`]; without an owner it copies the bytes it keeps. A
+    /// backend that transforms the blocks (repacks, re-quantizes) owns its result either way.
     ///
     /// # Errors
     /// Those of the backend's preparation (e.g. out of memory).

@@ -12,6 +12,17 @@
 //! [`Backend::prepare`](crate::backend::Backend::prepare) requires of an `f32` weight. How the
 //! codes are packed inside a block is the backend's business (and the model crate's dequantizer,
 //! which the backend's kernels are tested against).
+//!
+//! # Sharing the file's storage
+//! A [`BlockWeight`] borrows its bytes. When they come from storage that can outlive the
+//! borrow — a memory-mapped model file behind an `Arc` — the loader builds it with
+//! [`BlockWeight::shared`], handing over a [`SharedBytes`] handle to that storage. A backend
+//! that keeps the blocks as they are then keeps the handle instead of copying the bytes, so the
+//! prepared weight *is* the file's bytes (for a mapped file, pages the OS reads on demand and
+//! may drop), and the same bytes used by two weights (a tied output head and the token
+//! embedding) exist once.
+
+use std::sync::Arc;
 
 use half::f16;
 
@@ -149,19 +160,42 @@ impl std::fmt::Display for QuantFormat {
 
 const OP: &str = "prepare_blocks";
 
+/// A shared, immutable owner of a matrix's stored bytes ([`BlockWeight::shared`]): its
+/// `as_ref()` is the whole matrix, row after row.
+///
+/// The owner must return the same bytes on every call (a memory map or a buffer that nothing
+/// mutates while a handle lives); a backend keeping the handle still checks the length it gets
+/// back before each use, so an owner breaking this gives an error, not a bad read.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// A checked matrix `W: [rows, cols]` in a [`QuantFormat`], borrowed from its stored bytes:
 /// row `r` is `bytes[r·row_bytes..(r+1)·row_bytes]`, `cols / block_values` blocks.
 ///
-/// Built only through [`BlockWeight::new`], so every value is valid: the length matches the
-/// shape and every f16 scale is finite (the dequantized values are then finite too: a block's
-/// largest magnitude is a small integer times finite f16 scales).
-#[derive(Clone, Copy, Debug)]
+/// Built only through [`BlockWeight::new`] or [`BlockWeight::shared`], so every value is
+/// valid: the length matches the shape and every f16 scale is finite (the dequantized values
+/// are then finite too: a block's largest magnitude is a small integer times finite f16
+/// scales).
+#[derive(Clone, Copy)]
 pub struct BlockWeight<'a> {
     name: &'a str,
     format: QuantFormat,
     rows: usize,
     cols: usize,
     bytes: &'a [u8],
+    /// The owner whose whole slice `bytes` is, when the caller can share it.
+    owner: Option<&'a SharedBytes>,
+}
+
+impl std::fmt::Debug for BlockWeight<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockWeight")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("shape", &[self.rows, self.cols])
+            .field("bytes", &self.bytes.len())
+            .field("shared", &self.owner.is_some())
+            .finish()
+    }
 }
 
 impl<'a> BlockWeight<'a> {
@@ -214,7 +248,27 @@ impl<'a> BlockWeight<'a> {
             rows,
             cols,
             bytes,
+            owner: None,
         })
+    }
+
+    /// [`BlockWeight::new`] over the whole of `owner`'s bytes, keeping the handle: a backend
+    /// that keeps the blocks as stored may keep a clone of it ([`BlockWeight::owner`]) rather
+    /// than copy the bytes.
+    ///
+    /// # Errors
+    /// Those of [`BlockWeight::new`].
+    pub fn shared(
+        name: &'a str,
+        format: QuantFormat,
+        rows: usize,
+        cols: usize,
+        owner: &'a SharedBytes,
+    ) -> Result<Self> {
+        let bytes: &'a [u8] = (**owner).as_ref();
+        let mut w = Self::new(name, format, rows, cols, bytes)?;
+        w.owner = Some(owner);
+        Ok(w)
     }
 
     /// The matrix's name, for errors.
@@ -240,6 +294,13 @@ impl<'a> BlockWeight<'a> {
     /// All rows' blocks, row after row.
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+
+    /// The shared owner of [`Self::bytes`] (whose `as_ref()` is exactly those bytes), when the
+    /// weight was built with [`BlockWeight::shared`]; `None` when the bytes are only borrowed
+    /// and a backend keeping them must copy them.
+    pub fn owner(&self) -> Option<&'a SharedBytes> {
+        self.owner
     }
 }
 
@@ -298,5 +359,33 @@ mod tests {
         assert!(BlockWeight::new("w", QuantFormat::Q6_K, 1, 256, &k6).is_err());
         k6[208..].copy_from_slice(&f16_bytes(1.0));
         assert!(BlockWeight::new("w", QuantFormat::Q6_K, 1, 256, &k6).is_ok());
+    }
+
+    #[test]
+    fn shared_keeps_the_owner_and_checks_as_new_does() {
+        let mut bytes = vec![0u8; 3 * 34];
+        bytes[34..36].copy_from_slice(&f16_bytes(0.25));
+        let owner: SharedBytes = Arc::new(bytes.clone());
+        let w = BlockWeight::shared("w", QuantFormat::Q8_0, 3, 32, &owner).unwrap();
+        assert_eq!(w.bytes(), &bytes[..]);
+        let kept = w.owner().expect("a shared weight has its owner");
+        // The handle is the owner itself (no copy): the same allocation.
+        assert!(Arc::ptr_eq(kept, &owner));
+        assert_eq!((**kept).as_ref().as_ptr(), w.bytes().as_ptr());
+        assert!(BlockWeight::new("w", QuantFormat::Q8_0, 3, 32, &bytes)
+            .unwrap()
+            .owner()
+            .is_none());
+        // The same checks: a wrong length, a NaN scale.
+        assert!(matches!(
+            BlockWeight::shared("w", QuantFormat::Q8_0, 2, 32, &owner),
+            Err(Error::Format { .. })
+        ));
+        bytes[68..70].copy_from_slice(&f16_bytes(f32::NAN));
+        let bad: SharedBytes = Arc::new(bytes);
+        assert!(matches!(
+            BlockWeight::shared("w", QuantFormat::Q8_0, 3, 32, &bad),
+            Err(Error::CorruptBlock { block: 2, .. })
+        ));
     }
 }

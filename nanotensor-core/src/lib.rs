@@ -44,7 +44,7 @@ pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
 };
 pub use backend::{Backend, FillRows, LoadTransforms, PreparedWeight};
-pub use blocks::{BlockWeight, QuantFormat};
+pub use blocks::{BlockWeight, QuantFormat, SharedBytes};
 pub use clip::Clip;
 pub use element::{DType, Element};
 pub use error::{Error, Result};

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! every inner sum exact in `i32`, scaled and summed in f32 ([`kernel`]). The weight's bytes are
-//! exactly the file's ([`Backend::prepare_blocks`]): no `f32` copy, no re-quantization.
+//! exactly the file's ([`Backend::prepare_blocks`]): no `f32` copy, no re-quantization — and,
+//! when the caller shares the storage they lie in ([`BlockWeight::owner`]: a model's
+//! memory-mapped file), no copy at all: the weight keeps a handle to the file's bytes.
 //!
 //! * [`Backend::prepare`] of a float matrix (any weight, any shape) quantizes it to `Q8_0`
 //!   blocks, rows zero-padded to a multiple of 32 values, so that `linear` holds for every
@@ -36,7 +38,7 @@ use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, At
 use nanotensor_core::shape::MatmulDims;
 use nanotensor_core::{
     Backend, BlockWeight, DType, Element, Error, Heads, HeadsMut, PreparedWeight, QuantFormat,
-    Result, Tensor,
+    Result, SharedBytes, Tensor,
 };
 
 use crate::blocked::BlockedBackend;
@@ -51,15 +53,46 @@ pub struct QuantBackend {
     kernel: Kernel,
 }
 
-/// A weight in a block format: the stored blocks, row after row.
-#[derive(Debug, Clone)]
+/// Where a [`QuantWeight`]'s blocks live.
+#[derive(Clone)]
+enum Blocks {
+    /// A copy the weight owns: quantized by [`Backend::prepare`], or copied from blocks handed
+    /// over without a shared owner.
+    Owned(Vec<u8>),
+    /// The caller's storage, shared ([`BlockWeight::owner`]): for a model, the file's bytes.
+    Shared(SharedBytes),
+}
+
+impl Blocks {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Blocks::Owned(v) => v,
+            Blocks::Shared(h) => (**h).as_ref(),
+        }
+    }
+}
+
+/// A weight in a block format: the stored blocks, row after row — owned, or shared with the
+/// caller's storage ([`Backend::prepare_blocks`]).
+#[derive(Clone)]
 pub struct QuantWeight<T> {
     format: QuantFormat,
     /// `[out_features, in_features]`.
     shape: [usize; 2],
     row_bytes: usize,
-    data: Vec<u8>,
+    data: Blocks,
     _elem: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for QuantWeight<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuantWeight")
+            .field("format", &self.format)
+            .field("shape", &self.shape)
+            .field("bytes", &self.data.bytes().len())
+            .field("shared", &self.is_shared())
+            .finish()
+    }
 }
 
 impl<T> QuantWeight<T> {
@@ -70,7 +103,12 @@ impl<T> QuantWeight<T> {
 
     /// The blocks, `out_features` rows of [`Self::row_bytes`] bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.data
+        self.data.bytes()
+    }
+
+    /// Whether the blocks are the caller's storage, shared, rather than a copy.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.data, Blocks::Shared(_))
     }
 
     /// Bytes of one row of blocks.
@@ -84,9 +122,17 @@ impl<T: Element> PreparedWeight for QuantWeight<T> {
         self.shape
     }
 
-    /// The blocks' bytes: as many as the file's for a weight from [`Backend::prepare_blocks`].
+    /// The blocks' bytes: as many as the file's for a weight from [`Backend::prepare_blocks`]
+    /// (shared or copied).
     fn size_bytes(&self) -> usize {
-        self.data.len()
+        self.data.bytes().len()
+    }
+
+    fn shared_storage(&self) -> Option<&[u8]> {
+        match &self.data {
+            Blocks::Shared(h) => Some((**h).as_ref()),
+            Blocks::Owned(_) => None,
+        }
     }
 }
 
@@ -271,14 +317,22 @@ impl Backend for QuantBackend {
             format: QuantFormat::Q8_0,
             shape,
             row_bytes,
-            data,
+            data: Blocks::Owned(data),
             _elem: std::marker::PhantomData,
         })
     }
 
+    /// Keeps the blocks as they are: the caller's storage when it shares it
+    /// ([`BlockWeight::owner`]), else a copy.
     fn prepare_blocks(&self, w: BlockWeight<'_>) -> Result<Option<Self::Weight<f32>>> {
-        let mut data = try_bytes(w.bytes().len())?;
-        data.extend_from_slice(w.bytes());
+        let data = match w.owner() {
+            Some(owner) => Blocks::Shared(SharedBytes::clone(owner)),
+            None => {
+                let mut data = try_bytes(w.bytes().len())?;
+                data.extend_from_slice(w.bytes());
+                Blocks::Owned(data)
+            }
+        };
         Ok(Some(QuantWeight {
             format: w.format(),
             shape: w.shape(),
@@ -296,6 +350,21 @@ impl Backend for QuantBackend {
         out: &mut [T],
     ) -> Result<()> {
         let [n, k] = w.shape;
+        let data = w.bytes();
+        // A shared owner returns its bytes anew on each call: the kernels index rows by this
+        // length, so a misbehaving owner is refused here rather than read out of bounds.
+        if Some(data.len()) != w.row_bytes.checked_mul(n) {
+            return Err(Error::format(
+                "linear",
+                format!(
+                    "a [{n}, {k}] {} weight's storage now holds {} bytes, not {} rows of {}",
+                    w.format,
+                    data.len(),
+                    n,
+                    w.row_bytes
+                ),
+            ));
+        }
         let xf = as_f32(x);
         with_scratch(|s| {
             let tiled = rows >= TILE_MIN_ROWS;
@@ -311,7 +380,7 @@ impl Backend for QuantBackend {
                         self.blocked.pool(),
                         self.kernel,
                         w.format,
-                        &w.data,
+                        data,
                         w.row_bytes,
                         n,
                         &s.tile_acts,
@@ -323,7 +392,7 @@ impl Backend for QuantBackend {
                         self.blocked.pool(),
                         self.kernel,
                         w.format,
-                        &w.data,
+                        data,
                         w.row_bytes,
                         n,
                         &s.acts,

@@ -277,3 +277,41 @@ fn grouped_rows_equal_single_rows() {
         }
     }
 }
+
+/// Blocks handed over with a shared owner are kept as that owner's storage (no copy, reported
+/// by `shared_storage`), without one they are copied; both multiply alike.
+#[test]
+fn prepare_blocks_shares_an_owner_and_copies_a_borrow() {
+    use nanotensor_core::SharedBytes;
+    let b = QuantBackend::new(1).unwrap();
+    let (fmt, n, k) = (QuantFormat::Q4_K, 5, 512);
+    let bytes = random_blocks(fmt, n, k, 11).unwrap();
+    let owner: SharedBytes = std::sync::Arc::new(bytes.clone());
+    let shared = b
+        .prepare_blocks(BlockWeight::shared("w", fmt, n, k, &owner).unwrap())
+        .unwrap()
+        .unwrap();
+    let copied = b
+        .prepare_blocks(BlockWeight::new("w", fmt, n, k, &bytes).unwrap())
+        .unwrap()
+        .unwrap();
+    let storage = (*owner).as_ref();
+    assert!(shared.is_shared() && !copied.is_shared());
+    assert!(std::ptr::eq(shared.bytes(), storage));
+    assert!(std::ptr::eq(shared.shared_storage().unwrap(), storage));
+    assert!(copied.shared_storage().is_none());
+    assert!(!std::ptr::eq(copied.bytes(), &bytes[..]));
+    assert_eq!(
+        (shared.size_bytes(), copied.size_bytes()),
+        (bytes.len(), bytes.len())
+    );
+    // The weight holds the storage alive on its own.
+    drop(owner);
+    let mut rng = Rng::new(3);
+    let x: Vec<f32> = (0..2 * k).map(|_| rng.normal() as f32).collect();
+    let x = Tensor::from_slice(&x, &[2, k]).unwrap();
+    assert_eq!(
+        b.linear(&x, &shared).unwrap().as_slice(),
+        b.linear(&x, &copied).unwrap().as_slice()
+    );
+}

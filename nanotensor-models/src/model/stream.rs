@@ -1,7 +1,9 @@
 //! The streaming half of the loader ([`crate::model::transformer`]): matrices prepared
 //! straight from the file, from their stored blocks when the backend multiplies that format
-//! ([`Backend::prepare_blocks`]), else through [`Backend::prepare_rows`] a chunk of rows at a
+//! ([`Backend::prepare_blocks`], sharing the file's storage), else through [`Backend::prepare_rows`] a chunk of rows at a
 //! time, with the output head's rewrites (rotation, equalisation) applied per chunk.
+
+use std::sync::Arc;
 
 use crate::gguf::GgufFile;
 use crate::model::config::TransformerConfig;
@@ -9,7 +11,7 @@ use crate::model::equalize;
 use crate::model::rotate::{self, Rotation};
 use crate::model::transformer::{check_shape, Block, VectorReader};
 use nanotensor_core::backend::{Backend, LoadTransforms};
-use nanotensor_core::blocks::BlockWeight;
+use nanotensor_core::blocks::{BlockWeight, SharedBytes};
 use nanotensor_core::error::Result;
 
 /// `check_shape`, and an element type with a dequantizer: what a matrix streamed from the file
@@ -33,7 +35,10 @@ pub(crate) fn prepare_stored<B: Backend>(
     check_streamable(file, name, &[rows, cols])?;
     let info = file.tensor(name)?;
     if let Some(format) = info.ggml_type.quant_format() {
-        let blocks = BlockWeight::new(name, format, rows, cols, file.tensor_data(info))?;
+        // A handle to the file's storage rather than a borrow: a backend keeping the blocks as
+        // stored shares them instead of copying (a tied head is then the embedding's bytes).
+        let owner: SharedBytes = Arc::new(file.shared_tensor_data(info));
+        let blocks = BlockWeight::shared(name, format, rows, cols, &owner)?;
         if let Some(w) = backend.prepare_blocks(blocks)? {
             return Ok(w);
         }
