@@ -14,6 +14,10 @@
 //! - `int8`: `Int8Backend` — symmetric int8 quantization (weights once at `prepare`,
 //!   activations per call) with VNNI / AVX2 / portable integer microkernels.
 //!
+//! - `quant` (needs `blocked`): `QuantBackend` — weights kept in GGUF's quantized block formats
+//!   (Q4_0 … Q8_0, Q4_K, Q5_K, Q6_K) and multiplied as stored against activations quantized to
+//!   8-bit blocks; its float operations run on the blocked backend.
+//!
 //! - `blocked` or `int8`: `cpu`, the one detection of the CPU's instruction-set extensions
 //!   that every SIMD path above decides from.
 //!
@@ -38,6 +42,8 @@ pub mod int8;
 pub mod multiversion;
 #[cfg(feature = "naive")]
 pub mod naive;
+#[cfg(feature = "quant")]
+pub mod quant;
 pub mod scales;
 #[macro_use]
 pub mod select;
@@ -56,6 +62,8 @@ registry! {
     Blocked => "blocked", "blocked", crate::blocked::BlockedBackend, |_o| Vec::new();
     /// Symmetric int8 quantization with integer kernels (cargo feature `int8`).
     Int8 => "int8", "int8", crate::int8::Int8Backend, |o| o.int8.settings();
+    /// GGUF's quantized blocks multiplied as stored (cargo feature `quant`).
+    Quant => "quant", "quant", crate::quant::QuantBackend, |_o| Vec::new();
 }
 
 #[cfg(feature = "blocked")]
@@ -64,6 +72,8 @@ pub use blocked::BlockedBackend;
 pub use int8::Int8Backend;
 #[cfg(feature = "naive")]
 pub use naive::NaiveBackend;
+#[cfg(feature = "quant")]
+pub use quant::QuantBackend;
 
 /// The fastest backend compiled into this build, for code that should not name one:
 /// `BlockedBackend` if the `blocked` feature is on, else `Int8Backend`, else `NaiveBackend`. Every backend has `new(threads) -> Result<Self>` and `Default` (one
@@ -88,5 +98,7 @@ pub mod prelude {
     pub use crate::Int8Backend;
     #[cfg(feature = "naive")]
     pub use crate::NaiveBackend;
+    #[cfg(feature = "quant")]
+    pub use crate::QuantBackend;
     pub use crate::{with_backend, BackendKind, BackendOptions, BackendVisitor, Int8Options};
 }

@@ -691,3 +691,110 @@ fn info_says_why_an_unsupported_architecture_cannot_run() {
         "{e}"
     );
 }
+
+/// `matmul --format`: B as random valid blocks of a GGUF format, multiplied as stored by the
+/// quant backend; `--check` against the float64 product of the dequantized B and the
+/// unquantized A.
+#[cfg(feature = "quant")]
+#[test]
+fn quant_matmul_format_reports_format_and_accuracy() {
+    let out = nanotensor(&[
+        "matmul",
+        "--backend",
+        "quant",
+        "--format",
+        "q4_k",
+        "--m",
+        "16",
+        "--k",
+        "512",
+        "--n",
+        "64",
+        "--check",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    for key in [
+        "op",
+        "backend",
+        "m",
+        "k",
+        "n",
+        "threads",
+        "dtype",
+        "seconds",
+        "gflops",
+        "nmse",
+        "max_abs_err",
+        "kernel",
+        "repeat",
+        "prepared",
+        "format",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(
+        (&v["backend"], &v["format"], &v["prepared"]),
+        (&"quant".into(), &"Q4_K".into(), &true.into()),
+        "{v}"
+    );
+    // The bound of the conformance harness for every format (pooled NMSE ≤ 1e-4; the 8-bit
+    // activation blocks give about 2e-5 on Gaussian A). It is not zero: A is quantized.
+    let nmse = v["nmse"].as_f64().unwrap();
+    assert!(nmse > 1e-7 && nmse < 1e-4, "{nmse}");
+    assert!(v["gflops"].as_f64().unwrap() > 0.0);
+}
+
+#[cfg(feature = "quant")]
+#[test]
+fn quant_matmul_format_bad_flags_exit_2() {
+    let shape = ["--m", "4", "--k", "512", "--n", "8"];
+    for (args, needle) in [
+        (
+            &["--backend", "naive", "--format", "q4_k"][..],
+            "--backend quant",
+        ),
+        (
+            &["--backend", "quant", "--format", "q3_k"][..],
+            "not a block format",
+        ),
+        (
+            &["--backend", "quant", "--format", "q8_0", "--dtype", "f64"][..],
+            "--dtype must be f32",
+        ),
+    ] {
+        let mut all = vec!["matmul"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&shape);
+        let out = nanotensor(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{all:?}: expected `{needle}` in: {err}"
+        );
+        assert!(!err.contains("panicked"), "{all:?}: {err}");
+    }
+    // `--k` must be a whole number of the format's blocks (256 values for Q4_K).
+    let out = nanotensor(&[
+        "matmul",
+        "--backend",
+        "quant",
+        "--format",
+        "q4_k",
+        "--m",
+        "4",
+        "--k",
+        "500",
+        "--n",
+        "8",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("whole blocks of 256"), "{err}");
+}

@@ -7,6 +7,10 @@
 //! rest of the process (tokenizer, code, one chunk of scratch). Dequantizing the tied output
 //! head of Gemma 3 whole (`262144 × 640` in `f32`, 640 MiB) would exceed it several times over.
 //!
+//! With the quant backend the weights are the file's blocks, shared with the map rather than
+//! copied: the prepared weights stay within 1.05× the tensors' bytes in the file (a tied head
+//! counted once, being the embedding's own bytes) and the load's peak within 1.3× the file.
+//!
 //! Skips (saying so) when a model is absent, unless `NANOTENSOR_REQUIRE_MODEL` is set, as the
 //! README's test command does: then a missing model fails.
 
@@ -100,4 +104,64 @@ fn smollm2_int8_load_stays_within_file_plus_prepared_weights() {
     };
     let (v, _) = check_int8_load(&model);
     assert_eq!(v["load_transforms"]["rotate"], true, "{v}");
+}
+
+/// Checks the quant backend's bounds on `model`: weights ≤ 1.05 × the tensors' stored bytes
+/// (`tensor_bytes`, the sum of every tensor's data size in the file), peak RSS after the load
+/// ≤ 1.3 × the file's size. Both models tie their head to the embedding, which the quant
+/// backend keeps as the file's bytes: one copy, counted once.
+fn check_quant_load(model: &Path) {
+    let v = generate_json(model, "quant");
+    let file = GgufFile::open(model).expect("model opens");
+    assert_eq!(field(&v, "file_bytes"), file.file_size() as u64);
+    assert_eq!(field(&v, "tensor_bytes"), file.tensor_bytes());
+    assert!(file.tensor("output.weight").is_err(), "a tied head: {v}");
+    assert_eq!(v["head_shares_embedding"], true, "{v}");
+    let (weights, tensors) = (field(&v, "weights_bytes"), field(&v, "tensor_bytes"));
+    // The shared part is the file's storage: never more than the weights, nor the tensors.
+    assert!(
+        field(&v, "shared_weights_bytes") <= weights.min(tensors),
+        "{v}"
+    );
+    assert!(
+        weights * 100 <= tensors * 105,
+        "{}: weights {weights} B exceed 1.05 × the tensors' {tensors} B",
+        model.display()
+    );
+    eprintln!(
+        "load_memory (quant) {}: weights {weights} B, tensors {tensors} B, file {} B, peak RSS {:?} B",
+        model.display(),
+        field(&v, "file_bytes"),
+        v["load_peak_rss_bytes"].as_u64()
+    );
+    let Some(peak) = v["load_peak_rss_bytes"].as_u64() else {
+        if cfg!(target_os = "linux") {
+            panic!("Linux reports VmHWM, so the peak must be a number: {v}");
+        }
+        eprintln!("load_memory: no peak RSS on this platform, bound not checked");
+        return;
+    };
+    let file_bytes = field(&v, "file_bytes");
+    assert!(
+        peak * 10 <= file_bytes * 13,
+        "{}: peak RSS after load {} MiB exceeds 1.3 × the file's {} MiB",
+        model.display(),
+        peak / MIB,
+        file_bytes / MIB
+    );
+}
+
+#[test]
+fn gemma3_quant_load_keeps_the_file_blocks_once() {
+    let Some(model) = gemma3() else { return };
+    check_quant_load(&model);
+}
+
+#[test]
+fn smollm2_quant_load_keeps_the_file_blocks_once() {
+    let Some(model) = nanotensor::model_path::model_for_tests("load_memory (smollm2, quant)")
+    else {
+        return;
+    };
+    check_quant_load(&model);
 }

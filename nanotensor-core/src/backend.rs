@@ -15,6 +15,7 @@ use crate::attention::{
     check_operands, AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut,
     TensorAttention,
 };
+use crate::blocks::BlockWeight;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::MatmulDims;
@@ -25,8 +26,20 @@ use std::ops::Range;
 pub trait PreparedWeight: Send + Sync {
     /// `[out_features, in_features]`: the shape of the `W` it was prepared from.
     fn shape(&self) -> [usize; 2];
-    /// Bytes the prepared weight occupies in memory (data plus scales).
+    /// Bytes the prepared weight occupies in memory (data plus scales), storage it shares
+    /// with the caller ([`PreparedWeight::shared_storage`]) included.
     fn size_bytes(&self) -> usize;
+
+    /// The caller's storage this weight keeps rather than copies — the bytes of a
+    /// [`BlockWeight::owner`] handed to [`Backend::prepare_blocks`] (for a model, the file's
+    /// bytes of the tensor) — or `None` when the weight owns all its memory (the default).
+    ///
+    /// A caller counting memory uses it to count bytes several holders share once: a tied
+    /// output head prepared from the token embedding's blocks *is* the embedding's bytes when
+    /// this returns the very slice (same address and length) the caller keeps for it.
+    fn shared_storage(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Weight rewrites a model loader applies before [`Backend::prepare`] when a backend asks for
@@ -364,6 +377,28 @@ pub trait Backend: Send + Sync + 'static {
         let mut w = Tensor::zeros(&shape)?;
         fill(0..shape[0], w.as_mut_slice())?;
         self.prepare_impl(w, shape)
+    }
+
+    /// Prepares an `f32` weight from its stored quantized blocks ([`BlockWeight`], already
+    /// checked: whole blocks, finite scales), without an `f32` copy: `Ok(Some(w))` when this
+    /// backend multiplies that format directly, `Ok(None)` when it does not — the caller then
+    /// dequantizes the blocks and calls [`Backend::prepare`]. The default is `Ok(None)`.
+    ///
+    /// A weight prepared here is used like any other: [`Backend::linear`] computes `x·Wᵀ` with
+    /// `W` the blocks' dequantized values (to the backend's stated accuracy).
+    ///
+    /// **Storage.** `w` only borrows its bytes. When it carries a shared owner
+    /// ([`BlockWeight::owner`], set by [`BlockWeight::shared`]), a backend whose prepared form
+    /// is the blocks as stored keeps a clone of that handle instead of copying — the weight then
+    /// shares the caller's storage (a model's memory-mapped file) and reports it through
+    /// [`PreparedWeight::shared_storage`]; without an owner it copies the bytes it keeps. A
+    /// backend that transforms the blocks (repacks, re-quantizes) owns its result either way.
+    ///
+    /// # Errors
+    /// Those of the backend's preparation (e.g. out of memory).
+    fn prepare_blocks(&self, w: BlockWeight<'_>) -> Result<Option<Self::Weight<f32>>> {
+        let _ = w;
+        Ok(None)
     }
 
     /// The rewrites a model loader should apply to the weights before [`Backend::prepare`]

@@ -8,6 +8,8 @@
 //!   `nanotensor-backends` implement; it validates every call before the backend's code runs;
 //! - [`attention`]: the attention specification and the memory arithmetic of each algorithm;
 //! - [`reference`](mod@reference): float64 references and the NMSE metric the conformance tests use;
+//! - [`blocks`]: weights in GGUF's quantized block formats ([`QuantFormat`], [`BlockWeight`]),
+//!   which a backend may multiply as stored ([`Backend::prepare_blocks`]);
 //! - [`quant`]: symmetric int8 quantization ([`QTensor`]) and its error report; [`clip`]: how a
 //!   group's range is chosen (largest magnitude or MSE-optimal);
 //! - [`Error`]: one error type for the whole engine; every public operation returns [`Result`].
@@ -27,6 +29,7 @@
 
 pub mod attention;
 pub mod backend;
+pub mod blocks;
 pub mod clip;
 pub mod element;
 pub mod error;
@@ -41,6 +44,7 @@ pub use attention::{
     AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsLayout, HeadsMut,
 };
 pub use backend::{Backend, FillRows, LoadTransforms, PreparedWeight};
+pub use blocks::{BlockWeight, QuantFormat, SharedBytes};
 pub use clip::Clip;
 pub use element::{DType, Element};
 pub use error::{Error, Result};

@@ -34,6 +34,8 @@ struct Fixture {
     stable: usize,
     /// ppl.json: llama.cpp's perplexity with the F32 weights at `n_ctx = 128`.
     ppl_f32_ctx128: f64,
+    /// ppl.json: llama.cpp on the file as shipped (its own quantized kernels), `n_ctx` 128.
+    ppl_shipped_ctx128: f64,
     /// ppl.json: its chunk count.
     ppl_chunks: usize,
 }
@@ -51,11 +53,18 @@ fn fixture() -> &'static Fixture {
             .iter()
             .find(|r| r["weights"].as_str().unwrap().starts_with("F32") && r["n_ctx"] == 128)
             .expect("the F32 n_ctx 128 figure");
+        let shipped_row = ppl["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["weights"].as_str().unwrap().starts_with("Q4_K_M") && r["n_ctx"] == 128)
+            .expect("the shipped file's n_ctx 128 figure");
         Fixture {
             prompt: ids(&case["prompt_token_ids"]),
             f32_ids: ids(&case["f32_token_ids"]),
             stable: case["stable_prefix_len"].as_u64().unwrap() as usize,
             ppl_f32_ctx128: f32_row["ppl"].as_f64().unwrap(),
+            ppl_shipped_ctx128: shipped_row["ppl"].as_f64().unwrap(),
             ppl_chunks: f32_row["chunks"].as_u64().unwrap() as usize,
         }
     })
@@ -473,4 +482,21 @@ fn sliding_window_layers_past_512_positions_match_float64() {
     let row_bytes = 2 * 256 * 4;
     assert_eq!(bytes_sliding, row_bytes * (3 * 2048 + 15 * 1023));
     assert_eq!(bytes_whole, row_bytes * 18 * 700);
+}
+
+/// The quant backend runs the file's Q4_K_M mix as stored (Q4_K, Q5_0, Q6_K, Q8_0) against
+/// 8-bit activation blocks: its perplexity is within 1 % of llama.cpp's on the same file.
+#[test]
+fn quant_backend_is_within_1_percent_of_llama_cpp_on_the_shipped_file() {
+    let Some(file) = model_file() else { return };
+    let r = ppl(&file, BackendKind::Quant, BackendOptions::default());
+    assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
+    let want = fixture().ppl_shipped_ctx128;
+    let rel = r.ppl / want - 1.0;
+    eprintln!(
+        "quant: ppl {:.4} ({:+.3}% from llama.cpp's {want})",
+        r.ppl,
+        100.0 * rel
+    );
+    assert!(rel.abs() < 0.01, "ppl {} vs {want}", r.ppl);
 }

@@ -14,7 +14,7 @@
 mod common;
 use common::{fixture as fixture_json, ids};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
-use nanotensor_core::{Backend, LoadTransforms, PreparedWeight, Result};
+use nanotensor_core::{Backend, BlockWeight, LoadTransforms, PreparedWeight, Result};
 use nanotensor_models::gguf::GgufFile;
 use nanotensor_models::model::{
     generate, perplexity, GenerateOptions, Llama, Logits, PerplexityReport,
@@ -32,6 +32,8 @@ struct Fixture {
     top5: Vec<(u32, f64)>,
     /// ppl.json: llama.cpp's perplexity with the F32 weights at `n_ctx = 128`.
     ppl_f32_ctx128: f64,
+    /// ppl.json: llama.cpp on the file as shipped (its own quantized kernels), `n_ctx` 128.
+    ppl_shipped_ctx128: f64,
 }
 
 fn fixture() -> &'static Fixture {
@@ -58,11 +60,18 @@ fn fixture() -> &'static Fixture {
             .iter()
             .find(|r| r["weights"].as_str().unwrap().starts_with("F32") && r["n_ctx"] == 128)
             .expect("the F32 n_ctx 128 figure");
+        let shipped_row = ppl["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["weights"].as_str().unwrap().starts_with("Q4_1") && r["n_ctx"] == 128)
+            .expect("the shipped file's n_ctx 128 figure");
         Fixture {
             prompt: ids(&case["prompt_token_ids"]),
             f32_ids,
             top5,
             ppl_f32_ctx128: f32_row["ppl"].as_f64().unwrap(),
+            ppl_shipped_ctx128: shipped_row["ppl"].as_f64().unwrap(),
         }
     })
 }
@@ -397,9 +406,26 @@ impl BackendVisitor for DecodeBytes<'_> {
             "token_embd.weight"
         };
         names.push(head.to_string());
+        // As the loader prepares each: from its stored blocks when the backend takes them
+        // (quant), else dequantized.
         let mut prepared = 0usize;
         for name in &names {
-            prepared += backend.prepare(f.dequantize(name)?)?.size_bytes();
+            let info = f.tensor(name)?;
+            let [rows, cols] = [info.n_rows(), info.row_len()];
+            let stored = match info.ggml_type.quant_format() {
+                Some(fmt) => backend.prepare_blocks(BlockWeight::new(
+                    name,
+                    fmt,
+                    rows,
+                    cols,
+                    f.tensor_data(info),
+                )?)?,
+                None => None,
+            };
+            prepared += match stored {
+                Some(w) => w.size_bytes(),
+                None => backend.prepare(f.dequantize(name)?)?.size_bytes(),
+            };
         }
         let model = Llama::load(backend, f)?;
         Ok(self
@@ -435,4 +461,32 @@ fn decode_bytes_are_the_prepared_matrices_plus_the_kv_rows_read() {
             assert_eq!(model, want, "{kind}: prompt {p}, decode {d}");
         }
     }
+}
+
+/// The quant backend multiplies the file's own Q4_1 blocks (and its Q8_0 head) against
+/// activations rounded to 8-bit blocks, as llama.cpp does: its perplexity is within 1 % of
+/// llama.cpp's on the same file and method.
+#[test]
+fn quant_backend_is_within_1_percent_of_llama_cpp_on_the_shipped_file() {
+    let Some(file) = model_file() else { return };
+    let tokens = gpl3_tokens(&file);
+    let r = with_backend(
+        BackendKind::Quant,
+        BackendOptions::default(),
+        Ppl {
+            file: &file,
+            tokens: &tokens,
+            n_ctx: 128,
+        },
+    )
+    .unwrap();
+    assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
+    let want = fixture().ppl_shipped_ctx128;
+    let rel = r.ppl / want - 1.0;
+    eprintln!(
+        "quant: ppl {:.4} ({:+.3}% from llama.cpp's {want})",
+        r.ppl,
+        100.0 * rel
+    );
+    assert!(rel.abs() < 0.01, "ppl {} vs {want}", r.ppl);
 }

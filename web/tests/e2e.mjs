@@ -250,7 +250,7 @@ async function main() {
     });
     // f32 weights: the blocked backend (the naive one where blocked is not compiled in).
     const f32 = backends.includes('blocked') ? 'blocked' : 'naive';
-    for (const backend of [f32, 'int8'].filter((b) => backends.includes(b))) {
+    for (const backend of [f32, 'int8', 'quant'].filter((b) => backends.includes(b))) {
       await check(`model (${backend}): ${GEN} greedy tokens`, async () => {
         // The first load goes through the file picker, the second fetches the served copy.
         if (backend === f32) {
@@ -272,7 +272,20 @@ async function main() {
         assert.equal(await page.getAttribute('#gen-status', 'data-state'), 'done', await page.textContent('#model-error'));
         const ids = (await page.textContent('#gen-ids')).trim().split(/\s+/).map(Number);
         console.log(`     ${backend}: ${status}; ids ${ids.join(' ')}`);
-        if (backend !== 'int8') {
+        if (backend === 'quant') {
+          // The file's own blocks against 8-bit activations: the native build (AVX2/AVX-512
+          // kernels) and the page (simd128 kernels) make the same integer sums and differ only
+          // in the order of the f32 additions, so their greedy ids agree, the leading ones at
+          // least (a reordered sum may flip a later near-tie).
+          const native = JSON.parse(execFileSync('cargo', ['run', '-q', '--release', '-p', 'nanotensor-cli', '--', 'generate',
+            '--model', join(modelsDir, MODEL_FILE), '--backend', 'quant', '--threads', '1', '--max-tokens', String(GEN),
+            '--ignore-eos', '--json', '--prompt', kase.prompt], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+          console.log(`     quant native: ids ${native.ids.join(' ')}`);
+          const lead = Math.min(4, GEN);
+          assert.deepEqual(ids.slice(0, lead), native.ids.slice(0, lead));
+          const summary = await page.textContent('#model-summary');
+          assert.match(summary, /quant/);
+        } else if (backend !== 'int8') {
           assert.deepEqual(ids, kase.f32_token_ids.slice(0, GEN));
           // Without the KV cache every step recomputes the whole prefix: same function, same ids.
           await page.uncheck('#gen-kv');

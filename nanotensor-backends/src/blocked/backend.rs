@@ -47,6 +47,13 @@ impl BlockedBackend {
         })
     }
 
+    /// The worker pool, shared with a backend built on this one (`quant`), so that the
+    /// process runs one set of workers.
+    #[cfg_attr(not(feature = "quant"), allow(dead_code))]
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// The f32 microkernel in use (e.g. `"avx512-f32-12x32"`).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()

@@ -101,6 +101,10 @@ struct Row {
     weights_bytes: usize,
     /// The token embedding's bytes, borrowed from the file (counted in `weights_bytes`).
     embedding_bytes: usize,
+    /// The weights' bytes that are the file's storage, shared (counted in `weights_bytes`).
+    shared_weights_bytes: usize,
+    /// Whether the output head is the embedding's own bytes, counted once.
+    head_shares_embedding: bool,
     /// The process's peak RSS right after this backend's load: the peak of the whole run so
     /// far, so it measures this load alone only for the first backend of a run.
     load_peak_rss_bytes: Option<u64>,
@@ -194,6 +198,8 @@ pub fn run(args: Args) -> Result<()> {
                     "decode_tokens_per_s": r.decode,
                     "weights_bytes": r.weights_bytes,
                     "embedding_bytes": r.embedding_bytes,
+                    "shared_weights_bytes": r.shared_weights_bytes,
+                    "head_shares_embedding": r.head_shares_embedding,
                     "load_peak_rss_bytes": r.load_peak_rss_bytes,
                     "load_transforms": transforms_json(r.transforms),
                     "kv_cache_bytes": r.kv_bytes,
@@ -214,6 +220,7 @@ pub fn run(args: Args) -> Result<()> {
             json!({
                 "prompt_tokens": args.prompt_tokens,
                 "file_bytes": file.gguf.file_size(),
+                "tensor_bytes": file.gguf.tensor_bytes(),
                 "decode_tokens": args.decode_tokens,
                 "repeat": args.repeat,
                 "warmup": args.warmup,
@@ -345,6 +352,8 @@ impl BackendVisitor for Bench<'_> {
                 decode: median(&mut dec),
                 weights_bytes: model.weights_bytes(),
                 embedding_bytes: model.embedding_bytes(),
+                shared_weights_bytes: model.shared_weights_bytes(),
+                head_shares_embedding: model.head_shares_embedding(),
                 load_peak_rss_bytes,
                 transforms: model.transforms(),
                 kv_bytes,

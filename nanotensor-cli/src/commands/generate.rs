@@ -167,7 +167,10 @@ pub fn run(args: Args) -> Result<()> {
                 "weights_bytes": s.weights_bytes,
                 "kv_cache_bytes": s.kv_cache_bytes,
                 "file_bytes": file.gguf.file_size(),
+                "tensor_bytes": file.gguf.tensor_bytes(),
                 "embedding_bytes": out.embedding_bytes,
+                "shared_weights_bytes": out.shared_weights_bytes,
+                "head_shares_embedding": out.head_shares_embedding,
                 "load_peak_rss_bytes": out.load_peak_rss_bytes,
             }),
             kind,
@@ -214,6 +217,10 @@ struct Output {
     load_peak_rss_bytes: Option<u64>,
     /// Bytes of the token embedding, borrowed from the file ([`Llama::embedding_bytes`]).
     embedding_bytes: usize,
+    /// Bytes of the weights that are the file's storage, shared ([`Llama::shared_weights_bytes`]).
+    shared_weights_bytes: usize,
+    /// Whether the output head is the embedding's own bytes ([`Llama::head_shares_embedding`]).
+    head_shares_embedding: bool,
     generation: Generation,
 }
 
@@ -269,6 +276,8 @@ impl BackendVisitor for Run<'_> {
             load_seconds,
             load_peak_rss_bytes,
             embedding_bytes: model.embedding_bytes(),
+            shared_weights_bytes: model.shared_weights_bytes(),
+            head_shares_embedding: model.head_shares_embedding(),
             generation,
         })
     }

@@ -2,7 +2,7 @@
 
 use nanotensor::memory::{check_budget, default_budget};
 use nanotensor::reference::{compare, matmul_f64};
-use nanotensor::{Backend, Element, Result, Tensor};
+use nanotensor::{Backend, BlockWeight, Element, Error, QuantFormat, Result, Tensor};
 use nanotensor_backends::{with_backend, BackendVisitor};
 use serde_json::json;
 
@@ -53,12 +53,30 @@ pub struct Args {
     /// Memory the inputs and output may take (e.g. 8G); default half the physical memory.
     #[arg(long, value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
+    /// B as a weight in a GGUF block format (q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k):
+    /// seeded random valid blocks (random codes, finite scales) prepared as stored
+    /// (`prepare_blocks`, then `linear` per repetition), A random f32. Needs a backend that
+    /// multiplies stored blocks (quant) and `--dtype f32`; `--k` a whole number of blocks (32,
+    /// or 256 for the k-quants). `--check` compares with the float64 product of the
+    /// dequantized B and the unquantized A.
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// Runs `nanotensor matmul`.
 pub fn run(args: Args) -> Result<()> {
     let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
     let (m, k, n) = (args.m as usize, args.k as usize, args.n as usize);
+    let format = args.format.as_deref().map(parse_format).transpose()?;
+    if format.is_some() && args.dtype != DTypeArg::F32 {
+        return Err(Error::invalid_arg(
+            "matmul",
+            format!(
+                "--format multiplies an f32 A by a block weight: --dtype must be f32, not {}",
+                args.dtype.name()
+            ),
+        ));
+    }
     let elem = args.dtype.size();
     // A, B, C (and a prepared copy of B), plus the f64 reference when checking.
     let elems = |a: u64, b: u64| a.saturating_mul(b);
@@ -90,11 +108,23 @@ pub fn run(args: Args) -> Result<()> {
             )?
         };
     }
-    let report = match args.dtype {
-        DTypeArg::F32 => run_as!(f32),
-        DTypeArg::F64 => run_as!(f64),
-        DTypeArg::Bf16 => run_as!(nanotensor::bf16),
-        DTypeArg::F16 => run_as!(nanotensor::f16),
+    let report = match (format, args.dtype) {
+        // The dtype was checked to be f32 above.
+        (Some(format), _) => with_backend(
+            kind,
+            opts,
+            BlockRun {
+                args: &args,
+                m,
+                k,
+                n,
+                format,
+            },
+        )?,
+        (None, DTypeArg::F32) => run_as!(f32),
+        (None, DTypeArg::F64) => run_as!(f64),
+        (None, DTypeArg::Bf16) => run_as!(nanotensor::bf16),
+        (None, DTypeArg::F16) => run_as!(nanotensor::f16),
     };
     let gflops = 2.0 * m as f64 * n as f64 * k as f64 / report.seconds / 1e9;
     if args.json {
@@ -103,10 +133,11 @@ pub fn run(args: Args) -> Result<()> {
             "backend": report.backend,
             "m": m, "k": k, "n": n,
             "dtype": args.dtype.name(),
+            "format": format.map(QuantFormat::name),
             "kernel": report.kernel,
             "threads": report.threads,
             "repeat": args.repeat,
-            "prepared": args.prepared,
+            "prepared": args.prepared || format.is_some(),
             "seconds": report.seconds,
             "gflops": gflops,
         });
@@ -129,9 +160,16 @@ pub fn run(args: Args) -> Result<()> {
             ],
             vec!["shape".into(), format!("{m}×{k} · {k}×{n}")],
             vec!["dtype".into(), args.dtype.name().into()],
+            vec![
+                "B format".into(),
+                format.map_or("-", QuantFormat::name).into(),
+            ],
             vec!["kernel".into(), report.kernel.unwrap_or("-").into()],
             vec!["threads".into(), report.threads.to_string()],
-            vec!["prepared B".into(), args.prepared.to_string()],
+            vec![
+                "prepared B".into(),
+                (args.prepared || format.is_some()).to_string(),
+            ],
             vec![
                 "median time".into(),
                 format!("{:.6} s ({} runs)", report.seconds, args.repeat),
@@ -195,6 +233,95 @@ impl<T: Element> BackendVisitor for Run<'_, T> {
         Ok(Report {
             backend: backend.name(),
             kernel: backend.matmul_kernel(T::DTYPE),
+            threads: backend.threads(),
+            seconds,
+            nmse,
+            max_abs,
+        })
+    }
+}
+
+/// The block format named by `--format`, case-insensitively.
+fn parse_format(name: &str) -> Result<QuantFormat> {
+    QuantFormat::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = QuantFormat::ALL
+            .iter()
+            .map(|f| f.name().to_lowercase())
+            .collect();
+        Error::invalid_arg(
+            "matmul",
+            format!(
+                "--format `{name}` is not a block format (one of {})",
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+/// Seeded random valid blocks of `fmt` for a `[rows, cols]` weight: random codes, finite
+/// scales of a trained model's size (`nanotensor_backends::quant::random`).
+#[cfg(feature = "quant")]
+fn random_blocks(fmt: QuantFormat, rows: usize, cols: usize, seed: u64) -> Result<Vec<u8>> {
+    nanotensor_backends::quant::random::random_blocks(fmt, rows, cols, seed)
+}
+
+/// Without the quant backend no backend multiplies stored blocks.
+#[cfg(not(feature = "quant"))]
+fn random_blocks(fmt: QuantFormat, _rows: usize, _cols: usize, _seed: u64) -> Result<Vec<u8>> {
+    Err(Error::invalid_arg(
+        "matmul",
+        format!("--format {fmt} needs the quant backend, not compiled into this build"),
+    ))
+}
+
+/// `C = A·Bᵀ` with `B: [n, k]` in a block format (`--format`): B prepared as stored blocks,
+/// timed as `linear_into`, as a model layer runs.
+struct BlockRun<'a> {
+    args: &'a Args,
+    m: usize,
+    k: usize,
+    n: usize,
+    format: QuantFormat,
+}
+
+impl BackendVisitor for BlockRun<'_> {
+    type Output = Report;
+
+    fn visit<B: Backend>(self, backend: B) -> Result<Report> {
+        let (m, k, n, fmt) = (self.m, self.k, self.n, self.format);
+        let a = Tensor::<f32>::randn(&[m, k], 1.0, self.args.seed)?;
+        let bytes = random_blocks(fmt, n, k, self.args.seed + 1)?;
+        let Some(w) = backend.prepare_blocks(BlockWeight::new("B", fmt, n, k, &bytes)?)? else {
+            return Err(Error::invalid_arg(
+                "matmul",
+                format!(
+                    "--format needs a backend that multiplies stored blocks (--backend quant); \
+                     {} does not",
+                    backend.name()
+                ),
+            ));
+        };
+        let mut c = Tensor::<f32>::zeros(&[m, n])?;
+        let (x, out) = (a.as_slice(), c.as_mut_slice());
+        let seconds = time_median(self.args.repeat, || backend.linear_into(x, m, &w, out))?.0;
+        let (nmse, max_abs) = if self.args.check {
+            // The reference multiplies B's exact values (the bit-exact dequantizer) by the
+            // unquantized A: the error is the backend's own (its 8-bit activation blocks).
+            let ty = nanotensor::gguf::types::ALL_TYPES
+                .into_iter()
+                .find(|t| t.quant_format() == Some(fmt))
+                .ok_or_else(|| Error::invalid_arg("matmul", format!("no GGUF type for {fmt}")))?;
+            let mut deq = Tensor::<f32>::zeros(&[n, k])?;
+            nanotensor::gguf::dequant::dequantize("B", ty, &bytes, deq.as_mut_slice())?;
+            let r = compare(c.as_slice(), &matmul_f64(&a, &deq.t()?)?)?;
+            (Some(r.nmse), r.max_abs)
+        } else {
+            (None, 0.0)
+        };
+        Ok(Report {
+            backend: backend.name(),
+            // `matmul_kernel` names the float product's kernel, not the block product's.
+            kernel: None,
             threads: backend.threads(),
             seconds,
             nmse,

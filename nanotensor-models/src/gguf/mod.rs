@@ -168,6 +168,15 @@ impl TensorBytes {
     }
 }
 
+/// The bytes, as [`TensorBytes::bytes`]: what lets a handle be a
+/// [`SharedBytes`](nanotensor_core::SharedBytes) owner of a matrix's blocks
+/// ([`nanotensor_core::BlockWeight::shared`]). Always the same slice: the storage is immutable.
+impl AsRef<[u8]> for TensorBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 impl fmt::Debug for TensorBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TensorBytes")

@@ -323,6 +323,24 @@ impl GgmlType {
         )
     }
 
+    /// The core's [`QuantFormat`](nanotensor_core::QuantFormat) of this type — the block
+    /// formats a backend may multiply as stored
+    /// ([`Backend::prepare_blocks`](nanotensor_core::Backend::prepare_blocks)) — or `None`.
+    pub fn quant_format(self) -> Option<nanotensor_core::QuantFormat> {
+        use nanotensor_core::QuantFormat as Q;
+        Some(match self {
+            GgmlType::Q4_0 => Q::Q4_0,
+            GgmlType::Q4_1 => Q::Q4_1,
+            GgmlType::Q5_0 => Q::Q5_0,
+            GgmlType::Q5_1 => Q::Q5_1,
+            GgmlType::Q8_0 => Q::Q8_0,
+            GgmlType::Q4_K => Q::Q4_K,
+            GgmlType::Q5_K => Q::Q5_K,
+            GgmlType::Q6_K => Q::Q6_K,
+            _ => return None,
+        })
+    }
+
     /// Bytes taken by a row of `n` values: `n / block_size · type_size`.
     ///
     /// # Errors
@@ -363,6 +381,24 @@ impl fmt::Display for GgmlType {
 #[allow(clippy::arithmetic_side_effects)] // tests: arithmetic on constants
 mod tests {
     use super::*;
+
+    /// The core's block formats are these types: same name, same block geometry, and every
+    /// format has its type.
+    #[test]
+    fn quant_formats_agree_with_the_types() {
+        let mut seen = Vec::new();
+        for t in ALL_TYPES {
+            if let Some(f) = t.quant_format() {
+                assert_eq!(f.name(), t.name());
+                assert_eq!(
+                    (f.block_values(), f.block_bytes()),
+                    (t.block_size(), t.type_size())
+                );
+                seen.push(f);
+            }
+        }
+        assert_eq!(seen.len(), nanotensor_core::QuantFormat::ALL.len());
+    }
 
     #[test]
     fn ids_round_trip_and_are_unique() {

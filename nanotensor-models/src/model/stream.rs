@@ -1,6 +1,9 @@
 //! The streaming half of the loader ([`crate::model::transformer`]): matrices prepared
-//! straight from the file through [`Backend::prepare_rows`], a chunk of rows at a time, with the
-//! output head's rewrites (rotation, equalisation) applied per chunk.
+//! straight from the file, from their stored blocks when the backend multiplies that format
+//! ([`Backend::prepare_blocks`], sharing the file's storage), else through [`Backend::prepare_rows`] a chunk of rows at a
+//! time, with the output head's rewrites (rotation, equalisation) applied per chunk.
+
+use std::sync::Arc;
 
 use crate::gguf::GgufFile;
 use crate::model::config::TransformerConfig;
@@ -8,6 +11,7 @@ use crate::model::equalize;
 use crate::model::rotate::{self, Rotation};
 use crate::model::transformer::{check_shape, Block, VectorReader};
 use nanotensor_core::backend::{Backend, LoadTransforms};
+use nanotensor_core::blocks::{BlockWeight, SharedBytes};
 use nanotensor_core::error::Result;
 
 /// `check_shape`, and an element type with a dequantizer: what a matrix streamed from the file
@@ -17,9 +21,34 @@ pub(crate) fn check_streamable(file: &GgufFile, name: &str, shape: &[usize]) -> 
     crate::gguf::dequant::check_supported(name, file.tensor(name)?.ggml_type)
 }
 
-/// Block `l` prepared straight from the file, each matrix streamed through
-/// [`Backend::prepare_rows`] (when no rewrite needs the block's matrices whole). Reads the
-/// tensors in the order `block_weights` does, so a bad file gets the same first error.
+/// Matrix `name` (`[rows, cols]`, checked here) prepared straight from the file, unchanged:
+/// from its stored blocks when the backend multiplies that format as stored
+/// ([`Backend::prepare_blocks`]: no `f32` copy at all), else dequantized a chunk of rows at a
+/// time through [`Backend::prepare_rows`].
+pub(crate) fn prepare_stored<B: Backend>(
+    backend: &B,
+    file: &GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<B::Weight<f32>> {
+    check_streamable(file, name, &[rows, cols])?;
+    let info = file.tensor(name)?;
+    if let Some(format) = info.ggml_type.quant_format() {
+        // A handle to the file's storage rather than a borrow: a backend keeping the blocks as
+        // stored shares them instead of copying (a tied head is then the embedding's bytes).
+        let owner: SharedBytes = Arc::new(file.shared_tensor_data(info));
+        let blocks = BlockWeight::shared(name, format, rows, cols, &owner)?;
+        if let Some(w) = backend.prepare_blocks(blocks)? {
+            return Ok(w);
+        }
+    }
+    backend.prepare_rows([rows, cols], |r, out| file.dequantize_rows(name, r, out))
+}
+
+/// Block `l` prepared straight from the file, each matrix through [`prepare_stored`] (when no
+/// rewrite needs the block's matrices whole). Reads the tensors in the order `block_weights`
+/// does, so a bad file gets the same first error.
 pub(crate) fn streamed_block<B: Backend>(
     backend: &B,
     file: &GgufFile,
@@ -29,9 +58,7 @@ pub(crate) fn streamed_block<B: Backend>(
 ) -> Result<Block<B>> {
     let n = |s: &str| format!("blk.{l}.{s}.weight");
     let matrix = |s: &str, rows: usize, cols: usize| -> Result<B::Weight<f32>> {
-        let name = n(s);
-        check_streamable(file, &name, &[rows, cols])?;
-        backend.prepare_rows([rows, cols], |r, out| file.dequantize_rows(&name, r, out))
+        prepare_stored(backend, file, &n(s), rows, cols)
     };
     let optional = |on: bool, name: &str, len: usize| -> Result<Option<Vec<f32>>> {
         on.then(|| vector(&n(name), len)).transpose()

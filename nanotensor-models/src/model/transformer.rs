@@ -24,13 +24,20 @@
 //! holds the head in `f32`; a float backend, whose prepared form is the `f32` matrix, takes it in
 //! one chunk. The token embedding is not copied at all: the model keeps a handle to the file's
 //! bytes ([`TensorBytes`]; for a mapped file, pages the OS reads on demand and may drop).
+//!
+//! Without rewrites, a matrix stored in a block format the backend multiplies as stored (the
+//! quant backend) is handed over as those blocks ([`Backend::prepare_blocks`]) and never
+//! dequantized at all; a backend that declines gets it through [`Backend::prepare_rows`]. The
+//! blocks come with a handle to the file's storage, which such a backend keeps instead of a
+//! copy: its weights are the file's bytes, and a tied head is the embedding's bytes, held once
+//! ([`Transformer::head_shares_embedding`]).
 
 use crate::gguf::{GgmlType, GgufFile, TensorBytes};
 use crate::model::config::TransformerConfig;
 use crate::model::equalize;
 use crate::model::rotate::{self, Rotation};
 use crate::model::state::State;
-use crate::model::stream::{check_streamable, streamed_block, HeadRewrite};
+use crate::model::stream::{check_streamable, prepare_stored, streamed_block, HeadRewrite};
 use nanotensor_core::backend::{Backend, LoadTransforms, PreparedWeight};
 use nanotensor_core::error::{Error, Result};
 use nanotensor_core::tensor::Tensor;
@@ -110,6 +117,7 @@ impl<B: Backend> std::fmt::Debug for Transformer<B> {
             .field("backend", &self.backend.name())
             .field("config", &self.config)
             .field("tied_output", &self.tied_output)
+            .field("head_shares_embedding", &self.head_shares_embedding())
             .field("weights_bytes", &self.weights_bytes())
             .finish()
     }
@@ -199,9 +207,11 @@ pub fn load_block(
 
 impl<B: Backend> Transformer<B> {
     /// Loads a model (any architecture of [`TransformerConfig`]) from a GGUF file into
-    /// `backend`: every matrix is dequantized to `f32` and prepared by the backend (the output
-    /// head streamed through [`Backend::prepare_rows`], see the [module docs](self)); norm gains
-    /// are kept as `f32`; the token embedding keeps its stored encoding, borrowed from the file.
+    /// `backend`: every matrix is prepared by the backend, from its stored blocks when the
+    /// backend multiplies that format and no rewrite applies ([`Backend::prepare_blocks`]),
+    /// else dequantized to `f32` (streamed through [`Backend::prepare_rows`], see the
+    /// [module docs](self)); norm gains are kept as `f32`; the token embedding keeps its stored
+    /// encoding, borrowed from the file.
     ///
     /// The weight rewrites are those the backend asks for ([`Backend::load_transforms`]), except
     /// on a model with massive activations, which gets none
@@ -341,7 +351,8 @@ impl<B: Backend> Transformer<B> {
         } else {
             "output.weight"
         };
-        // The prepared head is its own copy: the embedding rows keep their stored values.
+        // The embedding rows keep their stored values: the head is prepared on its own — a
+        // copy, or, from a backend keeping the stored blocks, the same shared bytes.
         let output = if hook.is_some() {
             let mut output = dequant(head, c.vocab_size, c.dim)?;
             if let Some(q) = &rotation {
@@ -356,11 +367,15 @@ impl<B: Backend> Transformer<B> {
             check_streamable(file, head, &[c.vocab_size, c.dim])?;
             let rewrite =
                 HeadRewrite::new(file, head, &mut output_norm, rotation.as_ref(), transforms)?;
-            backend.prepare_rows([c.vocab_size, c.dim], |rows, out| {
-                file.dequantize_rows(head, rows, out)?;
-                rewrite.apply(out);
-                Ok(())
-            })?
+            if let HeadRewrite::None = rewrite {
+                prepare_stored(&backend, file, head, c.vocab_size, c.dim)?
+            } else {
+                backend.prepare_rows([c.vocab_size, c.dim], |rows, out| {
+                    file.dequantize_rows(head, rows, out)?;
+                    rewrite.apply(out);
+                    Ok(())
+                })?
+            }
         };
         let mut end_of_generation = Vec::new();
         for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"] {
@@ -423,12 +438,17 @@ impl<B: Backend> Transformer<B> {
         self.tied_output
     }
 
-    /// Bytes the weights occupy: every prepared matrix ([`Self::matrix_bytes`]), the norm gains
-    /// (`f32`) and the token embedding as stored ([`Self::embedding_bytes`]). The embedding is
-    /// the file's own bytes, borrowed (for a mapped file, its pages): memory the model keeps
-    /// alive, not a copy of it.
+    /// Bytes the weights occupy, each byte once: every prepared matrix ([`Self::matrix_bytes`]),
+    /// the norm gains (`f32`) and the token embedding as stored ([`Self::embedding_bytes`]).
+    /// The embedding is the file's own bytes, borrowed (for a mapped file, its pages): memory
+    /// the model keeps alive, not a copy of it — and so is every matrix a backend kept as
+    /// stored ([`Self::shared_weights_bytes`]). A tied head that is the embedding's very bytes
+    /// ([`Self::head_shares_embedding`]) is counted once, with the embedding.
     pub fn weights_bytes(&self) -> usize {
         let mut total = self.embedding_bytes() + self.matrix_bytes() + 4 * self.output_norm.len();
+        if self.head_shares_embedding() {
+            total -= self.output.size_bytes();
+        }
         for b in &self.blocks {
             total += 4 * (b.attn_norm.len() + b.ffn_norm.len());
             for g in [&b.q_norm, &b.k_norm, &b.post_attn_norm, &b.post_ffn_norm]
@@ -447,10 +467,41 @@ impl<B: Backend> Transformer<B> {
         self.token_embd.bytes().len()
     }
 
+    /// Whether the prepared output head is the token embedding's own bytes: the head is tied
+    /// and the backend kept the embedding's stored blocks, sharing the file's storage
+    /// ([`PreparedWeight::shared_storage`] returns the very slice — same address and length —
+    /// the model keeps for the embedding). Then one copy of those bytes serves both the lookup
+    /// and the LM head; otherwise the head is a prepared copy of its own.
+    pub fn head_shares_embedding(&self) -> bool {
+        let embd: *const [u8] = self.token_embd.bytes();
+        self.output
+            .shared_storage()
+            .is_some_and(|head| std::ptr::eq(head, embd))
+    }
+
+    /// Bytes of [`Self::weights_bytes`] that are the file's own storage, shared rather than
+    /// copied: the token embedding and every matrix whose prepared form is its stored blocks
+    /// ([`PreparedWeight::shared_storage`]), a head sharing the embedding counted once. The rest
+    /// of the weights is memory the backend allocated.
+    pub fn shared_weights_bytes(&self) -> usize {
+        let shared = |w: &B::Weight<f32>| w.shared_storage().map_or(0, <[u8]>::len);
+        let mut total = self.embedding_bytes();
+        if !self.head_shares_embedding() {
+            total += shared(&self.output);
+        }
+        for b in &self.blocks {
+            for w in [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down] {
+                total += shared(w);
+            }
+        }
+        total
+    }
+
     /// Bytes of the prepared matrices ([`PreparedWeight::size_bytes`]): the seven projections
     /// of every block and the output head (the LM head; for tied weights, the prepared copy of
-    /// the token embedding). A decode step multiplies its one row by each of them, so it reads
-    /// all of these bytes.
+    /// the token embedding, or the embedding's own bytes when
+    /// [`Self::head_shares_embedding`]). A decode step multiplies its one row by each of them,
+    /// so it reads all of these bytes.
     pub fn matrix_bytes(&self) -> usize {
         let mut total = self.output.size_bytes();
         for b in &self.blocks {

@@ -38,6 +38,7 @@ pub mod bpe;
 pub mod byte_level;
 pub mod bytes;
 mod gguf;
+mod ids;
 pub mod pretokenize;
 pub mod spm;
 mod stream;

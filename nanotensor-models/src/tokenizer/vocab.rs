@@ -1,8 +1,7 @@
 //! What every tokenizer family shares: the id ↔ string tables, the bytes each id decodes to, the
 //! special tokens matched whole in input text, and the BOS/EOS settings.
 
-use std::collections::HashMap;
-
+use super::ids::TokenIds;
 use super::token_type;
 use nanotensor_core::{Error, Result};
 
@@ -18,7 +17,7 @@ pub(super) struct Vocab {
     /// The exact bytes each token decodes to.
     pub bytes: Vec<Box<[u8]>>,
     /// Vocabulary string → id (the last id wins for a duplicated string, as in llama.cpp).
-    pub ids: HashMap<String, u32>,
+    pub ids: TokenIds,
     /// Special tokens matched whole in input text, longest first.
     pub specials: Vec<u32>,
     /// Which specials occur in a text (Gemma has 6,414: searching for each in turn would cost
@@ -81,10 +80,7 @@ impl Vocab {
         for (id, (text, &ty)) in tokens.iter().zip(&types).enumerate() {
             bytes.push(bytes_of(id, text, ty)?.into_boxed_slice());
         }
-        let mut ids = HashMap::with_capacity(n);
-        for (id, text) in (0..n_ids).zip(&tokens) {
-            ids.insert(text.clone(), id);
-        }
+        let ids = TokenIds::new(&tokens)?;
         let mut specials: Vec<u32> = (0..n_ids)
             .filter(|&id| {
                 matches!(
