@@ -82,6 +82,30 @@ pub trait Element:
     }
 }
 
+/// `x` as f32 values: borrowed when `T` is `f32`, converted otherwise (the form the integer
+/// backends quantize from).
+pub fn f32_values<T: Element>(x: &[T]) -> std::borrow::Cow<'_, [f32]> {
+    match T::slice_f32(x) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(x.iter().map(|v| v.as_f32()).collect()),
+    }
+}
+
+/// Runs `f` on an f32 view of `out`: in place when `T` is `f32`, through a temporary
+/// converted back into `out` otherwise.
+pub fn with_f32_out<T: Element, R>(out: &mut [T], f: impl FnOnce(&mut [f32]) -> R) -> R {
+    if let Some(o) = T::slice_f32_mut(out) {
+        f(o)
+    } else {
+        let mut tmp = vec![0.0f32; out.len()];
+        let r = f(&mut tmp);
+        for (o, t) in out.iter_mut().zip(tmp) {
+            *o = T::from_f32(t);
+        }
+        r
+    }
+}
+
 impl Element for f32 {
     const DTYPE: DType = DType::F32;
     fn from_f64(x: f64) -> Self {

@@ -33,7 +33,7 @@ pub mod pack;
 pub mod quantize;
 mod stream;
 
-use std::borrow::Cow;
+use nanotensor_core::element::{f32_values, with_f32_out};
 
 use nanotensor_core::attention::{AttentionDims, AttentionPlan, AttentionSpec, Heads, HeadsMut};
 use nanotensor_core::{
@@ -330,28 +330,6 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
-/// The slice as f32: borrowed for f32, converted otherwise.
-fn as_f32<T: Element>(x: &[T]) -> Cow<'_, [f32]> {
-    match T::slice_f32(x) {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(x.iter().map(|v| v.as_f32()).collect()),
-    }
-}
-
-/// Runs `f` on an f32 view of `out`: in place for f32, through a temporary otherwise.
-fn with_f32_out<T: Element, R>(out: &mut [T], f: impl FnOnce(&mut [f32]) -> R) -> R {
-    if let Some(o) = T::slice_f32_mut(out) {
-        f(o)
-    } else {
-        let mut tmp = vec![0.0f32; out.len()];
-        let r = f(&mut tmp);
-        for (o, t) in out.iter_mut().zip(tmp) {
-            *o = T::from_f32(t);
-        }
-        r
-    }
-}
-
 /// Column scales padded to whole panels of `nr` (stride 1), or one scale repeated (stride 0).
 fn col_scales(scales: &[f32], granularity: Granularity, nr: usize) -> Vec<f32> {
     match granularity {
@@ -448,7 +426,7 @@ impl Backend for Int8Backend {
     ) -> Result<()> {
         // The finiteness scan is folded into the quantization (below).
         let (m, k, n) = (d.m, d.k, d.n);
-        let (af, bf) = (as_f32(a.as_slice()), as_f32(b.as_slice()));
+        let (af, bf) = (f32_values(a.as_slice()), f32_values(b.as_slice()));
         // The scans for NaN/inf are folded into the quantization of A (`product`) and B.
         enum Bad {
             A,
@@ -528,7 +506,7 @@ impl Backend for Int8Backend {
 
     fn prepare_impl<T: Element>(&self, w: Tensor<T>, shape: [usize; 2]) -> Result<Self::Weight<T>> {
         let [n, k] = shape;
-        let wf = as_f32(w.as_slice());
+        let wf = f32_values(w.as_slice());
         // Finite (checked by `prepare`); f64 values beyond the f32 range are refused here.
         check_operand("prepare", "weight", self.level, w.as_slice(), &wf)?;
         // The vectorised quantizer: codes bit-identical to `QTensor::quantize` (tested).
@@ -592,7 +570,7 @@ impl Backend for Int8Backend {
             ));
         }
         // x's scan for NaN/inf is folded into its quantization (`product`).
-        let xf = as_f32(x);
+        let xf = f32_values(x);
         let rep;
         let cs = match w.granularity {
             Granularity::PerTensor => {

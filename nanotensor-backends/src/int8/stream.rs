@@ -19,7 +19,8 @@ use nanotensor_core::quant::scale_for_max_abs;
 use nanotensor_core::{Clip, Element, Error, Granularity, Result};
 
 use super::pack::PackedB;
-use super::{as_f32, quantize, Int8Backend, Int8Weight};
+use super::{quantize, Int8Backend, Int8Weight};
+use nanotensor_core::element::f32_values;
 
 /// Values of `W` one chunk holds (about 4 MiB of `f32`): large enough that the workers of the
 /// quantizer each get a long run, small next to any weight worth streaming.
@@ -50,7 +51,7 @@ impl Int8Backend {
             for range in chunks.clone() {
                 let (r0, b) = (range.start, &mut buf[..range.len() * k]);
                 fill(range, b)?;
-                let wf = as_f32(b);
+                let wf = f32_values(b);
                 check_fits(level, &wf, r0 * k)?;
                 f(&wf);
             }
@@ -93,7 +94,7 @@ impl Int8Backend {
             let (r0, m) = (range.start, range.len());
             let b = &mut buf[..m * k];
             fill(range, b)?;
-            let wf = as_f32(b);
+            let wf = f32_values(b);
             check_fits(level, &wf, r0 * k)?;
             let s: Vec<f32> = match (tensor_scale, self.clip) {
                 (Some(s), _) => vec![s; m],

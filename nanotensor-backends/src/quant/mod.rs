@@ -32,7 +32,7 @@ pub mod matvec;
 pub mod random;
 pub mod tile;
 
-use std::borrow::Cow;
+use nanotensor_core::element::{f32_values, with_f32_out};
 
 use nanotensor_core::attention::{AttentionAlgo, AttentionDims, AttentionPlan, AttentionSpec};
 use nanotensor_core::shape::MatmulDims;
@@ -192,28 +192,6 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     })
 }
 
-/// The slice as f32: borrowed for f32, converted otherwise.
-fn as_f32<T: Element>(x: &[T]) -> Cow<'_, [f32]> {
-    match T::slice_f32(x) {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(x.iter().map(|v| v.as_f32()).collect()),
-    }
-}
-
-/// Runs `f` on an f32 view of `out`: in place for f32, through a temporary otherwise.
-fn with_f32_out<T: Element, R>(out: &mut [T], f: impl FnOnce(&mut [f32]) -> R) -> R {
-    if let Some(o) = T::slice_f32_mut(out) {
-        f(o)
-    } else {
-        let mut tmp = vec![0.0f32; out.len()];
-        let r = f(&mut tmp);
-        for (o, t) in out.iter_mut().zip(tmp) {
-            *o = T::from_f32(t);
-        }
-        r
-    }
-}
-
 /// A zeroed byte buffer of `len`, refused with [`Error::OutOfMemory`] rather than aborting.
 fn try_bytes(len: usize) -> Result<Vec<u8>> {
     let mut v = Vec::new();
@@ -365,7 +343,7 @@ impl Backend for QuantBackend {
                 ),
             ));
         }
-        let xf = as_f32(x);
+        let xf = f32_values(x);
         with_scratch(|s| {
             let tiled = rows >= TILE_MIN_ROWS;
             if tiled {
