@@ -273,8 +273,8 @@ impl SpmTokenizer {
         while i != NIL {
             let s = symbols[i];
             let piece = &text[s.start..s.start + s.len];
-            match self.vocab.ids.get(piece) {
-                Some(&id) => out.push(id),
+            match self.piece_id(piece) {
+                Some(id) => out.push(id),
                 None => {
                     for b in piece.bytes() {
                         if let Some(id) = self.byte_token[usize::from(b)].or(self.unk) {
@@ -285,6 +285,15 @@ impl SpmTokenizer {
             }
             i = s.next;
         }
+    }
+
+    /// The id of vocabulary piece `s`, byte tokens excluded: a `<0xHH>` token stands for a byte
+    /// the pieces cannot spell, reached only through the byte fallback, as in SentencePiece. Text
+    /// that spells `<0xB4>` (and a vocabulary whose merges reach that string) must encode to
+    /// pieces that decode to those six characters, not to the byte 0xB4.
+    fn piece_id(&self, s: &str) -> Option<u32> {
+        let id = *self.vocab.ids.get(s)?;
+        (self.vocab.types.get(id as usize) != Some(&token_type::BYTE)).then_some(id)
     }
 
     /// Queues the pair `left`, `right` if their concatenation is a vocabulary string.
@@ -301,7 +310,7 @@ impl SpmTokenizer {
         }
         let (l, r) = (symbols[left], symbols[right]);
         let size = l.len + r.len;
-        if let Some(&id) = self.vocab.ids.get(&text[l.start..l.start + size]) {
+        if let Some(id) = self.piece_id(&text[l.start..l.start + size]) {
             heap.push(Candidate {
                 score: self.scores[id as usize],
                 left,

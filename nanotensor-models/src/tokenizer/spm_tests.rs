@@ -338,3 +338,21 @@ fn debug_output_is_a_summary() {
     );
     assert!(text.len() < 200, "{text}");
 }
+
+/// Text that spells a byte token (`<0xB4>`) stays those six characters even when the pieces'
+/// merges could build the string: byte tokens come only from the byte fallback (the fuzzer's
+/// case: pieces `0`, `0x`, `0xB`, `0xB4`, `0xB4>` and `<` falling back to its byte).
+#[test]
+fn text_spelling_a_byte_token_round_trips() {
+    let mut e = toy_entries();
+    for piece in ["0", "0x", "0xB", "0xB4", "0xB4>"] {
+        e.push((piece.into(), -1.0, N));
+    }
+    let refs: Vec<(&str, f32, i32)> = e.iter().map(|(p, s, t)| (p.as_str(), *s, *t)).collect();
+    let tok = build(&refs, opts());
+    let text = "<0xB4>";
+    let ids = tok.encode(text);
+    assert!(!ids.contains(&byte(0xB4)), "{ids:?}");
+    assert_eq!(ids.first(), Some(&byte(b'<')));
+    assert_eq!(tok.decode(&ids).unwrap(), text);
+}
