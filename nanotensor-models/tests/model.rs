@@ -271,6 +271,21 @@ fn gpl3_tokens(file: &GgufFile) -> Vec<u32> {
     Tokenizer::from_gguf(file).unwrap().encode(text)
 }
 
+/// Perplexity on GPL-3 at `n_ctx` 128 (llama.cpp's method) with backend `kind`.
+fn gpl3_ppl(file: &GgufFile, kind: BackendKind, opts: BackendOptions) -> PerplexityReport {
+    let tokens = gpl3_tokens(file);
+    with_backend(
+        kind,
+        opts,
+        Ppl {
+            file,
+            tokens: &tokens,
+            n_ctx: 128,
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
     let Some(file) = model_file() else { return };
@@ -285,16 +300,7 @@ fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
         eprintln!("SKIPPED: perplexity needs the blocked backend (naive would take minutes)");
         return;
     }
-    let r = with_backend(
-        kind,
-        BackendOptions::default(),
-        Ppl {
-            file: &file,
-            tokens: &tokens,
-            n_ctx: 128,
-        },
-    )
-    .unwrap();
+    let r = gpl3_ppl(&file, kind, BackendOptions::default());
     assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
     let want = fixture().ppl_f32_ctx128;
     let rel = (r.ppl / want - 1.0).abs();
@@ -309,21 +315,11 @@ fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
 
 /// The int8 perplexity on GPL-3 at `--ctx 128` under `opts`, relative to llama.cpp's F32 figure.
 fn int8_ppl_change(file: &GgufFile, int8: nanotensor_backends::Int8Options) -> f64 {
-    let tokens = gpl3_tokens(file);
     let opts = BackendOptions {
         int8,
         ..BackendOptions::default()
     };
-    let r = with_backend(
-        BackendKind::Int8,
-        opts,
-        Ppl {
-            file,
-            tokens: &tokens,
-            n_ctx: 128,
-        },
-    )
-    .unwrap();
+    let r = gpl3_ppl(file, BackendKind::Int8, opts);
     let want = fixture().ppl_f32_ctx128;
     let rel = r.ppl / want - 1.0;
     eprintln!("int8 {int8:?}: ppl {:.4} ({:+.2}%)", r.ppl, 100.0 * rel);
@@ -469,17 +465,7 @@ fn decode_bytes_are_the_prepared_matrices_plus_the_kv_rows_read() {
 #[test]
 fn quant_backend_is_within_1_percent_of_llama_cpp_on_the_shipped_file() {
     let Some(file) = model_file() else { return };
-    let tokens = gpl3_tokens(&file);
-    let r = with_backend(
-        BackendKind::Quant,
-        BackendOptions::default(),
-        Ppl {
-            file: &file,
-            tokens: &tokens,
-            n_ctx: 128,
-        },
-    )
-    .unwrap();
+    let r = gpl3_ppl(&file, BackendKind::Quant, BackendOptions::default());
     assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
     let want = fixture().ppl_shipped_ctx128;
     let rel = r.ppl / want - 1.0;
