@@ -7,7 +7,12 @@
 //! stay unsigned (`0 ≤ q ≤ 63`) and the activation codes signed, the operand order of
 //! `vpmaddubsw`/`vpdpbusd`; a format's offset (`q − 8`, `q − 16`, `q − 32`) and minimum are
 //! applied through the activation block sums, as in the portable kernel. Q8_0's signed codes
-//! use the sign trick: `|w| · sign(a, w) = w·a`, with `|w| ≤ 128` unsigned.
+//! become unsigned `w + 128` for `vpdpbusd` (the 128 taken back through the block sum) and use
+//! the sign trick for `vpmaddubsw`: `|w| · sign(a, w) = w·a`, with `|w| ≤ 128` unsigned.
+//!
+//! Four rows at a time ([`super::Kernel::dots`]) gather their blocks' f16 scales into one
+//! vector, converted and multiplied together rather than one scalar at a time; and every kernel
+//! prefetches the rows two calls ahead ([`prefetch_ahead`]).
 //!
 //! Saturation: `vpmaddubsw` adds two products into a saturating i16; the largest pair is
 //! `2·128·127 = 32,512` (Q8_0) or `2·63·127 = 16,002` (Q6_K), below 32,767, so every pair is
@@ -24,6 +29,9 @@ use nanotensor_core::QuantFormat;
 /// The integer dot of 32 unsigned bytes `w` by 32 signed bytes `a`, as 8 i32 lanes (lane `i`
 /// sums bytes `4i..4i+4`).
 trait Madd {
+    /// Whether a 4-byte product sum goes straight into i32 (`vpdpbusd`), so that unsigned
+    /// codes up to 255 are exact; `vpmaddubsw` saturates pairs at `i16`.
+    const WIDE_SUMS: bool;
     /// # Safety
     /// The CPU must support the implementation's instructions (the entry points' features).
     unsafe fn dot(w: __m256i, a: __m256i) -> __m256i;
@@ -35,6 +43,7 @@ struct Avx2;
 struct Vnni;
 
 impl Madd for Avx2 {
+    const WIDE_SUMS: bool = false;
     #[inline(always)]
     unsafe fn dot(w: __m256i, a: __m256i) -> __m256i {
         // SAFETY: AVX2, guaranteed by the caller.
@@ -43,6 +52,7 @@ impl Madd for Avx2 {
 }
 
 impl Madd for Vnni {
+    const WIDE_SUMS: bool = true;
     #[inline(always)]
     unsafe fn dot(w: __m256i, a: __m256i) -> __m256i {
         // SAFETY: AVX512VNNI + AVX512VL, guaranteed by the caller.
@@ -148,6 +158,22 @@ unsafe fn bytes_from_bits(bits: u32) -> __m256i {
     }
 }
 
+/// Asks for byte `at` of the row [`PF_ROWS`] rows below `row` (a matrix's rows are
+/// contiguous): the row a later call multiplies, fetched while this one computes. Each call
+/// reads a few hundred bytes from each of its rows, too short a stream for the hardware
+/// prefetcher to lock on; without this, a decode step waits on memory about half the time.
+#[inline(always)]
+unsafe fn prefetch_ahead(row: &[u8], at: usize) {
+    let p = row.as_ptr().wrapping_add(at + PF_ROWS * row.len());
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+}
+
+/// How far ahead [`prefetch_ahead`] reaches, in rows: two calls of four rows, about one
+/// memory latency of work for rows of a few hundred bytes (the distances 8 to 16 measured
+/// alike; 4 loses part of the gain).
+const PF_ROWS: usize = 8;
+
 /// The sum of the 8 lanes.
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -246,9 +272,102 @@ pub(super) unsafe fn q6k_codes(blk: &[u8], g: usize) -> __m256i {
     }
 }
 
-/// Q4_0, Q4_1, Q5_0, Q5_1: `bb`-byte blocks, offset `off`, minimum when `MIN`. The `R` rows
-/// share each activation block's load and keep their own accumulators, so that the blocks of
-/// different rows overlap in the pipeline.
+/// The f16 words at byte `at` of four rows' blocks, widened: lanes `2r` and `2r + 1` hold row
+/// `r`'s first and second f16 (`PAIR`: a `_1` format's `d` and `m`), or its first twice.
+///
+/// # Safety
+/// AVX2 and F16C; every block holds at least `at + 4` bytes.
+#[inline(always)]
+unsafe fn heads4<const PAIR: bool>(w: &[&[u8]; 4], at: usize) -> __m256 {
+    // SAFETY: AVX2 and F16C (the caller's); the reads are slice-indexed.
+    unsafe {
+        let word = |r: usize| {
+            let b = &w[r][at..at + 4];
+            i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        };
+        let v = _mm_setr_epi32(word(0), word(1), word(2), word(3));
+        let v = if PAIR {
+            v
+        } else {
+            _mm_shuffle_epi8(
+                v,
+                _mm_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13),
+            )
+        };
+        _mm256_cvtph_ps(v)
+    }
+}
+
+/// `[x, y]` repeated over the 8 lanes.
+#[inline(always)]
+unsafe fn pairs(x: f32, y: f32) -> __m256 {
+    // SAFETY: AVX2 (the caller's).
+    unsafe {
+        let xy = _mm_unpacklo_ps(_mm_set_ss(x), _mm_set_ss(y));
+        _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(xy)))
+    }
+}
+
+/// The blocks of 32 with one f16 scale `d` in bytes 0–1 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), `R`
+/// rows sharing each activation block's load: `codes(blk)` gives a block's 32 unsigned codes,
+/// `off` their offset and `MIN` a `_1` format's `m` (bytes 2–3), both applied through the
+/// activation block sum (`d·(−off)·ds`, `m·ds`).
+///
+/// With four rows, the rows' scales are converted and multiplied together, lanes `2r` (the
+/// scale `d·da` of row `r`'s block) and `2r + 1` (its offset or minimum term) of one vector;
+/// with one, each in turn. Both round the same products in the same order, so a row's result
+/// does not depend on the rows beside it.
+#[inline(always)]
+unsafe fn blocks32<M: Madd, const R: usize, const MIN: bool>(
+    w: [&[u8]; R],
+    a: ActRow<'_>,
+    bb: usize,
+    off: i32,
+    codes: impl Fn(&[u8]) -> __m256i,
+) -> [f32; R] {
+    // SAFETY: the entry points' features; loads stay inside the slices.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); R];
+        // The factor of the second lane: `ds` for a minimum, `−off·ds` for an offset (exact
+        // for the powers of two 8, 16 and 128, so `d·(−off·ds)` rounds as `−(d·off)·ds`).
+        let k = if MIN { 1.0 } else { -(off as f32) };
+        if R == 4 {
+            let w4: [&[u8]; 4] = core::array::from_fn(|r| w[r]);
+            let mut corr = _mm256_setzero_ps();
+            for b in 0..a.d.len() {
+                let av = act(&a, b);
+                let prod = _mm256_mul_ps(heads4::<MIN>(&w4, b * bb), pairs(a.d[b], k * a.ds[b]));
+                corr = _mm256_add_ps(corr, prod);
+                for r in 0..R {
+                    prefetch_ahead(w[r], b * bb);
+                    let p = M::dot(codes(&w[r][b * bb..(b + 1) * bb]), av);
+                    let s = _mm256_permutevar8x32_ps(prod, _mm256_set1_epi32(2 * r as i32));
+                    acc[r] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc[r]);
+                }
+            }
+            let mut c = [0.0f32; 8];
+            _mm256_storeu_ps(c.as_mut_ptr(), corr);
+            core::array::from_fn(|r| hsum(acc[r]) + c[2 * r + 1])
+        } else {
+            let mut corr = [0.0f32; R];
+            for b in 0..a.d.len() {
+                let av = act(&a, b);
+                let (da, kds) = (a.d[b], k * a.ds[b]);
+                for r in 0..R {
+                    prefetch_ahead(w[r], b * bb);
+                    let blk = &w[r][b * bb..(b + 1) * bb];
+                    let d = f16(blk, 0);
+                    let p = M::dot(codes(blk), av);
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da), _mm256_cvtepi32_ps(p), acc[r]);
+                    corr[r] += if MIN { f16(blk, 2) } else { d } * kds;
+                }
+            }
+            core::array::from_fn(|r| hsum(acc[r]) + corr[r])
+        }
+    }
+}
+
+/// Q4_0, Q4_1, Q5_0, Q5_1: `bb`-byte blocks, offset `off`, minimum when `MIN`.
 #[inline(always)]
 unsafe fn legacy<M: Madd, const R: usize, const FIVE: bool, const MIN: bool>(
     w: [&[u8]; R],
@@ -256,49 +375,38 @@ unsafe fn legacy<M: Madd, const R: usize, const FIVE: bool, const MIN: bool>(
     bb: usize,
     off: i32,
 ) -> [f32; R] {
-    // SAFETY: the entry points' features; loads stay inside the slices.
-    unsafe {
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut corr = [0.0f32; R];
-        let off = off as f32;
-        for b in 0..a.d.len() {
-            let av = act(&a, b);
-            let (da, ds) = (a.d[b], a.ds[b]);
-            for r in 0..R {
-                let blk = &w[r][b * bb..(b + 1) * bb];
-                let d = f16(blk, 0);
-                let p = M::dot(legacy_codes::<FIVE, MIN>(blk), av);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da), _mm256_cvtepi32_ps(p), acc[r]);
-                if off != 0.0 {
-                    corr[r] -= d * off * ds;
-                }
-                if MIN {
-                    corr[r] += f16(blk, 2) * ds;
-                }
-            }
-        }
-        core::array::from_fn(|r| hsum(acc[r]) + corr[r])
-    }
+    // SAFETY: the entry points' features; `legacy_codes` reads inside the block.
+    unsafe { blocks32::<M, R, MIN>(w, a, bb, off, |blk| legacy_codes::<FIVE, MIN>(blk)) }
 }
 
-/// Q8_0 with the sign trick.
+/// Q8_0. With `vpdpbusd` the signed codes are made unsigned by flipping their top bit
+/// (`w + 128`, one instruction) and the 128 taken back through the activation sum; `vpmaddubsw`
+/// would saturate on `2·255·127`, so AVX2 uses the sign trick instead (`|w|·sign(a, w) = w·a`),
+/// two instructions, which the unsigned first operand of both needs.
 #[inline(always)]
 unsafe fn q8_0<M: Madd, const R: usize>(w: [&[u8]; R], a: ActRow<'_>) -> [f32; R] {
     // SAFETY: the entry points' features; loads stay inside the slices.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); R];
-        for b in 0..a.d.len() {
-            let av = act(&a, b);
-            let da = a.d[b];
-            for r in 0..R {
-                let blk = &w[r][34 * b..34 * (b + 1)];
-                let q = load32(blk, 2);
-                let p = M::dot(_mm256_abs_epi8(q), _mm256_sign_epi8(av, q));
-                let d = f16(blk, 0) * da;
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[r]);
+        if M::WIDE_SUMS {
+            blocks32::<M, R, false>(w, a, 34, 128, |blk| {
+                _mm256_xor_si256(load32(blk, 2), _mm256_set1_epi8(-128))
+            })
+        } else {
+            let mut acc = [_mm256_setzero_ps(); R];
+            for b in 0..a.d.len() {
+                let av = act(&a, b);
+                let da = a.d[b];
+                for r in 0..R {
+                    prefetch_ahead(w[r], 34 * b);
+                    let blk = &w[r][34 * b..34 * (b + 1)];
+                    let q = load32(blk, 2);
+                    let p = M::dot(_mm256_abs_epi8(q), _mm256_sign_epi8(av, q));
+                    let d = f16(blk, 0) * da;
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[r]);
+                }
             }
+            core::array::from_fn(|r| hsum(acc[r]))
         }
-        core::array::from_fn(|r| hsum(acc[r]))
     }
 }
 
@@ -318,6 +426,9 @@ unsafe fn k45<M: Madd, const R: usize, const FIVE: bool>(
             let mut ds = [[0.0f32; 8]; R];
             let mut dm = [[0.0f32; 8]; R];
             for r in 0..R {
+                for line in (0..bb).step_by(64) {
+                    prefetch_ahead(w[r], sb * bb + line);
+                }
                 let blk = &w[r][sb * bb..(sb + 1) * bb];
                 let (d, dmin) = (f16(blk, 0), f16(blk, 2));
                 for j in 0..8 {
@@ -362,6 +473,9 @@ unsafe fn q6_k<M: Madd, const R: usize>(w: [&[u8]; R], a: ActRow<'_>) -> [f32; R
                 let av = act(&a, b);
                 let (a0, a1) = (i32::from(a.sums[2 * b]), i32::from(a.sums[2 * b + 1]));
                 for r in 0..R {
+                    if g % 2 == 0 {
+                        prefetch_ahead(w[r], 210 * sb + 32 * g);
+                    }
                     let blk = &w[r][210 * sb..210 * (sb + 1)];
                     let (s0, s1) = (
                         i32::from(blk[192 + 2 * g] as i8),
