@@ -4,7 +4,9 @@
 // and Debian's chromium (headless, through playwright-core), loads the page, runs the kernel
 // panels and compares the numbers the page shows with the native library's output for the same
 // seeded inputs (the `expect` example). If the SmolLM2 model is available it then loads it and
-// checks 8 greedy tokens for the fixture prompt against tests/fixtures/smollm2/greedy.json.
+// checks 8 greedy tokens for the fixture prompt against tests/fixtures/smollm2/greedy.json. If
+// all-MiniLM-L6-v2 is available it ranks fixture texts in the search panel and compares the
+// ranking, the scores and the query's embedding with `nanotensor search` / `nanotensor embed`.
 // Saves a screenshot to target/web-e2e/screenshot.png (E2E_SCREENSHOT=PATH writes it elsewhere,
 // e.g. web/screenshot.png to refresh the README's picture on purpose). Server and browser are
 // stopped on every exit path.

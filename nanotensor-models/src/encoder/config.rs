@@ -219,3 +219,56 @@ impl BertConfig {
         self.hidden / self.heads
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"model_type": "bert", "hidden_size": 8, "num_attention_heads": 2,
+        "max_position_embeddings": 16, "vocab_size": 10, "num_hidden_layers": 1,
+        "intermediate_size": 32}"#;
+
+    #[test]
+    fn optional_files_default_to_bert_and_override_when_given() {
+        let mut files = ConfigFiles {
+            config: CONFIG.into(),
+            ..ConfigFiles::default()
+        };
+        let c = BertConfig::from_files(&files).unwrap();
+        assert_eq!((c.max_seq_len, c.normalize, c.head_dim()), (16, false, 4));
+        files.sentence_bert_config = Some(r#"{"max_seq_length": 8}"#.into());
+        files.modules = Some(r#"[{"type": "sentence_transformers.models.Normalize"}]"#.into());
+        files.pooling_config = Some(r#"{"pooling_mode_mean_tokens": true}"#.into());
+        let c = BertConfig::from_files(&files).unwrap();
+        assert_eq!((c.max_seq_len, c.normalize), (8, true));
+    }
+
+    #[test]
+    fn a_malformed_file_is_a_typed_error_naming_it() {
+        let files = ConfigFiles {
+            config: CONFIG.into(),
+            modules: Some("[not json".into()),
+            ..ConfigFiles::default()
+        };
+        let e = BertConfig::from_files(&files).unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e:?}");
+        assert!(e.to_string().contains("modules.json"), "{e}");
+        let files = ConfigFiles {
+            config: CONFIG.into(),
+            pooling_config: Some(r#"{"pooling_mode_cls_token": true}"#.into()),
+            ..ConfigFiles::default()
+        };
+        assert!(BertConfig::from_files(&files)
+            .unwrap_err()
+            .to_string()
+            .contains("mean pooling"));
+        let files = ConfigFiles {
+            config: CONFIG.replace("\"bert\"", "\"roberta\""),
+            ..ConfigFiles::default()
+        };
+        assert!(matches!(
+            BertConfig::from_files(&files),
+            Err(Error::UnsupportedArchitecture { .. })
+        ));
+    }
+}
