@@ -41,6 +41,7 @@ function restartWorker(reason) {
   failAll(reason);
   startWorker();
   modelLoaded(false);
+  embedderLoaded(false);
   showModelError(`${reason}\nThe worker was restarted; load the model again.`);
 }
 
@@ -302,6 +303,116 @@ $('#gen-form').addEventListener('submit', async (ev) => {
 
 $('#gen-stop').addEventListener('click', () => worker.postMessage({ op: 'stop' }));
 
+// ---- semantic-search panel -------------------------------------------------------------------
+
+// The files of a sentence-transformers directory the encoder reads, by their path in it.
+const EMBED_FILES = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json', '1_Pooling/config.json', 'modules.json'];
+
+function showSearchError(message) {
+  const e = $('#search-error');
+  e.hidden = !message;
+  e.textContent = message || '';
+}
+
+function embedderLoaded(yes) {
+  $('#search-run').disabled = !yes;
+}
+
+// A picked file's path in the model directory: the pooling config is the one `config.json`
+// under `1_Pooling/` (a folder pick gives the relative path; a file pick only the name).
+function embedFileName(file) {
+  const path = file.webkitRelativePath || file.name;
+  return /(^|\/)1_Pooling\/config\.json$/.test(path) ? '1_Pooling/config.json' : file.name;
+}
+
+// The model files picked with either chooser (the folder wins), only those the encoder reads.
+function pickedEmbedFiles() {
+  const picked = $('#emb-dir').files.length ? $('#emb-dir').files : $('#emb-files').files;
+  return [...picked].map((file) => ({ name: embedFileName(file), file })).filter((f) => EMBED_FILES.includes(f.name));
+}
+
+$('#emb-load-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const status = $('#emb-load-status');
+  const prog = $('#emb-progress');
+  const backend = $('#emb-backend').value;
+  const files = pickedEmbedFiles();
+  const args = files.length ? { files, backend } : { url: $('#emb-url').value, backend };
+  showSearchError('');
+  embedderLoaded(false);
+  $('#emb-summary').hidden = true;
+  $('#emb-load-run').disabled = true;
+  prog.hidden = false;
+  prog.value = 0;
+  setStatus(status, 'running', 'loading…');
+  try {
+    const summary = await call('embedLoad', args, (msg) => {
+      if (msg.type !== 'progress') return;
+      if (msg.phase === 'reading') {
+        if (msg.total) prog.value = msg.loaded / msg.total;
+        else prog.removeAttribute('value');
+        setStatus(status, 'running', `reading ${fmtBytes(msg.loaded)}${msg.total ? ` of ${fmtBytes(msg.total)}` : ''}`);
+      } else {
+        prog.removeAttribute('value');
+        setStatus(status, 'running', `building the encoder (${backend} weights)…`);
+      }
+    });
+    $('#emb-summary').textContent = `${summary.text}\nfiles: ${summary.files.join(', ')}`;
+    $('#emb-summary').hidden = false;
+    setStatus(status, 'done', `loaded in ${summary.load_seconds.toFixed(2)} s`);
+    embedderLoaded(true);
+  } catch (e) {
+    setStatus(status, 'error', 'failed');
+    showSearchError(e.message);
+  } finally {
+    prog.hidden = true;
+    $('#emb-load-run').disabled = false;
+  }
+});
+
+function countLines() {
+  const n = $('#search-lines').value.split('\n').filter((l) => l.trim()).length;
+  $('#search-count').textContent = n ? `about ${n} lines` : '';
+}
+$('#search-lines').addEventListener('input', countLines);
+
+// A text file of lines goes into the text area, where it can be edited before searching.
+$('#search-file').addEventListener('change', async () => {
+  const file = $('#search-file').files[0];
+  if (!file) return;
+  $('#search-lines').value = await file.text();
+  countLines();
+  $('#search-lines').dataset.loaded = file.name;
+});
+
+$('#search-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const status = $('#search-status');
+  const tbody = $('#search-table tbody');
+  showSearchError('');
+  $('#search-run').disabled = true;
+  setStatus(status, 'running', 'embedding…');
+  try {
+    const r = await call('search', { query: $('#search-query').value, text: $('#search-lines').value, top_k: Number($('#search-top').value) });
+    tbody.replaceChildren();
+    for (const h of r.results) {
+      const tr = el('tr', { 'data-index': h.index, 'data-score': num(h.score) });
+      tr.append(el('td', {}, String(h.rank)), el('td', { class: 'score' }, h.score.toFixed(4)), el('td', { class: 'line' }, h.line));
+      tbody.append(tr);
+    }
+    // The whole reply (with the query's ids and embedding), for the test to compare with native.
+    $('#search-table').dataset.report = JSON.stringify(r);
+    status.dataset.sentencesPerSecond = String(r.sentences_per_s);
+    const what = r.cached_lines ? `query embedded (${r.lines} lines' embeddings reused)` : `${r.embedded} sentences embedded (query + lines)`;
+    setStatus(status, 'done', `${r.lines} lines ranked · ${what} in ${fmtTime(r.seconds)} · ${r.sentences_per_s.toFixed(1)} sentences/s, ${r.tokens_per_s.toFixed(0)} tokens/s`);
+  } catch (e) {
+    setStatus(status, 'error', 'failed');
+    showSearchError(e.message);
+  } finally {
+    embedderLoaded(true);
+  }
+});
+
 // ---- start -----------------------------------------------------------------------------------
 
 let info = null;
@@ -327,6 +438,12 @@ call('info')
       // A backend's settings (int8: its scales) come from the library's defaults, as the CLI's.
       const settings = i.settings[i.backends.indexOf(b)];
       sel.append(new Option(settings ? `${labels[b] || b} (${settings})` : labels[b] || b, b));
+    }
+    // The encoder: float32 first (the exact one), then int8.
+    const embRank = (b) => { const r = ['blocked', 'int8', 'naive'].indexOf(b); return r < 0 ? 3 : r; };
+    for (const b of [...i.backends].sort((x, y) => embRank(x) - embRank(y))) {
+      const settings = i.settings[i.backends.indexOf(b)];
+      $('#emb-backend').append(new Option(settings ? `${labels[b] || b} (${settings})` : labels[b] || b, b));
     }
     document.body.dataset.ready = 'true';
   })

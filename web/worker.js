@@ -1,5 +1,6 @@
-// The Web Worker that owns the NanoTensor wasm instance. Every kernel run and the whole model
-// (load, prefill, decode) happen here, so the page stays responsive while they compute.
+// The Web Worker that owns the NanoTensor wasm instance. Every kernel run, the whole model
+// (load, prefill, decode) and the sentence encoder (load, embed, rank) happen here, so the page
+// stays responsive while they compute.
 //
 // Protocol. Page → worker: {id, op, args}. Worker → page: {id, type, ...} where type is
 //   'result'   {value}            the call finished;
@@ -7,6 +8,9 @@
 //                                 (fatal=true: the page must start a new worker);
 //   'progress' {phase, loaded, total}  while a model loads;
 //   'token'    {token}            one generated token, as soon as it exists.
+// The search panel's calls: 'embedLoad' {files: [{name, file}]} or {url} (a served directory),
+// plus {backend} → the encoder's summary; 'search' {query, text, top_k} → the ranked lines, the
+// query's embedding and the timing; 'embed' {texts} → ids and embeddings.
 // Two builds of the module: with relaxed SIMD (fused multiply-add) where the engine validates
 // it, else plain SIMD128. `?wasm=simd128` in the worker's URL forces the plain one.
 let nt = null;
@@ -31,9 +35,15 @@ async function loadModule() {
 }
 const ready = loadModule().then((m) => { nt = m; });
 let model = null;       // nt.WebModel, once loaded
+let embedder = null;    // nt.WebEmbedder, once loaded
 let stopRequested = false;
 
 const post = (msg) => self.postMessage(msg);
+
+// The sentence encoder's files, by their path in a sentence-transformers directory.
+const WEIGHTS = 'model.safetensors';
+const EMBED_TEXT_FILES = ['tokenizer.json', 'config.json', 'sentence_bert_config.json', '1_Pooling/config.json', 'modules.json'];
+const EMBED_REQUIRED = [WEIGHTS, 'tokenizer.json', 'config.json'];
 
 // A string thrown by Rust is the library's error message; anything else is a trap or a JS bug.
 function describe(err) {
@@ -95,6 +105,53 @@ const ops = {
     return summary;
   },
 
+  // args: {files: [{name, file}]} (name: the file's path in the model directory) or {url} (the
+  // directory, served), plus {backend}.
+  async embedLoad(args, id) {
+    if (embedder) { embedder.free(); embedder = null; }
+    const texts = {};
+    let weights = null;
+    if (args.files) {
+      for (const { name, file } of args.files) {
+        if (name === WEIGHTS) weights = await readAll(file.stream(), file.size, id);
+        else if (EMBED_TEXT_FILES.includes(name)) texts[name] = await file.text();
+      }
+      if (!weights) throw new Error(`${WEIGHTS} is missing: pick it with the other model files`);
+    } else {
+      const base = args.url.endsWith('/') ? args.url : `${args.url}/`;
+      for (const name of [WEIGHTS, ...EMBED_TEXT_FILES]) {
+        const resp = await fetch(base + name);
+        if (!resp.ok) {
+          // Only the optional sentence-transformers configs may be absent.
+          if (EMBED_REQUIRED.includes(name)) throw new Error(`could not fetch ${base + name}: HTTP ${resp.status}`);
+          continue;
+        }
+        if (name === WEIGHTS) weights = await readAll(resp.body, Number(resp.headers.get('content-length')) || 0, id);
+        else texts[name] = await resp.text();
+      }
+    }
+    post({ id, type: 'progress', phase: 'building', loaded: weights.length, total: weights.length });
+    const t0 = performance.now();
+    embedder = new nt.WebEmbedder(weights, JSON.stringify(texts), args.backend);
+    const summary = JSON.parse(embedder.summary());
+    summary.load_seconds = (performance.now() - t0) / 1000;
+    summary.files = Object.keys(texts).concat(WEIGHTS).sort();
+    return summary;
+  },
+
+  // args: {query, text, top_k}: ranks the lines of text (the library's rule: non-blank lines).
+  async search(args) {
+    if (!embedder) throw new Error('no embedding model is loaded');
+    const lines = nt.split_lines(args.text);
+    return JSON.parse(embedder.search(args.query, lines, args.top_k));
+  },
+
+  // args: {texts}
+  async embed(args) {
+    if (!embedder) throw new Error('no embedding model is loaded');
+    return JSON.parse(embedder.embed(JSON.stringify(args.texts)));
+  },
+
   // args: {prompt, max_tokens, kv_cache}; streams 'token' messages, returns the totals.
   async generate(args, id) {
     if (!model) throw new Error('no model is loaded');
@@ -135,7 +192,7 @@ self.onmessage = async (ev) => {
     post({ id, type: 'result', value });
   } catch (err) {
     const d = describe(err);
-    if (d.fatal) model = null;
+    if (d.fatal) { model = null; embedder = null; }
     post({ id, type: 'error', message: d.message, fatal: d.fatal });
   }
 };

@@ -185,3 +185,56 @@ impl WebModel {
         reply(&self.session.next_token().map_err(to_js)?)
     }
 }
+
+/// [`crate::embed::split_lines`] of `text`, as a JSON array: the lines a search ranks.
+#[wasm_bindgen]
+pub fn split_lines(text: &str) -> Result<String, JsValue> {
+    reply(&crate::embed::split_lines(text))
+}
+
+/// A loaded sentence encoder, owned by the worker (see [`crate::embed::EmbedSession`]).
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct WebEmbedder {
+    session: crate::embed::EmbedSession,
+}
+
+#[wasm_bindgen]
+impl WebEmbedder {
+    /// Parses `weights` (the bytes of `model.safetensors`) and `texts_json` (a JSON object from
+    /// file name — `tokenizer.json`, `config.json`, optionally `sentence_bert_config.json`,
+    /// `1_Pooling/config.json`, `modules.json` — to the file's text) and prepares the weights
+    /// for `backend`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(weights: Vec<u8>, texts_json: &str, backend: &str) -> Result<WebEmbedder, JsValue> {
+        begin();
+        let texts: crate::embed::ModelTexts = parse(texts_json)?;
+        let session = crate::embed::EmbedSession::load(weights, &texts, backend).map_err(to_js)?;
+        Ok(WebEmbedder { session })
+    }
+
+    /// The encoder's [`crate::embed::EmbedderInfo`] as JSON.
+    pub fn summary(&self) -> Result<String, JsValue> {
+        reply(self.session.info())
+    }
+
+    /// Embeds the JSON array of strings `texts_json`; returns a [`crate::embed::EmbedReport`].
+    pub fn embed(&self, texts_json: &str) -> Result<String, JsValue> {
+        begin();
+        let texts: Vec<String> = parse(texts_json)?;
+        reply(&self.session.embed(&texts).map_err(to_js)?)
+    }
+
+    /// Ranks the JSON array of lines `lines_json` against `query`; returns a
+    /// [`crate::embed::SearchReport`] with the best `top_k`.
+    pub fn search(
+        &mut self,
+        query: &str,
+        lines_json: &str,
+        top_k: usize,
+    ) -> Result<String, JsValue> {
+        begin();
+        let lines: Vec<String> = parse(lines_json)?;
+        reply(&self.session.search(query, &lines, top_k).map_err(to_js)?)
+    }
+}

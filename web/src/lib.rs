@@ -13,6 +13,7 @@
 //! the boundary small and easy to read in both languages.
 
 pub mod clock;
+pub mod embed;
 pub mod kernels;
 pub mod session;
 

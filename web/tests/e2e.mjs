@@ -4,7 +4,9 @@
 // and Debian's chromium (headless, through playwright-core), loads the page, runs the kernel
 // panels and compares the numbers the page shows with the native library's output for the same
 // seeded inputs (the `expect` example). If the SmolLM2 model is available it then loads it and
-// checks 8 greedy tokens for the fixture prompt against tests/fixtures/smollm2/greedy.json.
+// checks 8 greedy tokens for the fixture prompt against tests/fixtures/smollm2/greedy.json. If
+// all-MiniLM-L6-v2 is available it ranks fixture texts in the search panel and compares the
+// ranking, the scores and the query's embedding with `nanotensor search` / `nanotensor embed`.
 // Saves a screenshot to target/web-e2e/screenshot.png (E2E_SCREENSHOT=PATH writes it elsewhere,
 // e.g. web/screenshot.png to refresh the README's picture on purpose). Server and browser are
 // stopped on every exit path.
@@ -15,7 +17,7 @@
 // (default 8, at most the fixture's 32): greedy tokens generated and compared.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, lstatSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -27,6 +29,8 @@ const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = resolve(WEB, '..');
 const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const GEMMA3_FILE = 'gemma-3-270m-q4_k_m.gguf';
+const MINILM_DIR = 'all-MiniLM-L6-v2';
+const MINILM_FILES = ['model.safetensors', 'tokenizer.json', 'config.json', 'sentence_bert_config.json', 'modules.json'];
 const SIZE = Number(process.env.E2E_MATMUL_SIZE || 256);
 const SEED = 1234;
 const REPEAT = Number(process.env.E2E_REPEAT || 1);
@@ -73,11 +77,37 @@ function nativeExpect(op, requests) {
   return JSON.parse(out);
 }
 
-function findModelsDir() {
+function findModelsDir(file = MODEL_FILE) {
   for (const d of [process.env.NANOTENSOR_MODELS_DIR, join(REPO, 'models')]) {
-    if (d && existsSync(join(d, MODEL_FILE))) return d;
+    if (d && existsSync(join(d, file))) return d;
   }
   return null;
+}
+
+// The native CLI's JSON output (built in release by cargo, as the page's expectations above).
+function nativeCli(args) {
+  return JSON.parse(execFileSync('cargo', ['run', '-q', '--release', '-p', 'nanotensor-cli', '--', ...args],
+    { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 }));
+}
+
+function cosine(a, b) {
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) { ab += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; }
+  return ab / Math.sqrt(aa * bb);
+}
+
+// Texts for the search panel, all from the MiniLM fixtures (the sentence-transformers reference
+// texts, then the tokenizer cases: accents, CJK, long words, texts past 256 tokens, random
+// strings): one line each, so only texts without control, format or line-separator characters
+// (a text area would rewrite them) and not blank; at most 40, no repeats. The query is the
+// reference's second text, kept out of the lines.
+function minilmSearchTexts() {
+  const fx = (f) => JSON.parse(readFileSync(join(REPO, 'tests', 'fixtures', 'minilm', f), 'utf8'));
+  const refTexts = fx('reference.json').items.map((i) => i.text);
+  const query = refTexts[1];
+  const all = [...refTexts, ...fx('tokenizer_cases.json').cases.map((c) => c.text)];
+  const lines = [...new Set(all.filter((t) => t !== query && t.trim() && !/[\p{C}\p{Zl}\p{Zp}]/u.test(t)))].slice(0, 40);
+  return { query, lines };
 }
 
 // Relative closeness for values that a reordered float32 kernel may move by rounding.
@@ -138,9 +168,10 @@ async function main() {
   await waitForHttp(`${base}/index.html`, 15000);
 
   const modelsDir = findModelsDir();
+  const minilmDir = findModelsDir(join(MINILM_DIR, 'model.safetensors'));
   const webModels = join(WEB, 'models');
-  if (modelsDir && !existsSync(webModels)) {
-    symlinkSync(modelsDir, webModels);
+  if ((modelsDir || minilmDir) && !existsSync(webModels)) {
+    symlinkSync(modelsDir || minilmDir, webModels);
     linkedModels = true;
   }
 
@@ -336,6 +367,131 @@ async function main() {
     });
   } else {
     console.log(`skip Gemma 3 in the page: no ${GEMMA3_FILE} beside ${MODEL_FILE}`);
+  }
+
+  // ---- semantic-search panel: all-MiniLM-L6-v2 in the worker vs the native CLI --------------
+  if (!minilmDir) {
+    const msg = `no ${MINILM_DIR}/model.safetensors in $NANOTENSOR_MODELS_DIR or <repo>/models (scripts/fetch-model.sh minilm)`;
+    if (process.env.NANOTENSOR_REQUIRE_MODEL) await check('semantic search: model present', async () => assert.fail(msg));
+    else console.log(`skip semantic-search panel: ${msg}`);
+  } else {
+    const dir = join(minilmDir, MINILM_DIR);
+    const { query, lines } = minilmSearchTexts();
+    const TOP = 10;
+    const linesFile = join(profile, 'search-lines.txt');
+    writeFileSync(linesFile, `${lines.join('\n')}\n`);
+    // Native: the whole ranking (every line's score) and the query's embedding, one thread.
+    const native = (backend) => ({
+      search: nativeCli(['search', '--model', dir, '--file', linesFile, '--top', String(lines.length), '--backend', backend, '--threads', '1', '--json', '--', query]),
+      embed: nativeCli(['embed', '--model', dir, '--backend', backend, '--threads', '1', '--json', '--', query]),
+    });
+    // Loads the encoder (files: the picker; else the served directory), searches, and returns
+    // the page's reply.
+    async function searchInPage(backend, files) {
+      if (files) {
+        await page.setInputFiles('#emb-files', files);
+      } else if (!(await page.$eval('#emb-dir', (i) => i.files.length))) {
+        await page.setInputFiles('#emb-files', []);
+        await page.fill('#emb-url', `models/${MINILM_DIR}/`);
+      }
+      await page.selectOption('#emb-backend', backend);
+      await page.click('#emb-load-run');
+      await page.waitForSelector('#emb-load-status[data-state=done], #emb-load-status[data-state=error]', { timeout: 600000 });
+      assert.equal(await page.getAttribute('#emb-load-status', 'data-state'), 'done', await page.textContent('#search-error'));
+      await page.fill('#search-query', query);
+      await page.fill('#search-top', String(TOP));
+      await page.click('#search-run');
+      await page.waitForSelector('#search-status[data-state=done], #search-status[data-state=error]', { timeout: 600000 });
+      assert.equal(await page.getAttribute('#search-status', 'data-state'), 'done', await page.textContent('#search-error'));
+      console.log(`     ${backend}: ${await page.textContent('#search-status')}`);
+      return JSON.parse(await page.getAttribute('#search-table', 'data-report'));
+    }
+    // The page's top k against native's full ranking: at each rank the same line, or one whose
+    // native score ties native's at that rank within `tie` (a near-tie may swap); each score
+    // within `tol` of native's for that line. The table shows the same ranking.
+    async function compareRanking(got, nat, tie, tol, what) {
+      assert.equal(got.lines, lines.length, `${what}: lines ranked`);
+      assert.equal(nat.lines, lines.length);
+      assert.equal(got.results.length, TOP);
+      const nativeScore = new Map(nat.results.map((r) => [r.line - 1, r.score]));
+      const worst = Math.max(...got.results.map((h) => Math.abs(h.score - nativeScore.get(h.index))));
+      console.log(`     ${what}: top ${TOP} lines ${got.results.map((h) => h.index).join(' ')}; native ${nat.results.slice(0, TOP).map((r) => r.line - 1).join(' ')}; largest score difference ${worst.toExponential(2)}`);
+      got.results.forEach((h, i) => {
+        const want = nat.results[i];
+        assert.equal(h.line, lines[h.index], `${what}: rank ${i + 1} text`);
+        assert.ok(h.index === want.line - 1 || Math.abs(nativeScore.get(h.index) - want.score) <= tie,
+          `${what}: rank ${i + 1} is line ${h.index} (native score ${nativeScore.get(h.index)}), native has line ${want.line - 1} (${want.score})`);
+        close(h.score, nativeScore.get(h.index), tol, `${what}: score of line ${h.index}`);
+      });
+      const rows = await page.$$eval('#search-table tbody tr', (rs) => rs.map((r) => ({ index: Number(r.dataset.index), cells: [...r.cells].map((c) => c.textContent) })));
+      assert.deepEqual(rows.map((r) => r.index), got.results.map((h) => h.index));
+      rows.forEach((r, i) => assert.deepEqual(r.cells, [String(i + 1), got.results[i].score.toFixed(4), got.results[i].line]));
+    }
+
+    await check('semantic search: missing model files are reported in the page', async () => {
+      await page.setInputFiles('#emb-files', [join(dir, 'config.json')]);
+      await page.click('#emb-load-run');
+      await page.waitForSelector('#emb-load-status[data-state=error]', { timeout: 60000 });
+      assert.match(await page.textContent('#search-error'), /model\.safetensors is missing/);
+    });
+
+    const f32 = backends.includes('blocked') ? 'blocked' : 'naive';
+    await check(`semantic search (${f32}): ranking and query embedding match native`, async () => {
+      // The lines come in through the text-file input, which fills the text area.
+      await page.setInputFiles('#search-file', linesFile);
+      await page.waitForFunction(() => document.querySelector('#search-lines').dataset.loaded);
+      const got = await searchInPage(f32, MINILM_FILES.map((f) => join(dir, f)));
+      const nat = native(f32);
+      console.log(`     ${f32} native (1 thread): ${nat.search.sentences_per_s.toFixed(1)} sentences/s; page ${got.sentences_per_s.toFixed(1)}`);
+      await compareRanking(got, nat.search, 1e-5, 1e-4, f32);
+      assert.deepEqual(got.query_ids, nat.embed.ids[0]);
+      const c = cosine(got.query_embedding, nat.embed.embeddings[0]);
+      console.log(`     ${f32}: query embedding cosine with native ${c.toFixed(8)}`);
+      assert.ok(c >= 0.9999, `cosine ${c}`);
+      assert.ok(Number(await page.getAttribute('#search-status', 'data-sentences-per-second')) > 0);
+      assert.equal(got.cached_lines, false);
+      assert.equal(got.embedded, lines.length + 1);
+      // A second query over the same lines reuses their embeddings and ranks the same.
+      await page.click('#search-run');
+      await page.waitForSelector('#search-status[data-state=done]', { timeout: 600000 });
+      const again = JSON.parse(await page.getAttribute('#search-table', 'data-report'));
+      assert.equal(again.cached_lines, true);
+      assert.equal(again.embedded, 1);
+      await compareRanking(again, nat.search, 1e-5, 1e-4, `${f32}, cached lines`);
+    });
+
+    await check(`semantic search (${f32}): the folder picker reads every config, the pooling one too`, async () => {
+      await page.setInputFiles('#emb-files', []);
+      await page.setInputFiles('#emb-dir', dir);
+      const got = await searchInPage(f32, null);
+      // (Playwright clears a folder input only through its value.)
+      await page.$eval('#emb-dir', (i) => { i.value = ''; });
+      const summary = await page.textContent('#emb-summary');
+      assert.match(summary, /files: 1_Pooling\/config\.json, config\.json, model\.safetensors, modules\.json, sentence_bert_config\.json, tokenizer\.json/);
+      assert.match(summary, /at most 256 tokens · mean pooling, L2-normalised/);
+      await compareRanking(got, native(f32).search, 1e-5, 1e-4, `${f32}, folder`);
+    });
+
+    if (backends.includes('int8')) {
+      await check('semantic search (int8): query embedding and ranking match native int8 within int8 bounds', async () => {
+        const served = existsSync(join(webModels, MINILM_DIR, 'model.safetensors'));
+        const got = await searchInPage('int8', served ? null : MINILM_FILES.map((f) => join(dir, f)));
+        assert.match(await page.textContent('#emb-summary'), /weights int8: weights per-row/);
+        const nat = native('int8');
+        const natF32 = native(f32).embed.embeddings[0];
+        const c = cosine(got.query_embedding, nat.embed.embeddings[0]);
+        const cf = cosine(got.query_embedding, natF32);
+        console.log(`     int8: query embedding cosine with native int8 ${c.toFixed(8)}, with native ${f32} ${cf.toFixed(8)}`);
+        // The int8 bound of the library's MiniLM test (tests/minilm.rs), against both.
+        assert.ok(c >= 0.995, `cosine with native int8 ${c}`);
+        assert.ok(cf >= 0.995, `cosine with native ${f32} ${cf}`);
+        // Activations are quantized per call: a value on a rounding boundary may round the
+        // other way under another f32 order (simd128 against AVX), and that moves later layers
+        // by more than rounding, so the bound is the int8 one: scores within 1e-2, and lines
+        // whose native scores are within 1e-2 may swap.
+        await compareRanking(got, nat.search, 1e-2, 1e-2, 'int8');
+      });
+    }
   }
 
   const shot = resolve(process.env.E2E_SCREENSHOT || join(REPO, 'target', 'web-e2e', 'screenshot.png'));

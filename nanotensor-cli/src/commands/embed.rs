@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use nanotensor::encoder::Embedder;
+use nanotensor::encoder::{search_lines, Embedder};
 use nanotensor::model_path::{find_known_model, MINILM};
 use nanotensor::{Backend, Error, Result};
 use nanotensor_backends::{with_backend, BackendKind, BackendOptions, BackendVisitor};
@@ -54,12 +54,10 @@ pub fn find_encoder(explicit: Option<&Path>) -> Result<PathBuf> {
     find_known_model(&MINILM, explicit.as_deref())
 }
 
-/// The non-empty lines of `path` (trailing `\r` removed), for subcommand `op`.
+/// The non-blank lines of `path` ([`search_lines`]), for subcommand `op`.
 pub fn read_lines(op: &'static str, path: &Path) -> Result<Vec<String>> {
-    Ok(read_utf8_file(op, path)?
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty())
+    Ok(search_lines(&read_utf8_file(op, path)?)
+        .into_iter()
         .map(str::to_string)
         .collect())
 }

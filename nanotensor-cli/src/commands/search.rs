@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use nanotensor::encoder::cosine;
+use nanotensor::encoder::rank_by_cosine;
 use nanotensor::{Error, Result};
 use serde_json::json;
 
@@ -61,13 +61,8 @@ pub fn run(args: Args) -> Result<()> {
     texts.extend(lines.iter().cloned());
     let r = embed_texts(&model, kind, opts, &texts)?;
     let (q, rest) = r.embeddings.split_first().expect("the query was embedded");
-    let mut ranked: Vec<(usize, f64)> = rest
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (i, cosine(q, e)))
-        .collect();
     // Highest score first; equal scores keep file order.
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut ranked = rank_by_cosine(q, rest);
     ranked.truncate(args.top);
     let sentences_per_s = texts.len() as f64 / r.seconds;
     if args.json {

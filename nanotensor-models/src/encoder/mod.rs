@@ -21,7 +21,7 @@ use nanotensor_core::backend::Backend;
 use nanotensor_core::Result;
 
 pub use bert::Bert;
-pub use config::BertConfig;
+pub use config::{BertConfig, ConfigFiles, CONFIG_FILE_NAMES};
 
 use crate::safetensors::SafetensorsFile;
 use crate::tokenizer::WordPieceTokenizer;
@@ -35,13 +35,13 @@ pub const BATCH_TOKENS: usize = 4096;
 pub struct Embedder<B: Backend> {
     tokenizer: WordPieceTokenizer,
     bert: Bert<B>,
-    dir: PathBuf,
+    dir: Option<PathBuf>,
 }
 
 impl<B: Backend> Embedder<B> {
     /// Loads the sentence-transformers directory `path` (or the directory of `path` when it is
-    /// the `model.safetensors` file itself): `model.safetensors`, `tokenizer.json`,
-    /// `config.json` and the optional sentence-transformers configs.
+    /// the `model.safetensors` file itself): `model.safetensors` (memory-mapped),
+    /// `tokenizer.json`, `config.json` and the optional sentence-transformers configs.
     ///
     /// # Errors
     /// [`nanotensor_core::Error::Io`] for a missing file; the errors of
@@ -57,17 +57,50 @@ impl<B: Backend> Embedder<B> {
         let config = BertConfig::from_dir(&dir)?;
         let tokenizer = WordPieceTokenizer::open(dir.join("tokenizer.json"))?;
         let file = SafetensorsFile::open(dir.join("model.safetensors"))?;
-        let bert = Bert::load(&file, config, backend)?;
+        let mut embedder = Self::from_parts(&file, tokenizer, config, backend)?;
+        embedder.dir = Some(dir);
+        Ok(embedder)
+    }
+
+    /// Builds the embedder from the files' contents, for a caller without a file system (the
+    /// browser): the bytes of `model.safetensors`, the text of `tokenizer.json` and the texts of
+    /// the configuration files.
+    ///
+    /// # Errors
+    /// The errors of [`SafetensorsFile::from_bytes`], [`WordPieceTokenizer::from_json`],
+    /// [`BertConfig::from_files`] and [`Bert::load`].
+    pub fn from_bytes(
+        weights: Vec<u8>,
+        tokenizer_json: &str,
+        config: &ConfigFiles,
+        backend: B,
+    ) -> Result<Embedder<B>> {
+        let config = BertConfig::from_files(config)?;
+        let tokenizer = WordPieceTokenizer::from_json(tokenizer_json)?;
+        let file = SafetensorsFile::from_bytes(weights)?;
+        Self::from_parts(&file, tokenizer, config, backend)
+    }
+
+    /// The embedder of parsed parts: the weights of `file` prepared on `backend`.
+    ///
+    /// # Errors
+    /// As [`Bert::load`].
+    pub fn from_parts(
+        file: &SafetensorsFile,
+        tokenizer: WordPieceTokenizer,
+        config: BertConfig,
+        backend: B,
+    ) -> Result<Embedder<B>> {
         Ok(Embedder {
             tokenizer,
-            bert,
-            dir,
+            bert: Bert::load(file, config, backend)?,
+            dir: None,
         })
     }
 
-    /// The model directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The model directory (`None` when built from bytes).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// The encoder's configuration.
@@ -139,5 +172,58 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
         0.0
     } else {
         ab / (aa.sqrt() * bb.sqrt())
+    }
+}
+
+/// The indices of `candidates` ranked by their cosine similarity to `query`, each with its
+/// score: highest first, equal scores in input order (a stable order, so a ranking is
+/// reproducible). The one ranking of semantic search, for the CLI and the browser page.
+pub fn rank_by_cosine(query: &[f32], candidates: &[Vec<f32>]) -> Vec<(usize, f64)> {
+    let mut ranked: Vec<(usize, f64)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, cosine(query, e)))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+/// The lines of `text` that semantic search ranks: every line (`\n`-separated, a trailing `\r`
+/// removed) that is not blank. One rule for a file on disk and a text pasted in the page.
+pub fn search_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_is_by_descending_cosine_with_ties_in_input_order() {
+        let q = [1.0f32, 0.0];
+        let c = vec![
+            vec![0.0, 1.0],  // 0
+            vec![1.0, 1.0],  // 0.7071
+            vec![2.0, 0.0],  // 1
+            vec![1.0, 0.0],  // 1, after index 2
+            vec![-1.0, 0.0], // -1
+            vec![0.0, 0.0],  // 0 (zero vector), after index 0
+        ];
+        let r = rank_by_cosine(&q, &c);
+        let order: Vec<usize> = r.iter().map(|&(i, _)| i).collect();
+        assert_eq!(order, [2, 3, 1, 0, 5, 4]);
+        assert!((r[2].1 - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-12);
+        assert_eq!(r[5].1, -1.0);
+        assert!(rank_by_cosine(&q, &[]).is_empty());
+    }
+
+    #[test]
+    fn search_lines_skip_blank_lines_and_carriage_returns() {
+        let text = "first\r\n\n   \t\nsecond line \n\r\nthird";
+        assert_eq!(search_lines(text), ["first", "second line ", "third"]);
+        assert!(search_lines("").is_empty());
     }
 }
