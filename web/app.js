@@ -65,6 +65,22 @@ function fmtBytes(b) {
 // Full precision: the test reads these numbers back and compares them with the native run.
 const num = (x) => String(x);
 
+// The progress handler of a model load: a byte count while the files are read, then an
+// indeterminate bar with `building` while the weights are converted.
+function loadProgress(status, prog, building) {
+  return (msg) => {
+    if (msg.type !== 'progress') return;
+    if (msg.phase === 'reading') {
+      if (msg.total) prog.value = msg.loaded / msg.total;
+      else prog.removeAttribute('value');
+      setStatus(status, 'running', `reading ${fmtBytes(msg.loaded)}${msg.total ? ` of ${fmtBytes(msg.total)}` : ''}`);
+    } else {
+      prog.removeAttribute('value');
+      setStatus(status, 'running', building);
+    }
+  };
+}
+
 function setStatus(el, state, text) { el.dataset.state = state; el.textContent = text; }
 
 function el(tag, attrs = {}, text) {
@@ -244,17 +260,7 @@ $('#load-form').addEventListener('submit', async (ev) => {
   prog.value = 0;
   setStatus(status, 'running', 'loading…');
   try {
-    const summary = await call('load', args, (msg) => {
-      if (msg.type !== 'progress') return;
-      if (msg.phase === 'reading') {
-        if (msg.total) prog.value = msg.loaded / msg.total;
-        else prog.removeAttribute('value');
-        setStatus(status, 'running', `reading ${fmtBytes(msg.loaded)}${msg.total ? ` of ${fmtBytes(msg.total)}` : ''}`);
-      } else {
-        prog.removeAttribute('value'); // indeterminate while the weights are converted
-        setStatus(status, 'running', `building the model (${args.backend} weights)…`);
-      }
-    });
+    const summary = await call('load', args, loadProgress(status, prog, `building the model (${args.backend} weights)…`));
     $('#model-summary').textContent = summary.text;
     $('#model-summary').hidden = false;
     setStatus(status, 'done', `loaded in ${summary.load_seconds.toFixed(2)} s`);
@@ -346,17 +352,7 @@ $('#emb-load-form').addEventListener('submit', async (ev) => {
   prog.value = 0;
   setStatus(status, 'running', 'loading…');
   try {
-    const summary = await call('embedLoad', args, (msg) => {
-      if (msg.type !== 'progress') return;
-      if (msg.phase === 'reading') {
-        if (msg.total) prog.value = msg.loaded / msg.total;
-        else prog.removeAttribute('value');
-        setStatus(status, 'running', `reading ${fmtBytes(msg.loaded)}${msg.total ? ` of ${fmtBytes(msg.total)}` : ''}`);
-      } else {
-        prog.removeAttribute('value');
-        setStatus(status, 'running', `building the encoder (${backend} weights)…`);
-      }
-    });
+    const summary = await call('embedLoad', args, loadProgress(status, prog, `building the encoder (${backend} weights)…`));
     $('#emb-summary').textContent = `${summary.text}\nfiles: ${summary.files.join(', ')}`;
     $('#emb-summary').hidden = false;
     setStatus(status, 'done', `loaded in ${summary.load_seconds.toFixed(2)} s`);
