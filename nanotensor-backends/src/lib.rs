@@ -28,17 +28,16 @@
 //! compiled in and `DefaultBackend`, the fastest of them. (Backend types are named here without
 //! links: each exists only in a build with its feature.)
 
+pub mod activation;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bandwidth;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod blocked;
-#[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod cpu;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod flash;
 #[cfg(feature = "int8")]
 pub mod int8;
-#[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod multiversion;
 #[cfg(feature = "naive")]
 pub mod naive;

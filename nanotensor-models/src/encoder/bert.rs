@@ -20,6 +20,8 @@
 
 use std::ops::Range;
 
+use nanotensor_backends::activation;
+use nanotensor_backends::multiversion::Level;
 use nanotensor_core::attention::{AttentionSpec, Heads, HeadsLayout, HeadsMut};
 use nanotensor_core::backend::Backend;
 use nanotensor_core::tensor::Tensor;
@@ -272,7 +274,8 @@ impl<B: Backend> Bert<B> {
                 }
             }
         }
-        layer_norm_in_place(&mut x, &self.ln_emb.0, &self.ln_emb.1, eps);
+        let level = Level::detect();
+        activation::layer_norm(level, &mut x, None, &self.ln_emb.0, &self.ln_emb.1, eps);
 
         let mut qkv = vec![0f32; n * 3 * h];
         let mut att = vec![0f32; n * h];
@@ -315,16 +318,14 @@ impl<B: Backend> Bert<B> {
                 )?;
             }
             be.linear_into(&att, n, &layer.w_o, &mut proj)?;
-            add_bias_residual_norm(&mut x, &proj, &layer.b_o, &layer.ln1, eps);
+            let (gain, beta) = &layer.ln1;
+            activation::layer_norm(level, &mut x, Some((&proj, &layer.b_o)), gain, beta, eps);
 
             be.linear_into(&x, n, &layer.w_i, &mut inner)?;
-            for row in inner.chunks_exact_mut(c.intermediate) {
-                for (v, &b) in row.iter_mut().zip(&layer.b_i) {
-                    *v = gelu_erf(*v + b);
-                }
-            }
+            activation::bias_gelu_erf(level, &mut inner, &layer.b_i);
             be.linear_into(&inner, n, &layer.w_2, &mut proj)?;
-            add_bias_residual_norm(&mut x, &proj, &layer.b_2, &layer.ln2, eps);
+            let (gain, beta) = &layer.ln2;
+            activation::layer_norm(level, &mut x, Some((&proj, &layer.b_2)), gain, beta, eps);
         }
         Ok(x)
     }
@@ -335,117 +336,6 @@ fn add_bias(x: &mut [f32], bias: &[f32]) {
     for row in x.chunks_exact_mut(bias.len()) {
         for (v, &b) in row.iter_mut().zip(bias) {
             *v += b;
-        }
-    }
-}
-
-/// `x ← LayerNorm(x + delta + bias)` row by row (the post-LayerNorm residual step).
-fn add_bias_residual_norm(
-    x: &mut [f32],
-    delta: &[f32],
-    bias: &[f32],
-    (gain, beta): &(Vec<f32>, Vec<f32>),
-    eps: f32,
-) {
-    let h = bias.len();
-    for (row, d) in x.chunks_exact_mut(h).zip(delta.chunks_exact(h)) {
-        for ((v, &dv), &b) in row.iter_mut().zip(d).zip(bias) {
-            *v += dv + b;
-        }
-    }
-    layer_norm_in_place(x, gain, beta, eps);
-}
-
-/// LayerNorm (Ba et al., 2016) of each `gain.len()`-long row of `x`, in place:
-///
-/// `x[r, j] ← (x[r, j] − μ_r) / √(σ²_r + eps) · gain[j] + beta[j]`
-///
-/// with the row's mean `μ_r` and (biased) variance `σ²_r`, accumulated in `f64` so that a
-/// large mean does not cancel the variance.
-pub fn layer_norm_in_place(x: &mut [f32], gain: &[f32], beta: &[f32], eps: f32) {
-    let h = gain.len();
-    for row in x.chunks_exact_mut(h) {
-        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / h as f64;
-        let var = row
-            .iter()
-            .map(|&v| {
-                let c = f64::from(v) - mean;
-                c * c
-            })
-            .sum::<f64>()
-            / h as f64;
-        let inv = 1.0 / (var + f64::from(eps)).sqrt();
-        for ((v, &g), &b) in row.iter_mut().zip(gain).zip(beta) {
-            *v = ((f64::from(*v) - mean) * inv) as f32 * g + b;
-        }
-    }
-}
-
-/// GELU in its exact form, `½·x·(1 + erf(x/√2))` (BERT's `gelu`).
-#[inline]
-pub fn gelu_erf(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// The error function, Abramowitz & Stegun 7.1.26: the formula's absolute error is below
-/// 1.5·10⁻⁷, plus `f32` rounding — a few ulps of GELU's `1 + erf` term.
-#[inline]
-pub fn erf(x: f32) -> f32 {
-    const P: f32 = 0.327_591_1;
-    const A: [f32; 5] = [
-        0.254_829_6,
-        -0.284_496_74,
-        1.421_413_7,
-        -1.453_152_1,
-        1.061_405_4,
-    ];
-    let s = x.abs();
-    let t = 1.0 / (1.0 + P * s);
-    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let y = 1.0 - poly * (-s * s).exp();
-    y.copysign(x)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// erf in float64 by its Taylor series (converges fast for |x| ≤ 3).
-    fn erf_f64(x: f64) -> f64 {
-        let mut term = x;
-        let mut sum = x;
-        for k in 1..200 {
-            term *= -x * x / k as f64;
-            sum += term / (2 * k + 1) as f64;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    }
-
-    #[test]
-    fn erf_matches_the_series() {
-        for i in -300..=300 {
-            let x = i as f64 / 100.0;
-            let got = f64::from(erf(x as f32));
-            assert!((got - erf_f64(x)).abs() < 5e-7, "erf({x}) = {got}");
-        }
-        assert_eq!(erf(10.0), 1.0);
-        assert_eq!(erf(-10.0), -1.0);
-    }
-
-    #[test]
-    fn layer_norm_matches_the_formula() {
-        let mut x = vec![1.0f32, 2.0, 3.0, 6.0, 1e4, 1e4 + 1.0, 1e4 + 2.0, 1e4 + 5.0];
-        layer_norm_in_place(&mut x, &[1.0, 2.0, 1.0, 1.0], &[0.0, 0.0, 0.5, 0.0], 0.0);
-        // Row 1: mean 3, variance (4 + 1 + 0 + 9)/4 = 3.5.
-        let s = 3.5f64.sqrt();
-        // (x − 3)/s · gain + beta with gains 1, 2, 1, 1 and betas 0, 0, 0.5, 0.
-        let want = [-2.0 / s, -2.0 / s, 0.5, 3.0 / s];
-        for (g, w) in x[..4].iter().zip(want) {
-            assert!((f64::from(*g) - w).abs() < 1e-6);
-        }
-        // Row 2 is row 1 shifted by 9,999: the same output.
-        for (a, b) in x[..4].iter().zip(&x[4..]) {
-            assert!((a - b).abs() < 1e-5);
         }
     }
 }
