@@ -36,6 +36,7 @@ pub mod blocked;
 pub mod cpu;
 #[cfg(any(feature = "blocked", feature = "int8"))]
 pub mod flash;
+pub mod hugebuf;
 #[cfg(feature = "int8")]
 pub mod int8;
 pub mod multiversion;

@@ -30,7 +30,7 @@ impl Blocking {
 /// B (`k × n`) packed once into the micro-panel layout of one kernel, block by block in the
 /// order the driver consumes them: column block `jb` (LOOP 5), then depth block `pb` (LOOP 4).
 #[derive(Debug, Clone)]
-pub struct PackedB<P> {
+pub struct PackedB<P: bytemuck::Pod> {
     buf: AlignedBuf<P>,
     k: usize,
     n: usize,
@@ -41,7 +41,7 @@ pub struct PackedB<P> {
     k_blocks: usize,
 }
 
-impl<P: Copy + Default + Send + Sync> PackedB<P> {
+impl<P: bytemuck::Pod + Send + Sync> PackedB<P> {
     /// Packs `b` (`k × n`, any strides) for `kernel`, converting elements with `conv`. Column
     /// blocks are packed in parallel on `pool`.
     pub fn new<K: GemmKernel<B = P>, S: bytemuck::Pod + Sync>(
@@ -120,7 +120,7 @@ impl<P: Copy + Default + Send + Sync> PackedB<P> {
             }
         }
         PackedB {
-            buf: AlignedBuf::new(off),
+            buf: AlignedBuf::weight(off),
             k,
             n,
             nr: K::NR,
@@ -255,7 +255,7 @@ impl<S: Copy, P> ASource<'_, S, P> {
 /// The B operand of [`gemm`](super::gemm::gemm): a strided matrix packed on the fly, packed
 /// once ahead of time in the driver's block order, or panels packed whole.
 #[derive(Debug, Clone, Copy)]
-pub enum BSource<'a, S, P> {
+pub enum BSource<'a, S, P: bytemuck::Pod> {
     /// `k × n`, any strides; packed block by block inside LOOP 4.
     Strided(MatRef<'a, S>),
     /// Packed ahead of time by [`PackedB::new`] with the same kernel.
@@ -264,7 +264,7 @@ pub enum BSource<'a, S, P> {
     Panels(Panels<'a, P>),
 }
 
-impl<S: Copy, P: Copy + Default + Send + Sync> BSource<'_, S, P> {
+impl<S: Copy, P: bytemuck::Pod + Send + Sync> BSource<'_, S, P> {
     /// `(k, n)`.
     pub(super) fn dims(&self) -> (usize, usize) {
         match self {

@@ -292,49 +292,10 @@ fn as_f32_mut<S: Pod>(s: &mut [S]) -> Option<&mut [f32]> {
     (TypeId::of::<S>() == TypeId::of::<f32>()).then(|| bytemuck::cast_slice_mut(s))
 }
 
-/// A heap buffer whose usable part starts on a 64-byte boundary (one cache line, one zmm
-/// register), so the microkernels' vector loads never straddle cache lines.
-#[derive(Debug, Clone)]
-pub struct AlignedBuf<T> {
-    vec: Vec<T>,
-    off: usize,
-    len: usize,
-}
-
-impl<T: Copy + Default> AlignedBuf<T> {
-    /// A buffer of `len` default (zero) values.
-    pub fn new(len: usize) -> Self {
-        let slack = 64 / std::mem::size_of::<T>().max(1);
-        let vec = vec![T::default(); len + slack];
-        let off = vec.as_ptr().align_offset(64).min(slack);
-        AlignedBuf { vec, off, len }
-    }
-
-    /// The usable elements.
-    pub fn as_slice(&self) -> &[T] {
-        &self.vec[self.off..self.off + self.len]
-    }
-
-    /// The usable elements, mutably.
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
-        &mut self.vec[self.off..self.off + self.len]
-    }
-
-    /// Usable length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when the buffer holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes of the allocation (including the alignment slack).
-    pub fn size_bytes(&self) -> usize {
-        self.vec.len() * std::mem::size_of::<T>()
-    }
-}
+/// A heap buffer whose values start on a 64-byte boundary (one cache line, one zmm register),
+/// so the microkernels' vector loads never straddle cache lines; a large one lies on huge pages
+/// ([`HugeBuf`](crate::hugebuf::HugeBuf)), which a decode step streams faster.
+pub type AlignedBuf<T> = crate::hugebuf::HugeBuf<T>;
 
 /// One cache line; the unit of the per-thread workspaces (64-byte aligned by construction).
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -501,7 +462,7 @@ mod tests {
     #[test]
     fn aligned_buffers_are_aligned() {
         for len in [1, 7, 1000] {
-            let b = AlignedBuf::<f32>::new(len);
+            let b = AlignedBuf::<f32>::zeroed(len);
             assert_eq!(b.as_slice().as_ptr() as usize % 64, 0);
             assert_eq!(b.len(), len);
         }

@@ -60,9 +60,13 @@ pub fn blocking() -> (usize, usize) {
     })
 }
 
-/// Products smaller than this many multiply-adds run on the calling thread: waking workers
-/// costs more than it saves (a 1×576·576×1536 decode step is 0.9 M and takes ~10 µs).
-pub const PARALLEL_MIN_MACS: usize = 1 << 22;
+/// Products smaller than this many multiply-adds run on the calling thread. At decode
+/// (`m = 1`) the count is the weight's bytes, and such a product is bound by reading them: a
+/// 64 KiB weight streams from memory in ~5 µs on one core, several times the cost of handing a
+/// job to the pool's spinning workers, so every weight of a small model's decode step is split
+/// over the threads (on a Zen 4 machine, a SmolLM2 decode step on two threads otherwise ran all
+/// but its output head on one: 1.0× the one-thread speed).
+pub const PARALLEL_MIN_MACS: usize = 1 << 16;
 
 /// Per-column scales: `cs[j]` for column `j` (`stride` 1, padded to whole panels), or one
 /// repeated value (`stride` 0, `NR` copies).

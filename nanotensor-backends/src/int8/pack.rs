@@ -24,6 +24,7 @@
 //! `fcorr` is the VNNI offset correction already scaled into the f32 accumulator's units (see
 //! [`super::kernel`]).
 
+use crate::hugebuf::HugeBuf;
 use crate::threads::Pool;
 
 /// `x` rounded up to a multiple of `to`.
@@ -222,7 +223,7 @@ impl PackedA {
 #[derive(Debug, Default, Clone)]
 pub struct PackedB {
     /// `panels · nr · kp` bytes.
-    pub data: Vec<u8>,
+    pub data: HugeBuf<u8>,
     /// Columns of a panel.
     pub nr: usize,
     /// `K` rounded up to 4.
@@ -286,18 +287,23 @@ impl PackedB {
         me
     }
 
-    /// All-padding storage for `n × k`.
+    /// All-padding storage for `n × k`, for a weight: on the shared huge-page chunks
+    /// ([`HugeBuf::weight`]), which decode streams faster.
     pub fn empty(n: usize, k: usize, nr: usize) -> Self {
-        let mut me = PackedB::default();
-        me.reset(n, k, nr);
-        me
+        let kp = round_up(k, 4);
+        let mut data = HugeBuf::weight(n.div_ceil(nr) * nr * kp);
+        data.fill(0x80);
+        PackedB { data, nr, kp, k, n }
     }
 
     /// Makes this all-padding storage for `n × k`, reusing the buffer.
     pub fn reset(&mut self, n: usize, k: usize, nr: usize) {
         let kp = round_up(k, 4);
-        self.data.clear();
-        self.data.resize(n.div_ceil(nr) * nr * kp, 0x80);
+        let len = n.div_ceil(nr) * nr * kp;
+        if self.data.len() != len {
+            self.data = HugeBuf::zeroed(len);
+        }
+        self.data.fill(0x80);
         (self.nr, self.kp, self.k, self.n) = (nr, kp, k, n);
     }
 
