@@ -16,7 +16,9 @@
 #            llama-quantize type name; the llama.cpp file of that type is made from the source
 #            model with `llama-quantize --allow-requantize`, except the source's own type (Q4_1,
 #            Q4_K_M), which is the source file itself: the same file for both tools. A later
-#            pair is one more word, e.g. PAIRS="... quant:Q4_1 bf16:BF16".
+#            pair is one more word, e.g. PAIRS="... quant:Q4_1". A backend may carry a weight
+#            type for `bench-model --dtype` after an `@`: `blocked@bf16:BF16` runs the blocked
+#            backend with bf16 weights against llama.cpp's BF16 file.
 #            A backend this build of nanotensor does not have is skipped with a warning.
 #   NANOTENSOR_MODEL / NANOTENSOR_MODELS_DIR   the SmolLM2 model, as for the CLI
 #            ($NANOTENSOR_GEMMA3_MODEL for Gemma 3).
@@ -246,6 +248,7 @@ compiled=" $("$cli" matmul --help | sed -n 's/.*compiled in: \([^)]*\)).*/\1/p' 
 pairs=()
 for pair in $PAIRS; do
     backend="${pair%%:*}"
+    backend="${backend%%@*}"
     type="${pair#*:}"
     if [[ "$pair" != *:* || -z "$backend" || -z "$type" ]]; then
         echo "error: PAIRS entry '$pair' is not backend:TYPE" >&2
@@ -273,8 +276,10 @@ runs="$cache/results/$stamp"
 mkdir -p "$runs"
 echo "raw outputs: $runs" >&2
 
-run_nanotensor() { # backend threads out
-    "$cli" bench-model --model "$source_model" --backend "$1" --threads "$2" \
+run_nanotensor() { # backend[@dtype] threads out
+    local dtype=f32
+    if [[ "$1" == *@* ]]; then dtype="${1#*@}"; fi
+    "$cli" bench-model --model "$source_model" --backend "${1%%@*}" --dtype "$dtype" --threads "$2" \
         --prompt-tokens "$PROMPT_TOKENS" --decode-tokens "$DECODE_TOKENS" --kv-cache on \
         --repeat 1 --warmup 1 --json >"$3" 2>>"$runs/nanotensor.log"
 }

@@ -51,7 +51,7 @@ pub mod select;
 pub mod threads;
 
 pub use scales::{ActGranularity, BlockLen, Granularity, Int8Options};
-pub use select::{with_backend, BackendOptions, BackendVisitor, BuildBackend};
+pub use select::{with_backend, BackendOptions, BackendVisitor, BuildBackend, WeightStorage};
 
 // The backend registry: the one list of backends (see `select`). A new backend adds its module
 // above, one line here, its cargo feature and one conformance line.
@@ -59,7 +59,7 @@ registry! {
     /// Textbook loops, one thread: the scar and the oracle (cargo feature `naive`).
     Naive => "naive", "naive", crate::naive::NaiveBackend, |_o| Vec::new();
     /// Cache-blocked, packed, SIMD, multi-threaded (cargo feature `blocked`).
-    Blocked => "blocked", "blocked", crate::blocked::BlockedBackend, |_o| Vec::new();
+    Blocked => "blocked", "blocked", crate::blocked::BlockedBackend, |o| o.blocked_weights.settings();
     /// Symmetric int8 quantization with integer kernels (cargo feature `int8`).
     Int8 => "int8", "int8", crate::int8::Int8Backend, |o| o.int8.settings();
     /// GGUF's quantized blocks multiplied as stored (cargo feature `quant`).
@@ -100,5 +100,7 @@ pub mod prelude {
     pub use crate::NaiveBackend;
     #[cfg(feature = "quant")]
     pub use crate::QuantBackend;
-    pub use crate::{with_backend, BackendKind, BackendOptions, BackendVisitor, Int8Options};
+    pub use crate::{
+        with_backend, BackendKind, BackendOptions, BackendVisitor, Int8Options, WeightStorage,
+    };
 }

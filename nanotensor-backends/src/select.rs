@@ -164,6 +164,8 @@ pub struct BackendOptions {
     pub threads: usize,
     /// The int8 backend's options (scale granularities).
     pub int8: Int8Options,
+    /// How the blocked backend stores the f32 weights it prepares.
+    pub blocked_weights: WeightStorage,
 }
 
 impl Default for BackendOptions {
@@ -171,7 +173,40 @@ impl Default for BackendOptions {
         BackendOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             int8: Int8Options::default(),
+            blocked_weights: WeightStorage::F32,
         }
+    }
+}
+
+/// How the blocked backend stores an `f32` weight it prepares (`prepare`, `prepare_rows`);
+/// activations, outputs and weights of other element types are not affected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WeightStorage {
+    /// As given: f32, exact.
+    #[default]
+    F32,
+    /// Rounded to bf16 (to nearest, ties to even), half the bytes to stream per product.
+    ///
+    /// On a CPU with AVX512-BF16 the weight is kept as bf16, packed for the `vdpbf16ps`
+    /// kernel. Products of up to 8 rows (decode) widen the weights to f32 in registers and keep
+    /// the activations in f32; larger ones (prefill) round the activations to bf16 too and
+    /// run on `vdpbf16ps`, accumulating in f32. Elsewhere the rounded weight is stored as f32:
+    /// the same values, at f32's cost.
+    Bf16,
+}
+
+impl WeightStorage {
+    /// `"f32"` or `"bf16"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightStorage::F32 => "f32",
+            WeightStorage::Bf16 => "bf16",
+        }
+    }
+
+    /// The blocked backend's settings for reports.
+    pub fn settings(self) -> Vec<(&'static str, String)> {
+        vec![("weights", self.name().to_string())]
     }
 }
 

@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use nanotensor::{Clip, Error, Result};
-use nanotensor_backends::{ActGranularity, BackendKind, BackendOptions, Granularity, Int8Options};
+use nanotensor_backends::{
+    ActGranularity, BackendKind, BackendOptions, Granularity, Int8Options, WeightStorage,
+};
 
 /// Help text for `--backend`, naming the backends of the registry and those compiled in.
 pub fn backend_help() -> String {
@@ -223,6 +225,60 @@ fn thread_options(threads: Option<usize>) -> Result<BackendOptions> {
         opts.threads = t;
     }
     Ok(opts)
+}
+
+/// `--dtype` of the model commands (`generate`, `perplexity`, `bench-model`): the element type
+/// the model's matrices are stored in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WeightDType {
+    /// As loaded: 32-bit floats (each backend's own format for int8 and quant).
+    #[default]
+    F32,
+    /// bfloat16 weights on the blocked backend: half the bytes per decode step; activations
+    /// stay f32 at decode, prefill rounds them to bf16 for `vdpbf16ps` where the CPU has it.
+    Bf16,
+}
+
+/// The `--dtype` flag of the model commands.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct WeightArgs {
+    /// Element type the weights are stored in: f32, or bf16 (blocked backend only).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: WeightDType,
+}
+
+impl WeightArgs {
+    /// `"f32"` or `"bf16"`.
+    pub fn name(&self) -> &'static str {
+        self.storage().name()
+    }
+
+    /// The blocked backend's weight storage for this flag.
+    pub fn storage(&self) -> WeightStorage {
+        match self.dtype {
+            WeightDType::F32 => WeightStorage::F32,
+            WeightDType::Bf16 => WeightStorage::Bf16,
+        }
+    }
+
+    /// Sets the weight storage in `opts` for a run of the backends `kinds`: bf16 weights are
+    /// a blocked-backend setting, so `--dtype bf16` with another backend is a user error.
+    pub fn apply(&self, kinds: &[BackendKind], opts: &mut BackendOptions) -> Result<()> {
+        if let Some(k) = kinds
+            .iter()
+            .find(|&&k| k != BackendKind::Blocked && self.dtype != WeightDType::F32)
+        {
+            return Err(Error::invalid_arg(
+                "dtype",
+                format!(
+                    "--dtype {} stores the weights as bf16 on the blocked backend; `{k}` keeps its own format (use --backend blocked)",
+                    self.name()
+                ),
+            ));
+        }
+        opts.blocked_weights = self.storage();
+        Ok(())
+    }
 }
 
 /// Element type selected with `--dtype`.

@@ -433,6 +433,33 @@ fn a_backend_not_compiled_in_is_named_with_its_feature() {
     }
 }
 
+/// `--dtype bf16` is the blocked backend's weight storage: any other compiled-in backend is
+/// refused before the model is opened (no model needed), and a type the model commands do not
+/// offer is a flag error.
+#[test]
+fn bf16_weights_on_another_backend_are_refused() {
+    for kind in nanotensor_backends::BackendKind::compiled() {
+        if kind == nanotensor_backends::BackendKind::Blocked {
+            continue;
+        }
+        for cmd in [
+            &["generate", "--prompt", "Hi"][..],
+            &["perplexity", "--file", "x.txt"][..],
+            &["bench-model"][..],
+        ] {
+            let mut args: Vec<&str> = cmd.to_vec();
+            args.extend(["--backend", kind.name(), "--dtype", "bf16"]);
+            let line = expect_user_error(&args, "--dtype bf16", None);
+            assert!(line.contains(kind.name()), "{line}");
+        }
+    }
+    expect_user_error(
+        &["generate", "--prompt", "Hi", "--dtype", "f64"],
+        "f64",
+        None,
+    );
+}
+
 fn have_model() -> bool {
     nanotensor::model_path::model_for_tests("bad_input").is_some()
 }

@@ -164,6 +164,50 @@ fn generate_json_has_the_fields_and_the_reference_ids() {
     assert_eq!(v["kv_cache_bytes"], 30 * 2 * 7 * 192 * 4);
 }
 
+/// `--dtype bf16` on the blocked backend: the report names the weight type and the greedy ids
+/// still follow the exact (float64) reference for the first 12 tokens (the f32 model does too;
+/// bf16 weights shift the logits by ~0.1 % of perplexity, not enough to flip these picks).
+#[test]
+fn bf16_weights_report_their_type_and_keep_the_reference_ids() {
+    if !have_model() || !nanotensor_backends::BackendKind::Blocked.is_compiled() {
+        return;
+    }
+    let run = |dtype: &str| {
+        json(&nanotensor(&[
+            "generate",
+            "--prompt",
+            "Once upon a time",
+            "--max-tokens",
+            "12",
+            "--backend",
+            "blocked",
+            "--dtype",
+            dtype,
+            "--json",
+        ]))
+    };
+    let (f32, bf16) = (run("f32"), run("bf16"));
+    assert_eq!(
+        (&f32["dtype"], &bf16["dtype"]),
+        (&"f32".into(), &"bf16".into())
+    );
+    assert_eq!(f32["blocked"]["weights"], "f32");
+    assert_eq!(bf16["blocked"]["weights"], "bf16");
+    let (_, ids) = greedy_reference(12);
+    assert_eq!(bf16["ids"], ids);
+    // Half the matrix bytes where the CPU keeps them as bf16 (AVX512-BF16), else the same.
+    let (wf, wb) = (
+        f32["weights_bytes"].as_u64().unwrap(),
+        bf16["weights_bytes"].as_u64().unwrap(),
+    );
+    let cpu = nanotensor_backends::cpu::features();
+    if cpu.avx512f && cpu.avx512bf16 {
+        assert!(wb * 10 < wf * 6, "bf16 {wb} vs f32 {wf} bytes");
+    } else {
+        assert_eq!(wb, wf);
+    }
+}
+
 #[test]
 fn a_prompt_file_is_read_verbatim() {
     if !have_model() {

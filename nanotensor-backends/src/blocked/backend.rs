@@ -3,6 +3,7 @@
 use super::half16::{self, narrow_into, view, view_mut, widen_into, Bf16Preference, HalfKernel};
 use super::{float_ops, gemm, gemv, kernel, pack};
 use crate::multiversion::{check_finite, Level};
+use crate::select::WeightStorage;
 use crate::threads::Pool;
 use gemm::{BSource, PackedB};
 use kernel::f64_choice::{with_f64_kernel, F64Kernel};
@@ -25,6 +26,8 @@ pub struct BlockedBackend {
     kernel64: F64Kernel,
     /// What bf16 products run on (f16 ones always widen into `kernel`).
     bf16: HalfKernel,
+    /// How f32 weights are stored.
+    weights: WeightStorage,
 }
 
 impl BlockedBackend {
@@ -44,7 +47,44 @@ impl BlockedBackend {
                 kernel,
                 Bf16Preference::from_env(),
             ),
+            weights: WeightStorage::F32,
         })
+    }
+
+    /// This backend with f32 weights stored as `weights` (see [`WeightStorage`]).
+    pub fn with_weight_storage(mut self, weights: WeightStorage) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// How f32 weights are stored.
+    pub fn weight_storage(&self) -> WeightStorage {
+        self.weights
+    }
+
+    /// The kernels a linear layer with a prepared f32 weight runs on, for reports: the f32
+    /// kernel's name, or for bf16 weights `"avx512bf16-12x32+widen-skinny"` (the `vdpbf16ps`
+    /// kernel above 8 rows, bf16 widened into f32 FMAs up to 8) or, on a CPU without
+    /// AVX512-BF16, `"bf16-as-f32+…"` and the f32 kernel's name.
+    pub fn weight_kernel(&self) -> &'static str {
+        match (self.weights, self.bf16_weight_kernel()) {
+            (WeightStorage::F32, _) => self.kernel.name(),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            (WeightStorage::Bf16, Some(_)) => "avx512bf16-12x32+widen-skinny",
+            (WeightStorage::Bf16, _) => self.kernel.bf16_weights_name(),
+        }
+    }
+
+    /// The kernel bf16-stored f32 weights are packed for, where the CPU has AVX512-BF16.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    fn bf16_weight_kernel(&self) -> Option<kernel::avx512_bf16::Avx512Bf16> {
+        kernel::avx512_bf16::Avx512Bf16::new(crate::cpu::features())
+    }
+
+    /// No AVX512-BF16 off x86.
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    fn bf16_weight_kernel(&self) -> Option<()> {
+        None
     }
 
     /// The worker pool, shared with a backend built on this one (`quant`), so that the
@@ -147,6 +187,29 @@ impl BlockedBackend {
     }
 }
 
+impl BlockedBackend {
+    /// An f32 weight (`wt` = `Wᵀ`) under [`WeightStorage::Bf16`]: rounded to bf16, packed for
+    /// the bf16 kernel where the CPU has one, else as f32 for the f32 kernel. `None` for other
+    /// element types or f32 storage.
+    fn prepare_bf16_storage<T: Element>(&self, wt: MatRef<'_, T>) -> Option<Packed> {
+        if T::DTYPE != DType::F32 || self.weights != WeightStorage::Bf16 {
+            return None;
+        }
+        let pool = Some(&self.pool);
+        let round = |x: T| half::bf16::from_f32(x.as_f32());
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Some(kernel) = self.bf16_weight_kernel() {
+            let b = PackedB::new(kernel, pool, wt, move |x: T| round(x).to_bits());
+            return Some(Packed::Bf16 { kernel, b });
+        }
+        let b = with_f32_kernel!(self.kernel, kern => PackedB::new(kern, pool, wt, move |x: T| round(x).to_f32()));
+        Some(Packed::F32 {
+            kernel: self.kernel,
+            b,
+        })
+    }
+}
+
 /// `s` as `f64` values when `T` is `f64` (a no-op view), `None` for every other type.
 fn as_f64<T: Element>(s: &[T]) -> Option<&[f64]> {
     view(s)
@@ -159,7 +222,7 @@ fn as_f64_mut<T: Element>(s: &mut [T]) -> Option<&mut [f64]> {
 
 impl crate::select::BuildBackend for BlockedBackend {
     fn build(opts: &crate::BackendOptions) -> Result<Self> {
-        Self::new(opts.threads)
+        Ok(Self::new(opts.threads)?.with_weight_storage(opts.blocked_weights))
     }
 }
 
@@ -180,6 +243,7 @@ impl Default for BlockedBackend {
                 kernel,
                 Bf16Preference::from_env(),
             ),
+            weights: WeightStorage::F32,
         }
     }
 }
@@ -310,6 +374,8 @@ impl Backend for BlockedBackend {
         let pool = Some(&self.pool);
         let packed = if let Some(p) = self.prepare_bf16(w.as_slice(), out_f, in_f) {
             p
+        } else if let Some(p) = self.prepare_bf16_storage(wt) {
+            p
         } else if T::DTYPE == DType::F64 {
             let b = with_f64_kernel!(self.kernel64, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f64()));
             Packed::F64 {
@@ -330,8 +396,9 @@ impl Backend for BlockedBackend {
         })
     }
 
-    /// An f32 weight is packed a column block of `Wᵀ` (`nc` rows of `W`) at a time, so only
-    /// that block exists unpacked; the other types take the whole matrix (the default).
+    /// An f32 weight (stored as f32 or bf16) is packed a column block of `Wᵀ` (`nc` rows of
+    /// `W`) at a time, so only that block exists unpacked; the other types take the whole
+    /// matrix (the default).
     fn prepare_rows_impl<T: Element>(
         &self,
         shape: [usize; 2],
@@ -343,7 +410,23 @@ impl Backend for BlockedBackend {
             fill(0..out_f, w.as_mut_slice())?;
             return self.prepare_impl(w, shape);
         }
-        let b = with_f32_kernel!(self.kernel, kern => PackedB::from_row_blocks(kern, in_f, out_f, |x: T| x.as_f32(), &mut *fill)?);
+        let bf16 = self.weights == WeightStorage::Bf16;
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let (true, Some(kernel)) = (bf16, self.bf16_weight_kernel()) {
+            let bits = |x: T| half::bf16::from_f32(x.as_f32()).to_bits();
+            let b = PackedB::from_row_blocks(kernel, in_f, out_f, bits, &mut *fill)?;
+            return Ok(BlockedWeight {
+                shape,
+                packed: Packed::Bf16 { kernel, b },
+                _elem: std::marker::PhantomData,
+            });
+        }
+        // f32 storage, or bf16 values stored as f32 on a CPU without AVX512-BF16.
+        let conv = move |x: T| match bf16 {
+            true => half::bf16::from_f32(x.as_f32()).to_f32(),
+            false => x.as_f32(),
+        };
+        let b = with_f32_kernel!(self.kernel, kern => PackedB::from_row_blocks(kern, in_f, out_f, conv, &mut *fill)?);
         Ok(BlockedWeight {
             shape,
             packed: Packed::F32 {
@@ -381,7 +464,14 @@ impl Backend for BlockedBackend {
                 });
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Packed::Bf16 { kernel, b } => half16::linear_bf16(*kernel, pool, x, rows, b, out),
+            Packed::Bf16 { kernel, b } => {
+                if let (Some(x32), Some(y32)) = (T::slice_f32(x), T::slice_f32_mut(out)) {
+                    // An f32 weight stored as bf16 (`WeightStorage::Bf16`).
+                    half16::linear_f32_bf16_weights(*kernel, pool, x32, rows, b, y32);
+                } else {
+                    half16::linear_bf16(*kernel, pool, x, rows, b, out);
+                }
+            }
             Packed::F32 { kernel, b } => {
                 let mut widened = Vec::new();
                 let x32 = match T::slice_f32(x) {

@@ -16,7 +16,7 @@
 //! only pays because the [`Pool`] hands a job to a spinning worker in well under a microsecond.
 
 use super::gemm::PackedB;
-use super::kernel::SkinnyKernel;
+use super::kernel::SkinnyPanel;
 use super::pack::{with_workspace, Slot};
 use crate::multiversion::{all_finite, multiversion, Level};
 use crate::threads::Pool;
@@ -39,13 +39,13 @@ pub const TASKS_PER_THREAD: usize = 4;
 
 /// `y ← x·B` for `x` row-major `m × k` (`1 ≤ m ≤ MAX_ROWS`), `B` packed `k × n` for `kernel`,
 /// `y` row-major `m × n`.
-pub fn skinny<K: SkinnyKernel>(
+pub fn skinny<K: SkinnyPanel>(
     kernel: K,
     pool: Option<&Pool>,
-    x: &[K::A],
+    x: &[K::X],
     m: usize,
-    w: &PackedB<K::B>,
-    y: &mut [K::C],
+    w: &PackedB<K::W>,
+    y: &mut [K::Acc],
 ) {
     let (k, n) = w.dims();
     let nr = K::NR;
@@ -64,8 +64,8 @@ pub fn skinny<K: SkinnyKernel>(
     };
     let panels_per_task = panels.div_ceil(tasks);
     // Accumulators, panel-major: panel q holds rows i < m of NR columns at (q·m + i)·NR.
-    with_workspace::<K::C, _>(Slot::B, panels * m * nr, |acc| {
-        acc.fill(K::C::default());
+    with_workspace::<K::Acc, _>(Slot::B, panels * m * nr, |acc| {
+        acc.fill(K::Acc::default());
         skinny_blocks(kernel, pool, x, m, w, acc, panels_per_task);
         // Scatter the panel-major accumulators into row-major y.
         for (q, tile) in acc.chunks_exact(m * nr).enumerate() {
@@ -80,13 +80,13 @@ pub fn skinny<K: SkinnyKernel>(
 
 /// Streams every packed block of `w` once, each task accumulating its own micro-panels into
 /// its chunk of `acc` (panel-major, `m × NR` per panel).
-fn skinny_blocks<K: SkinnyKernel>(
+fn skinny_blocks<K: SkinnyPanel>(
     kernel: K,
     pool: Option<&Pool>,
-    x: &[K::A],
+    x: &[K::X],
     m: usize,
-    w: &PackedB<K::B>,
-    acc: &mut [K::C],
+    w: &PackedB<K::W>,
+    acc: &mut [K::Acc],
     panels_per_task: usize,
 ) {
     let (k, n) = w.dims();
@@ -94,7 +94,7 @@ fn skinny_blocks<K: SkinnyKernel>(
     let (kc, nc) = (w.blocking().kc, w.blocking().nc);
     let panels = n.div_ceil(nr);
     let threads = pool.map_or(1, Pool::threads);
-    let run = |task: usize, acc: &mut [K::C]| {
+    let run = |task: usize, acc: &mut [K::Acc]| {
         let (q0, q1) = (
             task * panels_per_task,
             ((task + 1) * panels_per_task).min(panels),
@@ -106,12 +106,14 @@ fn skinny_blocks<K: SkinnyKernel>(
             let hi = q1.min((jb + 1) * panels_per_block);
             for (pb, pc) in (0..k).step_by(kc).enumerate() {
                 let kcl = kc.min(k - pc);
+                // A panel holds the depth rounded up to the kernel's grouping (zero-padded).
+                let len = kcl.next_multiple_of(K::KGROUP) * nr;
                 let block = w.block(jb, pb);
                 for q in lo..hi {
                     let local = q - jb * panels_per_block;
-                    let panel = &block[local * kcl * nr..(local + 1) * kcl * nr];
+                    let panel = &block[local * len..(local + 1) * len];
                     let a = &mut acc[(q - q0) * m * nr..(q - q0 + 1) * m * nr];
-                    kernel.skinny(m, kcl, &x[pc..], k, panel, a);
+                    kernel.skinny_panel(m, kcl, &x[pc..], k, panel, a);
                 }
             }
         }

@@ -22,6 +22,8 @@
 use super::gemm::PackedB;
 use super::gemm::{self, BSource};
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+use super::gemv;
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use super::kernel::avx512_bf16::Avx512Bf16;
 pub(super) use super::kernel::convert::{narrow_into, widen_into};
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -183,10 +185,49 @@ pub(super) fn linear_bf16<T: Element>(
 ) {
     let (k, n) = b.dims();
     let x = view::<T, bf16>(x).expect("a bf16 weight takes bf16 activations");
+    if rows <= gemv::MAX_ROWS {
+        // Decode: widen the few rows of x and stream the weight once through the skinny path
+        // (split over the threads), rather than through the GEMM's packing and tiles.
+        with_workspace::<f32, _>(Slot::A, rows * k, |x32| {
+            widen_into(x, x32);
+            with_workspace::<f32, _>(Slot::C, rows * n, |y32| {
+                gemv::skinny(kern.widening_skinny(), pool, x32, rows, b, y32);
+                narrow_into(y32, out);
+            });
+        });
+        return;
+    }
     with_workspace::<f32, _>(Slot::C, rows * n, |y32| {
         let xm = MatRef::new(x, rows, k, k, 1);
         let bits = |v: bf16| v.to_bits();
         gemm::gemm(kern, pool, xm, bits, BSource::Packed(b), |v| v, y32, n);
         narrow_into(y32, out);
+    });
+}
+
+/// `y = x·Wᵀ` for f32 `x` (`rows × k`) and an f32 weight stored as bf16 by [`pack_bf16`]'s
+/// layout (`WeightStorage::Bf16`), into f32 `y`. Up to [`gemv::MAX_ROWS`] rows the weight
+/// streams through the widening skinny kernel and `x` stays f32; above, `x` is rounded to
+/// bf16 (to nearest, ties to even) and the product runs on `vdpbf16ps`, twice the
+/// multiply-adds per instruction of the f32 kernel.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub(super) fn linear_f32_bf16_weights(
+    kern: Avx512Bf16,
+    pool: Option<&Pool>,
+    x: &[f32],
+    rows: usize,
+    b: &PackedB<u16>,
+    y: &mut [f32],
+) {
+    let (k, n) = b.dims();
+    if rows <= gemv::MAX_ROWS {
+        gemv::skinny(kern.widening_skinny(), pool, x, rows, b, y);
+        return;
+    }
+    with_workspace::<bf16, _>(Slot::C, rows * k, |xb| {
+        narrow_into(x, xb);
+        let xm = MatRef::new(&*xb, rows, k, k, 1);
+        let bits = |v: bf16| v.to_bits();
+        gemm::gemm(kern, pool, xm, bits, BSource::Packed(b), |v| v, y, n);
     });
 }

@@ -171,6 +171,8 @@ pub(super) fn run(
             while j0 < end {
                 let n = BC.min(end - j0);
                 let kb = &k.data[k.layout.offset(g, j0)..];
+                let vb = &v.data[v.layout.offset(g, j0)..];
+                kernel::prefetch_rows(vb, v.layout.row_stride, n, dv);
                 kernel::decode_scores(isa, qi, kb, k.layout.row_stride, n, &mut s);
                 let mut bm = f32::NEG_INFINITY;
                 for x in s[..n].iter_mut() {
@@ -182,7 +184,6 @@ pub(super) fn run(
                 let sum = kernel::exp2_sub_sum(isa, &mut s[..n], m_new);
                 l = l * alpha + sum;
                 m = m_new;
-                let vb = &v.data[v.layout.offset(g, j0)..];
                 kernel::decode_values(isa, vb, v.layout.row_stride, n, &s, alpha, acc);
                 j0 += n;
             }

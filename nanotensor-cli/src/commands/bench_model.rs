@@ -28,7 +28,7 @@ use super::bandwidth::{check_probe_budget, probe, probe_json, DEFAULT_PROBE_BYTE
 use super::model_io::open_model;
 use crate::output::{
     backend_options, median, parse_bytes, print_json, print_table, settings_label, transforms_json,
-    transforms_label, with_all_settings, Int8Args,
+    transforms_label, with_all_settings, Int8Args, WeightArgs, WeightDType,
 };
 use nanotensor_backends::bandwidth::{ReadBandwidth, DEFAULT_PASSES};
 
@@ -88,6 +88,8 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub int8: Int8Args,
+    #[command(flatten)]
+    pub weights: WeightArgs,
 }
 
 /// One measured configuration.
@@ -132,10 +134,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     let kinds = match &args.backend {
         Some(name) => vec![BackendKind::parse(name)?],
+        // bf16 weights are the blocked backend's: the default list is then that backend.
+        None if args.weights.dtype != WeightDType::F32 => vec![BackendKind::Blocked],
         None => BackendKind::compiled(),
     };
     // The same options for every backend, validated before any model work.
-    let opts = backend_options(args.threads, &args.int8)?;
+    let mut opts = backend_options(args.threads, &args.int8)?;
+    args.weights.apply(&kinds, &mut opts)?;
     if !args.no_bandwidth_probe {
         check_probe_budget(args.probe_bytes)?;
     }
@@ -219,6 +224,7 @@ pub fn run(args: Args) -> Result<()> {
         print_json(&with_all_settings(
             json!({
                 "prompt_tokens": args.prompt_tokens,
+                "dtype": args.weights.name(),
                 "file_bytes": file.gguf.file_size(),
                 "tensor_bytes": file.gguf.tensor_bytes(),
                 "decode_tokens": args.decode_tokens,

@@ -15,7 +15,7 @@ use super::model_io::{
 };
 use crate::output::{
     backend_choice_with, backend_help, print_json, settings_label, transforms_json,
-    transforms_label, with_settings, Int8Args,
+    transforms_label, with_settings, Int8Args, WeightArgs,
 };
 
 /// Arguments of `nanotensor generate`.
@@ -61,12 +61,15 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub int8: Int8Args,
+    #[command(flatten)]
+    pub weights: WeightArgs,
 }
 
 /// Runs `nanotensor generate`.
 pub fn run(args: Args) -> Result<()> {
     // Cheap checks first, before the model is touched.
-    let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
+    let (kind, mut opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
+    args.weights.apply(&[kind], &mut opts)?;
     let prompt = match (&args.prompt, &args.prompt_file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) => read_utf8_file("generate", path)?,
@@ -145,6 +148,7 @@ pub fn run(args: Args) -> Result<()> {
                 "model": file.path.display().to_string(),
                 "backend": out.backend,
                 "threads": out.threads,
+                "dtype": args.weights.name(),
                 "kv_cache": !args.no_kv_cache,
                 "load_transforms": transforms_json(out.transforms),
                 "prompt": prompt,

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::model_io::{default_model_backend, open_model, read_utf8_file};
 use crate::output::{
     backend_choice_with, backend_help, print_json, print_table, settings_label, transforms_json,
-    transforms_label, with_settings, Int8Args,
+    transforms_label, with_settings, Int8Args, WeightArgs,
 };
 
 /// Arguments of `nanotensor perplexity`.
@@ -40,11 +40,14 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub int8: Int8Args,
+    #[command(flatten)]
+    pub weights: WeightArgs,
 }
 
 /// Runs `nanotensor perplexity`.
 pub fn run(args: Args) -> Result<()> {
-    let (kind, opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
+    let (kind, mut opts) = backend_choice_with(&args.backend, args.threads, &args.int8)?;
+    args.weights.apply(&[kind], &mut opts)?;
     if args.ctx < 4 {
         return Err(Error::invalid_arg("perplexity", "--ctx must be at least 4"));
     }
@@ -93,6 +96,7 @@ pub fn run(args: Args) -> Result<()> {
                 "file": args.file.display().to_string(),
                 "backend": backend,
                 "threads": threads,
+                "dtype": args.weights.name(),
                 "load_transforms": transforms_json(transforms),
                 "ctx": r.n_ctx,
                 "tokens": tokens.len(),

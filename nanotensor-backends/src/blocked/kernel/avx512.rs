@@ -300,15 +300,27 @@ unsafe fn skinny<const M: usize>(
             }
         }
     }
-    for i in 0..M {
-        // SAFETY: `acc` holds `M·32` floats (caller contract).
+    // SAFETY: `acc` holds `M·32` floats (caller contract).
+    unsafe { add_skinny_sums(&s0, &s1, acc) };
+}
+
+/// `acc[i·32 ..][..32] += s0[i] + s1[i]` for `i < M`: the end of a skinny kernel that keeps two
+/// sets of sums (even and odd depths) per row of 32 outputs.
+///
+/// # Safety
+/// AVX-512F available; `acc` read/write for `M·32` floats.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn add_skinny_sums<const M: usize>(
+    s0: &[[__m512; 2]; M],
+    s1: &[[__m512; 2]; M],
+    acc: *mut f32,
+) {
+    for (i, (a, b)) in s0.iter().zip(s1).enumerate() {
+        // SAFETY: row `i < M` of `acc` holds 32 floats (caller contract).
         unsafe {
             let o = acc.add(i * NR);
-            let r0 = _mm512_add_ps(_mm512_add_ps(s0[i][0], s1[i][0]), _mm512_loadu_ps(o));
-            let r1 = _mm512_add_ps(
-                _mm512_add_ps(s0[i][1], s1[i][1]),
-                _mm512_loadu_ps(o.add(16)),
-            );
+            let r0 = _mm512_add_ps(_mm512_add_ps(a[0], b[0]), _mm512_loadu_ps(o));
+            let r1 = _mm512_add_ps(_mm512_add_ps(a[1], b[1]), _mm512_loadu_ps(o.add(16)));
             _mm512_storeu_ps(o, r0);
             _mm512_storeu_ps(o.add(16), r1);
         }

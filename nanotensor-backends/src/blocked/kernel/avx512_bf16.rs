@@ -18,13 +18,22 @@
 //!
 //! Edge tiles run natively and the last depth block flags NaN/±∞ in the finished f32 values,
 //! exactly as in the f32 kernel.
+//!
+//! **Decode with bf16 weights** ([`Bf16WeightsSkinny`]): a model whose weights are stored as
+//! bf16 but whose activations stay f32 streams these same B panels one to eight rows at a
+//! time. There the product is bound by memory, not by multiply-adds, so instead of rounding
+//! the activations to bf16 for `vdpbf16ps` the kernel widens each weight pair in registers — a
+//! bf16 is the top half of an f32, so the even depth of a 32-bit pair is the word shifted left
+//! by 16 and the odd one the word with its low half cleared — and runs f32 FMAs. The weights
+//! are read at half the bytes of f32 and the activations keep their precision. It needs
+//! AVX-512F only.
 
 #[cfg(target_arch = "x86")]
 use std::arch::x86::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::{GemmKernel, TileAt};
+use super::{GemmKernel, SkinnyPanel, TileAt};
 use crate::cpu::CpuFeatures;
 
 const MR: usize = 12;
@@ -42,6 +51,119 @@ impl Avx512Bf16 {
     pub fn new(cpu: &CpuFeatures) -> Option<Self> {
         (cpu.avx512f && cpu.avx512bf16).then_some(Avx512Bf16 { _checked: () })
     }
+}
+
+impl Avx512Bf16 {
+    /// The decode kernel that streams this kernel's B panels against f32 rows of X.
+    pub fn widening_skinny(self) -> Bf16WeightsSkinny {
+        Bf16WeightsSkinny { _checked: () }
+    }
+}
+
+/// f32 rows of X against B panels packed for [`Avx512Bf16`], the weights widened to f32 in
+/// registers (see the module docs). Obtained from an [`Avx512Bf16`], which proves AVX-512F.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bf16WeightsSkinny {
+    _checked: (),
+}
+
+impl SkinnyPanel for Bf16WeightsSkinny {
+    type X = f32;
+    /// bf16 bit patterns, in depth pairs.
+    type W = u16;
+    type Acc = f32;
+    const NR: usize = NR;
+    const KGROUP: usize = 2;
+
+    fn skinny_panel(&self, m: usize, kc: usize, x: &[f32], ldx: usize, b: &[u16], acc: &mut [f32]) {
+        assert!((1..=8).contains(&m), "skinny: 1..=8 rows");
+        assert!(
+            b.len() >= kc.next_multiple_of(2) * NR && acc.len() >= m * NR,
+            "skinny: short buffers"
+        );
+        assert!(x.len() >= (m - 1) * ldx + kc, "skinny: short x");
+        let (x, b, acc) = (x.as_ptr(), b.as_ptr(), acc.as_mut_ptr());
+        // SAFETY: AVX-512F was detected (an `Avx512Bf16` exists, and it checks it); every
+        // range `skinny_widen` touches was bounds-checked above.
+        unsafe {
+            match m {
+                1 => skinny_widen::<1>(kc, x, ldx, b, acc),
+                2 => skinny_widen::<2>(kc, x, ldx, b, acc),
+                3 => skinny_widen::<3>(kc, x, ldx, b, acc),
+                4 => skinny_widen::<4>(kc, x, ldx, b, acc),
+                5 => skinny_widen::<5>(kc, x, ldx, b, acc),
+                6 => skinny_widen::<6>(kc, x, ldx, b, acc),
+                7 => skinny_widen::<7>(kc, x, ldx, b, acc),
+                _ => skinny_widen::<8>(kc, x, ldx, b, acc),
+            }
+        }
+    }
+}
+
+/// `acc[i·32 + j] += Σ_p x[i·ldx + p] · B(p, j)` for `M` rows, `B` one bf16 pair panel of depth
+/// `kc`: each 32-bit word of a panel row holds `B(2q, j)` in its low and `B(2q+1, j)` in its
+/// high half, so the shift and the mask give both as f32. Even and odd depths sum into separate
+/// accumulators, so no chain of dependent FMAs limits the rate at which B streams in.
+///
+/// # Safety
+/// AVX-512F available; `x` readable for `(M−1)·ldx + kc` floats, `b` for `⌈kc/2⌉·64` values,
+/// `acc` read/write for `M·32` floats.
+#[allow(clippy::needless_range_loop)] // the row index drives two accumulator arrays and x
+#[target_feature(enable = "avx512f")]
+unsafe fn skinny_widen<const M: usize>(
+    kc: usize,
+    x: *const f32,
+    ldx: usize,
+    b: *const u16,
+    acc: *mut f32,
+) {
+    let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+    let widen = |v: __m512i| {
+        (
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)),
+            _mm512_castsi512_ps(_mm512_and_si512(v, high)),
+        )
+    };
+    let mut s0 = [[_mm512_setzero_ps(); 2]; M];
+    let mut s1 = [[_mm512_setzero_ps(); 2]; M];
+    let pairs = kc / 2;
+    for q in 0..pairs {
+        // SAFETY: pair `q < kc / 2` of the panel and depths `2q, 2q + 1 < kc` of each row are
+        // inside the caller's ranges; a prefetch past the end never faults.
+        unsafe {
+            let bp = b.add(q * 2 * NR);
+            // 16 depth pairs (2 KiB) ahead, as the f32 skinny kernel.
+            let ahead = bp.wrapping_add(16 * 2 * NR) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(ahead);
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+            let (e0, o0) = widen(_mm512_loadu_si512(bp.cast()));
+            let (e1, o1) = widen(_mm512_loadu_si512(bp.add(NR).cast()));
+            for i in 0..M {
+                let xp = x.add(i * ldx + 2 * q);
+                let (x0, x1) = (_mm512_set1_ps(*xp), _mm512_set1_ps(*xp.add(1)));
+                s0[i][0] = _mm512_fmadd_ps(x0, e0, s0[i][0]);
+                s0[i][1] = _mm512_fmadd_ps(x0, e1, s0[i][1]);
+                s1[i][0] = _mm512_fmadd_ps(x1, o0, s1[i][0]);
+                s1[i][1] = _mm512_fmadd_ps(x1, o1, s1[i][1]);
+            }
+        }
+    }
+    if kc % 2 == 1 {
+        // SAFETY: the last, half-filled pair `pairs` lies inside the padded panel, and depth
+        // `kc − 1` inside each row of x.
+        unsafe {
+            let bp = b.add(pairs * 2 * NR);
+            let (e0, _) = widen(_mm512_loadu_si512(bp.cast()));
+            let (e1, _) = widen(_mm512_loadu_si512(bp.add(NR).cast()));
+            for i in 0..M {
+                let x0 = _mm512_set1_ps(*x.add(i * ldx + kc - 1));
+                s0[i][0] = _mm512_fmadd_ps(x0, e0, s0[i][0]);
+                s0[i][1] = _mm512_fmadd_ps(x0, e1, s0[i][1]);
+            }
+        }
+    }
+    // SAFETY: `acc` holds `M·32` floats (caller contract).
+    unsafe { super::avx512::add_skinny_sums(&s0, &s1, acc) };
 }
 
 impl GemmKernel for Avx512Bf16 {

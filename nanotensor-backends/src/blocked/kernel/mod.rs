@@ -9,6 +9,7 @@
 //! | [`avx512`] | AVX-512F | f32 | 12 × 32 | 24 zmm accumulators + 2 B + broadcasts |
 //! | [`avx512_f64`] | AVX-512F | f64 | 12 × 16 | 24 zmm accumulators + 2 B + broadcasts |
 //! | [`avx512_bf16`] | AVX-512F + BF16 | bf16 pairs → f32 | 12 × 32 | as the f32 kernel |
+//! | [`avx512_bf16`] (skinny) | AVX-512F | f32 rows × bf16 pairs | m ≤ 8 × 32 | 2 sums per output vector |
 //! | [`avx2`] | AVX2 + FMA | f32 | 6 × 16 | 12 ymm accumulators + 2 B + 1 broadcast |
 //! | [`avx2_f64`] | AVX2 + FMA | f64 | 6 × 8 | 12 ymm accumulators + 2 B + 1 broadcast |
 //! | [`scalar`] | portable | f32, f64 | 4 × 8, 4 × 4 | arrays the compiler vectorises |
@@ -282,6 +283,56 @@ pub trait SkinnyKernel: GemmKernel {
     );
 }
 
+/// What the skinny driver ([`super::gemv::skinny`]) needs of a kernel: the element types of
+/// `x`, of the packed B panels and of the accumulators, the panel width and depth grouping,
+/// and the per-panel step. Every [`SkinnyKernel`] is one (same types, same layout); a kernel
+/// that only streams B panels packed for another kernel — f32 rows against bf16 weights packed
+/// for [`avx512_bf16`] — implements it directly.
+pub trait SkinnyPanel: Copy + Send + Sync {
+    /// Element of the rows of X.
+    type X: Copy + Send + Sync;
+    /// Element of the packed B micro-panels.
+    type W: bytemuck::Pod + Send + Sync;
+    /// Accumulator (and output) element.
+    type Acc: bytemuck::Pod + Default + Send + Sync;
+    /// Columns per B micro-panel.
+    const NR: usize;
+    /// Depth grouping of the panels (see [`GemmKernel::KGROUP`]).
+    const KGROUP: usize;
+
+    /// `acc[i·NR + j] += Σ_p x[i·ldx + p] · b(p, j)` for `i < m ≤ 8`, `j < NR`, `p < kc`, with
+    /// `b` one micro-panel of depth `kc` (at least `kc` rounded up to `KGROUP`, times `NR`).
+    fn skinny_panel(
+        &self,
+        m: usize,
+        kc: usize,
+        x: &[Self::X],
+        ldx: usize,
+        b: &[Self::W],
+        acc: &mut [Self::Acc],
+    );
+}
+
+impl<K: SkinnyKernel> SkinnyPanel for K {
+    type X = K::A;
+    type W = K::B;
+    type Acc = K::C;
+    const NR: usize = <K as GemmKernel>::NR;
+    const KGROUP: usize = <K as GemmKernel>::KGROUP;
+
+    fn skinny_panel(
+        &self,
+        m: usize,
+        kc: usize,
+        x: &[K::A],
+        ldx: usize,
+        b: &[K::B],
+        acc: &mut [K::C],
+    ) {
+        self.skinny(m, kc, x, ldx, b, acc);
+    }
+}
+
 /// The f32 kernel chosen for this CPU. Only [`detect`] builds one, after checking the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum F32Kernel {
@@ -323,6 +374,20 @@ impl F32Kernel {
             #[cfg(target_arch = "wasm32")]
             F32Kernel::Wasm(_) => "convert+wasm-simd128-f32-4x8",
             F32Kernel::Scalar(_) => "convert+portable-f32-4x8",
+        }
+    }
+
+    /// The name of this kernel running f32 weights rounded to bf16 but stored as f32 (a CPU
+    /// without AVX512-BF16): `"bf16-as-f32+"` and [`name`](F32Kernel::name).
+    pub fn bf16_weights_name(&self) -> &'static str {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx512(_) => "bf16-as-f32+avx512-f32-12x32",
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            F32Kernel::Avx2(_) => "bf16-as-f32+avx2-f32-6x16",
+            #[cfg(target_arch = "wasm32")]
+            F32Kernel::Wasm(_) => "bf16-as-f32+wasm-simd128-f32-4x8",
+            F32Kernel::Scalar(_) => "bf16-as-f32+portable-f32-4x8",
         }
     }
 
@@ -707,6 +772,10 @@ pub(crate) mod tests {
     fn convert_names_name_the_f32_kernel() {
         for kern in F32Kernel::available() {
             assert_eq!(kern.convert_name(), format!("convert+{}", kern.name()));
+            assert_eq!(
+                kern.bf16_weights_name(),
+                format!("bf16-as-f32+{}", kern.name())
+            );
         }
     }
 

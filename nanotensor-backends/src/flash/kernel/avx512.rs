@@ -225,3 +225,98 @@ unsafe fn pv_tile<const T: usize>(
         }
     }
 }
+
+/// `s[j] = q · K[j, ..d]` for `j < rows` (the decode scores), `d = q.len()`. Each row is two
+/// FMA chains over 16-lane slices (a masked one for a tail), summed across lanes once; the
+/// row eight ahead is prefetched, because the cache rows of one head lie a whole KV row
+/// apart and the decode step has just streamed every weight through the caches.
+///
+/// # Safety
+/// avx512f must be available; `k` holds `rows` rows of `d` at stride `ks` (`(rows−1)·ks + d`
+/// elements) and `s` at least `rows`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn decode_scores(q: &[f32], k: &[f32], ks: usize, rows: usize, s: &mut [f32]) {
+    let d = q.len();
+    let (full, tail) = (d / 16, d % 16);
+    let mask = ((1u32 << tail) - 1) as __mmask16;
+    let (qp, kp) = (q.as_ptr(), k.as_ptr());
+    for (j, sj) in s.iter_mut().enumerate().take(rows) {
+        // SAFETY: row `j < rows` spans `j·ks .. j·ks + d`, inside `k`; slices `c < full` and
+        // the masked tail stay below `d` in both `q` and the row. A prefetch never faults.
+        unsafe {
+            let row = kp.add(j * ks);
+            let ahead = row.wrapping_add(8 * ks) as *const i8;
+            for line in (0..d * 4).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+            }
+            let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            let mut c = 0;
+            while c + 2 <= full {
+                let o = 16 * c;
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(o)), _mm512_loadu_ps(row.add(o)), a0);
+                let o = o + 16;
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(o)), _mm512_loadu_ps(row.add(o)), a1);
+                c += 2;
+            }
+            if c < full {
+                let o = 16 * c;
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qp.add(o)), _mm512_loadu_ps(row.add(o)), a0);
+            }
+            if tail > 0 {
+                let o = 16 * full;
+                let qv = _mm512_maskz_loadu_ps(mask, qp.add(o));
+                a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mask, row.add(o)), a1);
+            }
+            *sj = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        }
+    }
+}
+
+/// `acc[x] = α·acc[x] + Σ_{j<rows} p[j]·V[j, x]` (the decode value update), 64 columns of
+/// `acc` at a time in four registers, each row's slice read once.
+///
+/// # Safety
+/// avx512f must be available; `v` holds `rows` rows of `acc.len()` at stride `vs`, `p` at
+/// least `rows` values.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn decode_values(
+    v: &[f32],
+    vs: usize,
+    rows: usize,
+    p: &[f32],
+    alpha: f32,
+    acc: &mut [f32],
+) {
+    let dv = acc.len();
+    let (vp, ap) = (v.as_ptr(), acc.as_mut_ptr());
+    let a = _mm512_set1_ps(alpha);
+    let mut x0 = 0;
+    while x0 < dv {
+        let w = (dv - x0).min(64);
+        // Lanes of the four 16-column slices that lie inside `acc` (masks of 0 read nothing).
+        let m: [__mmask16; 4] = std::array::from_fn(|t| {
+            let lanes = w.saturating_sub(16 * t).min(16) as u32;
+            ((1u64 << lanes) - 1) as __mmask16
+        });
+        // SAFETY: columns `x0 + 16t + lane` with the lane in `m[t]` are below `dv`: inside
+        // `acc`, and inside row `j < rows` of `v` (caller contract); masked lanes are neither
+        // read nor written.
+        unsafe {
+            let mut r: [__m512; 4] = std::array::from_fn(|t| {
+                _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m[t], ap.add(x0 + 16 * t)))
+            });
+            for (j, &pj) in p.iter().enumerate().take(rows) {
+                let pv = _mm512_set1_ps(pj);
+                let row = vp.add(j * vs + x0);
+                for t in 0..4 {
+                    let x = _mm512_maskz_loadu_ps(m[t], row.add(16 * t));
+                    r[t] = _mm512_fmadd_ps(pv, x, r[t]);
+                }
+            }
+            for t in 0..4 {
+                _mm512_mask_storeu_ps(ap.add(x0 + 16 * t), m[t], r[t]);
+            }
+        }
+        x0 += 64;
+    }
+}

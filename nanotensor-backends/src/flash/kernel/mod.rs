@@ -188,12 +188,34 @@ pub fn decode_scores(isa: Isa, q: &[f32], k: &[f32], k_stride: usize, rows: usiz
     assert!(s.len() >= rows);
     match isa {
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: the guard saw avx512f, the one feature `avx512` is compiled with.
+        Isa::Avx512 if avx512_ok() => unsafe { avx512::decode_scores(q, k, k_stride, rows, s) },
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
         Isa::Avx512 | Isa::Avx2 if avx2_ok() => unsafe {
             avx2::decode_scores(q, k, k_stride, rows, s)
         },
         _ => portable::decode_scores::<false>(q, k, k_stride, rows, s),
     }
+}
+
+/// Asks the caches for `rows` rows of `d` floats at stride `stride` from `data` (a hint: a
+/// no-op off x86-64 and on slices shorter than the rows). The decode path prefetches a block
+/// of V rows before it computes that block's scores, so the values are in cache when it
+/// needs them.
+pub fn prefetch_rows(data: &[f32], stride: usize, rows: usize, d: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if rows > 0 && data.len() >= (rows - 1) * stride + d {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for j in 0..rows {
+            let row = data[j * stride..j * stride + d].as_ptr() as *const i8;
+            for line in (0..d * 4).step_by(64) {
+                // SAFETY: a prefetch is a hint that never faults; the address is inside the row.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(line)) };
+            }
+        }
+    }
+    let _ = (data, stride, rows, d);
 }
 
 /// Decode value update `acc[x] = α·acc[x] + Σ_{j<rows} p[j]·V[j, x]`.
@@ -210,6 +232,11 @@ pub fn decode_values(
     assert!(rows == 0 || v.len() >= (rows - 1) * v_stride + dv);
     assert!(p.len() >= rows);
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the guard saw avx512f, the one feature `avx512` is compiled with.
+        Isa::Avx512 if avx512_ok() => unsafe {
+            avx512::decode_values(v, v_stride, rows, p, alpha, acc)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the guard saw avx2 and fma, the features `avx2` is compiled with.
         Isa::Avx512 | Isa::Avx2 if avx2_ok() => unsafe {

@@ -132,8 +132,10 @@ fn s_is_masked(lane: usize, step: u64) -> bool {
 
 #[test]
 fn decode_helpers_match_scalar_loops() {
-    for isa in isas() {
-        let (rows, d, stride) = (37, 64, 80);
+    for (isa, (rows, d, stride)) in isas()
+        .into_iter()
+        .flat_map(|i| [(37, 64, 80), (19, 24, 30), (9, 80, 80), (5, 130, 131)].map(|s| (i, s)))
+    {
         let q = randv(d, 1);
         let k = randv((rows - 1) * stride + d, 2);
         let mut s = vec![0.0f32; rows];
