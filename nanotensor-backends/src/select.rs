@@ -204,9 +204,13 @@ impl WeightStorage {
         }
     }
 
-    /// The blocked backend's settings for reports.
+    /// The blocked backend's settings for reports: `weights bf16`, or none for the default
+    /// (so reports of f32 runs are as they were; the model commands print `dtype` as well).
     pub fn settings(self) -> Vec<(&'static str, String)> {
-        vec![("weights", self.name().to_string())]
+        match self {
+            WeightStorage::F32 => Vec::new(),
+            WeightStorage::Bf16 => vec![("weights", self.name().to_string())],
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct BlockedBackend {
     bf16: HalfKernel,
     /// How f32 weights are stored.
     weights: WeightStorage,
+    /// Whether bf16-stored weights may use the AVX512-BF16 pair panels (tests turn it off to
+    /// run the fallback of CPUs without them).
+    bf16_panels: bool,
 }
 
 impl BlockedBackend {
@@ -48,7 +51,16 @@ impl BlockedBackend {
                 Bf16Preference::from_env(),
             ),
             weights: WeightStorage::F32,
+            bf16_panels: true,
         })
+    }
+
+    /// This backend as on a CPU without AVX512-BF16 as far as bf16-stored weights go: they are
+    /// kept as rounded f32 values for the f32 kernel.
+    #[cfg(test)]
+    pub(crate) fn without_bf16_panels(mut self) -> Self {
+        self.bf16_panels = false;
+        self
     }
 
     /// This backend with f32 weights stored as `weights` (see [`WeightStorage`]).
@@ -78,7 +90,7 @@ impl BlockedBackend {
     /// The kernel bf16-stored f32 weights are packed for, where the CPU has AVX512-BF16.
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn bf16_weight_kernel(&self) -> Option<kernel::avx512_bf16::Avx512Bf16> {
-        kernel::avx512_bf16::Avx512Bf16::new(crate::cpu::features())
+        kernel::avx512_bf16::Avx512Bf16::new(crate::cpu::features()).filter(|_| self.bf16_panels)
     }
 
     /// No AVX512-BF16 off x86.
@@ -188,26 +200,40 @@ impl BlockedBackend {
 }
 
 impl BlockedBackend {
-    /// An f32 weight (`wt` = `Wᵀ`) under [`WeightStorage::Bf16`]: rounded to bf16, packed for
-    /// the bf16 kernel where the CPU has one, else as f32 for the f32 kernel. `None` for other
-    /// element types or f32 storage.
-    fn prepare_bf16_storage<T: Element>(&self, wt: MatRef<'_, T>) -> Option<Packed> {
+    /// An f32 weight `w` (`out_f × in_f`) under [`WeightStorage::Bf16`]: rounded to bf16,
+    /// packed for the bf16 kernel where the CPU has one, else rounded in a copy and packed as
+    /// f32 for the f32 kernel (the packer copies f32 to f32 without calling a conversion).
+    /// `None` for other element types or f32 storage.
+    fn prepare_bf16_storage<T: Element>(
+        &self,
+        w: &[T],
+        out_f: usize,
+        in_f: usize,
+    ) -> Option<Packed> {
         if T::DTYPE != DType::F32 || self.weights != WeightStorage::Bf16 {
             return None;
         }
         let pool = Some(&self.pool);
-        let round = |x: T| half::bf16::from_f32(x.as_f32());
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         if let Some(kernel) = self.bf16_weight_kernel() {
-            let b = PackedB::new(kernel, pool, wt, move |x: T| round(x).to_bits());
+            let wt = MatRef::new(w, out_f, in_f, in_f, 1).t();
+            let bits = |x: T| half::bf16::from_f32(x.as_f32()).to_bits();
+            let b = PackedB::new(kernel, pool, wt, bits);
             return Some(Packed::Bf16 { kernel, b });
         }
-        let b = with_f32_kernel!(self.kernel, kern => PackedB::new(kern, pool, wt, move |x: T| round(x).to_f32()));
+        let rounded: Vec<f32> = w.iter().map(|&x| round_to_bf16(x.as_f32())).collect();
+        let wt = MatRef::new(&rounded[..], out_f, in_f, in_f, 1).t();
+        let b = with_f32_kernel!(self.kernel, kern => PackedB::new(kern, pool, wt, |x: f32| x));
         Some(Packed::F32 {
             kernel: self.kernel,
             b,
         })
     }
+}
+
+/// `x` rounded to the nearest bf16 (ties to even), as an f32.
+fn round_to_bf16(x: f32) -> f32 {
+    half::bf16::from_f32(x).to_f32()
 }
 
 /// `s` as `f64` values when `T` is `f64` (a no-op view), `None` for every other type.
@@ -244,6 +270,7 @@ impl Default for BlockedBackend {
                 Bf16Preference::from_env(),
             ),
             weights: WeightStorage::F32,
+            bf16_panels: true,
         }
     }
 }
@@ -374,7 +401,7 @@ impl Backend for BlockedBackend {
         let pool = Some(&self.pool);
         let packed = if let Some(p) = self.prepare_bf16(w.as_slice(), out_f, in_f) {
             p
-        } else if let Some(p) = self.prepare_bf16_storage(wt) {
+        } else if let Some(p) = self.prepare_bf16_storage(w.as_slice(), out_f, in_f) {
             p
         } else if T::DTYPE == DType::F64 {
             let b = with_f64_kernel!(self.kernel64, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f64()));
@@ -421,12 +448,17 @@ impl Backend for BlockedBackend {
                 _elem: std::marker::PhantomData,
             });
         }
-        // f32 storage, or bf16 values stored as f32 on a CPU without AVX512-BF16.
-        let conv = move |x: T| match bf16 {
-            true => half::bf16::from_f32(x.as_f32()).to_f32(),
-            false => x.as_f32(),
+        // f32 storage, or bf16 values stored as f32 on a CPU without AVX512-BF16: rounded in
+        // the rows `fill` wrote (the packer copies f32 to f32 without calling a conversion).
+        let mut rows = |r: std::ops::Range<usize>, buf: &mut [T]| -> Result<()> {
+            fill(r, buf)?;
+            if bf16 {
+                buf.iter_mut()
+                    .for_each(|x| *x = T::from_f32(round_to_bf16(x.as_f32())));
+            }
+            Ok(())
         };
-        let b = with_f32_kernel!(self.kernel, kern => PackedB::from_row_blocks(kern, in_f, out_f, conv, &mut *fill)?);
+        let b = with_f32_kernel!(self.kernel, kern => PackedB::from_row_blocks(kern, in_f, out_f, |x: T| x.as_f32(), &mut rows)?);
         Ok(BlockedWeight {
             shape,
             packed: Packed::F32 {

@@ -326,56 +326,68 @@ fn round_bf16(x: &Tensor<f32>) -> Tensor<f32> {
 }
 
 /// f32 weights stored as bf16 (`WeightStorage::Bf16`): `linear` equals the float64 product
-/// with the weight rounded to bf16 — and, above the skinny row count on a CPU with the
-/// `vdpbf16ps` kernel, the activations rounded too — up to f32 summation error (NMSE ≤ 1e-9;
-/// an unrounded weight would be off by ~1e-6). `prepare_rows` gives the same weight bit for
-/// bit, and where the CPU has AVX512-BF16 the weight takes about half the bytes of f32.
+/// with the weight rounded to bf16 — and, above the skinny row count on the `vdpbf16ps` pair
+/// panels, the activations rounded too — up to f32 summation error (NMSE ≤ 1e-9; an unrounded
+/// weight would be off by ~1e-6). Both storages run: the pair panels where this CPU has
+/// AVX512-BF16, and the rounded-f32 fallback of CPUs without it (forced). `prepare_rows` gives
+/// the same weight bit for bit, and the pair panels take about half the bytes of f32. Shapes
+/// include an odd last depth block after full ones (k = 4097).
 #[test]
 fn bf16_weight_storage_matches_the_rounded_reference() {
-    let dot = cfg!(any(target_arch = "x86", target_arch = "x86_64"))
+    let has_dot = cfg!(any(target_arch = "x86", target_arch = "x86_64"))
         && crate::cpu::features().avx512f
         && crate::cpu::features().avx512bf16;
     for threads in [1, 2] {
-        let be = BlockedBackend::new(threads)
-            .unwrap()
-            .with_weight_storage(WeightStorage::Bf16);
         let plain = BlockedBackend::new(threads).unwrap();
-        if dot {
-            assert_eq!(be.weight_kernel(), "avx512bf16-12x32+widen-skinny");
-        } else {
-            assert_eq!(
-                be.weight_kernel(),
-                format!("bf16-as-f32+{}", be.kernel_name())
-            );
-        }
-        for (s, &(m, k, n)) in SHAPES.iter().chain(&[(8, 96, 70), (9, 96, 70)]).enumerate() {
-            let x = Tensor::<f32>::randn(&[m, k], 1.0, 900 + s as u64).unwrap();
-            let w = Tensor::<f32>::randn(&[n, k], 1.0, 950 + s as u64).unwrap();
-            let xr = if dot && m > gemv::MAX_ROWS {
-                round_bf16(&x)
+        let stored = || {
+            BlockedBackend::new(threads)
+                .unwrap()
+                .with_weight_storage(WeightStorage::Bf16)
+        };
+        for (be, dot) in [(stored(), has_dot), (stored().without_bf16_panels(), false)] {
+            if dot {
+                assert_eq!(be.weight_kernel(), "avx512bf16-12x32+widen-skinny");
             } else {
-                x.clone()
-            };
-            let want = matmul_f64(&xr, &round_bf16(&w).t().unwrap()).unwrap();
-            let pw = be.prepare(w.clone()).unwrap();
-            let y = be.linear(&x, &pw).unwrap();
-            let cmp = compare(y.as_slice(), &want).expect("same length");
-            assert!(cmp.passes(1e-9), "{threads}t {m}x{k}x{n}: {cmp:?}");
-            let streamed = be
-                .prepare_rows([n, k], |rows, buf: &mut [f32]| {
-                    buf.copy_from_slice(&w.as_slice()[rows.start * k..rows.end * k]);
-                    Ok(())
-                })
-                .unwrap();
-            let y2 = be.linear(&x, &streamed).unwrap();
-            assert_eq!(y.as_slice(), y2.as_slice(), "prepare_rows {m}x{k}x{n}");
-            if dot && n * k >= 4096 {
-                let full = plain.prepare(w.clone()).unwrap().size_bytes();
-                assert!(
-                    pw.size_bytes() * 10 <= full * 6,
-                    "{m}x{k}x{n}: {} bytes as bf16, {full} as f32",
-                    pw.size_bytes()
+                assert_eq!(
+                    be.weight_kernel(),
+                    format!("bf16-as-f32+{}", be.kernel_name())
                 );
+            }
+            let extra = [(8, 96, 70), (9, 96, 70), (3, 4097, 40), (20, 4097, 40)];
+            for (s, &(m, k, n)) in SHAPES.iter().chain(&extra).enumerate() {
+                let x = Tensor::<f32>::randn(&[m, k], 1.0, 900 + s as u64).unwrap();
+                let w = Tensor::<f32>::randn(&[n, k], 1.0, 950 + s as u64).unwrap();
+                let xr = if dot && m > gemv::MAX_ROWS {
+                    round_bf16(&x)
+                } else {
+                    x.clone()
+                };
+                let want = matmul_f64(&xr, &round_bf16(&w).t().unwrap()).unwrap();
+                let pw = be.prepare(w.clone()).unwrap();
+                let y = be.linear(&x, &pw).unwrap();
+                let cmp = compare(y.as_slice(), &want).expect("same length");
+                assert!(
+                    cmp.passes(1e-9),
+                    "{threads}t dot={dot} {m}x{k}x{n}: {cmp:?}"
+                );
+                let streamed = be
+                    .prepare_rows([n, k], |rows, buf: &mut [f32]| {
+                        buf.copy_from_slice(&w.as_slice()[rows.start * k..rows.end * k]);
+                        Ok(())
+                    })
+                    .unwrap();
+                let y2 = be.linear(&x, &streamed).unwrap();
+                assert_eq!(y.as_slice(), y2.as_slice(), "prepare_rows {m}x{k}x{n}");
+                let full = plain.prepare(w.clone()).unwrap().size_bytes();
+                if dot && n * k >= 4096 {
+                    assert!(
+                        pw.size_bytes() * 10 <= full * 6,
+                        "{m}x{k}x{n}: {} bytes as bf16, {full} as f32",
+                        pw.size_bytes()
+                    );
+                } else if !dot {
+                    assert_eq!(pw.size_bytes(), full, "{m}x{k}x{n}");
+                }
             }
         }
     }

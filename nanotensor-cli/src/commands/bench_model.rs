@@ -135,7 +135,7 @@ pub fn run(args: Args) -> Result<()> {
     let kinds = match &args.backend {
         Some(name) => vec![BackendKind::parse(name)?],
         // bf16 weights are the blocked backend's: the default list is then that backend.
-        None if args.weights.dtype != WeightDType::F32 => vec![BackendKind::Blocked],
+        None if args.weights.dtype != WeightDType::F32 => vec![BackendKind::parse("blocked")?],
         None => BackendKind::compiled(),
     };
     // The same options for every backend, validated before any model work.

@@ -300,21 +300,23 @@ pub(super) unsafe fn decode_values(
         });
         // SAFETY: columns `x0 + 16t + lane` with the lane in `m[t]` are below `dv`: inside
         // `acc`, and inside row `j < rows` of `v` (caller contract); masked lanes are neither
-        // read nor written.
+        // read nor written. A slice past the end (mask 0) is addressed with `wrapping_add`, so
+        // no out-of-bounds pointer is formed by `add`.
         unsafe {
             let mut r: [__m512; 4] = std::array::from_fn(|t| {
-                _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m[t], ap.add(x0 + 16 * t)))
+                let at = ap.wrapping_add(x0 + 16 * t);
+                _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m[t], at))
             });
             for (j, &pj) in p.iter().enumerate().take(rows) {
                 let pv = _mm512_set1_ps(pj);
                 let row = vp.add(j * vs + x0);
                 for t in 0..4 {
-                    let x = _mm512_maskz_loadu_ps(m[t], row.add(16 * t));
+                    let x = _mm512_maskz_loadu_ps(m[t], row.wrapping_add(16 * t));
                     r[t] = _mm512_fmadd_ps(pv, x, r[t]);
                 }
             }
             for t in 0..4 {
-                _mm512_mask_storeu_ps(ap.add(x0 + 16 * t), m[t], r[t]);
+                _mm512_mask_storeu_ps(ap.wrapping_add(x0 + 16 * t), m[t], r[t]);
             }
         }
         x0 += 64;
