@@ -264,10 +264,8 @@ impl WeightArgs {
     /// Sets the weight storage in `opts` for a run of the backends `kinds`: bf16 weights are
     /// a blocked-backend setting, so `--dtype bf16` with another backend is a user error.
     pub fn apply(&self, kinds: &[BackendKind], opts: &mut BackendOptions) -> Result<()> {
-        if let Some(k) = kinds
-            .iter()
-            .find(|&&k| k != BackendKind::Blocked && self.dtype != WeightDType::F32)
-        {
+        let other = kinds.iter().find(|&&k| k != BackendKind::Blocked);
+        if let (WeightDType::Bf16, Some(k)) = (self.dtype, other) {
             return Err(Error::invalid_arg(
                 "dtype",
                 format!(

@@ -315,7 +315,7 @@ fn perplexity_at_ctx_128_is_within_half_a_percent_of_llama_cpp() {
 
 /// Weights stored as bf16 on the blocked backend (`--dtype bf16`) cost at most 0.2 % of
 /// perplexity against llama.cpp's F32 figure (measured: +0.11 % on the AVX512-BF16 path, where
-/// prefill also rounds the activations to bf16), and the weights take about half the bytes.
+/// prefill also rounds the activations to bf16).
 #[test]
 fn bf16_weights_are_within_0_2_percent_of_llama_cpp_f32() {
     let Some(file) = model_file() else { return };
@@ -327,16 +327,23 @@ fn bf16_weights_are_within_0_2_percent_of_llama_cpp_f32() {
         blocked_weights: nanotensor_backends::WeightStorage::Bf16,
         ..BackendOptions::default()
     };
-    let r = gpl3_ppl(&file, BackendKind::Blocked, opts);
+    let (r, rel) = ppl_change(&file, BackendKind::Blocked, opts, "blocked, bf16 weights");
     assert_eq!((r.chunks, r.tokens_scored), (59, 59 * 63));
-    let want = fixture().ppl_f32_ctx128;
-    let rel = r.ppl / want - 1.0;
-    eprintln!(
-        "blocked, bf16 weights: ppl {:.4} ({:+.3}%)",
-        r.ppl,
-        100.0 * rel
-    );
-    assert!(rel.abs() < 0.002, "ppl {} vs {want}", r.ppl);
+    assert!(rel.abs() < 0.002, "ppl {} ({:+.3}%)", r.ppl, 100.0 * rel);
+}
+
+/// The perplexity on GPL-3 at `--ctx 128` of backend `kind` under `opts`, and its change
+/// relative to llama.cpp's F32 figure (printed with `label`).
+fn ppl_change(
+    file: &GgufFile,
+    kind: BackendKind,
+    opts: BackendOptions,
+    label: &str,
+) -> (PerplexityReport, f64) {
+    let r = gpl3_ppl(file, kind, opts);
+    let rel = r.ppl / fixture().ppl_f32_ctx128 - 1.0;
+    eprintln!("{label}: ppl {:.4} ({:+.3}%)", r.ppl, 100.0 * rel);
+    (r, rel)
 }
 
 /// The int8 perplexity on GPL-3 at `--ctx 128` under `opts`, relative to llama.cpp's F32 figure.
@@ -345,11 +352,7 @@ fn int8_ppl_change(file: &GgufFile, int8: nanotensor_backends::Int8Options) -> f
         int8,
         ..BackendOptions::default()
     };
-    let r = gpl3_ppl(file, BackendKind::Int8, opts);
-    let want = fixture().ppl_f32_ctx128;
-    let rel = r.ppl / want - 1.0;
-    eprintln!("int8 {int8:?}: ppl {:.4} ({:+.2}%)", r.ppl, 100.0 * rel);
-    rel
+    ppl_change(file, BackendKind::Int8, opts, &format!("int8 {int8:?}")).1
 }
 
 /// The default int8 scheme (what `--backend int8` and `Int8Backend::default()` run) costs at

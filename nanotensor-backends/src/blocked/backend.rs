@@ -199,38 +199,6 @@ impl BlockedBackend {
     }
 }
 
-impl BlockedBackend {
-    /// An f32 weight `w` (`out_f × in_f`) under [`WeightStorage::Bf16`]: rounded to bf16,
-    /// packed for the bf16 kernel where the CPU has one, else rounded in a copy and packed as
-    /// f32 for the f32 kernel (the packer copies f32 to f32 without calling a conversion).
-    /// `None` for other element types or f32 storage.
-    fn prepare_bf16_storage<T: Element>(
-        &self,
-        w: &[T],
-        out_f: usize,
-        in_f: usize,
-    ) -> Option<Packed> {
-        if T::DTYPE != DType::F32 || self.weights != WeightStorage::Bf16 {
-            return None;
-        }
-        let pool = Some(&self.pool);
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        if let Some(kernel) = self.bf16_weight_kernel() {
-            let wt = MatRef::new(w, out_f, in_f, in_f, 1).t();
-            let bits = |x: T| half::bf16::from_f32(x.as_f32()).to_bits();
-            let b = PackedB::new(kernel, pool, wt, bits);
-            return Some(Packed::Bf16 { kernel, b });
-        }
-        let rounded: Vec<f32> = w.iter().map(|&x| round_to_bf16(x.as_f32())).collect();
-        let wt = MatRef::new(&rounded[..], out_f, in_f, in_f, 1).t();
-        let b = with_f32_kernel!(self.kernel, kern => PackedB::new(kern, pool, wt, |x: f32| x));
-        Some(Packed::F32 {
-            kernel: self.kernel,
-            b,
-        })
-    }
-}
-
 /// `x` rounded to the nearest bf16 (ties to even), as an f32.
 fn round_to_bf16(x: f32) -> f32 {
     half::bf16::from_f32(x).to_f32()
@@ -398,10 +366,17 @@ impl Backend for BlockedBackend {
         let [out_f, in_f] = shape;
         // B = Wᵀ (in × out), read in place through strides.
         let wt = MatRef::new(w.as_slice(), out_f, in_f, in_f, 1).t();
+        if T::DTYPE == DType::F32 && self.weights == WeightStorage::Bf16 {
+            // One path for both entry points: `prepare_rows_impl` rounds and packs a column
+            // block at a time (a CPU without AVX512-BF16 needs the rounded rows first).
+            let w = w.as_slice();
+            return self.prepare_rows_impl(shape, &mut |rows, buf: &mut [T]| {
+                buf.copy_from_slice(&w[rows.start * in_f..rows.end * in_f]);
+                Ok(())
+            });
+        }
         let pool = Some(&self.pool);
         let packed = if let Some(p) = self.prepare_bf16(w.as_slice(), out_f, in_f) {
-            p
-        } else if let Some(p) = self.prepare_bf16_storage(w.as_slice(), out_f, in_f) {
             p
         } else if T::DTYPE == DType::F64 {
             let b = with_f64_kernel!(self.kernel64, kern => PackedB::new(kern, pool, wt, |x: T| x.as_f64()));
@@ -441,7 +416,7 @@ impl Backend for BlockedBackend {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         if let (true, Some(kernel)) = (bf16, self.bf16_weight_kernel()) {
             let bits = |x: T| half::bf16::from_f32(x.as_f32()).to_bits();
-            let b = PackedB::from_row_blocks(kernel, in_f, out_f, bits, &mut *fill)?;
+            let b = PackedB::from_row_blocks(kernel, in_f, out_f, bits, fill)?;
             return Ok(BlockedWeight {
                 shape,
                 packed: Packed::Bf16 { kernel, b },
